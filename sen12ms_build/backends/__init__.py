@@ -1,0 +1,96 @@
+"""Backends: where the three modalities of a scene come from.
+
+Every backend answers one question through :class:`Backend`: for an ROI and a period, give
+the cloud-free Sentinel-2 mosaic, the Sentinel-1 VV/VH image and the 4-band land cover, each
+as a GeoTIFF on the ROI's export grid (EPSG:4326 at 0.0001 degrees, :meth:`ROI.export_grid`).
+
+* ``local`` (:mod:`.local`) runs the query / score / merge of :mod:`sen12ms_build.mosaic` on
+  a local archive of rasters (no network).
+* ``earthengine`` (:mod:`.earthengine`) runs the same algorithm on Google Earth Engine and
+  downloads the result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from ..mosaic import MosaicParams
+from ..roi import ROI
+
+#: File names of an export inside its folder; ``aux`` is optional.
+EXPORT_FILES = {"s1": "s1.tif", "s2": "s2.tif", "lc": "lc.tif", "aux": "s2_aux.tif"}
+#: Bands of the optional aux raster (uint8): source image index (255: none) and the final
+#: poor-pixel (cloud or shadow) mask of the mosaic (1 poor, 0 clear, 255 no data).
+AUX_BANDS = ("source_index", "poor")
+
+
+@dataclass(frozen=True)
+class SceneRequest:
+    """What to export: an ROI, a period ``[start, end]`` (inclusive dates), the mosaicking
+    constants and the land-cover year."""
+
+    roi: ROI
+    season: str
+    start: dt.date
+    end: dt.date
+    params: MosaicParams = field(default_factory=MosaicParams)
+    landcover_year: int = 2016
+
+
+@dataclass
+class SceneExport:
+    """A backend's answer: paths of the exported GeoTIFFs (EPSG:4326, 0.0001 degrees, one
+    identical grid) and metadata (images used, cloudy percentages, poor-pixel share ...)."""
+
+    s1: Path
+    s2: Path
+    lc: Path
+    aux: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def in_folder(cls, folder: Path, meta: dict[str, Any] | None = None) -> "SceneExport":
+        folder = Path(folder)
+        aux = folder / EXPORT_FILES["aux"]
+        return cls(s1=folder / EXPORT_FILES["s1"], s2=folder / EXPORT_FILES["s2"],
+                   lc=folder / EXPORT_FILES["lc"], aux=aux if aux.exists() else None,
+                   meta=meta or {})
+
+    def paths(self) -> dict[str, Path]:
+        return {"s1": self.s1, "s2": self.s2, "lc": self.lc}
+
+
+class NoDataError(RuntimeError):
+    """The backend found no acquisition of a modality for the ROI and period."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The one interface the pipeline talks to."""
+
+    name: str
+
+    def export_scene(self, request: SceneRequest, out_dir: Path) -> SceneExport:
+        """Write ``s1.tif``, ``s2.tif``, ``lc.tif`` (and optionally ``s2_aux.tif``) for the
+        request into ``out_dir`` atomically and return their paths and metadata.
+
+        Raises:
+            NoDataError: a modality has no acquisition for the ROI and period.
+        """
+        ...
+
+
+def get_backend(name: str, **options: Any) -> Backend:
+    """Instantiate a backend by name (``local`` or ``earthengine``)."""
+    if name == "local":
+        from .local import LocalBackend
+
+        return LocalBackend(**options)
+    if name == "earthengine":
+        from .earthengine import EarthEngineBackend
+
+        return EarthEngineBackend(**options)
+    raise ValueError(f"unknown backend {name!r} (choose 'local' or 'earthengine')")

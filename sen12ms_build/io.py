@@ -1,0 +1,160 @@
+"""File I/O at the edges: atomic writes and GeoTIFF checks.
+
+Every file the pipeline produces is written under a temporary name in its destination
+folder and renamed into place when complete, so a file is either whole or absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
+
+log = logging.getLogger(__name__)
+
+TMP_SUFFIX = ".tmp"
+
+
+class OutputError(RuntimeError):
+    """An output could not be written (full disk, permissions); nothing half-written is left."""
+
+
+class InputError(RuntimeError):
+    """An input raster is missing, corrupt, truncated or not what it should be."""
+
+
+def _explain(exc: OSError, path: Path) -> str:
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on the device while writing {path}"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"permission denied writing {path}"
+    return f"cannot write {path}: {exc}"
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success, remove it
+    on any failure. Raises :class:`OutputError` for OS errors (full disk, permissions)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(_explain(exc, path)) from exc
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise OutputError(_explain(exc, path)) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+def atomic_write_text(path: Path | str, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        try:
+            tmp.write_text(text)
+        except OSError as exc:
+            raise OutputError(_explain(exc, Path(path))) from exc
+
+
+GTIFF_PROFILE: dict[str, Any] = {
+    "driver": "GTiff",
+    "tiled": True,
+    "blockxsize": 256,
+    "blockysize": 256,
+    "compress": "deflate",
+    "interleave": "pixel",
+}
+
+
+def write_raster(path: Path | str, data: np.ndarray, *, crs: Any, transform: Any,
+                 nodata: float | None, descriptions: tuple[str, ...] | None = None,
+                 tags: dict[str, Any] | None = None, **profile: Any) -> None:
+    """Write a (C, H, W) array as a GeoTIFF atomically, with band descriptions and tags."""
+    count, height, width = data.shape
+    prof = {**GTIFF_PROFILE, "count": count, "height": height, "width": width,
+            "dtype": data.dtype.name, "crs": crs, "transform": transform, "nodata": nodata,
+            **profile}
+    if width < 256 or height < 256:
+        prof["tiled"] = False
+        prof.pop("blockxsize", None)
+        prof.pop("blockysize", None)
+    if data.dtype == np.float32 and prof.get("compress") == "deflate":
+        prof.setdefault("predictor", 3)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        try:
+            with rasterio.open(tmp, "w", **prof) as dst:
+                dst.write(data)
+                if descriptions:
+                    for i, d in enumerate(descriptions, start=1):
+                        dst.set_band_description(i, d)
+                if tags:
+                    dst.update_tags(**{k: str(v) for k, v in tags.items()})
+        except RasterioIOError as exc:
+            cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else None
+            raise OutputError(_explain(cause, path) if cause else
+                              f"cannot write {path}: {exc}") from exc
+
+
+def check_raster(path: Path | str, *, count: int | None = None,
+                 dtype: str | None = None, full_read: bool = True) -> None:
+    """Raise :class:`InputError` unless ``path`` is a readable raster with the given band
+    count and dtype. With ``full_read`` every block is decoded, which catches truncation."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    try:
+        with rasterio.open(path) as src:
+            if count is not None and src.count != count:
+                raise InputError(f"{path}: expected {count} bands, found {src.count}")
+            if dtype is not None and src.dtypes[0] != dtype:
+                raise InputError(f"{path}: expected dtype {dtype}, found {src.dtypes[0]}")
+            if src.crs is None:
+                raise InputError(f"{path}: no CRS")
+            if full_read:
+                for _, window in src.block_windows(1):
+                    src.read(window=window)
+    except InputError:
+        raise
+    except (RasterioIOError, rasterio.errors.RasterioError, OSError) as exc:
+        raise InputError(f"{path}: unreadable or truncated GeoTIFF ({exc})") from exc
+
+
+def sha256(path: Path | str, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def remove_stale_temporaries(root: Path | str) -> int:
+    """Delete temporary files left by an interrupted run below ``root``; returns the count."""
+    n = 0
+    for p in Path(root).rglob(f"*{TMP_SUFFIX}"):
+        if p.name.startswith("."):
+            with contextlib.suppress(OSError):
+                p.unlink()
+                n += 1
+    if n:
+        log.info("removed %d temporary file(s) left by an interrupted run", n)
+    return n

@@ -1,0 +1,454 @@
+"""Cloud-free Sentinel-2 mosaicking (SEN12MS section 3.1), as pure numpy.
+
+This module is the single definition of the algorithm's constants (:class:`MosaicParams`):
+the local backend executes them here with numpy, the Earth Engine backend imports the same
+object and executes them as Earth Engine expressions. The reference is
+``shared/spec/mosaicking.md`` (Schmitt, Hughes, Qiu, Zhu 2019, "Aggregating cloud-free
+Sentinel-2 images with Google Earth Engine").
+
+Array conventions:
+
+* ``l1c``: (13, H, W) uint16 Level-1C digital numbers in the dataset's band order
+  (:data:`sen12ms_build.products.S2_BANDS`); 0 is nodata (outside the footprint).
+* scores: (H, W) float32; masks: (H, W) bool.
+* ``pixel_size``: (x, y) ground size of one pixel in metres (non-square on the 0.0001 degree
+  export grid, where x shrinks with the cosine of the latitude).
+* solar angles in degrees; azimuth clockwise from north.
+
+The scores are computed at the algorithm's 20 m scale: :func:`score_image` averages the
+input to the nearest integer multiple of its pixel size and expands the scores back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from .products import S2_BANDS
+
+_BAND = {name: i for i, name in enumerate(S2_BANDS)}
+
+
+@dataclass(frozen=True)
+class MosaicParams:
+    """Every constant of the mosaicking algorithm, with the published scripts' defaults.
+
+    Ranges are ``(a, b)`` for ``rescale(x, [a, b]) = (x - a) / (b - a)``; a decreasing range
+    (``a > b``) scores high below ``b``.
+    """
+
+    #: L1C digital numbers per unit of top-of-atmosphere reflectance.
+    reflectance_scale: float = 10000.0
+    # --- cloud score indicators (reflectance) --------------------------------------------
+    b2_range: tuple[float, float] = (0.1, 0.5)  # blue
+    b1_range: tuple[float, float] = (0.1, 0.3)  # aerosol
+    b1_b10_range: tuple[float, float] = (0.15, 0.2)  # aerosol + cirrus
+    rgb_sum_range: tuple[float, float] = (0.2, 0.8)  # B4 + B3 + B2
+    ndmi_range: tuple[float, float] = (-0.1, 0.1)  # nd(B8, B11): clouds are moist
+    ndsi_range: tuple[float, float] = (0.8, 0.6)  # nd(B3, B11): clouds are not snow
+    cloud_score_floor: float = 0.001
+    cloud_kernel_radius: int = 5  # square kernel, (2r+1)^2 pixels at score_scale_m
+    cloud_thresh: float = 0.2  # cloudThresh: cloud score > this is cloud
+    # --- shadow score --------------------------------------------------------------------
+    ir_sum_thresh: float = 0.3  # (B8 + B11 + B12) reflectance below this is dark
+    ndvi_thresh: float = -0.1  # nd(B8, B4) below this is water
+    cloud_heights_m: tuple[int, ...] = tuple(range(200, 10000, 250))
+    erode_radius_px: float = 1.5  # circular focal minimum ...
+    erode_iterations: int = 3
+    dilate_radius_px: float = 3.0  # ... then circular focal maximum ("dilated erosion")
+    dilate_iterations: int = 3
+    shadow_max_radius_px: int = 1  # final 3 x 3 maximum
+    # --- quality score and merge ---------------------------------------------------------
+    quality_kernel_radius: int = 5  # square mean of max(cloud, shadow), then negated
+    score_scale_m: float = 20.0  # scale at which every score is computed
+    keep_thresh: float = 5.0  # keepThresh: CLOUDY_PERCENTAGE below this is a "best" image
+
+    def with_overrides(self, overrides: Mapping[str, Any] | None) -> "MosaicParams":
+        """A copy with some constants replaced; unknown names raise ``KeyError``."""
+        if not overrides:
+            return self
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise KeyError(f"unknown mosaicking constant(s): {', '.join(unknown)}")
+        cast: dict[str, Any] = {}
+        for key, value in overrides.items():
+            current = getattr(self, key)
+            if isinstance(current, tuple):
+                value = tuple(type(current[0])(v) for v in value)
+            else:
+                value = type(current)(value)
+            cast[key] = value
+        return replace(self, **cast)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-dict view (tuples as lists), for manifests and request graphs."""
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in fields(self)}
+
+
+DEFAULT_PARAMS = MosaicParams()
+
+
+# --- elementary operations -----------------------------------------------------------------
+
+def rescale(x: np.ndarray, rng: tuple[float, float]) -> np.ndarray:
+    """``(x - a) / (b - a)``, not clipped (the score's min/max bound it)."""
+    a, b = rng
+    return (x - a) / (b - a)
+
+
+def normalized_difference(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``(p - q) / (p + q)``; 0 where ``p + q == 0``."""
+    s = p + q
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(s != 0, (p - q) / s, 0.0)
+    return out.astype(np.float32)
+
+
+def footprint(l1c: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels with data (not 0 in every band)."""
+    return np.any(l1c != 0, axis=0)
+
+
+def toa_reflectance(l1c: np.ndarray, params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
+    """(13, H, W) float32 reflectance: digital numbers / ``reflectance_scale``."""
+    return (l1c.astype(np.float32) / np.float32(params.reflectance_scale))
+
+
+def focal_mean(x: np.ndarray, radius: int, valid: np.ndarray | None = None) -> np.ndarray:
+    """Mean over a (2r+1) x (2r+1) square, over valid pixels only (as Earth Engine's
+    ``reduceNeighborhood`` ignores masked pixels). Returns float32; 0 where no valid neighbour."""
+    size = 2 * radius + 1
+    x = x.astype(np.float64)
+    if valid is None:
+        return ndimage.uniform_filter(x, size=size, mode="nearest").astype(np.float32)
+    w = valid.astype(np.float64)
+    num = ndimage.uniform_filter(np.where(valid, x, 0.0), size=size, mode="constant")
+    den = ndimage.uniform_filter(w, size=size, mode="constant")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(den > 1e-9, num / den, 0.0)
+    return out.astype(np.float32)
+
+
+def disk(radius: float) -> np.ndarray:
+    """Circular kernel: offsets whose centre lies within ``radius`` pixels."""
+    r = int(math.floor(radius))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    return (xx * xx + yy * yy) <= radius * radius + 1e-9
+
+
+# --- quality score module ------------------------------------------------------------------
+
+def cloud_score(l1c: np.ndarray, params: MosaicParams = DEFAULT_PARAMS,
+                valid: np.ndarray | None = None) -> np.ndarray:
+    """Per-pixel cloud likelihood in [floor, 1], smoothed (spec section 2).
+
+    Starts at 1 and takes the minimum over the six rescaled indicators, floors at
+    ``cloud_score_floor`` and averages over the square ``cloud_kernel_radius`` kernel.
+    Returns (H, W) float32; 0 outside ``valid``.
+    """
+    if valid is None:
+        valid = footprint(l1c)
+    r = toa_reflectance(l1c, params)
+    b = {name: r[i] for name, i in _BAND.items()}
+    score = np.ones(l1c.shape[1:], np.float32)
+    for indicator in (
+        rescale(b["B2"], params.b2_range),
+        rescale(b["B1"], params.b1_range),
+        rescale(b["B1"] + b["B10"], params.b1_b10_range),
+        rescale(b["B4"] + b["B3"] + b["B2"], params.rgb_sum_range),
+        rescale(normalized_difference(b["B8"], b["B11"]), params.ndmi_range),
+        rescale(normalized_difference(b["B3"], b["B11"]), params.ndsi_range),
+    ):
+        np.minimum(score, indicator, out=score)
+    score = np.maximum(score, np.float32(params.cloud_score_floor))
+    smooth = focal_mean(score, params.cloud_kernel_radius, valid)
+    return np.where(valid, smooth, 0.0).astype(np.float32)
+
+
+def cloud_mask(score: np.ndarray, params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
+    """(H, W) bool: cloud score above ``cloud_thresh``."""
+    return score > params.cloud_thresh
+
+
+def shadow_offsets_px(pixel_size: tuple[float, float], solar_azimuth: float,
+                      solar_zenith: float, heights_m: Sequence[float]) -> list[tuple[int, int]]:
+    """(row, col) offsets from a pixel towards the sun where a cloud at each height would
+    cast its shadow onto that pixel: ``d = tan(zenith) * h`` metres along the azimuth.
+
+    Equivalent to Earth Engine's ``displace`` with ``az = azimuth + 180``,
+    ``dx = -sin(az) * d``, ``dy = -cos(az) * d``. Rows grow southwards.
+    """
+    px, py = pixel_size
+    az = math.radians(solar_azimuth)
+    t = math.tan(math.radians(solar_zenith))
+    out = []
+    for h in heights_m:
+        d = t * h
+        east, north = math.sin(az) * d, math.cos(az) * d
+        out.append((int(round(-north / py)), int(round(east / px))))
+    return out
+
+
+def project_clouds(score: np.ndarray, valid: np.ndarray, pixel_size: tuple[float, float],
+                   solar_azimuth: float, solar_zenith: float,
+                   heights_m: Sequence[float]) -> np.ndarray:
+    """Mean over cloud heights of the cloud score found towards the sun (spec 2.3).
+
+    A cloud at height h shades the ground ``tan(zenith) * h`` metres away from the sun, so
+    the projected image at ``p`` is the score at ``p + d`` towards the sun. Heights whose
+    source lies outside the image or its footprint do not count (as masked pixels in Earth
+    Engine's collection mean). Returns (H, W) float32.
+    """
+    h, w = score.shape
+    acc = np.zeros((h, w), np.float64)
+    n = np.zeros((h, w), np.int32)
+    for dr, dc in shadow_offsets_px(pixel_size, solar_azimuth, solar_zenith, heights_m):
+        # destination rows/cols whose source (r + dr, c + dc) is inside the array
+        r0, r1 = max(0, -dr), min(h, h - dr)
+        c0, c1 = max(0, -dc), min(w, w - dc)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        src = score[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+        ok = valid[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+        acc[r0:r1, c0:c1] += np.where(ok, src, 0.0)
+        n[r0:r1, c0:c1] += ok
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(n > 0, acc / np.maximum(n, 1), 0.0)
+    return out.astype(np.float32)
+
+
+def shadow_candidates(l1c: np.ndarray, cloud: np.ndarray,
+                      params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
+    """(H, W) bool: dark (``B8 + B11 + B12 < ir_sum_thresh``), not water
+    (``NDVI >= ndvi_thresh``) and not cloud."""
+    r = toa_reflectance(l1c, params)
+    dark = (r[_BAND["B8"]] + r[_BAND["B11"]] + r[_BAND["B12"]]) < params.ir_sum_thresh
+    water = normalized_difference(r[_BAND["B8"]], r[_BAND["B4"]]) < params.ndvi_thresh
+    return dark & ~water & ~cloud_mask(cloud, params) & footprint(l1c)
+
+
+def shadow_score(l1c: np.ndarray, cloud: np.ndarray, pixel_size: tuple[float, float],
+                 solar_azimuth: float, solar_zenith: float,
+                 params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
+    """Per-pixel shadow likelihood (spec 2, shadow score steps 1-5). (H, W) float32."""
+    valid = footprint(l1c)
+    projected = project_clouds(cloud, valid, pixel_size, solar_azimuth, solar_zenith,
+                               params.cloud_heights_m)
+    s = projected * shadow_candidates(l1c, cloud, params)
+    for _ in range(params.erode_iterations):
+        s = ndimage.grey_erosion(s, footprint=disk(params.erode_radius_px), mode="nearest")
+    for _ in range(params.dilate_iterations):
+        s = ndimage.grey_dilation(s, footprint=disk(params.dilate_radius_px), mode="nearest")
+    size = 2 * params.shadow_max_radius_px + 1
+    s = ndimage.maximum_filter(s, size=size, mode="nearest")
+    return np.where(valid, s, 0.0).astype(np.float32)
+
+
+def quality_score(cloud: np.ndarray, shadow: np.ndarray, valid: np.ndarray,
+                  params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
+    """``-mean_r5(max(cloud, shadow))``: higher is better. (H, W) float32; -inf outside
+    ``valid`` so that an uncovered pixel never wins the quality mosaic."""
+    q = -focal_mean(np.maximum(cloud, shadow), params.quality_kernel_radius, valid)
+    return np.where(valid, q, -np.inf).astype(np.float32)
+
+
+def poor_mask(quality: np.ndarray, params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
+    """Cloud-and-shadow mask: the quality score thresholded at ``cloud_thresh``
+    (``-quality > cloud_thresh``). (H, W) bool, False outside the footprint."""
+    return np.isfinite(quality) & (-quality > params.cloud_thresh)
+
+
+def cloudy_percentage(cloud: np.ndarray, valid: np.ndarray,
+                      roi: np.ndarray | None = None,
+                      params: MosaicParams = DEFAULT_PARAMS) -> float:
+    """CLOUDY_PERCENTAGE: cloudy area inside the ROI over the (ROI-clipped) footprint area,
+    x 100. Returns 100.0 for an image with no pixel in the ROI."""
+    inside = valid if roi is None else valid & roi
+    n = int(inside.sum())
+    if n == 0:
+        return 100.0
+    return 100.0 * float((cloud_mask(cloud, params) & inside).sum()) / n
+
+
+def roi_coverage_percent(valid: np.ndarray, roi: np.ndarray | None = None) -> float:
+    """ROI_COVERAGE_PERCENT: share of the ROI covered by the image footprint, x 100."""
+    if roi is None:
+        return 100.0 * float(valid.mean()) if valid.size else 0.0
+    n = int(roi.sum())
+    return 100.0 * float((valid & roi).sum()) / n if n else 0.0
+
+
+# --- scale handling --------------------------------------------------------------------
+
+def score_factor(pixel_size: tuple[float, float], params: MosaicParams = DEFAULT_PARAMS) -> int:
+    """Integer block size that brings ``pixel_size`` closest to ``score_scale_m`` (>= 1)."""
+    mean_px = math.sqrt(abs(pixel_size[0] * pixel_size[1]))
+    return max(1, int(round(params.score_scale_m / mean_px)))
+
+
+def block_mean(l1c: np.ndarray, factor: int) -> np.ndarray:
+    """Average (C, H, W) uint16 over ``factor`` x ``factor`` blocks, ignoring nodata (0);
+    edge blocks are partial. Returns (C, ceil(H/f), ceil(W/f)) uint16."""
+    if factor == 1:
+        return l1c
+    c, h, w = l1c.shape
+    hp, wp = -(-h // factor) * factor, -(-w // factor) * factor
+    pad = np.zeros((c, hp, wp), np.float64)
+    pad[:, :h, :w] = l1c
+    ok = np.zeros((hp, wp), np.float64)
+    ok[:h, :w] = footprint(l1c)
+    pad *= ok
+    s = pad.reshape(c, hp // factor, factor, wp // factor, factor).sum(axis=(2, 4))
+    n = ok.reshape(hp // factor, factor, wp // factor, factor).sum(axis=(1, 3))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(n > 0, s / np.maximum(n, 1), 0.0)
+    return np.rint(out).astype(np.uint16)
+
+
+def expand(x: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour upsampling of a (h, w) array by ``factor``, cropped to ``shape``."""
+    if factor == 1:
+        return x[: shape[0], : shape[1]]
+    return np.repeat(np.repeat(x, factor, axis=0), factor, axis=1)[: shape[0], : shape[1]]
+
+
+@dataclass
+class ScoredImage:
+    """Scores of one acquisition on the mosaic grid (all (H, W)).
+
+    ``cloud``/``shadow``/``quality`` float32, ``valid``/``poor`` bool; the percentages are
+    over the ROI mask given to :func:`score_image`.
+    """
+
+    cloud: np.ndarray
+    shadow: np.ndarray
+    quality: np.ndarray
+    valid: np.ndarray
+    poor: np.ndarray
+    cloudy_percentage: float
+    roi_coverage_percent: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth: float,
+                solar_zenith: float, roi: np.ndarray | None = None,
+                params: MosaicParams = DEFAULT_PARAMS) -> ScoredImage:
+    """Quality score module for one (13, H, W) uint16 image at ``pixel_size`` metres.
+
+    Scores are computed at ``score_scale_m`` (block means of ``score_factor`` pixels) and
+    expanded back to (H, W) with nearest neighbour, as the Earth Engine scripts compute
+    them at 20 m and apply them at 10 m.
+    """
+    f = score_factor(pixel_size, params)
+    shape = l1c.shape[1:]
+    small = block_mean(l1c, f)
+    spx = (pixel_size[0] * f, pixel_size[1] * f)
+    valid_s = footprint(small)
+    cloud_s = cloud_score(small, params, valid_s)
+    shadow_s = shadow_score(small, cloud_s, spx, solar_azimuth, solar_zenith, params)
+    quality_s = quality_score(cloud_s, shadow_s, valid_s, params)
+    valid = footprint(l1c)
+    cloud = np.where(valid, expand(cloud_s, f, shape), 0.0).astype(np.float32)
+    shadow = np.where(valid, expand(shadow_s, f, shape), 0.0).astype(np.float32)
+    quality = np.where(valid, expand(quality_s, f, shape), -np.inf).astype(np.float32)
+    return ScoredImage(
+        cloud=cloud,
+        shadow=shadow,
+        quality=quality,
+        valid=valid,
+        poor=poor_mask(quality, params),
+        cloudy_percentage=cloudy_percentage(cloud, valid, roi, params),
+        roi_coverage_percent=roi_coverage_percent(valid, roi),
+    )
+
+
+# --- image merging module ----------------------------------------------------------------
+
+@dataclass
+class MergeResult:
+    """Output of :func:`merge`.
+
+    Attributes:
+        mosaic: (13, H, W) uint16, 0 where no image has data.
+        source: (H, W) int16 index of the image each pixel came from, -1 for none.
+        poor_share: share (0..1) of covered output pixels that are poor (cloud or shadow)
+            in the image they came from.
+        best: indices of the "best" images (CLOUDY_PERCENTAGE < keep_thresh), bottom to top.
+    """
+
+    mosaic: np.ndarray
+    source: np.ndarray
+    poor_share: float
+    best: list[int]
+
+
+def best_images(cloudy_pct: Sequence[float], params: MosaicParams = DEFAULT_PARAMS) -> list[int]:
+    """Indices with CLOUDY_PERCENTAGE < keep_thresh, sorted by it descending (clearest last,
+    i.e. on top of the mosaic); ties keep acquisition order."""
+    keep = [i for i, p in enumerate(cloudy_pct) if p < params.keep_thresh]
+    return sorted(keep, key=lambda i: -cloudy_pct[i])
+
+
+def merge_sources(quality: np.ndarray, valid: np.ndarray, cloudy_pct: Sequence[float],
+                  params: MosaicParams = DEFAULT_PARAMS) -> tuple[np.ndarray, list[int]]:
+    """Per-pixel source image of the merge: the quality mosaic (highest quality wins), with
+    the "best" images mosaicked on top wherever they have data.
+
+    Args:
+        quality: (N, H, W) float32 quality scores (-inf outside footprints).
+        valid: (N, H, W) bool footprints.
+        cloudy_pct: N cloudy percentages.
+    Returns:
+        (H, W) int16 source index (-1 where no image has data) and the best list.
+    """
+    n = quality.shape[0]
+    if n == 0:
+        raise ValueError("no images to merge")
+    q = np.where(valid, quality, -np.inf)
+    source = np.argmax(q, axis=0).astype(np.int16)
+    source[~valid.any(axis=0)] = -1
+    best = best_images(cloudy_pct, params)
+    for i in best:  # later (clearer) images on top
+        source[valid[i]] = i
+    return source, best
+
+
+def assemble(images: Sequence[np.ndarray] | np.ndarray, source: np.ndarray) -> np.ndarray:
+    """(C, H, W) mosaic taking each pixel from ``images[source]``; 0 where source is -1."""
+    first = images[0]
+    out = np.zeros(first.shape, first.dtype)
+    for i, img in enumerate(images):
+        sel = source == i
+        if sel.any():
+            out[:, sel] = img[:, sel]
+    return out
+
+
+def merge(images: np.ndarray, quality: np.ndarray, valid: np.ndarray,
+          cloudy_pct: Sequence[float], params: MosaicParams = DEFAULT_PARAMS,
+          poor: np.ndarray | None = None) -> MergeResult:
+    """Image merging module: (N, 13, H, W) uint16 images into one cloud-free mosaic.
+
+    ``poor`` ((N, H, W) bool) defaults to :func:`poor_mask` of ``quality``.
+    """
+    source, best = merge_sources(quality, valid, cloudy_pct, params)
+    mosaic = assemble(images, source)
+    if poor is None:
+        poor = poor_mask(quality, params)
+    return MergeResult(mosaic, source, final_poor_share(source, poor), best)
+
+
+def final_poor_share(source: np.ndarray, poor: np.ndarray) -> float:
+    """Share of covered pixels whose chosen source is poor there. ``poor`` is (N, H, W)."""
+    covered = source >= 0
+    if not covered.any():
+        return 0.0
+    idx = np.clip(source, 0, None)[None]
+    chosen_poor = np.take_along_axis(poor, idx.astype(np.intp), axis=0)[0]
+    return float((chosen_poor & covered).sum()) / float(covered.sum())

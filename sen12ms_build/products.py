@@ -1,0 +1,109 @@
+"""The three modalities of a SEN12MS triplet: bands, dtypes, nodata, resampling.
+
+One home for what both backends export and what the tiler writes, so that the
+local and the Earth Engine backends produce the same bands in the same order.
+
+Conventions (as in the published SEN12MS dataset):
+
+* ``s1``: float32, 2 bands (VV, VH), sigma0 backscatter in dB; nodata NaN.
+* ``s2``: uint16, 13 bands (B1 ... B12 with B8A after B8), Level-1C top-of-atmosphere
+  digital numbers (reflectance x 10000); nodata 0.
+* ``lc``: uint16, 4 bands (IGBP, LCCS LC, LCCS LU, LCCS SH) from MODIS MCD12Q1; nodata 255.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+S2_BANDS: tuple[str, ...] = (
+    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12",
+)
+#: Native ground sampling distance of each Sentinel-2 band in metres.
+S2_NATIVE_RES_M: dict[str, int] = {
+    "B1": 60, "B2": 10, "B3": 10, "B4": 10, "B5": 20, "B6": 20, "B7": 20,
+    "B8": 10, "B8A": 20, "B9": 60, "B10": 60, "B11": 20, "B12": 20,
+}
+S1_BANDS: tuple[str, ...] = ("VV", "VH")
+LC_BANDS: tuple[str, ...] = ("IGBP", "LCCS_LC", "LCCS_LU", "LCCS_SH")
+#: MODIS MCD12Q1 band names behind LC_BANDS, in the same order.
+LC_MODIS_BANDS: tuple[str, ...] = ("LC_Type1", "LC_Prop1", "LC_Prop2", "LC_Prop3")
+
+
+@dataclass(frozen=True)
+class Modality:
+    """One data source of a triplet.
+
+    Attributes:
+        key: the dataset's data identifier (``s1``, ``s2``, ``lc``).
+        bands: band names in file order.
+        descriptions: GeoTIFF band descriptions written into every file.
+        dtype: numpy dtype name of the patches.
+        nodata: nodata value of the patches (NaN for s1).
+        resampling: default resampling for the UTM warp (rasterio name).
+    """
+
+    key: str
+    bands: tuple[str, ...]
+    descriptions: tuple[str, ...]
+    dtype: str
+    nodata: float
+    resampling: str
+
+    @property
+    def count(self) -> int:
+        return len(self.bands)
+
+    def is_nodata(self, arr: np.ndarray) -> np.ndarray:
+        """Boolean (H, W) mask of pixels that are nodata in every band of a (C, H, W) array."""
+        if np.isnan(self.nodata):
+            return np.all(np.isnan(arr), axis=0)
+        return np.all(arr == self.nodata, axis=0)
+
+    def any_nodata(self, arr: np.ndarray) -> np.ndarray:
+        """Boolean (H, W) mask of pixels that are nodata in at least one band."""
+        if np.isnan(self.nodata):
+            return np.any(np.isnan(arr), axis=0)
+        return np.any(arr == self.nodata, axis=0)
+
+
+S1 = Modality(
+    key="s1",
+    bands=S1_BANDS,
+    descriptions=("VV sigma0 (dB)", "VH sigma0 (dB)"),
+    dtype="float32",
+    nodata=float("nan"),
+    resampling="bilinear",
+)
+S2 = Modality(
+    key="s2",
+    bands=S2_BANDS,
+    descriptions=S2_BANDS,
+    dtype="uint16",
+    nodata=0,
+    resampling="bilinear",
+)
+LC = Modality(
+    key="lc",
+    bands=LC_BANDS,
+    descriptions=("IGBP", "LCCS land cover", "LCCS land use", "LCCS surface hydrology"),
+    dtype="uint16",
+    nodata=255,
+    resampling="nearest",  # classes are never interpolated
+)
+
+MODALITIES: dict[str, Modality] = {m.key: m for m in (S1, S2, LC)}
+
+# --- Earth Engine catalogue ids and the Sentinel-1 composite rule -------------------------
+S2_COLLECTION = "COPERNICUS/S2_HARMONIZED"
+S1_COLLECTION = "COPERNICUS/S1_GRD"
+LC_COLLECTION = "MODIS/061/MCD12Q1"
+LC_YEAR = 2016
+#: Sentinel-1 acquisitions of a period are combined with a plain mosaic, newest on top:
+#: every output pixel keeps the radiometry of one real acquisition, with its speckle, as
+#: the paper leaves speckle filtering to the user (a temporal median would filter it).
+S1_COMPOSITE = "newest_on_top"
+#: The paper's export grid: 0.0001 degrees in EPSG:4326.
+EXPORT_CRS = "EPSG:4326"
+EXPORT_RES_DEG = 0.0001
