@@ -95,6 +95,18 @@ LC = Modality(
 
 MODALITIES: dict[str, Modality] = {m.key: m for m in (S1, S2, LC)}
 
+#: The mosaic's companion raster (not part of the dataset): band 1 the index of the source
+#: image of each pixel (255: none), band 2 the final poor-pixel (cloud or shadow) mask
+#: (1 poor, 0 clear, 255 no data). It feeds curation.
+AUX = Modality(
+    key="aux",
+    bands=("source_index", "poor"),
+    descriptions=("source_index", "poor"),
+    dtype="uint8",
+    nodata=255,
+    resampling="nearest",
+)
+
 # --- Earth Engine catalogue ids and the Sentinel-1 composite rule -------------------------
 S2_COLLECTION = "COPERNICUS/S2_HARMONIZED"
 S1_COLLECTION = "COPERNICUS/S1_GRD"

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ..mosaic import MosaicParams
+from ..products import AUX
 from ..roi import ROI
 
 #: File names of an export inside its folder; ``aux`` is optional.
 EXPORT_FILES = {"s1": "s1.tif", "s2": "s2.tif", "lc": "lc.tif", "aux": "s2_aux.tif"}
-#: Bands of the optional aux raster (uint8): source image index (255: none) and the final
-#: poor-pixel (cloud or shadow) mask of the mosaic (1 poor, 0 clear, 255 no data).
-AUX_BANDS = ("source_index", "poor")
+#: Bands of the optional aux raster: see :data:`sen12ms_build.products.AUX`.
+AUX_BANDS = AUX.bands
 
 
 @dataclass(frozen=True)

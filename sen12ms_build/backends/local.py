@@ -1,0 +1,233 @@
+"""The offline backend: the query / score / sort / merge of :mod:`sen12ms_build.mosaic` on a
+local archive of rasters (layout in ``docs/archive.md``).
+
+For a request it
+
+1. queries the archive: every Sentinel-2 L1C acquisition whose sensing date lies in the
+   period and whose footprint intersects the ROI (each then clipped to the ROI's export
+   grid, as ``ee.Image.clip``);
+2. scores every image (:func:`mosaic.score_image`) on that grid at the algorithm's 20 m;
+3. merges them (:func:`mosaic.merge_sources`): best images (CLOUDY_PERCENTAGE below the keep
+   threshold, clearest on top) over the quality mosaic;
+4. exports Sentinel-1 (newest acquisition on top, :data:`products.S1_COMPOSITE`) and the
+   MODIS land cover of the requested year beside it.
+
+Outputs are GeoTIFFs on the ROI's export grid (EPSG:4326, 0.0001 degrees), written
+atomically. A corrupt or truncated archive file is reported with its path and skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.features import geometry_mask
+from rasterio.warp import transform_bounds
+from shapely.geometry import Polygon, box
+
+from .. import mosaic
+from ..geo import Grid, pixel_size_m
+from ..io import InputError, write_raster
+from ..products import LC, S1, S2
+from ..reproject import warp_array
+from . import AUX_BANDS, EXPORT_FILES, NoDataError, SceneExport, SceneRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """One archive file: its path, sensing time (UTC), lon/lat bounding box and tags."""
+
+    path: Path
+    time: dt.datetime
+    bbox: tuple[float, float, float, float]
+    tags: dict[str, str]
+
+    @property
+    def date(self) -> dt.date:
+        return self.time.date()
+
+
+def _parse_time(tags: dict[str, str], path: Path) -> dt.datetime:
+    raw = tags.get("SENSING_TIME")
+    if raw:
+        try:
+            return dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    m = re.match(r"(\d{8}T\d{6})", path.stem)
+    if m:
+        return dt.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
+    raise InputError(f"{path}: no SENSING_TIME tag and no YYYYMMDDTHHMMSS in the file name")
+
+
+def scan(folder: Path, count: int | None = None) -> tuple[list[Acquisition], list[str]]:
+    """Read the headers of every ``*.tif`` in ``folder``; returns the acquisitions sorted by
+    time and the problems found (unreadable files, wrong band count), which are skipped."""
+    acquisitions, problems = [], []
+    for path in sorted(Path(folder).glob("*.tif")):
+        try:
+            with rasterio.open(path) as src:
+                if count is not None and src.count != count:
+                    raise InputError(f"{path}: expected {count} bands, found {src.count}")
+                if src.crs is None:
+                    raise InputError(f"{path}: no CRS")
+                tags = src.tags()
+                bbox = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
+            acquisitions.append(Acquisition(path, _parse_time(tags, path), bbox, tags))
+        except (InputError, rasterio.errors.RasterioError, OSError) as exc:
+            msg = str(exc) if isinstance(exc, InputError) else f"{path}: unreadable ({exc})"
+            log.error("skipping archive file: %s", msg)
+            problems.append(msg)
+    acquisitions.sort(key=lambda a: (a.time, a.path.name))
+    return acquisitions, problems
+
+
+def query(acquisitions: list[Acquisition], roi_ring: list[tuple[float, float]],
+          start: dt.date, end: dt.date) -> list[Acquisition]:
+    """Acquisitions sensed in ``[start, end]`` whose bounding box intersects the ROI."""
+    roi = Polygon(roi_ring)
+    return [a for a in acquisitions
+            if start <= a.date <= end and box(*a.bbox).intersects(roi)]
+
+
+class LocalBackend:
+    """Backend over a local archive directory (``s2/``, ``s1/``, ``lc/``)."""
+
+    name = "local"
+
+    def __init__(self, archive: str | Path, progress: bool = False):
+        self.archive = Path(archive)
+        if not self.archive.is_dir():
+            raise InputError(f"archive directory not found: {self.archive} "
+                             "(create the demo one with `sen12ms-build demo-archive DIR`)")
+        self.progress = progress
+        self._index: dict[str, tuple[list[Acquisition], list[str]]] = {}
+
+    def index(self, kind: str) -> list[Acquisition]:
+        """Acquisitions of ``s2`` or ``s1`` (cached after the first scan)."""
+        if kind not in self._index:
+            count = {"s2": S2.count, "s1": S1.count}[kind]
+            self._index[kind] = scan(self.archive / kind, count)
+        return self._index[kind][0]
+
+    @property
+    def problems(self) -> list[str]:
+        """Archive files skipped so far (path and reason)."""
+        return [p for _, probs in self._index.values() for p in probs]
+
+    # -- modalities --------------------------------------------------------------------------
+
+    def _s2(self, request: SceneRequest, grid: Grid, roi_mask: np.ndarray, out: Path,
+            workdir: Path) -> dict[str, Any]:
+        params = request.params
+        found = query(self.index("s2"), request.roi.ring(), request.start, request.end)
+        if not found:
+            raise NoDataError(f"no Sentinel-2 acquisition for ROI {request.roi.id} in "
+                              f"{request.start}..{request.end}")
+        px = pixel_size_m(grid)
+        images, scores, used = [], [], []
+        for acq in found:
+            try:
+                l1c = warp_array(acq.path, grid, "nearest", S2.nodata, S2.dtype)
+            except InputError as exc:
+                log.error("skipping corrupt acquisition: %s", exc)
+                continue
+            l1c[:, ~roi_mask] = 0  # ee.Image.clip(roi)
+            if not l1c.any():
+                continue
+            az = float(acq.tags["MEAN_SOLAR_AZIMUTH_ANGLE"])
+            zen = float(acq.tags["MEAN_SOLAR_ZENITH_ANGLE"])
+            s = mosaic.score_image(l1c, px, az, zen, roi_mask, params)
+            # keep the image on disk, not in memory: N large scenes do not fit
+            mm = np.lib.format.open_memmap(workdir / f"{len(images)}.npy", "w+",
+                                           l1c.dtype, l1c.shape)
+            mm[:] = l1c
+            images.append(mm)
+            scores.append(s)
+            used.append({"file": acq.path.name, "time": acq.time.isoformat(),
+                         "solar_azimuth": az, "solar_zenith": zen,
+                         "cloudy_percentage": round(s.cloudy_percentage, 3),
+                         "roi_coverage_percent": round(s.roi_coverage_percent, 3)})
+        if not images:
+            raise NoDataError(f"no readable Sentinel-2 acquisition covers ROI {request.roi.id}")
+        quality = np.stack([s.quality for s in scores])
+        valid = np.stack([s.valid for s in scores])
+        cloudy = [s.cloudy_percentage for s in scores]
+        source, best = mosaic.merge_sources(quality, valid, cloudy, params)
+        result = mosaic.assemble(images, source)
+        poor = np.stack([s.poor for s in scores])
+        poor_share = mosaic.final_poor_share(source, poor)
+        chosen_poor = np.take_along_axis(poor, np.clip(source, 0, None)[None].astype(np.intp),
+                                         axis=0)[0]
+        write_raster(out / EXPORT_FILES["s2"], result, crs=grid.crs, transform=grid.transform,
+                     nodata=S2.nodata, descriptions=S2.descriptions,
+                     tags={"MOSAIC_IMAGES": len(images), "BEST_IMAGES": len(best)})
+        aux = np.full((2, *grid.shape), 255, np.uint8)
+        covered = source >= 0
+        aux[0][covered] = source[covered]
+        aux[1][covered] = chosen_poor[covered]
+        write_raster(out / EXPORT_FILES["aux"], aux, crs=grid.crs, transform=grid.transform,
+                     nodata=255, descriptions=AUX_BANDS)
+        for i, u in enumerate(used):
+            u["best"] = i in best
+            u["pixels_in_mosaic"] = int((source == i).sum())
+        return {"s2_images": used, "s2_best": [used[i]["file"] for i in best],
+                "poor_share": round(poor_share, 5),
+                "mosaic_coverage": round(float((covered & roi_mask).sum() / roi_mask.sum()), 5)}
+
+    def _s1(self, request: SceneRequest, grid: Grid, out: Path) -> dict[str, Any]:
+        found = query(self.index("s1"), request.roi.ring(), request.start, request.end)
+        result = np.full((S1.count, *grid.shape), np.nan, np.float32)
+        used = []
+        for acq in found:  # oldest first: the newest ends on top
+            try:
+                arr = warp_array(acq.path, grid, "nearest", S1.nodata, S1.dtype)
+            except InputError as exc:
+                log.error("skipping corrupt acquisition: %s", exc)
+                continue
+            ok = ~np.any(np.isnan(arr), axis=0)
+            if ok.any():
+                result[:, ok] = arr[:, ok]
+                used.append(acq.path.name)
+        if not used:
+            raise NoDataError(f"no Sentinel-1 acquisition for ROI {request.roi.id} in "
+                              f"{request.start}..{request.end}")
+        write_raster(out / EXPORT_FILES["s1"], result, crs=grid.crs, transform=grid.transform,
+                     nodata=S1.nodata, descriptions=S1.descriptions)
+        return {"s1_images": used}
+
+    def _lc(self, request: SceneRequest, grid: Grid, out: Path) -> dict[str, Any]:
+        path = self.archive / "lc" / f"MCD12Q1_{request.landcover_year}.tif"
+        if not path.exists():
+            raise NoDataError(f"no land cover for {request.landcover_year}: {path} is missing")
+        arr = warp_array(path, grid, "nearest", LC.nodata, LC.dtype)
+        if arr.shape[0] != LC.count:
+            raise InputError(f"{path}: expected {LC.count} bands, found {arr.shape[0]}")
+        write_raster(out / EXPORT_FILES["lc"], arr, crs=grid.crs, transform=grid.transform,
+                     nodata=LC.nodata, descriptions=LC.descriptions)
+        return {"lc_file": path.name}
+
+    def export_scene(self, request: SceneRequest, out_dir: Path) -> SceneExport:
+        """See :class:`sen12ms_build.backends.Backend`."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        grid = request.roi.export_grid()
+        roi_mask = ~geometry_mask([{"type": "Polygon", "coordinates": [request.roi.ring()]}],
+                                  out_shape=grid.shape, transform=grid.transform)
+        meta: dict[str, Any] = {"backend": self.name, "grid": {
+            "crs": grid.crs, "transform": list(grid.transform)[:6],
+            "width": grid.width, "height": grid.height}}
+        with tempfile.TemporaryDirectory(dir=out, prefix=".work-") as work:
+            meta.update(self._s2(request, grid, roi_mask, out, Path(work)))
+        meta.update(self._s1(request, grid, out))
+        meta.update(self._lc(request, grid, out))
+        return SceneExport.in_folder(out, meta)

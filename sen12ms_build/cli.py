@@ -1,0 +1,244 @@
+"""Command line: ``sen12ms-build demo | demo-archive | sample | run | batch``.
+
+Options override the config's keys. Every failure exits non-zero with a one-line message
+naming the file, key or path at fault; ``-v`` adds debug logging.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import yaml
+
+from . import __version__
+from .config import SEASONS, ConfigError, load_config
+
+log = logging.getLogger("sen12ms_build")
+
+REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def _errors(fn: Callable) -> Callable:
+    """Turn the package's expected errors into clean CLI failures (exit code 1)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .backends import NoDataError
+        from .io import InputError, OutputError
+
+        expected: tuple[type[BaseException], ...] = (ConfigError, InputError, OutputError,
+                                                     NoDataError)
+        try:
+            from .sampling import SamplingError
+
+            expected += (SamplingError,)
+        except ImportError:  # pragma: no cover
+            pass
+        try:
+            return fn(*args, **kwargs)
+        except expected as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            raise click.ClickException("interrupted; run the same command again to resume "
+                                       "(finished work is kept)") from None
+
+    return wrapper
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.getLogger("rasterio").setLevel(max(level, logging.WARNING))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sen12ms-build")
+@click.option("-v", "--verbose", count=True, help="More logging (debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """Rebuild SEN12MS-style Sentinel-1/Sentinel-2/MODIS patch-triplet datasets.
+
+    Typical use: `sen12ms-build demo` builds the offline demo end to end;
+    `sen12ms-build run --config configs/sen12ms.yaml --season summer` one branch.
+    """
+    _setup_logging(verbose, quiet)
+    ctx.obj = {"progress": not quiet}
+
+
+season_option = click.option(
+    "--season", "-s", type=click.Choice(SEASONS), multiple=True,
+    help="Season(s) to process (repeatable); default: every season in the config.")
+
+
+def _summary_lines(summary: Any) -> list[str]:
+    return [f"seasons: {', '.join(summary.seasons)}",
+            f"scenes: {summary.scenes} ({summary.scenes_kept} kept)",
+            f"patches: {summary.patches} ({summary.patches_kept} kept)",
+            f"seconds: {summary.seconds}", f"peak memory: {summary.peak_memory_mib} MiB"]
+
+
+def _run(cfg_path: Path, seasons: tuple[str, ...], overrides: dict[str, Any],
+         progress: bool) -> Any:
+    from .pipeline import run
+
+    cfg = load_config(cfg_path, overrides)
+    summary = run(cfg, list(seasons) or None, progress=progress)
+    for line in _summary_lines(summary):
+        log.info(line)
+    for p in summary.problems:
+        log.warning("skipped input: %s", p)
+    return summary
+
+
+@main.command("demo-archive")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--crop", type=click.IntRange(min=256), default=None,
+              help="Use only the central CROP x CROP pixels of the scene (fast tests).")
+@click.pass_context
+@_errors
+def demo_archive_cmd(ctx: click.Context, directory: Path, crop: int | None) -> None:
+    """Write the embedded demo archive (real Sentinel-2 ground, injected clouds and
+    shadows, simulated Sentinel-1 and land cover) into DIRECTORY."""
+    from .demo_archive import write_demo_archive
+
+    write_demo_archive(directory, crop=crop, progress=ctx.obj["progress"])
+    log.info("demo archive written to %s", directory)
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("demo_out"), show_default=True,
+              help="Folder for the demo archive (OUT/archive) and dataset (OUT/sen12ms).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Demo config (default: configs/demo.yaml of this checkout).")
+@season_option
+@click.pass_context
+@_errors
+def demo(ctx: click.Context, out: Path, config_path: Path | None,
+         season: tuple[str, ...]) -> None:
+    """Build the demo archive and run the whole pipeline on it, offline."""
+    from .demo_archive import write_demo_archive
+
+    config_path = config_path or REPO_CONFIGS / "demo.yaml"
+    if not config_path.exists():
+        raise ConfigError(str(config_path), "", "demo config not found; pass --config")
+    archive = out / "archive"
+    write_demo_archive(archive, progress=ctx.obj["progress"])
+    _run(config_path, season, {"backend.archive": str(archive), "backend.name": "local",
+                               "out": str(out / "sen12ms")}, ctx.obj["progress"])
+    log.info("dataset written to %s", out / "sen12ms")
+
+
+@main.command()
+@click.option("--config", "config_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="YAML run config.")
+@season_option
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write the GeoJSON here (one season) instead of stdout.")
+@_errors
+def sample(config_path: Path, season: tuple[str, ...], out_file: Path | None) -> None:
+    """Sample the ROIs of the season(s) and print them as GeoJSON (EPSG:4326)."""
+    from .pipeline import season_rois
+    from .roi import write_geojson
+
+    cfg = load_config(config_path)
+    seasons = list(season) or list(cfg.seasons)
+    feats = []
+    for name in seasons:
+        rois = season_rois(cfg, name)
+        log.info("%s: %d ROI(s)", cfg.branch(name), len(rois))
+        if out_file and len(seasons) == 1:
+            write_geojson(rois, out_file, seed=cfg.season(name).seed, season=name)
+            return
+        for r in rois:
+            f = r.to_feature()
+            f["properties"]["season"] = name
+            feats.append(f)
+    click.echo(json.dumps({"type": "FeatureCollection", "features": feats}, indent=1))
+
+
+def _run_options(fn: Callable) -> Callable:
+    for opt in reversed([
+        click.option("--config", "config_path", required=True,
+                     type=click.Path(dir_okay=False, path_type=Path), help="YAML run config."),
+        season_option,
+        click.option("--archive", type=click.Path(file_okay=False, path_type=Path),
+                     default=None, help="Local archive directory (overrides backend.archive)."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Dataset root (overrides out)."),
+        click.option("--backend", type=click.Choice(["local", "earthengine"]), default=None,
+                     help="Backend (overrides backend.name)."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+@main.command("run")
+@_run_options
+@click.pass_context
+@_errors
+def run_cmd(ctx: click.Context, config_path: Path, season: tuple[str, ...],
+            archive: Path | None, out: Path | None, backend: str | None) -> None:
+    """Build (or resume) the dataset for the season(s) of a config."""
+    overrides = {"backend.archive": str(archive) if archive else None,
+                 "out": str(out) if out else None, "backend.name": backend}
+    _run(config_path, season, overrides, ctx.obj["progress"])
+
+
+BATCH_KEYS = {"config", "season", "seasons", "archive", "out", "backend"}
+
+
+@main.command()
+@click.argument("batch_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+@_errors
+def batch(ctx: click.Context, batch_file: Path) -> None:
+    """Run several jobs listed in a YAML file:
+
+    \b
+    runs:
+      - {config: configs/sen12ms.yaml, season: summer, out: out/sen12ms}
+      - {config: configs/sen12ms.yaml, seasons: [fall, winter], backend: earthengine}
+    """
+    try:
+        data = yaml.safe_load(batch_file.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(str(batch_file), "", f"cannot read batch file: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+        raise ConfigError(str(batch_file), "runs", "expected a list of runs under 'runs:'")
+    if set(data) - {"runs"}:
+        raise ConfigError(str(batch_file), sorted(set(data) - {"runs"})[0], "unknown key")
+    jobs = []
+    for i, job in enumerate(data["runs"]):
+        key = f"runs[{i}]"
+        if not isinstance(job, dict) or "config" not in job:
+            raise ConfigError(str(batch_file), key, "each run needs at least 'config'")
+        unknown = set(job) - BATCH_KEYS
+        if unknown:
+            raise ConfigError(str(batch_file), f"{key}.{sorted(unknown)[0]}",
+                              f"unknown key (known: {', '.join(sorted(BATCH_KEYS))})")
+        seasons = job.get("seasons", [job["season"]] if "season" in job else [])
+        for s in seasons:
+            if s not in SEASONS:
+                raise ConfigError(str(batch_file), f"{key}.season",
+                                  f"unknown season {s!r}; choose one of {', '.join(SEASONS)}")
+        overrides = {"backend.archive": job.get("archive"), "out": job.get("out"),
+                     "backend.name": job.get("backend")}
+        load_config(job["config"], overrides)  # validate every job before running any
+        jobs.append((Path(job["config"]), tuple(seasons), overrides))
+    for i, (cfg_path, seasons, overrides) in enumerate(jobs, start=1):
+        log.info("batch job %d/%d: %s %s", i, len(jobs), cfg_path, ", ".join(seasons) or "all")
+        _run(cfg_path, seasons, overrides, ctx.obj["progress"])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

