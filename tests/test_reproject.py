@@ -1,0 +1,83 @@
+"""The UTM warp: 10 m square pixels in the right zone, nodata kept, classes never blended."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+
+from sen12ms_build.geo import pixel_size_m, utm_epsg
+from sen12ms_build.io import write_raster
+from sen12ms_build.products import LC, S1, S2
+from sen12ms_build.reproject import pixel_is_square, warp_to_file
+from sen12ms_build.roi import ROI
+
+
+def export(tmp, roi: ROI, modality, fill):
+    """A raster on the ROI's EPSG:4326 export grid, filled by ``fill(rows, cols)``."""
+    g = roi.export_grid()
+    rows, cols = np.mgrid[0:g.height, 0:g.width]
+    data = np.stack([fill(rows, cols, b) for b in range(modality.count)]).astype(modality.dtype)
+    path = tmp / f"{modality.key}_export.tif"
+    write_raster(path, data, crs=g.crs, transform=g.transform, nodata=modality.nodata)
+    return path, data
+
+
+@pytest.mark.parametrize("lon, lat, epsg", [
+    (11.57, 48.14, 32632),     # Munich, north
+    (18.42, -33.92, 32734),    # Cape Town, south
+    (5.98, 45.0, 32631),       # just west of the 6 E zone edge
+    (6.02, 45.0, 32632),       # just east of it
+    (5.9, 60.0, 32632),        # Norway exception: zone 32 from 3 E
+    (-75.62, 37.67, 32618),    # the demo archive
+])
+def test_warp_gives_10m_square_pixels_in_local_utm(tmp_path, lon, lat, epsg):
+    roi = ROI.at(1, 1, "listed", lon, lat, 3000)
+    assert roi.epsg == epsg == utm_epsg(lon, lat)
+    src, _ = export(tmp_path, roi, S2, lambda r, c, b: 1000 + (r + c + b) % 500)
+    dst = tmp_path / "s2_utm.tif"
+    warp_to_file(src, dst, roi.scene_grid(), S2)
+    assert pixel_is_square(dst, 10.0)
+    with rasterio.open(dst) as f:
+        assert f.crs.to_epsg() == epsg
+        assert (f.res, f.width, f.height) == ((10.0, 10.0), 300, 300)
+        assert f.transform.c % 10 == 0 and f.transform.f % 10 == 0
+        assert f.descriptions == S2.descriptions and f.nodata == 0
+        assert (f.read() > 0).all()  # the export grid covers the whole UTM square
+    # the export grid really is 0.0001 degrees and non-square in metres off the equator
+    px, py = pixel_size_m(roi.export_grid())
+    assert py == pytest.approx(11.1, abs=0.05) and px < py
+
+
+def test_nodata_survives_and_land_cover_is_never_blended(tmp_path):
+    roi = ROI.at(1, 1, "listed", 11.57, 48.14, 3000)
+    classes = np.array([4, 12, 13, 17], np.uint16)
+
+    def lc(r, c, b):
+        v = classes[((r // 37) + (c // 53)) % 4]
+        v[40:90, 40:90] = 255  # a nodata hole
+        return v
+
+    src, data = export(tmp_path, roi, LC, lc)
+    dst = tmp_path / "lc_utm.tif"
+    warp_to_file(src, dst, roi.scene_grid(), LC)
+    with rasterio.open(dst) as f:
+        out = f.read()
+        assert f.nodata == 255
+    assert set(np.unique(out)) <= {4, 12, 13, 17, 255}  # nearest: no new class values
+    assert (out == 255).any() and (out != 255).mean() > 0.9
+
+    def s1(r, c, b):
+        v = (-12.0 - 3 * b + np.sin(r / 9.0)).astype(np.float32)
+        v[40:90, 40:90] = np.nan
+        return v
+
+    src, _ = export(tmp_path, roi, S1, s1)
+    dst = tmp_path / "s1_utm.tif"
+    warp_to_file(src, dst, roi.scene_grid(), S1)
+    with rasterio.open(dst) as f:
+        out = f.read()
+        assert f.dtypes[0] == "float32" and np.isnan(f.nodata)
+    hole = np.isnan(out[0])
+    assert 0.01 < hole.mean() < 0.2  # the hole is still there, nothing else became nodata
+    assert np.nanmin(out[0]) >= -13.0 and np.nanmax(out[0]) <= -11.0  # never mixed with NaN
