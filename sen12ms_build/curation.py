@@ -23,10 +23,10 @@ Decision = tuple[bool, str, dict[str, float]]
 
 
 def nodata_share(key: str, arr: np.ndarray) -> float:
-    """Share of pixels with nodata in at least one band (0..1)."""
+    """Share of no-data pixels (0..1), see :meth:`products.Modality.nodata_mask`."""
     if arr.size == 0:
         return 1.0
-    return float(MODALITIES[key].any_nodata(arr).mean())
+    return float(MODALITIES[key].nodata_mask(arr).mean())
 
 
 def poor_share(aux: np.ndarray) -> float:
@@ -77,7 +77,7 @@ def measure_scene(paths: Mapping[str, Path], strip_rows: int = 512) -> dict[str,
             for k, s in srcs.items():
                 a = s.read(window=w)
                 if k in MODALITIES:
-                    nodata[k] += int(MODALITIES[k].any_nodata(a).sum())
+                    nodata[k] += int(MODALITIES[k].nodata_mask(a).sum())
                 elif k == "aux":
                     c = a[1] != 255
                     covered += int(c.sum())

@@ -42,6 +42,7 @@ class Modality:
         dtype: numpy dtype name of the patches.
         nodata: nodata value of the patches (NaN for s1).
         resampling: default resampling for the UTM warp (rasterio name).
+        all_bands_nodata: a pixel is no-data only when every band is at ``nodata``.
     """
 
     key: str
@@ -50,22 +51,21 @@ class Modality:
     dtype: str
     nodata: float
     resampling: str
+    all_bands_nodata: bool = False
 
     @property
     def count(self) -> int:
         return len(self.bands)
 
-    def is_nodata(self, arr: np.ndarray) -> np.ndarray:
-        """Boolean (H, W) mask of pixels that are nodata in every band of a (C, H, W) array."""
+    def nodata_mask(self, arr: np.ndarray) -> np.ndarray:
+        """Boolean (H, W) mask of no-data pixels of a (C, H, W) array: any band at nodata,
+        except for ``s2``, where L1C marks no-data with 0 in *every* band (a single 0, e.g.
+        B10 over dark water, is a valid value)."""
         if np.isnan(self.nodata):
-            return np.all(np.isnan(arr), axis=0)
-        return np.all(arr == self.nodata, axis=0)
-
-    def any_nodata(self, arr: np.ndarray) -> np.ndarray:
-        """Boolean (H, W) mask of pixels that are nodata in at least one band."""
-        if np.isnan(self.nodata):
-            return np.any(np.isnan(arr), axis=0)
-        return np.any(arr == self.nodata, axis=0)
+            hit = np.isnan(arr)
+        else:
+            hit = arr == self.nodata
+        return np.all(hit, axis=0) if self.all_bands_nodata else np.any(hit, axis=0)
 
 
 S1 = Modality(
@@ -83,6 +83,7 @@ S2 = Modality(
     dtype="uint16",
     nodata=0,
     resampling="bilinear",
+    all_bands_nodata=True,
 )
 LC = Modality(
     key="lc",

@@ -30,6 +30,7 @@ import numpy as np
 import rasterio
 from rasterio.features import geometry_mask
 from rasterio.warp import transform_bounds
+from scipy import ndimage
 from shapely.geometry import Polygon, box
 
 from .. import mosaic
@@ -40,6 +41,9 @@ from ..reproject import warp_array
 from . import AUX_BANDS, EXPORT_FILES, NoDataError, SceneExport, SceneRequest
 
 log = logging.getLogger(__name__)
+
+#: Export pixels kept around the ROI when clipping (the export grid has the same margin).
+CLIP_MARGIN_PX = 2
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,9 @@ class LocalBackend:
             raise NoDataError(f"no Sentinel-2 acquisition for ROI {request.roi.id} in "
                               f"{request.start}..{request.end}")
         px = pixel_size_m(grid)
+        # clip a few pixels outside the ROI so that the UTM warp's resampling kernels at
+        # the scene edge still find data; statistics use the exact ROI
+        clip_mask = ndimage.binary_dilation(roi_mask, iterations=CLIP_MARGIN_PX)
         images, scores, used = [], [], []
         for acq in found:
             try:
@@ -141,7 +148,7 @@ class LocalBackend:
             except InputError as exc:
                 log.error("skipping corrupt acquisition: %s", exc)
                 continue
-            l1c[:, ~roi_mask] = 0  # ee.Image.clip(roi)
+            l1c[:, ~clip_mask] = 0  # ee.Image.clip(roi), with a margin for the UTM warp
             if not l1c.any():
                 continue
             az = float(acq.tags["MEAN_SOLAR_AZIMUTH_ANGLE"])
