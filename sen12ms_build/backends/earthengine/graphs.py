@@ -1,0 +1,363 @@
+"""Earth Engine request graphs of a scene: built here, executed elsewhere.
+
+Every function returns an ``ee`` object (image, collection, dictionary) and performs no
+request: building and serializing them needs only the algorithm list (see
+``tests/test_earthengine_graphs.py``). The Sentinel-2 mosaic follows
+``shared/spec/mosaicking.md`` (Schmitt et al. 2019, the SEN12MS paper's section 3.1) and reads
+every constant from :class:`sen12ms_build.mosaic.MosaicParams`, the same object the numpy
+implementation executes: one definition, two executions.
+
+Conventions:
+
+* ``region``: an ``ee.Geometry`` in EPSG:4326 (for a scene: the ROI ring, planar edges).
+* ``start``, ``end``: ISO dates, **both inclusive** (``end`` is advanced by one day for
+  ``filterDate``), as in :class:`sen12ms_build.backends.SceneRequest`.
+* Outputs are unmasked with the products' nodata values so a GeoTIFF carries them:
+  S2 uint16 (0), S1 float32 (:data:`S1_FILL`, turned into NaN after download), land cover
+  uint16 (255), aux bands 255.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Sequence
+
+import ee
+
+from ...geo import Grid
+from ...mosaic import DEFAULT_PARAMS, MosaicParams
+from ...products import (AUX, LC, LC_BANDS, LC_COLLECTION, LC_MODIS_BANDS, LC_YEAR, S1,
+                         S1_COLLECTION, S2, S2_BANDS, S2_COLLECTION)
+
+#: CRS of the score computations (the scripts' ``reproject('EPSG:4326', null, 20)``).
+SCORE_CRS = "EPSG:4326"
+#: Value of masked Sentinel-1 pixels in the exported float32 GeoTIFFs (JSON has no NaN, and
+#: Earth Engine writes masked pixels as 0, a valid dB value); downloads turn it into NaN.
+S1_FILL = -9999.0
+#: Bands added to every scored Sentinel-2 image (after the 13 L1C bands).
+QUALITY_BAND = "quality"
+SOURCE_BAND, POOR_BAND = AUX.bands
+#: Image properties written by :func:`add_statistics` (names of the published scripts).
+CLOUDY_PERCENTAGE = "CLOUDY_PERCENTAGE"
+ROI_COVERAGE_PERCENT = "ROI_COVERAGE_PERCENT"
+
+
+def end_exclusive(end: str) -> str:
+    """The day after an inclusive ISO end date (``filterDate`` excludes its end)."""
+    return (dt.date.fromisoformat(str(end)[:10]) + dt.timedelta(days=1)).isoformat()
+
+
+def region_of(ring: Sequence[tuple[float, float]]) -> ee.Geometry:
+    """A closed lon/lat ring (EPSG:4326) as a planar polygon: the same edges the local
+    backend rasterizes on the export grid."""
+    return ee.Geometry.Polygon([[list(p) for p in ring]], None, False)
+
+
+def pixel_grid(grid: Grid) -> dict:
+    """A :class:`~sen12ms_build.geo.Grid` as the REST ``PixelGrid`` of ``computePixels``."""
+    t = grid.transform
+    return {
+        "dimensions": {"width": int(grid.width), "height": int(grid.height)},
+        "affineTransform": {"scaleX": t.a, "shearX": t.b, "translateX": t.c,
+                            "shearY": t.d, "scaleY": t.e, "translateY": t.f},
+        "crsCode": grid.crs,
+    }
+
+
+def _at_score_scale(image: ee.Image, params: MosaicParams) -> ee.Image:
+    """Pin ``image`` to the score scale (metres) in EPSG:4326, so that neighbourhood
+    kernels count score-scale pixels whatever grid the result is requested on."""
+    return image.reproject(crs=SCORE_CRS, scale=params.score_scale_m)
+
+
+# --- quality score module ----------------------------------------------------------------
+
+def toa(image: ee.Image, params: MosaicParams = DEFAULT_PARAMS) -> ee.Image:
+    """The 13 L1C bands as top-of-atmosphere reflectance (DN / ``reflectance_scale``)."""
+    return image.select(list(S2_BANDS)).divide(params.reflectance_scale)
+
+
+def cloud_score(image: ee.Image, params: MosaicParams = DEFAULT_PARAMS) -> ee.Image:
+    """Band ``cloudScore``: the minimum of the six rescaled indicators, floored at
+    ``cloud_score_floor``, mean over the square ``cloud_kernel_radius`` kernel at the score
+    scale (mosaic.cloud_score)."""
+    r = toa(image, params)
+    score = ee.Image.constant(1)
+    for indicator, rng in (
+        (r.select("B2"), params.b2_range),
+        (r.select("B1"), params.b1_range),
+        (r.select("B1").add(r.select("B10")), params.b1_b10_range),
+        (r.select("B4").add(r.select("B3")).add(r.select("B2")), params.rgb_sum_range),
+        (r.normalizedDifference(["B8", "B11"]), params.ndmi_range),  # clouds are moist
+        (r.normalizedDifference(["B3", "B11"]), params.ndsi_range),  # clouds are not snow
+    ):
+        score = score.min(indicator.unitScale(rng[0], rng[1]))
+    score = score.max(params.cloud_score_floor)
+    return (_at_score_scale(score, params)
+            .reduceNeighborhood(reducer=ee.Reducer.mean(),
+                                kernel=ee.Kernel.square(params.cloud_kernel_radius))
+            .rename("cloudScore"))
+
+
+def shadow_score(image: ee.Image, cloud: ee.Image,
+                 params: MosaicParams = DEFAULT_PARAMS) -> ee.Image:
+    """Band ``shadowScore`` (mosaic.shadow_score): the cloud score projected along the solar
+    geometry for every cloud height, averaged, kept on dark non-water non-cloud pixels,
+    opened ("dilated erosion") and maximised over the 3 x 3 window.
+
+    The projection is the scripts' ``displace`` with ``az = azimuth + 180``,
+    ``dx = -sin(az) d``, ``dy = -cos(az) d``, ``d = tan(zenith) h`` metres: the projected
+    image at p is the score at p + (dx, dy), towards the sun (mosaic.shadow_offsets_px).
+    """
+    r = toa(image, params)
+    dark = r.select(["B8", "B11", "B12"]).reduce(ee.Reducer.sum()).lt(params.ir_sum_thresh)
+    water = r.normalizedDifference(["B8", "B4"]).lt(params.ndvi_thresh)
+    candidates = dark.And(water.Not()).And(cloud.gt(params.cloud_thresh).Not())
+
+    az = ee.Number(image.get("MEAN_SOLAR_AZIMUTH_ANGLE")).add(180).multiply(math.pi).divide(180)
+    zen = ee.Number(image.get("MEAN_SOLAR_ZENITH_ANGLE")).multiply(math.pi).divide(180)
+
+    def project(height: ee.ComputedObject) -> ee.Image:
+        d = zen.tan().multiply(ee.Number(height))
+        dx = az.sin().multiply(d).multiply(-1)
+        dy = az.cos().multiply(d).multiply(-1)
+        return cloud.displace(ee.Image.constant(dx).addBands(ee.Image.constant(dy)))
+
+    heights = ee.List([int(h) for h in params.cloud_heights_m])
+    projected = ee.ImageCollection.fromImages(heights.map(project)).mean()
+    s = _at_score_scale(projected.multiply(candidates), params)
+    s = s.focalMin(radius=params.erode_radius_px, kernelType="circle", units="pixels",
+                   iterations=params.erode_iterations)
+    s = s.focalMax(radius=params.dilate_radius_px, kernelType="circle", units="pixels",
+                   iterations=params.dilate_iterations)
+    s = s.reduceNeighborhood(reducer=ee.Reducer.max(),
+                             kernel=ee.Kernel.square(params.shadow_max_radius_px))
+    return s.rename("shadowScore")
+
+
+def quality_score(cloud: ee.Image, shadow: ee.Image,
+                  params: MosaicParams = DEFAULT_PARAMS) -> ee.Image:
+    """Band ``quality`` = ``-mean_r(max(cloud, shadow))`` (higher is better)."""
+    return (_at_score_scale(cloud.max(shadow), params)
+            .reduceNeighborhood(reducer=ee.Reducer.mean(),
+                                kernel=ee.Kernel.square(params.quality_kernel_radius))
+            .multiply(-1)
+            .rename(QUALITY_BAND))
+
+
+def poor_mask(quality: ee.Image, params: MosaicParams = DEFAULT_PARAMS) -> ee.Image:
+    """Band ``poor``: ``-quality > cloud_thresh`` (mosaic.poor_mask)."""
+    return quality.multiply(-1).gt(params.cloud_thresh).rename(POOR_BAND)
+
+
+def footprint(image: ee.Image) -> ee.Image:
+    """1 where any L1C band has data (mosaic.footprint), else 0; never masked."""
+    return image.select(list(S2_BANDS)).mask().reduce(ee.Reducer.max()).gt(0)
+
+
+def add_statistics(image: ee.Image, cloud: ee.Image, valid: ee.Image, region: ee.Geometry,
+                   params: MosaicParams = DEFAULT_PARAMS) -> ee.Image:
+    """Set ``CLOUDY_PERCENTAGE`` (cloudy area over the covered ROI area, x 100; 100 when the
+    image covers nothing) and ``ROI_COVERAGE_PERCENT`` (covered share of the ROI, x 100),
+    summed at the score scale (mosaic.cloudy_percentage, mosaic.roi_coverage_percent)."""
+    area = ee.Image.pixelArea()
+    stack = ee.Image.cat([
+        cloud.gt(params.cloud_thresh).And(valid).multiply(area).rename("cloud"),
+        valid.multiply(area).rename("covered"),
+        area.rename("roi"),
+    ])
+    sums = ee.Dictionary(stack.reduceRegion(reducer=ee.Reducer.sum(), geometry=region,
+                                            crs=SCORE_CRS, scale=params.score_scale_m,
+                                            maxPixels=1e10))
+    covered = ee.Number(sums.get("covered"))
+    cloudy = ee.Algorithms.If(covered.gt(0),
+                              ee.Number(sums.get("cloud")).divide(covered).multiply(100), 100)
+    coverage = covered.divide(ee.Number(sums.get("roi"))).multiply(100)
+    return image.set({CLOUDY_PERCENTAGE: cloudy, ROI_COVERAGE_PERCENT: coverage})
+
+
+# --- query ---------------------------------------------------------------------------------
+
+def s2_collection(region: ee.Geometry, start: str, end: str,
+                  collection: str = S2_COLLECTION) -> ee.ImageCollection:
+    """L1C images intersecting ``region`` sensed in ``[start, end]``, oldest first (the
+    order that numbers the aux raster's source index)."""
+    return (ee.ImageCollection(collection)
+            .filterBounds(region)
+            .filterDate(str(start), end_exclusive(end))
+            .sort("system:time_start"))
+
+
+def scored_collection(region: ee.Geometry, start: str, end: str,
+                      params: MosaicParams = DEFAULT_PARAMS, *,
+                      collection: str = S2_COLLECTION,
+                      statistics: bool = True) -> ee.ImageCollection:
+    """Every image of :func:`s2_collection` clipped to ``region`` with the bands
+    ``quality``, ``source_index`` (position in the sorted collection) and ``poor`` after the
+    13 L1C bands, and (``statistics``) the cloudy and coverage percentages."""
+    col = s2_collection(region, start, end, collection)
+    ids = col.aggregate_array("system:index")
+
+    def score(img: ee.Image) -> ee.Image:
+        img = ee.Image(img).clip(region)
+        valid = footprint(img)
+        cloud = cloud_score(img, params)
+        shadow = shadow_score(img, cloud, params)
+        quality = quality_score(cloud, shadow, params)
+        index = ee.Image.constant(ids.indexOf(img.get("system:index"))).rename(SOURCE_BAND)
+        out = img.select(list(S2_BANDS)).addBands(ee.Image.cat([
+            quality.updateMask(valid),
+            index.updateMask(valid),
+            poor_mask(quality, params).updateMask(valid),
+        ]))
+        if statistics:
+            out = add_statistics(out, cloud, valid, region, params)
+        return out
+
+    return col.map(score)
+
+
+def statistics_collection(region: ee.Geometry, start: str, end: str,
+                          params: MosaicParams = DEFAULT_PARAMS, *,
+                          collection: str = S2_COLLECTION) -> ee.ImageCollection:
+    """:func:`s2_collection` with only the statistics set (cloud score, no shadows): what
+    the merge order needs, cheap enough for one ``value:compute`` per scene."""
+    def stats(img: ee.Image) -> ee.Image:
+        img = ee.Image(img).clip(region)
+        return add_statistics(img, cloud_score(img, params), footprint(img), region, params)
+
+    return s2_collection(region, start, end, collection).map(stats)
+
+
+# --- image merging module ------------------------------------------------------------------
+
+def best_collection(scored: ee.ImageCollection, params: MosaicParams = DEFAULT_PARAMS,
+                    best_ids: Sequence[str] | None = None) -> ee.ImageCollection:
+    """The "best" images bottom to top: CLOUDY_PERCENTAGE < keep_thresh sorted descending
+    (clearest on top), or, with ``best_ids`` (``system:index`` values decided client-side
+    by :func:`sen12ms_build.mosaic.best_images`), exactly those in that order."""
+    if best_ids is None:
+        return (scored.filter(ee.Filter.lt(CLOUDY_PERCENTAGE, params.keep_thresh))
+                .sort(CLOUDY_PERCENTAGE, False))
+    order = ee.List(list(best_ids))
+    return (scored.filter(ee.Filter.inList("system:index", order))
+            .map(lambda img: img.set("MERGE_ORDER", order.indexOf(img.get("system:index"))))
+            .sort("MERGE_ORDER"))
+
+
+def merge(scored: ee.ImageCollection, params: MosaicParams = DEFAULT_PARAMS,
+          best_ids: Sequence[str] | None = None) -> ee.Image:
+    """The quality mosaic with the best images mosaicked on top (mosaic.merge_sources)."""
+    quality_mosaic = scored.qualityMosaic(QUALITY_BAND)
+    best = best_collection(scored, params, best_ids).mosaic()
+    return ee.ImageCollection.fromImages([quality_mosaic, best]).mosaic()
+
+
+def s2_mosaic(region: ee.Geometry, start: str, end: str,
+              params: MosaicParams | None = None, *, collection: str = S2_COLLECTION,
+              with_aux: bool = False, best_ids: Sequence[str] | None = None) -> ee.Image:
+    """Cloud-free Sentinel-2 L1C mosaic of ``region`` over ``[start, end]``.
+
+    Returns the 13 bands of :data:`~sen12ms_build.products.S2_BANDS` as uint16 DN, 0 where
+    no image covers a pixel; with ``with_aux`` two more bands, ``source_index`` (position of
+    the source image in the time-sorted collection) and ``poor`` (1 cloud or shadow, 0
+    clear), 255 where no image covers a pixel, cast to uint16 with the rest. ``best_ids``
+    pins the merge's best images (see :func:`best_collection`); without it the server
+    computes them from the statistics, as the published scripts do.
+    """
+    params = params or DEFAULT_PARAMS
+    scored = scored_collection(region, start, end, params, collection=collection,
+                               statistics=best_ids is None)
+    merged = merge(scored, params, best_ids)
+    out = merged.select(list(S2_BANDS)).unmask(S2.nodata, False).toUint16()
+    if with_aux:
+        aux = merged.select(list(AUX.bands)).unmask(AUX.nodata, False).toUint16()
+        out = out.addBands(aux)
+    return out
+
+
+# --- Sentinel-1 and land cover -------------------------------------------------------------
+
+def s1_collection(region: ee.Geometry, start: str, end: str) -> ee.ImageCollection:
+    """IW GRD scenes with both VV and VH intersecting ``region`` in ``[start, end]``,
+    oldest first."""
+    return (ee.ImageCollection(S1_COLLECTION)
+            .filterBounds(region)
+            .filterDate(str(start), end_exclusive(end))
+            .filter(ee.Filter.eq("instrumentMode", "IW"))
+            .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VV"))
+            .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VH"))
+            .sort("system:time_start"))
+
+
+def s1_image(region: ee.Geometry, start: str, end: str) -> ee.Image:
+    """Sentinel-1 sigma0 (dB) VV, VH as float32, combined over the period by a plain mosaic
+    with the newest acquisition on top (:data:`~sen12ms_build.products.S1_COMPOSITE`: each
+    pixel keeps one real acquisition's radiometry and speckle); :data:`S1_FILL` where no
+    acquisition covers a pixel. Not clipped: the export grid sets the extent."""
+    return (s1_collection(region, start, end)
+            .select(list(S1.bands))
+            .mosaic()
+            .unmask(S1_FILL, False)
+            .toFloat())
+
+
+def landcover_collection(region: ee.Geometry, year: int = LC_YEAR) -> ee.ImageCollection:
+    """MCD12Q1 images of ``year`` (one global image per year)."""
+    return (ee.ImageCollection(LC_COLLECTION)
+            .filterDate(f"{int(year)}-01-01", f"{int(year) + 1}-01-01")
+            .filterBounds(region))
+
+
+def landcover_image(region: ee.Geometry, year: int = LC_YEAR) -> ee.Image:
+    """MODIS land cover of ``year``: LC_Type1, LC_Prop1, LC_Prop2, LC_Prop3 renamed IGBP,
+    LCCS_LC, LCCS_LU, LCCS_SH, uint16, 255 where masked. Never resampled other than by
+    nearest neighbour (Earth Engine's default; no ``resample`` call)."""
+    img = ee.Image(landcover_collection(region, year).first())
+    return (img.select(list(LC_MODIS_BANDS), list(LC_BANDS))
+            .unmask(LC.nodata, False)
+            .toUint16())
+
+
+# --- what a scene will use -------------------------------------------------------------------
+
+def scene_counts(region: ee.Geometry, start: str, end: str, *,
+                 collection: str = S2_COLLECTION, year: int = LC_YEAR) -> ee.Dictionary:
+    """Image counts per collection (``s2``, ``s1``, ``lc``): the dry run's query."""
+    return ee.Dictionary({
+        "s2": s2_collection(region, start, end, collection).size(),
+        "s1": s1_collection(region, start, end).size(),
+        "lc": landcover_collection(region, year).size(),
+    })
+
+
+def scene_summary(region: ee.Geometry, start: str, end: str,
+                  params: MosaicParams = DEFAULT_PARAMS, *, collection: str = S2_COLLECTION,
+                  year: int = LC_YEAR) -> ee.Dictionary:
+    """What a scene will use: ``s2`` a list (collection order) of one dictionary per image
+    (``id``, ``time_start`` ms, ``solar_azimuth``, ``solar_zenith`` degrees,
+    ``cloudy_percentage``, ``roi_coverage_percent``); ``s1`` and ``lc`` lists of ids."""
+    s2 = statistics_collection(region, start, end, params, collection=collection)
+
+    def describe(img: ee.ComputedObject) -> ee.Dictionary:
+        img = ee.Image(img)
+        return ee.Dictionary({
+            "id": img.get("system:index"),
+            "time_start": img.get("system:time_start"),
+            "solar_azimuth": img.get("MEAN_SOLAR_AZIMUTH_ANGLE"),
+            "solar_zenith": img.get("MEAN_SOLAR_ZENITH_ANGLE"),
+            "cloudy_percentage": img.get(CLOUDY_PERCENTAGE),
+            "roi_coverage_percent": img.get(ROI_COVERAGE_PERCENT),
+        })
+
+    return ee.Dictionary({
+        "s2": s2.toList(s2.size().max(1)).map(describe),
+        "s1": s1_collection(region, start, end).aggregate_array("system:index"),
+        "lc": landcover_collection(region, year).aggregate_array("system:index"),
+    })
+
+
+def encode(obj: ee.ComputedObject) -> dict:
+    """The Cloud API ``Expression`` JSON of an ``ee`` object (what requests carry)."""
+    return ee.serializer.encode(obj, for_cloud_api=True)
