@@ -57,15 +57,19 @@ def offline_ee() -> Iterator[None]:
 
 
 def invocations(expr: dict) -> list[tuple[str, dict]]:
-    """Every ``functionInvocationValue`` of a serialized expression as (name, arguments),
-    with value references resolved, in no particular order (shared nodes once per use)."""
+    """Every distinct ``functionInvocationValue`` of a serialized expression as
+    (name, arguments), value references resolved (a shared node counts once)."""
     values = expr["values"]
     out: list[tuple[str, dict]] = []
+    memo: dict[str, Any] = {}
 
     def resolve(node: Any) -> Any:
         if isinstance(node, dict):
             if "valueReference" in node:
-                return resolve(values[node["valueReference"]])
+                ref = node["valueReference"]
+                if ref not in memo:
+                    memo[ref] = resolve(values[ref])
+                return memo[ref]
             if "constantValue" in node:
                 return node["constantValue"]
             if "arrayValue" in node:
@@ -79,7 +83,8 @@ def invocations(expr: dict) -> list[tuple[str, dict]]:
                 out.append((name, args))
                 return {"__call__": name, **args}
             if "functionDefinitionValue" in node:
-                return {"__def__": resolve(values[node["functionDefinitionValue"]["body"]])}
+                return {"__def__": resolve({"valueReference":
+                                            node["functionDefinitionValue"]["body"]})}
             if "argumentReference" in node:
                 return {"__arg__": node["argumentReference"]}
             return {k: resolve(v) for k, v in node.items()}
@@ -87,7 +92,7 @@ def invocations(expr: dict) -> list[tuple[str, dict]]:
             return [resolve(v) for v in node]
         return node
 
-    resolve(values[expr["result"]])
+    resolve({"valueReference": expr["result"]})
     return out
 
 

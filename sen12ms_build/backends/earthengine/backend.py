@@ -7,7 +7,9 @@ For a :class:`~sen12ms_build.backends.SceneRequest` it
    the scene uses, with every Sentinel-2 image's CLOUDY_PERCENTAGE and ROI coverage, and
    decides the merge's best images with :func:`sen12ms_build.mosaic.best_images`;
 2. builds the three images (:mod:`.graphs`): the cloud-free S2 mosaic with its aux bands,
-   the S1 mosaic (newest on top) and the land cover;
+   the S1 mosaic (newest on top) and the land cover; like the local backend, S2 images are
+   clipped to the ROI grown by ``CLIP_MARGIN_PX`` export pixels (so the UTM warp finds data
+   at the scene's edges) while statistics use the exact ROI;
 3. ``mode="download"``: fetches them on the ROI's export grid in chunks through
    ``computePixels`` (:mod:`.download`); ``mode="batch"``: runs one export task per image to
    Cloud Storage or Drive, waits for it and pulls the files (:mod:`.tasks`);
@@ -32,6 +34,7 @@ from ... import mosaic
 from ...geo import Grid
 from ...products import S2_COLLECTION
 from .. import EXPORT_FILES, NoDataError, SceneExport, SceneRequest
+from ..local import CLIP_MARGIN_PX
 from . import assemble as asm
 from . import chunks, download, graphs, tasks
 from .auth import Connection, connect
@@ -154,7 +157,8 @@ class EarthEngineOptions:
 class _Scene:
     request: SceneRequest
     grid: Grid
-    region: Any  # ee.Geometry
+    region: Any  # ee.Geometry: the ROI ring (query, statistics)
+    clip: Any  # ee.Geometry: the ring grown by CLIP_MARGIN_PX export pixels (S2 clip)
     start: str
     end: str
 
@@ -226,7 +230,10 @@ class EarthEngineBackend:
     # -- scene pieces -----------------------------------------------------------------------------
 
     def _scene(self, request: SceneRequest) -> _Scene:
-        return _Scene(request, request.roi.export_grid(), graphs.region_of(request.roi.ring()),
+        ring = request.roi.ring()
+        grid = request.roi.export_grid()
+        return _Scene(request, grid, graphs.region_of(ring),
+                      graphs.region_of(ring, CLIP_MARGIN_PX * grid.res[0]),
                       request.start.isoformat(), request.end.isoformat())
 
     def summary(self, request: SceneRequest) -> dict[str, Any]:
@@ -254,7 +261,8 @@ class EarthEngineBackend:
         return {
             "s2": graphs.s2_mosaic(sc.region, sc.start, sc.end, request.params,
                                    collection=self.options.s2_collection,
-                                   with_aux=self.options.export_aux, best_ids=best_ids),
+                                   with_aux=self.options.export_aux, best_ids=best_ids,
+                                   clip=sc.clip),
             "s1": graphs.s1_image(sc.region, sc.start, sc.end),
             "lc": graphs.landcover_image(sc.region, request.landcover_year),
         }

@@ -48,9 +48,14 @@ def end_exclusive(end: str) -> str:
     return (dt.date.fromisoformat(str(end)[:10]) + dt.timedelta(days=1)).isoformat()
 
 
-def region_of(ring: Sequence[tuple[float, float]]) -> ee.Geometry:
+def region_of(ring: Sequence[tuple[float, float]], margin_deg: float = 0.0) -> ee.Geometry:
     """A closed lon/lat ring (EPSG:4326) as a planar polygon: the same edges the local
-    backend rasterizes on the export grid."""
+    backend rasterizes on the export grid; ``margin_deg`` grows it (square corners)."""
+    if margin_deg:
+        from shapely.geometry import Polygon
+
+        grown = Polygon(ring).buffer(margin_deg, join_style="mitre")
+        ring = [(round(x, 10), round(y, 10)) for x, y in grown.exterior.coords]
     return ee.Geometry.Polygon([[list(p) for p in ring]], None, False)
 
 
@@ -191,16 +196,18 @@ def s2_collection(region: ee.Geometry, start: str, end: str,
 
 def scored_collection(region: ee.Geometry, start: str, end: str,
                       params: MosaicParams = DEFAULT_PARAMS, *,
-                      collection: str = S2_COLLECTION,
-                      statistics: bool = True) -> ee.ImageCollection:
-    """Every image of :func:`s2_collection` clipped to ``region`` with the bands
-    ``quality``, ``source_index`` (position in the sorted collection) and ``poor`` after the
-    13 L1C bands, and (``statistics``) the cloudy and coverage percentages."""
+                      collection: str = S2_COLLECTION, statistics: bool = True,
+                      clip: ee.Geometry | None = None) -> ee.ImageCollection:
+    """Every image of :func:`s2_collection` clipped to ``clip`` (default ``region``) with
+    the bands ``quality``, ``source_index`` (position in the sorted collection) and ``poor``
+    after the 13 L1C bands, and (``statistics``) the cloudy and coverage percentages over
+    ``region``."""
     col = s2_collection(region, start, end, collection)
     ids = col.aggregate_array("system:index")
+    clip = region if clip is None else clip
 
     def score(img: ee.Image) -> ee.Image:
-        img = ee.Image(img).clip(region)
+        img = ee.Image(img).clip(clip)
         valid = footprint(img)
         cloud = cloud_score(img, params)
         shadow = shadow_score(img, cloud, params)
@@ -256,7 +263,8 @@ def merge(scored: ee.ImageCollection, params: MosaicParams = DEFAULT_PARAMS,
 
 def s2_mosaic(region: ee.Geometry, start: str, end: str,
               params: MosaicParams | None = None, *, collection: str = S2_COLLECTION,
-              with_aux: bool = False, best_ids: Sequence[str] | None = None) -> ee.Image:
+              with_aux: bool = False, best_ids: Sequence[str] | None = None,
+              clip: ee.Geometry | None = None) -> ee.Image:
     """Cloud-free Sentinel-2 L1C mosaic of ``region`` over ``[start, end]``.
 
     Returns the 13 bands of :data:`~sen12ms_build.products.S2_BANDS` as uint16 DN, 0 where
@@ -264,11 +272,12 @@ def s2_mosaic(region: ee.Geometry, start: str, end: str,
     the source image in the time-sorted collection) and ``poor`` (1 cloud or shadow, 0
     clear), 255 where no image covers a pixel, cast to uint16 with the rest. ``best_ids``
     pins the merge's best images (see :func:`best_collection`); without it the server
-    computes them from the statistics, as the published scripts do.
+    computes them from the statistics, as the published scripts do. ``clip`` (default
+    ``region``) is the geometry the images are clipped to; statistics use ``region``.
     """
     params = params or DEFAULT_PARAMS
     scored = scored_collection(region, start, end, params, collection=collection,
-                               statistics=best_ids is None)
+                               statistics=best_ids is None, clip=clip)
     merged = merge(scored, params, best_ids)
     out = merged.select(list(S2_BANDS)).unmask(S2.nodata, False).toUint16()
     if with_aux:
