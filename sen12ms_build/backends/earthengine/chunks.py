@@ -84,7 +84,8 @@ class Chunk:
     def grid(self, parent: Grid) -> Grid:
         """The chunk as a grid of its own: same CRS and pixel size, shifted origin."""
         t = parent.transform
-        origin = t * (self.col_off, self.row_off)
+        origin = (t.c + self.col_off * t.a + self.row_off * t.b,
+                  t.f + self.col_off * t.d + self.row_off * t.e)
         transform = Affine(t.a, t.b, round(origin[0], 10), t.d, t.e, round(origin[1], 10))
         return Grid(parent.crs, transform, self.width, self.height)
 
@@ -93,10 +94,9 @@ def _round_up(x: int, step: int) -> int:
     return -(-x // step) * step
 
 
-def _split(total: int, parts: int, align: int) -> list[tuple[int, int]]:
-    """(offset, size) of ``parts`` consecutive pieces covering ``total``: all but the last a
-    common multiple of ``align``, the last the remainder."""
-    size = min(total, _round_up(-(-total // parts), align))
+def _split(total: int, size: int) -> list[tuple[int, int]]:
+    """(offset, size) of consecutive pieces of ``size`` covering ``total`` (the last one
+    the remainder)."""
     out, off = [], 0
     while off < total:
         out.append((off, min(size, total - off)))
@@ -122,7 +122,7 @@ def plan_chunks(width: int, height: int, bytes_per_pixel: int, *,
         raise ValueError(f"one pixel of {bytes_per_pixel} bytes exceeds {max_bytes} bytes")
     if align * align > max_px or align > max_side:
         align = 1
-    best: tuple[int, float, int, int] | None = None  # (count, squareness, rows, cols)
+    best: tuple[int, float, int, int] | None = None  # (count, squareness, height, width)
     n_rows = max(1, math.ceil(height / max_side))
     while best is None or n_rows <= best[0]:
         ch = min(height, _round_up(math.ceil(height / n_rows), align))
@@ -131,8 +131,8 @@ def plan_chunks(width: int, height: int, bytes_per_pixel: int, *,
         if cw_max >= 1 and ch <= max_side:
             n_cols = math.ceil(width / cw_max)
             cw = min(width, _round_up(math.ceil(width / n_cols), align))
-            rows, cols = len(_split(height, n_rows, align)), len(_split(width, n_cols, align))
-            key = (rows * cols, abs(math.log(ch / cw)), rows, cols)
+            rows, cols = math.ceil(height / ch), math.ceil(width / cw)
+            key = (rows * cols, abs(math.log(ch / cw)), ch, cw)
             if best is None or key[:2] < best[:2]:
                 best = key
         n_rows += 1
@@ -141,10 +141,8 @@ def plan_chunks(width: int, height: int, bytes_per_pixel: int, *,
     if best is None:
         raise ValueError(f"cannot chunk a {width}x{height} grid of {bytes_per_pixel} bytes per "
                          f"pixel within {max_bytes} bytes")
-    _, _, n_rows, n_cols = best
-    return [Chunk(r, c, h, w)
-            for r, h in _split(height, n_rows, align)
-            for c, w in _split(width, n_cols, align)]
+    _, _, ch, cw = best
+    return [Chunk(r, c, h, w) for r, h in _split(height, ch) for c, w in _split(width, cw)]
 
 
 def chunk_bytes(chunk: Chunk, product: Product) -> int:
