@@ -10,7 +10,6 @@ import functools
 import json
 import logging
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -238,6 +237,23 @@ def batch(ctx: click.Context, batch_file: Path) -> None:
     for i, (cfg_path, seasons, overrides) in enumerate(jobs, start=1):
         log.info("batch job %d/%d: %s %s", i, len(jobs), cfg_path, ", ".join(seasons) or "all")
         _run(cfg_path, seasons, overrides, ctx.obj["progress"])
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--no-checksums", is_flag=True, help="Skip the SHA-256 check of every file.")
+@_errors
+def validate(directory: Path, no_checksums: bool) -> None:
+    """Check a dataset tree (names, folders, dtypes, band counts, CRS, 10 m pixels, triplet
+    alignment, manifest checksums, split lists); exit 1 listing every problem."""
+    from .validate import validate_tree
+
+    problems = validate_tree(directory, checksums=not no_checksums)
+    for p in problems:
+        log.error("%s", p)
+    if problems:
+        raise click.ClickException(f"{directory}: {len(problems)} problem(s)")
+    log.info("%s: valid", directory)
 
 
 if __name__ == "__main__":  # pragma: no cover

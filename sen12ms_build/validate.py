@@ -1,0 +1,161 @@
+"""Check a finished SEN12MS tree: names, folders, rasters, triplets, manifest, split lists.
+
+:func:`validate_tree` reads every patch header (and, with ``checksums``, every byte) and
+returns one human-readable problem per line; an empty list means the tree is valid.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from pathlib import Path
+from typing import Iterator
+
+import rasterio
+from rasterio.errors import RasterioError
+
+from . import layout
+from .io import sha256
+from .products import MODALITIES
+
+log = logging.getLogger(__name__)
+
+BRANCH_RE = r"^ROIs\d+_(spring|summer|fall|winter)$"
+
+
+def _check_patch(path: Path, res_m: float, size: int) -> tuple[list[str], tuple | None]:
+    problems = []
+    dd = layout.parse_patch_filename(path.name).dd
+    m = MODALITIES[dd]
+    try:
+        with rasterio.open(path) as f:
+            if f.count != m.count:
+                problems.append(f"{path}: {f.count} bands, expected {m.count}")
+            if f.dtypes[0] != m.dtype:
+                problems.append(f"{path}: dtype {f.dtypes[0]}, expected {m.dtype}")
+            if (f.width, f.height) != (size, size):
+                problems.append(f"{path}: {f.width}x{f.height} px, expected {size}x{size}")
+            if f.crs is None or not f.crs.is_projected:
+                problems.append(f"{path}: no projected (UTM) CRS")
+            elif not (str(f.crs.to_epsg() or "")[:3] in ("326", "327")):
+                problems.append(f"{path}: CRS {f.crs} is not a WGS 84 UTM zone")
+            a, e = f.transform.a, f.transform.e
+            if not (math.isclose(a, res_m) and math.isclose(-e, res_m)):
+                problems.append(f"{path}: pixel {a} x {-e} m, expected {res_m} x {res_m}")
+            nodata_ok = (f.nodata is not None and math.isnan(f.nodata)) if math.isnan(m.nodata) \
+                else f.nodata == m.nodata
+            if not nodata_ok:
+                problems.append(f"{path}: nodata {f.nodata}, expected {m.nodata}")
+            key = (f.crs.to_string() if f.crs else None, tuple(f.transform))
+    except RasterioError as exc:
+        return [f"{path}: unreadable ({exc})"], None
+    return problems, key
+
+
+def iter_patch_files(root: Path) -> Iterator[Path]:
+    for branch in sorted(Path(root).glob("ROIs*")):
+        if branch.is_dir():
+            yield from sorted(branch.glob("*/*.tif"))
+
+
+def validate_tree(root: Path | str, *, res_m: float = 10.0, size: int = 256,
+                  checksums: bool = True) -> list[str]:
+    """Every problem of the tree below ``root`` (empty when valid)."""
+    import re
+
+    root = Path(root)
+    problems: list[str] = []
+    if not root.is_dir():
+        return [f"{root}: not a directory"]
+    branches = [p for p in root.glob("ROIs*") if p.is_dir()]
+    if not branches:
+        problems.append(f"{root}: no ROIs<seed>_<season> branch folders")
+    for b in branches:
+        if not re.match(BRANCH_RE, b.name):
+            problems.append(f"{b}: not a ROIs<seed>_<season> folder name")
+        for sub in b.iterdir():
+            if sub.is_dir() and not re.match(r"^(s1|s2|lc)_\d+$", sub.name):
+                problems.append(f"{sub}: not a <s1|s2|lc>_<scene> folder")
+    groups: dict[tuple, dict[str, tuple]] = {}
+    for path in iter_patch_files(root):
+        try:
+            name = layout.parse_patch_filename(path.name)
+        except ValueError as exc:
+            problems.append(f"{path}: {exc}")
+            continue
+        if path.parent.name != f"{name.dd}_{name.scene}" or \
+                path.parent.parent.name != layout.branch_name(name.seed, name.season):
+            problems.append(f"{path}: file is in the wrong folder")
+        probs, key = _check_patch(path, res_m, size)
+        problems += probs
+        groups.setdefault((name.seed, name.season, name.scene, name.patch), {})[name.dd] = key
+    for (seed, season, scene, patch), members in sorted(groups.items()):
+        label = f"{layout.branch_name(seed, season)} scene {scene} p{patch}"
+        missing = sorted(set(layout.DATA_IDS) - set(members))
+        if missing:
+            problems.append(f"{label}: triplet incomplete, missing {', '.join(missing)}")
+        elif None not in members.values() and len(set(members.values())) != 1:
+            problems.append(f"{label}: s1/s2/lc do not share one CRS and geotransform")
+    problems += _check_manifest(root, groups, checksums)
+    problems += _check_splits(root, groups)
+    return problems
+
+
+def _check_manifest(root: Path, groups: dict, checksums: bool) -> list[str]:
+    path = root / "manifest.csv"
+    if not path.exists():
+        return [f"{path}: missing"]
+    problems = []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    listed = set()
+    for i, r in enumerate(rows, start=2):
+        if r.get("status") != "kept":
+            continue
+        for dd in layout.DATA_IDS:
+            rel = r.get(dd, "")
+            file = root / rel
+            listed.add(rel)
+            if not rel or not file.exists():
+                problems.append(f"{path}:{i}: {dd} file {rel or '(empty)'} is missing")
+            elif checksums and sha256(file) != r.get(f"sha256_{dd}"):
+                problems.append(f"{path}:{i}: checksum of {rel} does not match")
+    on_disk = {str(p.relative_to(root)) for p in iter_patch_files(root)}
+    for extra in sorted(on_disk - listed):
+        problems.append(f"{root / extra}: not in manifest.csv")
+    return problems
+
+
+def _check_splits(root: Path, groups: dict) -> list[str]:
+    problems = []
+    lists = {}
+    for name in ("train_list.txt", "test_list.txt"):
+        p = root / name
+        if not p.exists():
+            problems.append(f"{p}: missing")
+            lists[name] = []
+            continue
+        lists[name] = p.read_text().split()
+        for n in lists[name]:
+            try:
+                pn = layout.parse_patch_filename(n)
+            except ValueError:
+                problems.append(f"{p}: {n} is not an s2 patch name")
+                continue
+            if pn.dd != "s2":
+                problems.append(f"{p}: {n} is not an s2 patch")
+            elif (pn.seed, pn.season, pn.scene, pn.patch) not in groups:
+                problems.append(f"{p}: {n} is not in the tree")
+    scenes = {name: {(layout.parse_patch_filename(n).season, layout.parse_patch_filename(n)
+                      .scene) for n in names if layout.PATCH_RE.match(n)}
+              for name, names in lists.items()}
+    both = scenes.get("train_list.txt", set()) & scenes.get("test_list.txt", set())
+    for season, scene in sorted(both):
+        problems.append(f"{season} scene {scene} is in both train_list.txt and test_list.txt")
+    listed = set(lists.get("train_list.txt", [])) | set(lists.get("test_list.txt", []))
+    for key in sorted(groups):
+        n = layout.patch_filename(key[0], key[1], "s2", key[2], key[3])
+        if n not in listed:
+            problems.append(f"{n}: in the tree but in neither split list")
+    return problems
