@@ -222,8 +222,8 @@ class FakeEarthEngine:
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:
@@ -304,12 +304,16 @@ class FakeEarthEngine:
                 vals["wh"] = args["coordinates"][2:4]
         t, (w, h) = vals["t"], vals["wh"]
         dest = body["fileExportOptions"]
-        gcs = dest.get("cloudStorageDestination")
-        bucket, prefix = gcs["bucket"], gcs["filenamePrefix"]
+        if "cloudStorageDestination" in dest:
+            gcs = dest["cloudStorageDestination"]
+            bucket, prefix = gcs["bucket"], gcs["filenamePrefix"]
+        else:  # Drive: kept under the pseudo-bucket "drive:<folder>"
+            drive = dest["driveDestination"]
+            bucket, prefix = f"drive:{drive['folder']}", drive["filenamePrefix"]
         if self.export_split and w > self.export_split:
             cut = self.export_split
             parts = [("-0000000000-0000000000", t, cut, h),
-                     (f"-0000000000-{cut:010d}", t * Affine.translation(cut, 0), w - cut, h)]
+                     (f"-0000000000-{cut:010d}", t @ Affine.translation(cut, 0), w - cut, h)]
         else:
             parts = [("", t, w, h)]
         for suffix, pt, pw, ph in parts:

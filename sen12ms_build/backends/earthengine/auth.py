@@ -114,8 +114,8 @@ def connect(*, project: str | None = None, service_account_key: str | None = Non
         ) from None
     except google.auth.exceptions.GoogleAuthError as exc:
         raise EarthEngineAuthError(
-            f"the {source.replace('_', ' ')} credentials were rejected: {_safe(exc)}. {HOW_TO}"
-        ) from None
+            f"the {source.replace('_', ' ')} credentials were rejected (project {proj!r}): "
+            f"{_safe(exc)}. {HOW_TO}") from None
     except Exception as exc:  # httplib2/requests transport failures, discovery errors
         raise EarthEngineError(f"cannot reach Earth Engine at {url or 'the default endpoint'}"
                                f" ({type(exc).__name__}: {_safe(exc)})") from None
