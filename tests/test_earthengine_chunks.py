@@ -155,3 +155,22 @@ def test_plan_requests_follows_the_options():
                                                     export_aux=False))
     assert small.pixel_requests > full.pixel_requests
     assert small.scenes[0].modalities["s2"].product.bytes_per_pixel == 26
+
+
+def test_docs_cost_of_a_full_reproduction_is_the_planners():
+    """docs/earthengine.md quotes the planner on the configured 600 scenes."""
+    import re
+    from pathlib import Path
+
+    from sen12ms_build.sampling import sample_rois
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "earthengine.md").read_text()
+    quoted = dict(re.findall(r"(\w+)=(\d+)", re.search(r"<!-- planner: (.*?) -->",
+                                                        doc).group(1)))
+    seeds = {"spring": 1158, "summer": 1868, "fall": 1970, "winter": 2017}
+    scenes = [(roi, season) for season, seed in seeds.items()
+              for roi in sample_rois(seed, land_count=100, urban_count=50, roi_size_m=38400)]
+    s = plan(scenes).summary()
+    assert {k: int(v) for k, v in quoted.items()} == {
+        "scenes": s["scenes"], "requests": s["requests"], "pixel_requests": s["pixel_requests"],
+        "expected_bytes": s["expected_bytes"]}
