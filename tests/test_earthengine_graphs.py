@@ -316,7 +316,7 @@ def test_landcover_year_is_a_parameter(region):
         ("2019-01-01", "2020-01-01")}
 
 
-# --- summaries and grids ---------------------------------------------------------------------------
+# --- summaries and grids ------------------------------------------------------------------------
 
 def test_scene_summary_and_counts_graphs(region):
     expr = graphs.encode(graphs.scene_summary(region, START, END))

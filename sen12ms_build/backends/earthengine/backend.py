@@ -442,8 +442,12 @@ class EarthEngineBackend:
             if rec is not None:
                 rec.pulled = True
                 self.store.put(rec)
-        if not self.options.keep_chunks and not self.options.pull_dir:
+        if not self.options.keep_chunks:
             shutil.rmtree(dest, ignore_errors=True)
+            try:
+                dest.parent.rmdir()  # the scene's cache folder, if now empty
+            except OSError:
+                pass
 
     def pull(self, request: SceneRequest, out_dir: Path, *, wait: bool = True) -> SceneExport:
         """Batch mode: bring a scene's finished exports into ``out_dir`` (waiting for them

@@ -94,6 +94,28 @@ def fetch_chunk(client: RestClient, job: ProductJob, chunk: Chunk) -> tuple[Path
     return path, False
 
 
+def _collect(futures: dict[Future, tuple[ProductJob, Chunk]], pending: set[Future],
+             bar: tqdm, failures: list[str]) -> None:
+    """Wait for the chunk futures; on the first failure cancel the queued ones and wait for
+    the running ones (their chunks stay cached)."""
+    while pending:
+        done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+        for fut in done:
+            job, chunk = futures[fut]
+            try:
+                fut.result()
+                bar.update(1)
+            except EarthEngineError as exc:
+                failures.append(f"{job.key} {chunk.name}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - reported with the chunk's name
+                failures.append(f"{job.key} {chunk.name}: {type(exc).__name__}: {exc}")
+        if failures:
+            for fut in pending:
+                fut.cancel()
+            wait(pending)
+            return
+
+
 def download(client: RestClient, jobs: Sequence[ProductJob], *, max_workers: int = 8,
              progress: bool = True, desc: str = "chunks") -> dict[str, list[Path]]:
     """Fetch every chunk of ``jobs`` with at most ``max_workers`` threads (the client's
@@ -103,30 +125,20 @@ def download(client: RestClient, jobs: Sequence[ProductJob], *, max_workers: int
     work = [(job, chunk) for job in jobs for chunk in job.chunks]
     for job in jobs:
         job.cache.mkdir(parents=True, exist_ok=True)
-    cached = 0
     failures: list[str] = []
     with tqdm(total=len(work), desc=desc, unit="chunk", disable=not progress,
               leave=False) as bar, ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
         futures: dict[Future, tuple[ProductJob, Chunk]] = {
             pool.submit(fetch_chunk, client, job, chunk): (job, chunk) for job, chunk in work}
         pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for fut in done:
-                job, chunk = futures[fut]
-                try:
-                    _, from_cache = fut.result()
-                    cached += from_cache
-                    bar.update(1)
-                except EarthEngineError as exc:
-                    failures.append(f"{job.key} {chunk.name}: {exc}")
-                except Exception as exc:  # noqa: BLE001 - reported with the chunk's name
-                    failures.append(f"{job.key} {chunk.name}: {type(exc).__name__}: {exc}")
-            if failures:
-                for fut in pending:
-                    fut.cancel()
-                wait(pending)
-                break
+        try:
+            _collect(futures, pending, bar, failures)
+        except BaseException:  # Ctrl-C: do not start queued chunks; cached ones stay
+            for fut in futures:
+                fut.cancel()
+            raise
+        cached = sum(bool(f.result()[1]) for f in futures if f.done() and not f.cancelled()
+                     and f.exception() is None)
     if failures:
         more = f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
         raise DownloadError(f"{desc}: {len(failures)} chunk(s) failed: "
