@@ -219,6 +219,20 @@ def test_interrupted_submission_reuses_its_request_id(fake, tmp_path):
     check_scene(tmp_path / "scene", ROI_SMALL.export_grid())
 
 
+def test_prepare_submits_every_scene_up_front(fake, tmp_path):
+    other = SceneRequest(ROI.at(8, 1868, "land", 12.5, 47.1, 3000.0), "summer",
+                         dt.date(2017, 6, 1), dt.date(2017, 8, 31))
+    opts = options(fake, tmp_path, mode="batch", bucket="b", storage_url_base=fake.url)
+    backend = EarthEngineBackend(**opts)
+    backend.prepare([REQUEST, other])
+    assert len(fake.operations) == 6
+    for req in (REQUEST, other):
+        backend.export_scene(req, tmp_path / req.roi.id)
+    assert len(fake.operations) == 6  # nothing submitted twice
+    EarthEngineBackend(**options(fake, tmp_path)).prepare([REQUEST])  # download: no-op
+    assert len(fake.operations) == 6
+
+
 def test_batch_export_to_drive_pulled_from_a_synced_folder(fake, tmp_path):
     opts = options(fake, tmp_path, mode="batch", drive_folder="sen12ms",
                    pull_dir=str(tmp_path / "drive"))

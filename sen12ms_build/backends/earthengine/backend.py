@@ -401,6 +401,14 @@ class EarthEngineBackend:
         log.info("batch tasks: %s", self.store.summary())
         return out
 
+    def prepare(self, requests: Sequence[SceneRequest]) -> None:
+        """Call once with all of a run's scenes before exporting them one by one: in batch
+        mode this submits every export task up front (:meth:`submit`) so Earth Engine runs
+        them in parallel while :meth:`export_scene` waits for and pulls one scene at a time;
+        a no-op in download mode and in a dry run."""
+        if self.options.mode == "batch" and not self.options.dry_run:
+            self.submit(requests)
+
     def _source(self) -> tasks.ExportSource:
         o = self.options
         if o.pull_dir:
