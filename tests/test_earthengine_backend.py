@@ -95,6 +95,9 @@ def test_export_scene_download_mode(fake, tmp_path):
     assert meta["s1_images"] == SUMMARY["s1"] and meta["lc_image"] == "2016_01_01"
     assert meta["grid"]["width"] == grid.width and meta["requests"]["retries"] == 0
     assert 0 <= meta["poor_share"] <= 1 and meta["mosaic_coverage"] == 1.0
+    aux = expected("s2", grid.transform, grid.width, grid.height)[13]
+    assert [i["pixels_in_mosaic"] for i in meta["s2_images"]] == [
+        int((aux == n).sum()) for n in range(6)]
     # the pixel graph pins the best images decided by mosaic.best_images, in merge order
     s2_bodies = [b for b in fake.pixel_requests() if "COPERNICUS/S2" in json.dumps(b)]
     assert {json.dumps(calls(b["expression"], "Filter.listContains")) for b in s2_bodies} == {
@@ -357,3 +360,21 @@ def test_export_files_are_removed_after_pull(fake, tmp_path):
     EarthEngineBackend(**opts).export_scene(REQUEST, tmp_path / "scene")
     assert not list((tmp_path / "cache").rglob("*.tif"))
     shutil.rmtree(tmp_path / "scene")
+
+
+def test_many_tasks_are_polled_with_one_list_call(fake, tmp_path):
+    EarthEngineBackend(**options(fake, tmp_path))  # ee.Initialize against the emulator
+    store = tk.TaskStore(tmp_path / "tasks.json")
+    grid = ROI_SMALL.export_grid()
+    keys = [f"summer/roi_{i}/lc" for i in range(tk.LIST_THRESHOLD + 1)]
+    for key in keys:
+        tk.submit(store, key, ee.Image.constant(1), grid, digest="d", destination=tk.GCS,
+                  prefix=key, bucket="b")
+    before_get = sum(r["method"] == "GET" and "/operations/" in r["path"]
+                     for r in fake.requests)
+    recs = tk.refresh(store, keys)
+    assert {r.state for r in recs} == {"RUNNING"}
+    assert fake.count("/operations") == 1  # operations.list, not one get per task
+    assert sum(r["method"] == "GET" and "/operations/" in r["path"]
+               for r in fake.requests) == before_get
+    assert tk.TaskStore(tmp_path / "tasks.json").summary() == {"RUNNING": len(keys)}

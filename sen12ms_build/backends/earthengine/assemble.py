@@ -149,6 +149,7 @@ class AuxStats:
     poor: int = 0
     roi: int = 0
     covered_in_roi: int = 0
+    sources: dict[int, int] = field(default_factory=dict)  # pixels per source image index
 
     @property
     def poor_share(self) -> float:
@@ -218,6 +219,9 @@ def assemble(grid: Grid, pieces: Iterable[Path], product: Product, targets: Sequ
                     cov = src_idx != AUX.nodata
                     stats.covered += int(cov.sum())
                     stats.poor += int((cov & (poor == 1)).sum())
+                    for idx, n in enumerate(np.bincount(src_idx[cov].astype(np.int64))):
+                        if n:
+                            stats.sources[idx] = stats.sources.get(idx, 0) + int(n)
                     if roi_mask is not None:
                         m = roi_mask[win.row_off:win.row_off + win.height,
                                      win.col_off:win.col_off + win.width]

@@ -312,6 +312,8 @@ class EarthEngineBackend:
         if self.options.export_aux:
             meta["poor_share"] = round(stats.poor_share, 5)
             meta["mosaic_coverage"] = round(stats.mosaic_coverage, 5)
+            for n, image in enumerate(meta["s2_images"]):
+                image["pixels_in_mosaic"] = stats.sources.get(n, 0)
 
     # -- the Backend protocol -------------------------------------------------------------------
 
