@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from affine import Affine
 from pyproj import CRS, Transformer
 
-from .products import EXPORT_RES_DEG
+from .products import CLIP_MARGIN_PX, EXPORT_RES_DEG
 
 
 def utm_zone(lon: float, lat: float) -> int:
@@ -111,7 +111,7 @@ def geographic_ring(bounds: tuple[float, float, float, float], epsg: int,
 
 
 def export_grid(ring: list[tuple[float, float]], res_deg: float = EXPORT_RES_DEG,
-                margin_px: int = 2) -> Grid:
+                margin_px: int = CLIP_MARGIN_PX) -> Grid:
     """The export grid (EPSG:4326, ``res_deg``) covering a lon/lat ring plus a margin of
     ``margin_px`` pixels, aligned to multiples of ``res_deg``."""
     lons = [p[0] for p in ring]

@@ -120,3 +120,7 @@ S1_COMPOSITE = "newest_on_top"
 #: The paper's export grid: 0.0001 degrees in EPSG:4326.
 EXPORT_CRS = "EPSG:4326"
 EXPORT_RES_DEG = 0.0001
+#: Export pixels kept around the ROI when Sentinel-2 is clipped (``ee.Image.clip``), so the
+#: UTM warp's resampling kernels at the scene edge still find data; statistics (cloudy
+#: percentage, coverage) use the exact ROI. The export grid has the same margin.
+CLIP_MARGIN_PX = 2

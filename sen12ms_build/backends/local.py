@@ -36,14 +36,11 @@ from shapely.geometry import Polygon, box
 from .. import mosaic
 from ..geo import Grid, pixel_size_m
 from ..io import InputError, write_raster
-from ..products import LC, S1, S2
+from ..products import CLIP_MARGIN_PX, LC, S1, S2
 from ..reproject import warp_array
 from . import AUX_BANDS, EXPORT_FILES, NoDataError, SceneExport, SceneRequest
 
 log = logging.getLogger(__name__)
-
-#: Export pixels kept around the ROI when clipping (the export grid has the same margin).
-CLIP_MARGIN_PX = 2
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,8 @@ from rasterio.features import geometry_mask
 
 from ... import mosaic
 from ...geo import Grid
-from ...products import S2_COLLECTION
+from ...products import CLIP_MARGIN_PX, S2_COLLECTION
 from .. import EXPORT_FILES, NoDataError, SceneExport, SceneRequest
-from ..local import CLIP_MARGIN_PX
 from . import assemble as asm
 from . import chunks, download, graphs, tasks
 from .auth import Connection, connect
