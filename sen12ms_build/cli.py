@@ -176,6 +176,9 @@ def _run_options(fn: Callable) -> Callable:
                      help="Dataset root (overrides out)."),
         click.option("--backend", type=click.Choice(["local", "earthengine"]), default=None,
                      help="Backend (overrides backend.name)."),
+        click.option("--dry-run", is_flag=True,
+                     help="Print what would be requested (ROIs, images per ROI; for Earth "
+                          "Engine also requests and bytes) and stop; no pixels."),
     ]):
         fn = opt(fn)
     return fn
@@ -186,10 +189,16 @@ def _run_options(fn: Callable) -> Callable:
 @click.pass_context
 @_errors
 def run_cmd(ctx: click.Context, config_path: Path, season: tuple[str, ...],
-            archive: Path | None, out: Path | None, backend: str | None) -> None:
+            archive: Path | None, out: Path | None, backend: str | None,
+            dry_run: bool) -> None:
     """Build (or resume) the dataset for the season(s) of a config."""
     overrides = {"backend.archive": str(archive) if archive else None,
                  "out": str(out) if out else None, "backend.name": backend}
+    if dry_run:
+        from .pipeline import dry_run as plan
+
+        click.echo(plan(load_config(config_path, overrides), list(season) or None))
+        return
     _run(config_path, season, overrides, ctx.obj["progress"])
 
 

@@ -26,7 +26,7 @@ from . import curation, layout
 from .backends import Backend, NoDataError, SceneRequest, get_backend
 from .config import Config
 from .io import InputError, remove_stale_temporaries, sha256
-from .products import AUX, MODALITIES
+from .products import AUX, MODALITIES, S2_COVERAGE
 from .reproject import warp_to_file
 from .roi import ROI, read_geojson, write_geojson
 from .tiling import tile_scene
@@ -77,7 +77,7 @@ def season_rois(cfg: Config, season: str) -> list[ROI]:
         s.seed, land_count=sp.land_count, urban_count=sp.urban_count,
         roi_size_m=sp.roi_size_m, min_land_share=sp.min_land_share,
         min_city_population=sp.min_city_population,
-        region=tuple(sp.region) if sp.region else None, max_attempts=sp.max_attempts)
+        region=tuple(sp.region) if sp.region else S2_COVERAGE, max_attempts=sp.max_attempts)
 
 
 def rois_for_run(cfg: Config, season: str, root: Path) -> list[ROI]:
@@ -97,6 +97,13 @@ def rois_for_run(cfg: Config, season: str, root: Path) -> list[ROI]:
 
 
 # --- one scene -----------------------------------------------------------------------------
+
+def scene_request(cfg: Config, season: str, roi: ROI) -> SceneRequest:
+    """What the backend is asked for one scene."""
+    s = cfg.season(season)
+    return SceneRequest(roi=roi, season=season, start=s.start, end=s.end,
+                        params=cfg.mosaic_params, landcover_year=cfg.landcover_year)
+
 
 @dataclass
 class SceneResult:
@@ -130,13 +137,12 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
     done = _stage_done(wd, "tile", fp_tile)
     if done:
         return SceneResult(done["record"], skipped=True)
+    request = scene_request(cfg, season, roi)
 
     # 1. export on the backend's grid (EPSG:4326, 0.0001 degrees)
     export = _stage_done(wd, "export", fp_export)
     if export is None:
         _clear(wd, "warp", "tile")
-        request = SceneRequest(roi=roi, season=season, start=s.start, end=s.end,
-                               params=params, landcover_year=cfg.landcover_year)
         try:
             result = backend.export_scene(request, wd / "export")
         except (NoDataError, InputError) as exc:
@@ -230,8 +236,11 @@ def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = No
     root.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(root)
     summary = RunSummary(seasons=list(seasons))
-    for name in seasons:
-        rois = rois_for_run(cfg, name, root)
+    plan = {name: rois_for_run(cfg, name, root) for name in seasons}
+    prepare = getattr(backend, "prepare", None)
+    if prepare is not None:  # batch exports: submit every scene's tasks up front
+        prepare([scene_request(cfg, n, r) for n, rois in plan.items() for r in rois])
+    for name, rois in plan.items():
         log.info("season %s: %d ROI(s) -> %s", name, len(rois), cfg.branch(name))
         for roi in tqdm(rois, desc=f"{cfg.branch(name)} scenes", unit="scene",
                         disable=not progress):
@@ -248,6 +257,38 @@ def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = No
     summary.seconds = round(time.perf_counter() - t0, 2)
     summary.peak_memory_mib = round(peak_memory_mib(), 1)
     return summary
+
+
+def dry_run(cfg: Config, seasons: list[str] | None = None, root: Path | None = None) -> str:
+    """What a run would request, without exporting any pixels: per ROI the acquisitions
+    found (local) or the Earth Engine plan (images, requests, bytes). Returns the text."""
+    seasons = seasons or list(cfg.seasons)
+    for name in seasons:
+        cfg.season(name)
+    requests = [scene_request(cfg, n, r) for n in seasons for r in season_rois(cfg, n)]
+    if cfg.backend.name == "earthengine":
+        from .backends.earthengine import EarthEngineOptions, plan_requests
+        from .backends.earthengine.errors import EarthEngineAuthError
+
+        try:
+            backend = make_backend(cfg)
+        except EarthEngineAuthError as exc:
+            log.warning("no Earth Engine session (%s): planning without image counts", exc)
+            opts = EarthEngineOptions.from_mapping(cfg.backend.earthengine)
+            return plan_requests(requests, opts).format()
+        return backend.dry_run(requests).format()
+    from .backends.local import query
+
+    backend = make_backend(cfg)
+    lines = [f"{'season':<8} {'roi':<22} {'lon':>10} {'lat':>9} {'utm':>4} "
+             f"{'s2':>3} {'s1':>3}"]
+    for r in requests:
+        ring = r.roi.ring()
+        n2 = len(query(backend.index("s2"), ring, r.start, r.end))
+        n1 = len(query(backend.index("s1"), ring, r.start, r.end))
+        lines.append(f"{r.season:<8} {r.roi.id:<22} {r.roi.lon:>10.4f} {r.roi.lat:>9.4f} "
+                     f"{r.roi.utm_zone:>4} {n2:>3} {n1:>3}")
+    return "\n".join(lines)
 
 
 def make_backend(cfg: Config, progress: bool = False) -> Backend:

@@ -109,6 +109,10 @@ AUX = Modality(
 )
 
 # --- Earth Engine catalogue ids and the Sentinel-1 composite rule -------------------------
+#: Sentinel-2's systematic land coverage (lon_min, lat_min, lon_max, lat_max): 56 S to
+#: 84 N. ROIs are sampled inside it unless a region is configured; the paper's ROIs cover
+#: the inhabited land masses, so Antarctica is left out.
+S2_COVERAGE: tuple[float, float, float, float] = (-180.0, -56.0, 180.0, 84.0)
 S2_COLLECTION = "COPERNICUS/S2_HARMONIZED"
 S1_COLLECTION = "COPERNICUS/S1_GRD"
 LC_COLLECTION = "MODIS/061/MCD12Q1"
