@@ -162,14 +162,15 @@ def test_docs_cost_of_a_full_reproduction_is_the_planners():
     import re
     from pathlib import Path
 
-    from sen12ms_build.sampling import sample_rois
+    from sen12ms_build.config import load_config
+    from sen12ms_build.pipeline import season_rois
 
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "earthengine.md").read_text()
+    repo = Path(__file__).resolve().parents[1]
+    doc = (repo / "docs" / "earthengine.md").read_text()
     quoted = dict(re.findall(r"(\w+)=(\d+)", re.search(r"<!-- planner: (.*?) -->",
                                                         doc).group(1)))
-    seeds = {"spring": 1158, "summer": 1868, "fall": 1970, "winter": 2017}
-    scenes = [(roi, season) for season, seed in seeds.items()
-              for roi in sample_rois(seed, land_count=100, urban_count=50, roi_size_m=38400)]
+    cfg = load_config(repo / "configs" / "sen12ms.yaml")
+    scenes = [(roi, season) for season in cfg.seasons for roi in season_rois(cfg, season)]
     s = plan(scenes).summary()
     assert {k: int(v) for k, v in quoted.items()} == {
         "scenes": s["scenes"], "requests": s["requests"], "pixel_requests": s["pixel_requests"],
