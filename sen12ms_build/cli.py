@@ -86,11 +86,11 @@ def _summary_lines(summary: Any) -> list[str]:
 
 
 def _run(cfg_path: Path, seasons: tuple[str, ...], overrides: dict[str, Any],
-         progress: bool) -> Any:
+         progress: bool, **options: Any) -> Any:
     from .pipeline import run
 
     cfg = load_config(cfg_path, overrides)
-    summary = run(cfg, list(seasons) or None, progress=progress)
+    summary = run(cfg, list(seasons) or None, progress=progress, **options)
     for line in _summary_lines(summary):
         log.info(line)
     for p in summary.problems:
@@ -176,6 +176,16 @@ def _run_options(fn: Callable) -> Callable:
                      help="Dataset root (overrides out)."),
         click.option("--backend", type=click.Choice(["local", "earthengine"]), default=None,
                      help="Backend (overrides backend.name)."),
+        click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
+                     help="Scenes processed in parallel (overrides workers)."),
+        click.option("--force", type=click.Choice(["export", "warp", "tile"]),
+                     multiple=True, help="Redo a stage and those after it (repeatable)."),
+        click.option("--executor", type=click.Choice(["process", "dask"]), default="process",
+                     show_default=True, help="Run scenes in a local process pool or as "
+                     "tasks on a Dask cluster (needs the dask extra)."),
+        click.option("--scheduler", default=None, metavar="ADDRESS",
+                     help="Dask scheduler address (with --executor dask); default: a local "
+                     "cluster of --workers processes."),
         click.option("--dry-run", is_flag=True,
                      help="Print what would be requested (ROIs, images per ROI; for Earth "
                           "Engine also requests and bytes) and stop; no pixels."),
@@ -190,16 +200,20 @@ def _run_options(fn: Callable) -> Callable:
 @_errors
 def run_cmd(ctx: click.Context, config_path: Path, season: tuple[str, ...],
             archive: Path | None, out: Path | None, backend: str | None,
-            dry_run: bool) -> None:
-    """Build (or resume) the dataset for the season(s) of a config."""
+            workers: int | None, force: tuple[str, ...], executor: str,
+            scheduler: str | None, dry_run: bool) -> None:
+    """Build (or resume) the dataset for the season(s) of a config. Re-running the same
+    command resumes: finished stages are skipped, unfinished ones redone."""
     overrides = {"backend.archive": str(archive) if archive else None,
-                 "out": str(out) if out else None, "backend.name": backend}
+                 "out": str(out) if out else None, "backend.name": backend,
+                 "workers": workers}
     if dry_run:
         from .pipeline import dry_run as plan
 
         click.echo(plan(load_config(config_path, overrides), list(season) or None))
         return
-    _run(config_path, season, overrides, ctx.obj["progress"])
+    _run(config_path, season, overrides, ctx.obj["progress"], force=force,
+         executor=executor, scheduler=scheduler)
 
 
 BATCH_KEYS = {"config", "season", "seasons", "archive", "out", "backend"}

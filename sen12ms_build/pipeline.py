@@ -1,9 +1,11 @@
 """The pipeline: sample ROIs -> export (backend) -> warp to UTM -> curate -> tile -> metadata.
 
-Each scene goes through its stages in ``<root>/.work/<branch>/scene_<n>/``; a stage is done
-when its ``stage-<name>.json`` marker (written last, atomically) carries the fingerprint of
-the settings it was made with. A re-run skips finished stages, redoes unfinished or changed
-ones, and so resumes an interrupted run; :func:`finalize` rebuilds the root metadata
+Each scene goes through its stages (export, warp, tile) with intermediate files in
+``<root>/.work/<branch>/scene_<n>/``; a stage is done when the state file
+(:mod:`sen12ms_build.state`, ``<root>/.work/state.sqlite``) records it with the fingerprint of
+the settings it was made with and its outputs are intact. A re-run skips finished stages,
+redoes unfinished or changed ones, and so resumes an interrupted run (every file is written
+atomically, so a kill leaves no partial file); :func:`finalize` rebuilds the root metadata
 (manifest, scenes, seasons, splits) from the scene records, so running seasons one by one
 into the same root accumulates one dataset.
 """
@@ -12,23 +14,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import logging
 import resource
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from tqdm.auto import tqdm
 
 from . import curation, layout
 from .backends import Backend, NoDataError, SceneRequest, get_backend
-from .config import Config
-from .io import InputError, remove_stale_temporaries, sha256
+from .config import Config, ConfigError
+from .io import InputError, OutputError, remove_stale_temporaries, sha256
 from .products import AUX, MODALITIES, S2_COVERAGE
 from .reproject import warp_to_file
 from .roi import ROI, read_geojson, write_geojson
+from .state import State, downstream
 from .tiling import tile_scene
 
 log = logging.getLogger(__name__)
@@ -40,28 +45,9 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _stage_done(folder: Path, name: str, fp: str) -> dict | None:
-    marker = folder / f"stage-{name}.json"
-    if marker.exists():
-        try:
-            data = json.loads(marker.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None
-        if data.get("fingerprint") == fp:
-            return data
-    return None
-
-
-def _mark(folder: Path, name: str, fp: str, **data: Any) -> dict:
-    record = {"fingerprint": fp, **data}
-    layout.write_json(folder / f"stage-{name}.json", record)
-    return record
-
-
-def _clear(folder: Path, *names: str) -> None:
-    """Forget stages (their markers) so they and everything after them are redone."""
-    for n in names:
-        (folder / f"stage-{n}.json").unlink(missing_ok=True)
+def state_path(root: Path) -> Path:
+    """The run's SQLite state file."""
+    return Path(root) / layout.WORK_DIR / "state.sqlite"
 
 
 # --- ROIs --------------------------------------------------------------------------------
@@ -121,12 +107,21 @@ def _scene_base(cfg: Config, season: str, roi: ROI) -> dict[str, Any]:
 
 
 def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backend,
-                  progress: bool = False) -> SceneResult:
-    """Run every stage of one scene; returns its record (also saved as ``scene.json``)."""
+                  progress: bool = False, state: State | None = None) -> SceneResult:
+    """Run (or resume) every stage of one scene; returns its record.
+
+    Stages and their outputs: ``export`` (the backend's EPSG:4326 GeoTIFFs in
+    ``.work/<branch>/scene_<n>/export``), ``warp`` (the UTM scene in ``.../utm``) and
+    ``tile`` (scene round, patch round, patch files in the tree). Each is recorded in the
+    state file when complete and skipped on a re-run with the same settings.
+    """
+    if state is None:
+        with State(state_path(root)) as st:
+            return process_scene(cfg, season, roi, root, backend, progress, st)
     t0 = time.perf_counter()
     s = cfg.season(season)
+    branch = layout.branch_name(s.seed, season)
     wd = layout.scene_workdir(root, s.seed, season, roi.scene)
-    wd.mkdir(parents=True, exist_ok=True)
     base = _scene_base(cfg, season, roi)
     params = cfg.mosaic_params
 
@@ -134,24 +129,29 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
                             backend.name, cfg.landcover_year)
     fp_warp = fingerprint(fp_export, asdict(cfg.reproject))
     fp_tile = fingerprint(fp_warp, asdict(cfg.tiling), asdict(cfg.curation))
-    done = _stage_done(wd, "tile", fp_tile)
+    done = state.done(branch, roi.scene, "tile", fp_tile)
     if done:
-        return SceneResult(done["record"], skipped=True)
-    request = scene_request(cfg, season, roi)
+        return SceneResult(done, skipped=True)
+
+    def finish_tile(record: dict, patches: list[dict], outputs: list[Path]) -> SceneResult:
+        state.finish(branch, roi.scene, "tile", fp_tile, {**record, "patch_records": patches},
+                     outputs)
+        return SceneResult({**record, "patch_records": patches}, time.perf_counter() - t0)
 
     # 1. export on the backend's grid (EPSG:4326, 0.0001 degrees)
-    export = _stage_done(wd, "export", fp_export)
+    export = state.done(branch, roi.scene, "export", fp_export)
     if export is None:
-        _clear(wd, "warp", "tile")
         try:
-            result = backend.export_scene(request, wd / "export")
+            result = backend.export_scene(scene_request(cfg, season, roi), wd / "export")
         except (NoDataError, InputError) as exc:
-            log.warning("scene %s %d rejected: %s", base["branch"], roi.scene, exc)
+            log.warning("scene %s %d rejected: %s", branch, roi.scene, exc)
+            _remove_patches(root, branch, roi.scene)
             record = {**base, "status": "rejected", "reason": f"no_data: {exc}",
                       "patches": 0, "patches_kept": 0}
-            _mark(wd, "tile", fp_tile, record=record, patches=[])
-            return SceneResult(record, time.perf_counter() - t0)
-        export = _mark(wd, "export", fp_export, meta=result.meta)
+            return finish_tile(record, [], [])
+        outputs = [p for p in (result.s1, result.s2, result.lc, result.aux) if p]
+        export = state.finish(branch, roi.scene, "export", fp_export,
+                              {"meta": result.meta}, outputs)
     meta = export["meta"]
 
     # 2. warp to the local UTM zone at square pixels
@@ -159,36 +159,34 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
     utm = {k: wd / "utm" / f"{k}.tif" for k in ("s1", "s2", "lc", "aux")}
     if not (wd / "export" / "s2_aux.tif").exists():
         utm.pop("aux")
-    if _stage_done(wd, "warp", fp_warp) is None:
-        _clear(wd, "tile")
+    if state.done(branch, roi.scene, "warp", fp_warp) is None:
         for k, dst in utm.items():
             src = wd / "export" / ("s2_aux.tif" if k == "aux" else f"{k}.tif")
             modality = AUX if k == "aux" else MODALITIES[k]
             method = cfg.reproject.resampling.get(k, modality.resampling)
             warp_to_file(src, dst, grid, modality, method, cfg.reproject.warp_mem_limit_mb)
-        _mark(wd, "warp", fp_warp, width=grid.width, height=grid.height, crs=grid.crs)
+        state.finish(branch, roi.scene, "warp", fp_warp,
+                     {"width": grid.width, "height": grid.height, "crs": grid.crs},
+                     utm.values())
 
     # 3. scene round of curation
     keep, reason, values = curation.scene_decision_from_files(utm, cfg.curation)
     record = {**base, "width": grid.width, "height": grid.height, **values,
               "s2_images": len(meta.get("s2_images", [])),
               "s2_best": len(meta.get("s2_best", [])),
-              "mosaic_poor_share": meta.get("poor_share")}
-    branch_dir = Path(root) / base["branch"]
+              "mosaic_poor_share": meta.get("poor_share"), "crs": grid.crs}
     if not keep:
-        log.info("scene %s %d rejected by the scene round: %s=%s", base["branch"], roi.scene,
+        log.info("scene %s %d rejected by the scene round: %s=%s", branch, roi.scene,
                  reason, values.get(reason))
-        for dd in layout.DATA_IDS:
-            shutil.rmtree(branch_dir / f"{dd}_{roi.scene}", ignore_errors=True)
+        _remove_patches(root, branch, roi.scene)
         record.update(status="rejected", reason=reason, patches=0, patches_kept=0)
-        _mark(wd, "tile", fp_tile, record=record, patches=[])
-        return SceneResult(record, time.perf_counter() - t0)
+        return finish_tile(record, [], [])
 
     # 4. tiling with the patch round of curation
     def name_for(dd: str, patch: int) -> Path:
         return layout.patch_path(root, s.seed, season, dd, roi.scene, patch)
 
-    bar = tqdm(total=None, desc=f"  patches {base['branch']}/{roi.scene}", unit="patch",
+    bar = tqdm(total=None, desc=f"  patches {branch}/{roi.scene}", unit="patch",
                leave=False, disable=not progress)
     try:
         patches = tile_scene(utm, name_for,
@@ -196,14 +194,19 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
                              cfg.tiling.patch_size, cfg.tiling.stride, progress=bar.update)
     finally:
         bar.close()
+    outputs = []
     for p in patches:
+        outputs += p["files"].values()
         p["sha256"] = {k: sha256(f) for k, f in p["files"].items()}
         p["files"] = {k: str(Path(f).relative_to(root)) for k, f in p["files"].items()}
     kept = sum(p["kept"] for p in patches)
-    record.update(status="kept", reason="", patches=len(patches), patches_kept=kept,
-                  crs=grid.crs)
-    _mark(wd, "tile", fp_tile, record=record, patches=patches)
-    return SceneResult(record, time.perf_counter() - t0)
+    record.update(status="kept", reason="", patches=len(patches), patches_kept=kept)
+    return finish_tile(record, patches, outputs)
+
+
+def _remove_patches(root: Path, branch: str, scene: int) -> None:
+    for dd in layout.DATA_IDS:
+        shutil.rmtree(Path(root) / branch / f"{dd}_{scene}", ignore_errors=True)
 
 
 # --- a season, and the root metadata --------------------------------------------------------
@@ -224,27 +227,48 @@ class RunSummary:
 
 def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = None,
         backend: Backend | None = None, progress: bool = True,
+        force: tuple[str, ...] = (), workers: int | None = None,
+        executor: str = "process", scheduler: str | None = None,
         on_scene: Callable[[SceneResult], None] | None = None) -> RunSummary:
-    """Build (or resume) the dataset for ``seasons`` (default: every configured season)."""
+    """Build (or resume) the dataset for ``seasons`` (default: every configured season).
+
+    Args:
+        force: stages to redo (``export``, ``warp``, ``tile``; each with those after it).
+        workers: scenes processed in parallel (default ``cfg.workers``); 1 runs in-process.
+        executor: ``process`` (a local process pool) or ``dask`` (the scenes as tasks on a
+            Dask cluster at ``scheduler``; needs the ``dask`` extra).
+    """
     t0 = time.perf_counter()
     root = Path(root or cfg.out)
     seasons = seasons or list(cfg.seasons)
     for name in seasons:
         cfg.season(name)  # unknown / unconfigured season: ConfigError before any work
+    workers = workers or cfg.workers
     if backend is None:
         backend = make_backend(cfg, progress)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder {root}: {exc}") from exc
     remove_stale_temporaries(root)
     summary = RunSummary(seasons=list(seasons))
     plan = {name: rois_for_run(cfg, name, root) for name in seasons}
+    with State(state_path(root)) as state:
+        for stage in force:
+            for name in seasons:
+                n = state.forget(cfg.branch(name), None, downstream(stage))
+                log.info("--force %s: %s: %d stage record(s) forgotten", stage,
+                         cfg.branch(name), n)
     prepare = getattr(backend, "prepare", None)
     if prepare is not None:  # batch exports: submit every scene's tasks up front
         prepare([scene_request(cfg, n, r) for n, rois in plan.items() for r in rois])
+    tasks = [(name, roi) for name, rois in plan.items() for roi in rois]
     for name, rois in plan.items():
         log.info("season %s: %d ROI(s) -> %s", name, len(rois), cfg.branch(name))
-        for roi in tqdm(rois, desc=f"{cfg.branch(name)} scenes", unit="scene",
-                        disable=not progress):
-            res = process_scene(cfg, name, roi, root, backend, progress)
+    bar = tqdm(total=len(tasks), desc="scenes", unit="scene", disable=not progress)
+    try:
+        for res in _execute(cfg, tasks, root, backend, workers, executor, scheduler, progress):
+            bar.update(1)
             if on_scene:
                 on_scene(res)
             rec = res.record
@@ -252,11 +276,63 @@ def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = No
             summary.scenes_kept += rec["status"] == "kept"
             summary.patches += rec.get("patches", 0)
             summary.patches_kept += rec.get("patches_kept", 0)
+    finally:
+        bar.close()
     summary.problems = list(getattr(backend, "problems", []))
     finalize(root, cfg)
     summary.seconds = round(time.perf_counter() - t0, 2)
     summary.peak_memory_mib = round(peak_memory_mib(), 1)
     return summary
+
+
+_WORKER_BACKEND: dict[str, Backend] = {}
+
+
+def scene_task(cfg: Config, season: str, roi: ROI, root: str) -> SceneResult:
+    """One scene in a worker process (a pool's or a Dask worker's): its own backend
+    (created once per process) and its own connection to the state file."""
+    key = fingerprint(asdict(cfg.backend))
+    if key not in _WORKER_BACKEND:
+        _WORKER_BACKEND[key] = make_backend(cfg)
+    return process_scene(cfg, season, roi, Path(root), _WORKER_BACKEND[key], False)
+
+
+def _execute(cfg: Config, tasks: list[tuple[str, ROI]], root: Path, backend: Backend,
+             workers: int, executor: str, scheduler: str | None, progress: bool
+             ) -> Iterator[SceneResult]:
+    """Run the scene tasks; yield results as they complete."""
+    if executor == "dask":
+        try:
+            from dask.distributed import Client
+            from dask.distributed import as_completed as dask_completed
+        except ImportError:
+            raise ConfigError(cfg.source, "executor", "the dask executor needs the `dask` "
+                              "extra: pip install 'sen12ms-build[dask]'") from None
+        with Client(scheduler) if scheduler else Client(n_workers=workers,
+                                                        threads_per_worker=1) as client:
+            futures = [client.submit(scene_task, cfg, n, r, str(root), pure=False)
+                       for n, r in tasks]
+            for fut in dask_completed(futures):
+                yield fut.result()
+        return
+    if executor != "process":
+        raise ConfigError(cfg.source, "executor", f"unknown executor {executor!r}; "
+                          "choose 'process' or 'dask'")
+    if workers <= 1:
+        with State(state_path(root)) as state:
+            for name, roi in tasks:
+                yield process_scene(cfg, name, roi, root, backend, progress, state)
+        return
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = [pool.submit(scene_task, cfg, n, r, str(root)) for n, r in tasks]
+        try:
+            for fut in as_completed(futures):
+                yield fut.result()
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
 
 
 def dry_run(cfg: Config, seasons: list[str] | None = None, root: Path | None = None) -> str:
@@ -296,8 +372,6 @@ def make_backend(cfg: Config, progress: bool = False) -> Backend:
     b = cfg.backend
     if b.name == "local":
         if not b.archive:
-            from .config import ConfigError
-
             raise ConfigError(cfg.source, "backend.archive",
                               "the local backend needs an archive directory")
         return get_backend("local", archive=b.archive)
@@ -313,12 +387,13 @@ def peak_memory_mib() -> float:
 
 def scene_records(root: Path) -> list[tuple[dict, list[dict]]]:
     """(scene record, patch records) of every finished scene under ``root``."""
-    out = []
-    for marker in sorted(Path(root, layout.WORK_DIR).glob("*/scene_*/stage-tile.json")):
-        data = json.loads(marker.read_text())
-        out.append((data["record"], data.get("patches", [])))
-    out.sort(key=lambda x: (x[0]["branch"], x[0]["scene"]))
-    return out
+    path = state_path(root)
+    if not path.exists():
+        return []
+    with State(path) as state:
+        rows = state.records("tile")
+    return [({k: v for k, v in rec.items() if k != "patch_records"},
+             rec.get("patch_records", [])) for _, _, rec in rows]
 
 
 def finalize(root: Path, cfg: Config) -> dict[str, int]:

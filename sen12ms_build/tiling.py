@@ -127,8 +127,7 @@ def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
             if keep:
                 for k in ("s1", "s2", "lc"):
                     path = name_for(k, w.patch)
-                    if not path.exists():  # atomic writes: present means complete
-                        write_patch(path, arrays[k], k, prof["crs"], t)
+                    write_patch(path, arrays[k], k, prof["crs"], t)  # same bytes on re-runs
                     files[k] = path
             else:
                 for k in ("s1", "s2", "lc"):  # a re-run with stricter rules removes it
