@@ -55,7 +55,8 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S", stream=sys.stderr)
-    logging.getLogger("rasterio").setLevel(max(level, logging.WARNING))
+    for noisy in ("rasterio", "distributed"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
