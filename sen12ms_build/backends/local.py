@@ -110,6 +110,10 @@ class LocalBackend:
         if not self.archive.is_dir():
             raise InputError(f"archive directory not found: {self.archive} "
                              "(create the demo one with `sen12ms-build demo-archive DIR`)")
+        for kind in ("s2", "s1", "lc"):
+            if not any((self.archive / kind).glob("*.tif")):
+                raise InputError(f"archive {self.archive} has no GeoTIFF in {kind}/ "
+                                 "(layout: docs/archive.md)")
         self.progress = progress
         self._index: dict[str, tuple[list[Acquisition], list[str]]] = {}
 
