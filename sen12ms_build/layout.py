@@ -23,7 +23,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -102,11 +102,14 @@ def climate_zone(lat: float) -> str:
     return "temperate"
 
 
-def _csv_text(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
+def _csv_text(header: list[str], rows: Iterable[Iterable[Any] | Mapping[str, Any]]) -> str:
+    """CSV text; a row is a sequence in header order or a mapping by column name (missing
+    columns empty, keys outside the header ignored)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(header)
-    w.writerows(rows)
+    for row in rows:
+        w.writerow([row.get(k, "") for k in header] if isinstance(row, Mapping) else row)
     return buf.getvalue()
 
 
@@ -128,16 +131,21 @@ def seasons_rows(scenes: list[dict]) -> list[list[Any]]:
 
 # --- manifest ------------------------------------------------------------------------------
 
+#: One column per curation check (``curation.CHECKS``, same order): its measured value.
+CHECK_COLUMNS = ["nodata_s2", "nodata_s1", "nodata_lc", "poor", "haze", "seam", "saturated",
+                 "s1_stripe", "s1_range", "s1_border"]
+#: ``status`` is the final decision, ``reason`` the check that rejected (``review`` when a
+#: reviewer did), ``review`` the reviewer's decision (``rejected``, ``readmitted`` or empty).
 MANIFEST_HEADER = ["patch_id", "branch", "season", "scene", "patch", "status", "reason",
-                   "crs", "left", "bottom", "right", "top", "nodata_s1", "nodata_s2",
-                   "nodata_lc", "poor", "s1", "s2", "lc", "sha256_s1", "sha256_s2",
-                   "sha256_lc"]
+                   "crs", "left", "bottom", "right", "top", *CHECK_COLUMNS, "review",
+                   "s1", "s2", "lc", "sha256_s1", "sha256_s2", "sha256_lc"]
 SCENES_HEADER = ["branch", "season", "scene", "roi_id", "kind", "lon", "lat", "utm_zone",
-                 "width", "height", "status", "reason", "nodata_s1", "nodata_s2", "nodata_lc",
-                 "poor", "patches", "patches_kept", "s2_images", "s2_best"]
+                 "width", "height", "status", "reason", *CHECK_COLUMNS, "s2_dark_floor",
+                 "s2_dark_floor_water", "patches", "patches_kept", "s2_images", "s2_best"]
 
 
-def write_csv(path: Path, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
+def write_csv(path: Path, header: list[str],
+              rows: Iterable[Iterable[Any] | Mapping[str, Any]]) -> None:
     """Write a CSV atomically."""
     atomic_write_text(path, _csv_text(header, rows))
 

@@ -407,17 +407,18 @@ def finalize(root: Path, cfg: Config) -> dict[str, int]:
                                cfg.splits.test_fraction, cfg.splits.seed)
     train_list, test_list = [], []
     for rec, patches in records:
-        scenes.append([rec.get(k, "") for k in layout.SCENES_HEADER])
+        scenes.append(rec)
         for p in patches:
-            l, b, r, t = p["bounds"]
-            v = p["values"]
-            manifest.append([
-                f"{rec['branch']}_{rec['scene']}_p{p['patch']}", rec["branch"], rec["season"],
-                rec["scene"], p["patch"], "kept" if p["kept"] else "rejected", p["reason"],
-                rec.get("crs", ""), l, b, r, t, v.get("nodata_s1", ""), v.get("nodata_s2", ""),
-                v.get("nodata_lc", ""), v.get("poor", ""),
-                *(p["files"].get(k, "") for k in layout.DATA_IDS),
-                *(p.get("sha256", {}).get(k, "") for k in layout.DATA_IDS)])
+            left, bottom, right, top = p["bounds"]
+            manifest.append({
+                **p["values"],
+                "patch_id": f"{rec['branch']}_{rec['scene']}_p{p['patch']}",
+                "branch": rec["branch"], "season": rec["season"], "scene": rec["scene"],
+                "patch": p["patch"], "status": "kept" if p["kept"] else "rejected",
+                "reason": p["reason"], "crs": rec.get("crs", ""), "left": left,
+                "bottom": bottom, "right": right, "top": top,
+                **{k: p["files"].get(k, "") for k in layout.DATA_IDS},
+                **{f"sha256_{k}": p.get("sha256", {}).get(k, "") for k in layout.DATA_IDS}})
             if p["kept"]:
                 name = Path(p["files"]["s2"]).name
                 (test_list if (rec["branch"], rec["scene"]) in test else train_list).append(name)
