@@ -87,12 +87,28 @@ class TilingConfig:
 
 @dataclass(frozen=True)
 class CurationConfig:
-    """Thresholds of the automatic inspection rounds (shares in 0..1)."""
+    """Thresholds of the automatic inspection rounds (see :mod:`sen12ms_build.curation` and
+    docs/curation.md): a value above ``scene_max_<key>`` rejects a scene before tiling, above
+    ``patch_max_<key>`` a patch. Shares are within 0..1; the seam step is relative (0.1: a
+    10 % brightness jump); ``haze_floor_margin`` is TOA reflectance."""
 
     scene_max_nodata_share: float = 0.2  # per modality, scene round
     scene_max_poor_share: float = 0.05  # residual cloud/shadow of the S2 mosaic
     patch_max_nodata_share: float = 0.0  # per modality, patch round
     patch_max_poor_share: float = 0.1
+    scene_max_haze_share: float = 0.25  # blocks whose blue floor is lifted by a veil
+    patch_max_haze_share: float = 0.02  # i.e. more than one of a patch's 64 blocks
+    haze_floor_margin: float = 0.05  # lift of the blue dark-object floor that counts as haze
+    scene_max_seam_step: float = 0.3  # brightness step along the mosaic's source boundaries
+    patch_max_seam_step: float = 0.1
+    scene_max_saturated_share: float = 0.05  # S2 pixels at DN >= 20000
+    patch_max_saturated_share: float = 0.001
+    scene_max_s1_stripe_share: float = 0.05  # SAR pixels in zero/constant stripes
+    patch_max_s1_stripe_share: float = 0.01
+    scene_max_s1_range_share: float = 0.05  # SAR pixels with implausible sigma0
+    patch_max_s1_range_share: float = 0.01
+    scene_max_s1_border_share: float = 0.05  # SAR border noise next to the image edge
+    patch_max_s1_border_share: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -288,7 +304,13 @@ def _check(cfg: Config) -> None:
              "pixels between patches would be lost")
     for f in fields(cfg.curation):
         v = getattr(cfg.curation, f.name)
-        if not 0.0 <= v <= 1.0:
+        if f.name.endswith("_seam_step"):
+            if v < 0.0:
+                fail(f"curation.{f.name}", "must be >= 0 (a relative brightness step)")
+        elif f.name == "haze_floor_margin":
+            if not 0.0 < v <= 1.0:
+                fail(f"curation.{f.name}", "must be a reflectance within 0..1 (exclusive of 0)")
+        elif not 0.0 <= v <= 1.0:
             fail(f"curation.{f.name}", "must be a share within 0..1")
     if not 0.0 <= cfg.splits.test_fraction < 1.0:
         fail("splits.test_fraction", "must be within 0..1 (exclusive of 1)")
