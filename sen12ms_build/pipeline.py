@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 
 from tqdm.auto import tqdm
 
-from . import curation, layout
+from . import curation, layout, review
 from .backends import Backend, NoDataError, SceneRequest, get_backend
 from .config import Config, ConfigError
 from .io import InputError, OutputError, remove_stale_temporaries, sha256
@@ -190,10 +190,14 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
                leave=False, disable=not progress)
     try:
         patches = tile_scene(utm, name_for,
-                             lambda arrays: curation.patch_decision(arrays, cfg.curation),
+                             lambda arrays: curation.patch_decision(arrays, cfg.curation,
+                                                                    values),
                              cfg.tiling.patch_size, cfg.tiling.stride, progress=bar.update)
     finally:
         bar.close()
+    # --- reviewer's decisions (review.json) win over the patch round ---
+    patches = review.honour_decisions(root, branch, roi.scene, patches, utm, name_for,
+                                      cfg.tiling.patch_size)
     outputs = []
     for p in patches:
         outputs += p["files"].values()
@@ -280,6 +284,8 @@ def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = No
         bar.close()
     summary.problems = list(getattr(backend, "problems", []))
     finalize(root, cfg)
+    if cfg.quicklooks:  # --- quicklooks and review pages (sen12ms_build.review) ---
+        review.write_review(root, cfg)
     summary.seconds = round(time.perf_counter() - t0, 2)
     summary.peak_memory_mib = round(peak_memory_mib(), 1)
     return summary
@@ -400,7 +406,7 @@ def finalize(root: Path, cfg: Config) -> dict[str, int]:
     """Write ``manifest.csv``, ``scenes.csv``, ``seasons.csv``, ``train_list.txt`` and
     ``test_list.txt`` from every finished scene under ``root``."""
     root = Path(root)
-    records = scene_records(root)
+    records = review.apply_to_records(root, scene_records(root))  # reviewer's decisions
     manifest, scenes = [], []
     kept_scenes = [r for r, _ in records if r["status"] == "kept"]
     test = layout.split_scenes([(r["branch"], r["scene"]) for r in kept_scenes],
@@ -416,7 +422,7 @@ def finalize(root: Path, cfg: Config) -> dict[str, int]:
                 "branch": rec["branch"], "season": rec["season"], "scene": rec["scene"],
                 "patch": p["patch"], "status": "kept" if p["kept"] else "rejected",
                 "reason": p["reason"], "crs": rec.get("crs", ""), "left": left,
-                "bottom": bottom, "right": right, "top": top,
+                "bottom": bottom, "right": right, "top": top, "review": p.get("review", ""),
                 **{k: p["files"].get(k, "") for k in layout.DATA_IDS},
                 **{f"sha256_{k}": p.get("sha256", {}).get(k, "") for k in layout.DATA_IDS}})
             if p["kept"]:
