@@ -6,6 +6,7 @@ naming the file, key or path at fault; ``-v`` adds debug logging.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
@@ -21,6 +22,10 @@ from .config import SEASONS, ConfigError, load_config
 
 log = logging.getLogger("sen12ms_build")
 
+#: OS errors that mean "the output cannot be written": no space, file too large, quota,
+#: permissions, read-only file system.
+OUTPUT_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EACCES, errno.EPERM,
+                 errno.EROFS}
 REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
@@ -44,6 +49,13 @@ def _errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except expected as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # full disk, file size or quota limit, permissions
+            if exc.errno not in OUTPUT_ERRNOS:
+                raise
+            where = f" {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"cannot write{where}: {exc.strerror}; finished work "
+                                       "is kept, run the same command again to resume") \
+                from None
         except KeyboardInterrupt:
             raise click.ClickException("interrupted; run the same command again to resume "
                                        "(finished work is kept)") from None

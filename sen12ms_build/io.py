@@ -32,9 +32,12 @@ class InputError(RuntimeError):
     """An input raster is missing, corrupt, truncated or not what it should be."""
 
 
-def _explain(exc: OSError, path: Path) -> str:
+def explain_os_error(exc: OSError, path: Path) -> str:
+    """A one-line reason for a failed write of ``path``."""
     if exc.errno == errno.ENOSPC:
-        return f"no space left on the device while writing {path}"
+        return f"cannot write {path}: no space left on the device"
+    if exc.errno in (errno.EFBIG, errno.EDQUOT):
+        return f"cannot write {path}: {exc.strerror} (file size limit or disk quota)"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"permission denied writing {path}"
     return f"cannot write {path}: {exc}"
@@ -50,7 +53,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
         os.close(fd)
     except OSError as exc:
-        raise OutputError(_explain(exc, path)) from exc
+        raise OutputError(explain_os_error(exc, path)) from exc
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -58,7 +61,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
-        raise OutputError(_explain(exc, path)) from exc
+        raise OutputError(explain_os_error(exc, path)) from exc
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
@@ -71,7 +74,7 @@ def atomic_write_text(path: Path | str, text: str) -> None:
         try:
             tmp.write_text(text)
         except OSError as exc:
-            raise OutputError(_explain(exc, Path(path))) from exc
+            raise OutputError(explain_os_error(exc, Path(path))) from exc
 
 
 GTIFF_PROFILE: dict[str, Any] = {
@@ -110,7 +113,7 @@ def write_raster(path: Path | str, data: np.ndarray, *, crs: Any, transform: Any
                     dst.update_tags(**{k: str(v) for k, v in tags.items()})
         except RasterioIOError as exc:
             cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else None
-            raise OutputError(_explain(cause, path) if cause else
+            raise OutputError(explain_os_error(cause, path) if cause else
                               f"cannot write {path}: {exc}") from exc
 
 

@@ -35,7 +35,7 @@ from shapely.geometry import Polygon, box
 
 from .. import mosaic
 from ..geo import Grid, pixel_size_m
-from ..io import InputError, write_raster
+from ..io import InputError, OutputError, explain_os_error, write_raster
 from ..products import CLIP_MARGIN_PX, LC, S1, S2
 from ..reproject import warp_array
 from . import AUX_BANDS, EXPORT_FILES, NoDataError, SceneExport, SceneRequest
@@ -156,9 +156,12 @@ class LocalBackend:
             zen = float(acq.tags["MEAN_SOLAR_ZENITH_ANGLE"])
             s = mosaic.score_image(l1c, px, az, zen, roi_mask, params)
             # keep the image on disk, not in memory: N large scenes do not fit
-            mm = np.lib.format.open_memmap(workdir / f"{len(images)}.npy", "w+",
-                                           l1c.dtype, l1c.shape)
-            mm[:] = l1c
+            mm_path = workdir / f"{len(images)}.npy"
+            try:
+                mm = np.lib.format.open_memmap(mm_path, "w+", l1c.dtype, l1c.shape)
+                mm[:] = l1c
+            except OSError as exc:
+                raise OutputError(explain_os_error(exc, mm_path)) from exc
             images.append(mm)
             scores.append(s)
             used.append({"file": acq.path.name, "time": acq.time.isoformat(),
