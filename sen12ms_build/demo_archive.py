@@ -1092,7 +1092,7 @@ class _Writer:
 
 
 def write_demo_archive(root: Path | str, *, crop: int | None = None,
-                       progress: bool = True) -> dict[str, Any]:
+                       progress: bool = True, defects: bool = False) -> dict[str, Any]:
     """Write the demo archive under ``root`` and return its summary (also ``root/archive.json``).
 
     Args:
@@ -1101,6 +1101,8 @@ def write_demo_archive(root: Path | str, *, crop: int | None = None,
             written (the same clouds as the full archive, cut to the window); None writes
             the whole 1933 x 1947 pixel scene.
         progress: show a tqdm progress bar over the acquisitions.
+        defects: also inject the known defects of :mod:`sen12ms_build.defects` (no-data
+            holes, a thin cloud, a seam, a SAR stripe, saturation), truth in ``truth/``.
 
     Idempotent: files that exist are kept (writes are atomic, so an existing file is
     complete); ``archive.json`` is rewritten only if its content changes. Two workers
@@ -1113,6 +1115,9 @@ def write_demo_archive(root: Path | str, *, crop: int | None = None,
     from tqdm.auto import tqdm
 
     root = Path(root)
+    if not defects and (root / "truth" / "defects.json").exists():
+        raise DemoDataError(f"{root} holds an archive with injected defects; write the clean "
+                            "demo archive into another folder")
     root.mkdir(parents=True, exist_ok=True)
     ground_full, grid_full = load_ground()
     window = crop_window(grid_full.shape, crop)
@@ -1159,6 +1164,10 @@ def write_demo_archive(root: Path | str, *, crop: int | None = None,
     if not path.exists() or path.read_text() != text:
         atomic_write_text(path, text)
         writer.written += 1
+    if defects:  # known defects and their ground truth (sen12ms_build.defects)
+        from .defects import inject_defects
+
+        summary["defects"] = inject_defects(root)
     log.info("demo archive at %s: %d file(s) written", root, writer.written)
     return summary
 
