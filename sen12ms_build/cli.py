@@ -1,4 +1,5 @@
-"""Command line: ``sen12ms-build demo | demo-archive | sample | run | batch``.
+"""Command line: ``sen12ms-build demo | demo-archive | sample | run | batch | validate |
+review | apply-review | report``.
 
 Options override the config's keys. Every failure exits non-zero with a one-line message
 naming the file, key or path at fault; ``-v`` adds debug logging.
@@ -115,15 +116,20 @@ def _run(cfg_path: Path, seasons: tuple[str, ...], overrides: dict[str, Any],
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--crop", type=click.IntRange(min=256), default=None,
               help="Use only the central CROP x CROP pixels of the scene (fast tests).")
+@click.option("--defects", is_flag=True,
+              help="Inject known defects (no-data holes, a thin cloud, a mosaicking seam, a "
+                   "SAR stripe, saturation) with their ground truth in DIRECTORY/truth/.")
 @click.pass_context
 @_errors
-def demo_archive_cmd(ctx: click.Context, directory: Path, crop: int | None) -> None:
+def demo_archive_cmd(ctx: click.Context, directory: Path, crop: int | None,
+                     defects: bool) -> None:
     """Write the embedded demo archive (real Sentinel-2 ground, injected clouds and
     shadows, simulated Sentinel-1 and land cover) into DIRECTORY."""
     from .demo_archive import write_demo_archive
 
-    write_demo_archive(directory, crop=crop, progress=ctx.obj["progress"])
-    log.info("demo archive written to %s", directory)
+    write_demo_archive(directory, crop=crop, progress=ctx.obj["progress"], defects=defects)
+    log.info("demo archive written to %s%s", directory,
+             " (defects: truth/defects.json)" if defects else "")
 
 
 @main.command()
@@ -290,6 +296,63 @@ def validate(directory: Path, no_checksums: bool) -> None:
     if problems:
         raise click.ClickException(f"{directory}: {len(problems)} problem(s)")
     log.info("%s: valid", directory)
+
+
+# --- curation review and report (sen12ms_build.review, sen12ms_build.report) ----------------
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--config", "config_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The run's YAML config (thresholds, tiling).")
+@_errors
+def review(directory: Path, config_path: Path) -> None:
+    """Write the quicklooks (DIRECTORY/quicklooks) and the review pages
+    (DIRECTORY/review/<branch>.html) of a dataset root."""
+    from .review import write_review
+
+    write_review(directory, load_config(config_path, {"out": str(directory)}))
+
+
+@main.command("apply-review")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("review_list", type=click.File("r"))
+@click.option("--config", "config_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The run's YAML config (splits, tiling).")
+@click.option("--note", default="", help="A note stored with these decisions.")
+@_errors
+def apply_review_cmd(directory: Path, review_list: Any, config_path: Path, note: str) -> None:
+    """Apply a reviewer's list (the review page's JSON, or one patch id or file name per
+    line, '+' in front to re-admit; '-' reads stdin) to the tree, manifest and split lists.
+    Decisions are kept in DIRECTORY/review.json, which later runs honour."""
+    from .review import apply_review, parse_list
+
+    rejects, readmits = parse_list(review_list.read())
+    cfg = load_config(config_path, {"out": str(directory)})
+    counts = apply_review(directory, cfg, rejects, readmits, note)
+    log.info("%d rejected, %d re-admitted; %d train and %d test patches", counts["rejected"],
+             counts["readmitted"], counts["train"], counts["test"])
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--truth", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The defect archive (demo-archive --defects) the run was built from: "
+                   "adds the curation rounds' per-defect recall and false-reject rate.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="The run's config (patch size and stride; default 256/128).")
+@_errors
+def report(directory: Path, truth: Path | None, config_path: Path | None) -> None:
+    """Write DIRECTORY/report/report.md with patches per season and scene, class
+    histograms per land-cover scheme, rejection reasons and a world map of the ROIs."""
+    from .report import write_report
+
+    size, stride = 256, 128
+    if config_path:
+        t = load_config(config_path).tiling
+        size, stride = t.patch_size, t.stride
+    write_report(directory, truth, size, stride)
 
 
 if __name__ == "__main__":  # pragma: no cover

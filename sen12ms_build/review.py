@@ -103,7 +103,7 @@ def apply_to_records(root: Path, records: list[tuple[dict, list[dict]]],
 
     A reviewer-rejected patch becomes ``kept: False``, ``reason: review`` (no files); a
     re-admitted patch that the rounds rejected becomes kept, with its files and checksums,
-    if its files are in the tree. Every reviewed patch carries ``review`` (``rejected`` or
+    if its files are in the tree, and keeps the rejecting check as its ``reason``. Every reviewed patch carries ``review`` (``rejected`` or
     ``readmitted``); each scene's ``patches_kept`` is recounted.
     """
     decisions = decisions if decisions is not None else load_decisions(root)
@@ -126,7 +126,8 @@ def apply_to_records(root: Path, records: list[tuple[dict, list[dict]]],
                     if all((Path(root) / f).exists() for f in files.values()):
                         sums = readmitted[pid].get("sha256") or {
                             k: sha256(Path(root) / f) for k, f in files.items()}
-                        p.update(kept=True, files=files, sha256=sums)
+                        p.update(kept=True, files=files, sha256=sums,
+                                 reason="" if p["reason"] == "review" else p["reason"])
                     else:
                         log.warning("re-admitted patch %s has no files in the tree; run "
                                     "apply-review again to cut it", pid)
@@ -181,7 +182,8 @@ def honour_decisions(root: Path, branch: str, scene: int, patches: list[dict],
             if not p["kept"]:
                 paths = {dd: Path(name_for(dd, p["patch"])) for dd in layout.DATA_IDS}
                 cut_patch(utm, p["row"], p["col"], size, paths)
-                p = {**p, "kept": True, "files": paths}
+                p = {**p, "kept": True, "files": paths,
+                     "reason": "" if p["reason"] == "review" else p["reason"]}
             p = {**p, "review": "readmitted"}
         out.append(p)
     return out
