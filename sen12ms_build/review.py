@@ -358,8 +358,7 @@ table.t td, table.t th {{ border: 1px solid #ddd; padding: 2px 6px; text-align: 
 section.scene {{ background: #fff; margin: 12px 16px; padding: 10px; border: 1px solid #ccc; }}
 section.scene.rejected {{ border-left: 6px solid #c62828; }}
 .grid {{ display: flex; flex-wrap: wrap; gap: 8px; margin-top: 8px; }}
-.card {{ border: 2px solid #9e9e9e; padding: 4px; background: #fafafa;
-        content-visibility: auto; contain-intrinsic-size: 600px 200px; }}
+.card {{ border: 2px solid #9e9e9e; padding: 4px; background: #fafafa; }}
 .card.kept {{ border-color: #2e7d32; }}
 .card.rejected {{ border-color: #c62828; background: #fff3f3; }}
 .card.marked {{ outline: 4px solid #ff9800; }}
@@ -485,6 +484,14 @@ try {{
 boxes.forEach(b => b.addEventListener("change", render));
 document.querySelectorAll("input[name=f]").forEach(r => r.addEventListener("change", () => {{
   document.body.className = r.value === "all" ? "" : r.value; }}));
+// ?scene=N shows one scene only; ?filter=only-rejected|only-kept|only-marked filters cards
+const params = new URLSearchParams(location.search);
+if (params.get("scene")) document.querySelectorAll("section.scene[id]").forEach(s => {{
+  s.style.display = s.id === "scene-" + params.get("scene") ? "" : "none"; }});
+if (params.get("filter")) {{
+  const r = document.querySelector(`input[name=f][value="${{params.get("filter")}}"]`);
+  if (r) {{ r.checked = true; document.body.className = r.value; }}
+}}
 document.getElementById("copy").addEventListener("click", () => {{
   const t = document.getElementById("list");
   t.select();
