@@ -47,7 +47,7 @@ from pyproj import Transformer
 from scipy import ndimage
 
 from .io import atomic_write_text, write_raster
-from .products import S1_BANDS, S2_BANDS
+from .products import S2_BANDS
 
 log = logging.getLogger(__name__)
 

@@ -103,8 +103,9 @@ def apply_to_records(root: Path, records: list[tuple[dict, list[dict]]],
 
     A reviewer-rejected patch becomes ``kept: False``, ``reason: review`` (no files); a
     re-admitted patch that the rounds rejected becomes kept, with its files and checksums,
-    if its files are in the tree, and keeps the rejecting check as its ``reason``. Every reviewed patch carries ``review`` (``rejected`` or
-    ``readmitted``); each scene's ``patches_kept`` is recounted.
+    if its files are in the tree, and keeps the rejecting check as its ``reason``. Every
+    reviewed patch carries ``review`` (``rejected`` or ``readmitted``); each scene's
+    ``patches_kept`` is recounted.
     """
     decisions = decisions if decisions is not None else load_decisions(root)
     rejected, readmitted = decisions["rejected"], decisions["readmitted"]
