@@ -85,6 +85,14 @@ GTIFF_PROFILE: dict[str, Any] = {
     "compress": "deflate",
     "interleave": "pixel",
 }
+#: Creation options of the pipeline's intermediate rasters (exports, UTM scenes): ZSTD at
+#: level 1 with a predictor writes ~5x faster than deflate at about the same size.
+FAST_COMPRESSION: dict[str, Any] = {"compress": "zstd", "zstd_level": 1}
+
+
+def predictor(dtype: str) -> int:
+    """TIFF predictor for a dtype: 3 (floating point) or 2 (horizontal differencing)."""
+    return 3 if np.dtype(dtype).kind == "f" else 2
 
 
 def write_raster(path: Path | str, data: np.ndarray, *, crs: Any, transform: Any,
@@ -99,8 +107,8 @@ def write_raster(path: Path | str, data: np.ndarray, *, crs: Any, transform: Any
         prof["tiled"] = False
         prof.pop("blockxsize", None)
         prof.pop("blockysize", None)
-    if data.dtype == np.float32 and prof.get("compress") == "deflate":
-        prof.setdefault("predictor", 3)
+    if prof.get("compress") in ("deflate", "zstd", "lzw"):
+        prof.setdefault("predictor", predictor(data.dtype.name))
     path = Path(path)
     with atomic_path(path) as tmp:
         try:

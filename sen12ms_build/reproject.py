@@ -18,10 +18,12 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
+from rasterio.warp import reproject
 from rasterio.windows import Window
 
 from .geo import Grid
-from .io import GTIFF_PROFILE, InputError, OutputError, atomic_path
+from .io import (FAST_COMPRESSION, GTIFF_PROFILE, InputError, OutputError, atomic_path,
+                 predictor)
 from .products import Modality
 
 log = logging.getLogger(__name__)
@@ -76,41 +78,48 @@ def strips(height: int, width: int, rows: int = 512) -> Iterator[Window]:
 
 def warp_to_file(src_path: Path | str, dst_path: Path | str, grid: Grid, modality: Modality,
                  method: str | None = None, mem_limit_mb: int = 256,
-                 strip_rows: int = 512) -> Path:
-    """Warp one modality's export onto the UTM scene ``grid`` as a tiled GeoTIFF, strip by
-    strip, with the modality's dtype, nodata and band descriptions; atomic.
+                 threads: int | str = "ALL_CPUS") -> Path:
+    """Warp one modality's export onto the UTM scene ``grid`` as a tiled GeoTIFF with the
+    modality's dtype, nodata and band descriptions; atomic.
+
+    One GDAL warp operation from file to file (GDAL's chunked, multithreaded warper, as
+    ``gdalwarp`` runs it), so memory is bounded by ``mem_limit_mb`` whatever the scene size.
 
     Args:
         src_path: the backend's export (EPSG:4326, 0.0001 degrees).
-        dst_path: the scene GeoTIFF to write.
+        dst_path: the scene GeoTIFF to write (ZSTD-compressed, 256 x 256 blocks).
         grid: the scene grid (local UTM, square pixels).
         modality: :data:`products.S1` / ``S2`` / ``LC``.
         method: resampling; defaults to the modality's (land cover: nearest).
     """
     method = method or modality.resampling
     dst_path = Path(dst_path)
-    profile = {**GTIFF_PROFILE, "count": modality.count, "dtype": modality.dtype,
-               "width": grid.width, "height": grid.height, "crs": grid.crs,
-               "transform": grid.transform, "nodata": modality.nodata}
-    if modality.dtype == "float32":
-        profile["predictor"] = 3
+    profile = {**GTIFF_PROFILE, **FAST_COMPRESSION, "predictor": predictor(modality.dtype),
+               "count": modality.count, "dtype": modality.dtype, "width": grid.width,
+               "height": grid.height, "crs": grid.crs, "transform": grid.transform,
+               "nodata": modality.nodata}
     if grid.width < 256 or grid.height < 256:
         profile.update(tiled=False)
         profile.pop("blockxsize"), profile.pop("blockysize")
-    # strips of whole blocks so every block is written exactly once
-    strip_rows = max(256, strip_rows // 256 * 256)
+    bands = list(range(1, modality.count + 1))
     try:
         with rasterio.open(src_path) as src:
             if src.count != modality.count:
                 raise InputError(f"{src_path}: expected {modality.count} bands for "
                                  f"{modality.key}, found {src.count}")
-            with _vrt(src, grid, method, modality.nodata, mem_limit_mb) as vrt, \
-                    atomic_path(dst_path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-                for window in strips(grid.height, grid.width, strip_rows):
-                    data = vrt.read(window=window)
-                    dst.write(data.astype(modality.dtype, copy=False), window=window)
-                for i, d in enumerate(modality.descriptions, start=1):
-                    dst.set_band_description(i, d)
+            src_nodata = src.nodata if src.nodata is not None else modality.nodata
+            with atomic_path(dst_path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+                reproject(
+                    source=rasterio.band(src, bands),
+                    destination=rasterio.band(dst, bands),
+                    resampling=resampling(method),
+                    src_nodata=_nodata(src_nodata),
+                    dst_nodata=_nodata(modality.nodata),
+                    warp_mem_limit=mem_limit_mb,
+                    num_threads=2 if threads == "ALL_CPUS" else int(threads),
+                    init_dest_nodata=True,
+                )
+                dst.descriptions = modality.descriptions
                 dst.update_tags(RESAMPLING=method, SOURCE=Path(src_path).name)
     except (InputError, OutputError):
         raise

@@ -11,6 +11,7 @@ memory stays bounded by one strip whatever the scene size.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
@@ -24,6 +25,9 @@ from .io import atomic_path
 from .products import MODALITIES
 
 log = logging.getLogger(__name__)
+
+#: Threads writing patch files (GDAL releases the GIL while it encodes and writes).
+WRITE_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,8 @@ def patch_windows(width: int, height: int, size: int = 256,
 def iter_patch_rows(paths: Mapping[str, Path], size: int, stride: int
                     ) -> Iterator[tuple[list[PatchWindow], dict[str, np.ndarray], dict]]:
     """Yield, for each row of patches, its windows, one (C, size, W) strip per modality
-    (read once) and the scene profile. All inputs must share one grid."""
+    and the scene profile. All inputs must share one grid. Each scene row is read once:
+    with stride < size, consecutive strips overlap and only the new rows are read."""
     srcs = {k: rasterio.open(p) for k, p in paths.items()}
     try:
         first = next(iter(srcs.values()))
@@ -77,9 +82,19 @@ def iter_patch_rows(paths: Mapping[str, Path], size: int, stride: int
         rows: dict[int, list[PatchWindow]] = {}
         for w in windows:
             rows.setdefault(w.row, []).append(w)
+        buf: dict[str, np.ndarray] = {}
+        top = None  # first scene row held in buf
         for row, ws in rows.items():
-            strip = Window(0, row, first.width, size)
-            yield ws, {k: s.read(window=strip) for k, s in srcs.items()}, profile
+            if top is None or row - top >= size:  # nothing to reuse: read the whole strip
+                strip = Window(0, row, first.width, size)
+                buf = {k: s.read(window=strip) for k, s in srcs.items()}
+            else:  # keep the overlap with the previous strip, read only the new rows
+                keep = top + size - row
+                new = Window(0, top + size, first.width, size - keep)
+                buf = {k: np.concatenate([buf[k][:, size - keep:], s.read(window=new)], 1)
+                       for k, s in srcs.items()}
+            top = row
+            yield ws, buf, profile
     finally:
         for s in srcs.values():
             s.close()
@@ -117,24 +132,30 @@ def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
         one record per patch: id, window, bounds, kept, reason, values, files.
     """
     records = []
-    for ws, strips, prof in iter_patch_rows(paths, size, stride):
-        for w in ws:
-            arrays = {k: a[:, :, w.col:w.col + size] for k, a in strips.items()}
-            keep, reason, values = decide(arrays)
-            t = window_transform(w.window, prof["transform"])
-            bounds = (t.c, t.f + size * t.e, t.c + size * t.a, t.f)
-            files = {}
-            if keep:
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        pending = []
+        for ws, strips, prof in iter_patch_rows(paths, size, stride):
+            for w in ws:
+                arrays = {k: a[:, :, w.col:w.col + size] for k, a in strips.items()}
+                keep, reason, values = decide(arrays)
+                t = window_transform(w.window, prof["transform"])
+                bounds = (t.c, t.f + size * t.e, t.c + size * t.a, t.f)
+                files = {}
                 for k in ("s1", "s2", "lc"):
                     path = name_for(k, w.patch)
-                    write_patch(path, arrays[k], k, prof["crs"], t)  # same bytes on re-runs
-                    files[k] = path
-            else:
-                for k in ("s1", "s2", "lc"):  # a re-run with stricter rules removes it
-                    name_for(k, w.patch).unlink(missing_ok=True)
-            records.append({"patch": w.patch, "row": w.row, "col": w.col,
-                            "bounds": bounds, "kept": keep, "reason": reason,
-                            "values": values, "files": files})
-        if progress:
-            progress(len(ws))
+                    if keep:  # same bytes on re-runs
+                        pending.append(pool.submit(write_patch, path, arrays[k], k,
+                                                   prof["crs"], t))
+                        files[k] = path
+                    else:  # a re-run with stricter rules removes it
+                        path.unlink(missing_ok=True)
+                records.append({"patch": w.patch, "row": w.row, "col": w.col,
+                                "bounds": bounds, "kept": keep, "reason": reason,
+                                "values": values, "files": files})
+            # bound the queue (and the strips it holds) to about one row of patches
+            for fut in pending:
+                fut.result()
+            pending = []
+            if progress:
+                progress(len(ws))
     return records

@@ -35,12 +35,17 @@ from shapely.geometry import Polygon, box
 
 from .. import mosaic
 from ..geo import Grid, pixel_size_m
-from ..io import InputError, OutputError, explain_os_error, write_raster
+from ..io import FAST_COMPRESSION, InputError, OutputError, explain_os_error, write_raster
 from ..products import CLIP_MARGIN_PX, LC, S1, S2
 from ..reproject import warp_array
 from . import AUX_BANDS, EXPORT_FILES, NoDataError, SceneExport, SceneRequest
 
 log = logging.getLogger(__name__)
+
+
+def _write(path: Path, data: np.ndarray, **kw: Any) -> None:
+    """An export GeoTIFF (intermediate: fast compression)."""
+    write_raster(path, data, **kw, **FAST_COMPRESSION)
 
 
 @dataclass(frozen=True)
@@ -179,14 +184,14 @@ class LocalBackend:
         poor_share = mosaic.final_poor_share(source, poor)
         chosen_poor = np.take_along_axis(poor, np.clip(source, 0, None)[None].astype(np.intp),
                                          axis=0)[0]
-        write_raster(out / EXPORT_FILES["s2"], result, crs=grid.crs, transform=grid.transform,
+        _write(out / EXPORT_FILES["s2"], result, crs=grid.crs, transform=grid.transform,
                      nodata=S2.nodata, descriptions=S2.descriptions,
                      tags={"MOSAIC_IMAGES": len(images), "BEST_IMAGES": len(best)})
         aux = np.full((2, *grid.shape), 255, np.uint8)
         covered = source >= 0
         aux[0][covered] = source[covered]
         aux[1][covered] = chosen_poor[covered]
-        write_raster(out / EXPORT_FILES["aux"], aux, crs=grid.crs, transform=grid.transform,
+        _write(out / EXPORT_FILES["aux"], aux, crs=grid.crs, transform=grid.transform,
                      nodata=255, descriptions=AUX_BANDS)
         for i, u in enumerate(used):
             u["best"] = i in best
@@ -212,7 +217,7 @@ class LocalBackend:
         if not used:
             raise NoDataError(f"no Sentinel-1 acquisition for ROI {request.roi.id} in "
                               f"{request.start}..{request.end}")
-        write_raster(out / EXPORT_FILES["s1"], result, crs=grid.crs, transform=grid.transform,
+        _write(out / EXPORT_FILES["s1"], result, crs=grid.crs, transform=grid.transform,
                      nodata=S1.nodata, descriptions=S1.descriptions)
         return {"s1_images": used}
 
@@ -223,7 +228,7 @@ class LocalBackend:
         arr = warp_array(path, grid, "nearest", LC.nodata, LC.dtype)
         if arr.shape[0] != LC.count:
             raise InputError(f"{path}: expected {LC.count} bands, found {arr.shape[0]}")
-        write_raster(out / EXPORT_FILES["lc"], arr, crs=grid.crs, transform=grid.transform,
+        _write(out / EXPORT_FILES["lc"], arr, crs=grid.crs, transform=grid.transform,
                      nodata=LC.nodata, descriptions=LC.descriptions)
         return {"lc_file": path.name}
 

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Benchmark the local stages (warp + tile + write) against the plain GDAL tools.
+
+On one large scene (default 8192 x 8192 UTM pixels, i.e. an 82 km square, all three
+modalities) it times, in separate processes so each one's peak memory is its own:
+
+* ours: ``reproject.warp_to_file`` (GDAL warper through rasterio) for s1, s2, lc, then
+  ``tiling.tile_scene`` writing every 256 x 256 patch at stride 128 (patch round off);
+* GDAL: ``gdalwarp`` (its default, uncompressed output; ``-multi``, all CPUs, 256 MB of
+  warp memory) to the same UTM grid with the same resampling per modality, then
+  ``gdal_retile.py -ps 256 256 -overlap 128`` on each warped modality (it also writes the
+  partial edge tiles, which are counted apart; the full tiles are the same patches).
+
+and prints the wall time, patches per second, peak resident memory of each, and the ratio.
+Requires Debian's ``gdal-bin`` and ``python3-gdal``::
+
+    apt-get install -y gdal-bin python3-gdal
+    .venv/bin/python scripts/benchmark.py [--size 8192] [--workdir /tmp/sen12ms-bench]
+
+The input is built once (kept in the work dir): the demo archive's real Sentinel-2 ground,
+mirrored to cover the scene, exported to the paper's EPSG:4326 0.0001 degree grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+log = logging.getLogger("benchmark")
+HERE = Path(__file__).resolve().parent
+
+
+def build_inputs(work: Path, size: int) -> dict:
+    """Export-grid GeoTIFFs (EPSG:4326, 0.0001 deg) for s1, s2, lc covering a ``size`` x
+    ``size`` px UTM scene centred on the demo archive; written strip by strip."""
+    from sen12ms_build.demo_archive import load_ground
+    from sen12ms_build.products import LC, S1, S2
+    from sen12ms_build.io import GTIFF_PROFILE
+    from sen12ms_build.roi import ROI
+
+    roi = ROI.at(1, 0, "listed", -75.619, 37.673, size * 10.0)
+    meta_path = work / "inputs.json"
+    if meta_path.exists():
+        return json.loads(meta_path.read_text())
+    ground, _ = load_ground()  # (13, H, W) uint16 real L1C
+    g = roi.export_grid()
+    paths = {}
+    rng = np.random.default_rng(0)
+    for m in (S1, S2, LC):
+        path = work / f"export_{m.key}.tif"
+        prof = {**GTIFF_PROFILE, "count": m.count, "dtype": m.dtype, "width": g.width,
+                "height": g.height, "crs": g.crs, "transform": g.transform, "nodata": m.nodata}
+        tmp = path.with_suffix(".part.tif")
+        with rasterio.open(tmp, "w", **prof) as dst:
+            for r0 in range(0, g.height, 512):
+                h = min(512, g.height - r0)
+                rows = (np.arange(r0, r0 + h) % (2 * ground.shape[1]))
+                rows = np.where(rows < ground.shape[1], rows, 2 * ground.shape[1] - 1 - rows)
+                cols = np.arange(g.width) % (2 * ground.shape[2])
+                cols = np.where(cols < ground.shape[2], cols, 2 * ground.shape[2] - 1 - cols)
+                block = ground[:, rows][:, :, cols]
+                if m.key == "s2":
+                    data = block
+                elif m.key == "s1":
+                    b8 = block[7].astype(np.float32)
+                    vv = -20 + 12 * np.clip(b8 / 4000, 0, 1) + rng.normal(0, 1.5, b8.shape)
+                    data = np.stack([vv, vv - 7]).astype(np.float32)
+                else:
+                    cls = np.where(block[7] < 600, 17, np.where(block[7] > 2500, 4, 12))
+                    data = np.stack([cls, cls, cls, cls]).astype(np.uint16)
+                dst.write(data.astype(m.dtype), window=Window(0, r0, g.width, h))
+        os.replace(tmp, path)
+        paths[m.key] = str(path)
+    grid = roi.scene_grid()
+    meta = {"paths": paths, "epsg": roi.epsg, "bounds": list(grid.bounds),
+            "width": grid.width, "height": grid.height,
+            "export": [g.width, g.height]}
+    meta_path.write_text(json.dumps(meta))
+    return meta
+
+
+def run_ours(meta: dict, out: Path) -> dict:
+    """Our warp + tile + write (child process)."""
+    from sen12ms_build.geo import utm_grid
+    from sen12ms_build.products import MODALITIES
+    from sen12ms_build.reproject import warp_to_file
+    from sen12ms_build.tiling import tile_scene
+
+    grid = utm_grid(tuple(meta["bounds"]), meta["epsg"])
+    t0 = time.perf_counter()
+    utm = {}
+    for k, src in meta["paths"].items():
+        utm[k] = out / "utm" / f"{k}.tif"
+        warp_to_file(src, utm[k], grid, MODALITIES[k])
+    t_warp = time.perf_counter() - t0
+    recs = tile_scene(utm, lambda dd, p: out / "patches" / dd / f"p{p}.tif",
+                      lambda arrays: (True, "", {}))
+    return {"seconds": time.perf_counter() - t0, "warp_seconds": t_warp,
+            "patches": len(recs), "files": 3 * len(recs)}
+
+
+def run_gdal(meta: dict, out: Path) -> dict:
+    """gdalwarp + gdal_retile.py (child process tree)."""
+    from sen12ms_build.products import MODALITIES
+
+    left, bottom, right, top = meta["bounds"]
+    t0 = time.perf_counter()
+    full = files = 0
+    t_warp = 0.0
+    for k, src in meta["paths"].items():
+        m = MODALITIES[k]
+        warped = out / f"{k}_utm.tif"
+        nodata = "nan" if k == "s1" else str(int(m.nodata))
+        tw = time.perf_counter()
+        subprocess.run(["gdalwarp", "-q", "-overwrite", "-t_srs", f"EPSG:{meta['epsg']}",
+                        "-tr", "10", "10", "-te", str(left), str(bottom), str(right), str(top),
+                        "-r", m.resampling, "-srcnodata", nodata, "-dstnodata", nodata,
+                        "-wm", "256", "-multi", "-wo", "NUM_THREADS=ALL_CPUS",
+                        src, str(warped)],
+                       check=True)
+        t_warp += time.perf_counter() - tw
+        tiles = out / "tiles" / k
+        tiles.mkdir(parents=True)
+        subprocess.run([shutil.which("gdal_retile.py") or "gdal_retile.py", "-q",
+                        "-ps", "256", "256", "-overlap", "128", "-targetDir", str(tiles),
+                        str(warped)], check=True)
+        for t in tiles.glob("*.tif"):
+            files += 1
+            with rasterio.open(t) as f:
+                full += (f.width, f.height) == (256, 256)
+    return {"seconds": time.perf_counter() - t0, "warp_seconds": t_warp,
+            "patches": full // 3, "files": files}
+
+
+def child(which: str, meta_path: Path, out: Path) -> None:
+    meta = json.loads(meta_path.read_text())
+    result = (run_ours if which == "ours" else run_gdal)(meta, out)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result["peak_mib"] = max(own, kids) / 1024
+    print(json.dumps(result))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", type=int, default=8192, help="scene side in UTM pixels")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/sen12ms-bench"))
+    ap.add_argument("--child", choices=["ours", "gdal"], help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.child:
+        child(args.child, args.workdir / "inputs.json", args.out)
+        return
+    for tool in ("gdalwarp", "gdal_retile.py"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not found: apt-get install -y gdal-bin python3-gdal")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    meta = build_inputs(args.workdir, args.size)
+    log.info("inputs: export grid %d x %d px -> UTM scene %d x %d px (%.0f s)",
+             *meta["export"], meta["width"], meta["height"], time.perf_counter() - t0)
+    results = {}
+    for which in ("gdal", "ours"):
+        out = args.workdir / which
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+        proc = subprocess.run([sys.executable, __file__, "--child", which, "--workdir",
+                               str(args.workdir), "--out", str(out)],
+                              check=True, capture_output=True, text=True)
+        results[which] = json.loads(proc.stdout.strip().splitlines()[-1])
+        shutil.rmtree(out, ignore_errors=True)
+    g, o = results["gdal"], results["ours"]
+    for name, r in (("gdalwarp + gdal_retile.py", g), ("sen12ms-build", o)):
+        log.info("%-26s %7.1f s (warp %5.1f s)  %6d full patches  %7.1f patches/s  "
+                 "peak %7.1f MiB", name, r["seconds"], r["warp_seconds"], r["patches"],
+                 r["patches"] / r["seconds"], r["peak_mib"])
+    log.info("ratio (GDAL time / ours): %.2f  (>1: we are faster); GDAL also wrote %d "
+             "partial edge tiles", g["seconds"] / o["seconds"], g["files"] - 3 * g["patches"])
+    print(json.dumps({"size": args.size, "gdal": g, "ours": o,
+                      "ratio": g["seconds"] / o["seconds"]}))
+
+
+if __name__ == "__main__":
+    main()
