@@ -18,8 +18,8 @@ from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.windows import Window
-from rasterio.windows import transform as window_transform
 
 from .io import atomic_path
 from .products import MODALITIES
@@ -138,7 +138,7 @@ def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
             for w in ws:
                 arrays = {k: a[:, :, w.col:w.col + size] for k, a in strips.items()}
                 keep, reason, values = decide(arrays)
-                t = window_transform(w.window, prof["transform"])
+                t = prof["transform"] @ Affine.translation(w.col, w.row)
                 bounds = (t.c, t.f + size * t.e, t.c + size * t.a, t.f)
                 files = {}
                 for k in ("s1", "s2", "lc"):
