@@ -24,6 +24,16 @@ log = logging.getLogger(__name__)
 TMP_SUFFIX = ".tmp"
 
 
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+#: Mode of every output file: 0666 less the process umask (as ``open`` would create it).
+FILE_MODE = _file_mode()
+
+
 class OutputError(RuntimeError):
     """An output could not be written (full disk, permissions); nothing half-written is left."""
 
@@ -51,6 +61,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+        os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600; outputs get the usual umask mode
         os.close(fd)
     except OSError as exc:
         raise OutputError(explain_os_error(exc, path)) from exc

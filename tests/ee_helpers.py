@@ -416,9 +416,15 @@ class FakeEarthEngine:
                     fake.attempts[ident] += 1
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                counted = True
                 try:
                     if fake.delay:
                         time.sleep(fake.delay)
+                    # leave the in-flight count before answering: once the client has the
+                    # answer it may start its next request, possibly before `finally` ran
+                    with fake.lock:
+                        fake.in_flight -= 1
+                        counted = False
                     fault = fake.fault(body, attempt)
                     if fault == "429":
                         return self._error(429, "Too many concurrent aggregations.",
@@ -448,8 +454,9 @@ class FakeEarthEngine:
                         return self._send(200, data[: len(data) * 2 // 3], "image/tiff")
                     return self._send(200, data, "image/tiff")
                 finally:
-                    with fake.lock:
-                        fake.in_flight -= 1
+                    if counted:
+                        with fake.lock:
+                            fake.in_flight -= 1
 
         return Handler
 
