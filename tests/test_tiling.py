@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,9 @@ def test_tile_scene_writes_sen12ms_patches(tmp_path):
     assert names == sorted(f"ROIs1158_spring_s2_7_p{i}.tif" for i in range(1, 13))
     with rasterio.open(paths["s2"]) as src:
         full_s2 = src.read()
+    mask = os.umask(0)
+    os.umask(mask)
+    assert all(p.stat().st_mode & 0o777 == 0o666 & ~mask for p in folder.rglob("*.tif"))
     for rec in recs:
         metas = {}
         for dd, m in (("s1", S1), ("s2", S2), ("lc", LC)):
