@@ -149,8 +149,8 @@ def cut_patch(utm: Mapping[str, Path], row: int, col: int, size: int,
     """Write a patch triplet cut from the scene's UTM rasters at (row, col), exactly as the
     tiler does (:func:`tiling.write_patch`)."""
     import rasterio
+    from affine import Affine
     from rasterio.windows import Window
-    from rasterio.windows import transform as window_transform
 
     from .tiling import write_patch
 
@@ -158,7 +158,7 @@ def cut_patch(utm: Mapping[str, Path], row: int, col: int, size: int,
     for dd, path in paths.items():
         with rasterio.open(utm[dd]) as src:
             data = src.read(window=win)
-            t = window_transform(win, src.transform)
+            t = src.transform @ Affine.translation(col, row)
             write_patch(Path(path), data, dd, src.crs, t)
 
 
@@ -197,7 +197,8 @@ def apply_review(root: Path | str, cfg: Any, rejects: Iterable[str] = (),
     manifest, ``scenes.csv`` and the split lists (:func:`pipeline.finalize`) and the review
     pages. Raises :class:`InputError` for an unknown patch or a re-admission whose scene
     rasters are gone. Returns counts."""
-    from .pipeline import finalize, scene_records
+    from .pipeline import finalize, scene_records, state_path
+    from .state import State
 
     root = Path(root)
     rejects, readmits = list(dict.fromkeys(rejects)), list(dict.fromkeys(readmits))
@@ -243,6 +244,14 @@ def apply_review(root: Path | str, cfg: Any, rejects: Iterable[str] = (),
     text = json.dumps({"version": 1, "rejected": dict(sorted(decisions["rejected"].items())),
                        "readmitted": dict(sorted(decisions["readmitted"].items()))}, indent=1)
     atomic_write_text(root / REVIEW_JSON, text + "\n")
+    # the tile stage's outputs changed on purpose: record them, so a later run does not
+    # take the scenes for damaged and tile them again
+    with State(state_path(root)) as state:
+        for rec in {id(index[pid][0]): index[pid][0] for pid in rejects + readmits}.values():
+            current = [root / f for p in next(ps for r, ps in records if r is rec)
+                       for f in _patch_files(root, rec, p["patch"]).values()
+                       if (root / f).exists()]
+            state.set_outputs(rec["branch"], rec["scene"], "tile", current)
     counts = finalize(root, cfg)
     if getattr(cfg, "quicklooks", False):
         write_pages(root, cfg)

@@ -83,6 +83,19 @@ class State:
             raise OutputError(f"cannot write the state file {self.path}: {exc}") from exc
         return record
 
+    def set_outputs(self, branch: str, scene: int, stage: str,
+                    outputs: Iterable[Path]) -> bool:
+        """Re-record the outputs of a finished stage after they were changed on purpose
+        (a reviewer removed or re-admitted patches), keeping its fingerprint and record.
+        Returns False when the stage is not recorded."""
+        outs = {str(p): (Path(p).stat().st_size, sha256(p)) for p in outputs}
+        try:
+            cur = self._db.execute("UPDATE stages SET outputs=? WHERE branch=? AND scene=? "
+                                   "AND stage=?", (json.dumps(outs), branch, scene, stage))
+        except sqlite3.Error as exc:
+            raise OutputError(f"cannot write the state file {self.path}: {exc}") from exc
+        return cur.rowcount == 1
+
     def forget(self, branch: str, scene: int | None = None,
                stages: Iterable[str] = STAGES) -> int:
         """Forget stages of one scene (or of every scene of a branch); returns rows removed."""

@@ -199,8 +199,10 @@ def test_apply_review_round_trip(defect_run):
     assert (root / back["s2"]).exists() and Path(back["s2"]).name in lists()
     for dd in layout.DATA_IDS:
         assert hashlib.sha256((root / back[dd]).read_bytes()).hexdigest() == back[f"sha256_{dd}"]
-    # a new run keeps the reviewer's decisions
-    run(cfg, ["spring"], progress=False)
+    # a new run keeps the reviewer's decisions, without tiling the reviewed scene again
+    results = []
+    run(cfg, ["spring"], progress=False, on_scene=results.append)
+    assert results and all(r.skipped for r in results)
     again = {r["patch_id"]: r for r in rows(root / "manifest.csv")}
     assert again[kept["patch_id"]]["status"] == "rejected" and not s2.exists()
     assert again[auto["patch_id"]]["status"] == "kept"
