@@ -50,6 +50,8 @@ def explain_os_error(exc: OSError, path: Path) -> str:
         return f"cannot write {path}: {exc.strerror} (file size limit or disk quota)"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"permission denied writing {path}"
+    if exc.errno is None and "written" in str(exc):  # numpy's short write
+        return (f"cannot write {path}: {exc} (disk full, file size limit or disk quota)")
     return f"cannot write {path}: {exc}"
 
 

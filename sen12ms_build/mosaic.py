@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -112,7 +112,10 @@ def normalized_difference(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 def footprint(l1c: np.ndarray) -> np.ndarray:
     """(H, W) bool: pixels with data (not 0 in every band)."""
-    return np.any(l1c != 0, axis=0)
+    valid = l1c[0] != 0
+    for band in l1c[1:]:  # band by band: no (13, H, W) temporary
+        valid |= band != 0
+    return valid
 
 
 def toa_reflectance(l1c: np.ndarray, params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
@@ -294,21 +297,25 @@ def score_factor(pixel_size: tuple[float, float], params: MosaicParams = DEFAULT
 
 def block_mean(l1c: np.ndarray, factor: int) -> np.ndarray:
     """Average (C, H, W) uint16 over ``factor`` x ``factor`` blocks, ignoring nodata (0);
-    edge blocks are partial. Returns (C, ceil(H/f), ceil(W/f)) uint16."""
+    edge blocks are partial. Returns (C, ceil(H/f), ceil(W/f)) uint16. Works band by band,
+    so its memory is a few (H, W) planes whatever C."""
     if factor == 1:
         return l1c
     c, h, w = l1c.shape
     hp, wp = -(-h // factor) * factor, -(-w // factor) * factor
-    pad = np.zeros((c, hp, wp), np.float64)
-    pad[:, :h, :w] = l1c
-    ok = np.zeros((hp, wp), np.float64)
+    shape = (hp // factor, factor, wp // factor, factor)
+    ok = np.zeros((hp, wp), np.float32)
     ok[:h, :w] = footprint(l1c)
-    pad *= ok
-    s = pad.reshape(c, hp // factor, factor, wp // factor, factor).sum(axis=(2, 4))
-    n = ok.reshape(hp // factor, factor, wp // factor, factor).sum(axis=(1, 3))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(n > 0, s / np.maximum(n, 1), 0.0)
-    return np.rint(out).astype(np.uint16)
+    n = ok.reshape(shape).sum(axis=(1, 3))
+    out = np.zeros((c, hp // factor, wp // factor), np.uint16)
+    plane = np.zeros((hp, wp), np.float32)
+    for b in range(c):
+        plane[:h, :w] = l1c[b]
+        plane *= ok
+        total = plane.reshape(shape).sum(axis=(1, 3))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[b] = np.rint(np.where(n > 0, total / np.maximum(n, 1), 0.0))
+    return out
 
 
 def expand(x: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
@@ -326,8 +333,8 @@ class ScoredImage:
     over the ROI mask given to :func:`score_image`.
     """
 
-    cloud: np.ndarray
-    shadow: np.ndarray
+    cloud: np.ndarray | None
+    shadow: np.ndarray | None
     quality: np.ndarray
     valid: np.ndarray
     poor: np.ndarray
@@ -338,12 +345,14 @@ class ScoredImage:
 
 def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth: float,
                 solar_zenith: float, roi: np.ndarray | None = None,
-                params: MosaicParams = DEFAULT_PARAMS) -> ScoredImage:
+                params: MosaicParams = DEFAULT_PARAMS,
+                components: bool = True) -> ScoredImage:
     """Quality score module for one (13, H, W) uint16 image at ``pixel_size`` metres.
 
     Scores are computed at ``score_scale_m`` (block means of ``score_factor`` pixels) and
     expanded back to (H, W) with nearest neighbour, as the Earth Engine scripts compute
-    them at 20 m and apply them at 10 m.
+    them at 20 m and apply them at 10 m. With ``components=False`` the cloud and shadow
+    scores are not kept (``None``): what the merge needs is quality, valid and poor.
     """
     f = score_factor(pixel_size, params)
     shape = l1c.shape[1:]
@@ -353,17 +362,21 @@ def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth:
     cloud_s = cloud_score(small, params, valid_s)
     shadow_s = shadow_score(small, cloud_s, spx, solar_azimuth, solar_zenith, params)
     quality_s = quality_score(cloud_s, shadow_s, valid_s, params)
+    del small
     valid = footprint(l1c)
-    cloud = np.where(valid, expand(cloud_s, f, shape), 0.0).astype(np.float32)
-    shadow = np.where(valid, expand(shadow_s, f, shape), 0.0).astype(np.float32)
-    quality = np.where(valid, expand(quality_s, f, shape), -np.inf).astype(np.float32)
+    cloud = np.where(valid, expand(cloud_s, f, shape), np.float32(0)).astype(np.float32)
+    pct = cloudy_percentage(cloud, valid, roi, params)
+    shadow = np.where(valid, expand(shadow_s, f, shape), np.float32(0)).astype(np.float32) \
+        if components else None
+    quality = np.where(valid, expand(quality_s, f, shape), np.float32(-np.inf)) \
+        .astype(np.float32)
     return ScoredImage(
-        cloud=cloud,
+        cloud=cloud if components else None,
         shadow=shadow,
         quality=quality,
         valid=valid,
         poor=poor_mask(quality, params),
-        cloudy_percentage=cloudy_percentage(cloud, valid, roi, params),
+        cloudy_percentage=pct,
         roi_coverage_percent=roi_coverage_percent(valid, roi),
     )
 
@@ -419,14 +432,59 @@ def merge_sources(quality: np.ndarray, valid: np.ndarray, cloudy_pct: Sequence[f
     return source, best
 
 
+class RunningMerge:
+    """:func:`merge_sources` one image at a time, for scenes whose N score planes do not fit
+    in memory together: O(H x W) memory whatever N, the same result.
+
+    Feed every image in order with :meth:`add` (its quality and poor planes); then
+    :meth:`finish` puts the "best" images on top, asking ``load(i)`` for the (valid, poor)
+    planes of those images only.
+    """
+
+    def __init__(self, shape: tuple[int, int]):
+        self.quality = np.full(shape, -np.inf, np.float32)
+        self.source = np.full(shape, -1, np.int16)
+        self.poor = np.zeros(shape, bool)
+        self.n = 0
+
+    def add(self, quality: np.ndarray, poor: np.ndarray) -> int:
+        """Take image ``n``: it wins where its quality is strictly higher (ties keep the
+        earlier image, as ``argmax``). Returns its index."""
+        i = self.n
+        better = quality > self.quality
+        self.quality[better] = quality[better]
+        self.source[better] = i
+        self.poor[better] = poor[better]
+        self.n += 1
+        return i
+
+    def finish(self, cloudy_pct: Sequence[float],
+               load: Callable[[int], tuple[np.ndarray, np.ndarray]],
+               params: MosaicParams = DEFAULT_PARAMS) -> tuple[np.ndarray, np.ndarray,
+                                                              list[int]]:
+        """(source (H, W) int16, chosen poor (H, W) bool, best indices)."""
+        best = best_images(cloudy_pct, params)
+        for i in best:
+            valid, poor = load(i)
+            self.source[valid] = i
+            self.poor[valid] = poor[valid]
+        return self.source, self.poor & (self.source >= 0), best
+
+
 def assemble(images: Sequence[np.ndarray] | np.ndarray, source: np.ndarray) -> np.ndarray:
-    """(C, H, W) mosaic taking each pixel from ``images[source]``; 0 where source is -1."""
-    first = images[0]
-    out = np.zeros(first.shape, first.dtype)
-    for i, img in enumerate(images):
+    """(C, H, W) mosaic taking each pixel from ``images[source]``; 0 where source is -1.
+    ``images`` may be a lazy sequence (e.g. memory-mapped files opened on access): each
+    is accessed once."""
+    out = None
+    for i in range(len(images)):
+        img = images[i]
+        if out is None:
+            out = np.zeros(img.shape, img.dtype)
         sel = source == i
         if sel.any():
-            out[:, sel] = img[:, sel]
+            for b in range(img.shape[0]):  # band by band: no (C, n) temporary
+                out[b][sel] = img[b][sel]
+        del img
     return out
 
 

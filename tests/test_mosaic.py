@@ -164,6 +164,24 @@ def test_merge_best_on_top_of_quality_mosaic():
                         poor=np.zeros((n, h, w), bool)).poor_share == 0.0
 
 
+def test_running_merge_equals_merge_sources():
+    rng = np.random.default_rng(7)
+    n, h, w = 6, 40, 50
+    valid = rng.random((n, h, w)) > 0.3
+    quality = np.where(valid, -rng.random((n, h, w)).round(1), -np.inf).astype(np.float32)
+    poor = mosaic.poor_mask(quality)
+    for cloudy in ([50.0] * n, [9.0, 4.0, 30.0, 1.0, 4.0, 2.5]):
+        source, best = mosaic.merge_sources(quality, valid, cloudy)
+        rm = mosaic.RunningMerge((h, w))
+        for i in range(n):
+            assert rm.add(quality[i], poor[i]) == i
+        rsource, rpoor, rbest = rm.finish(cloudy, lambda i: (valid[i], poor[i]))
+        assert rbest == best
+        np.testing.assert_array_equal(rsource, source)  # ties (rounded scores) included
+        chosen = np.take_along_axis(poor, np.clip(source, 0, None)[None].astype(np.intp), 0)[0]
+        np.testing.assert_array_equal(rpoor, chosen & (source >= 0))
+
+
 def test_merge_no_coverage_is_nodata():
     images = np.ones((2, 13, 3, 3), np.uint16)
     valid = np.zeros((2, 3, 3), bool)

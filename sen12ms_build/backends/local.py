@@ -105,6 +105,19 @@ def query(acquisitions: list[Acquisition], roi_ring: list[tuple[float, float]],
             if start <= a.date <= end and box(*a.bbox).intersects(roi)]
 
 
+class _Lazy:
+    """The saved images of a merge, each memory-mapped only while it is used."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return np.load(self.paths[i], mmap_mode="r")
+
+
 class LocalBackend:
     """Backend over a local archive directory (``s2/``, ``s1/``, ``lc/``)."""
 
@@ -147,7 +160,8 @@ class LocalBackend:
         # clip a few pixels outside the ROI so that the UTM warp's resampling kernels at
         # the scene edge still find data; statistics use the exact ROI
         clip_mask = ndimage.binary_dilation(roi_mask, iterations=CLIP_MARGIN_PX)
-        images, scores, used = [], [], []
+        merge = mosaic.RunningMerge(grid.shape)  # O(H x W) memory whatever the image count
+        paths, used, cloudy = [], [], []
         for acq in found:
             try:
                 l1c = warp_array(acq.path, grid, "nearest", S2.nodata, S2.dtype)
@@ -159,40 +173,41 @@ class LocalBackend:
                 continue
             az = float(acq.tags["MEAN_SOLAR_AZIMUTH_ANGLE"])
             zen = float(acq.tags["MEAN_SOLAR_ZENITH_ANGLE"])
-            s = mosaic.score_image(l1c, px, az, zen, roi_mask, params)
-            # keep the image on disk, not in memory: N large scenes do not fit
-            mm_path = workdir / f"{len(images)}.npy"
+            s = mosaic.score_image(l1c, px, az, zen, roi_mask, params, components=False)
+            i = merge.add(s.quality, s.poor)
+            # keep the image and its masks on disk, not in memory: N scenes do not fit
+            paths.append(workdir / f"{i}.npy")
             try:
-                mm = np.lib.format.open_memmap(mm_path, "w+", l1c.dtype, l1c.shape)
-                mm[:] = l1c
+                np.save(paths[-1], l1c)
+                np.save(workdir / f"{i}_masks.npy", np.stack([s.valid, s.poor]))
             except OSError as exc:
-                raise OutputError(explain_os_error(exc, mm_path)) from exc
-            images.append(mm)
-            scores.append(s)
+                raise OutputError(explain_os_error(exc, paths[-1])) from exc
+            cloudy.append(s.cloudy_percentage)
             used.append({"file": acq.path.name, "time": acq.time.isoformat(),
                          "solar_azimuth": az, "solar_zenith": zen,
                          "cloudy_percentage": round(s.cloudy_percentage, 3),
                          "roi_coverage_percent": round(s.roi_coverage_percent, 3)})
-        if not images:
+            del s, l1c
+        if not paths:
             raise NoDataError(f"no readable Sentinel-2 acquisition covers ROI {request.roi.id}")
-        quality = np.stack([s.quality for s in scores])
-        valid = np.stack([s.valid for s in scores])
-        cloudy = [s.cloudy_percentage for s in scores]
-        source, best = mosaic.merge_sources(quality, valid, cloudy, params)
-        result = mosaic.assemble(images, source)
-        poor = np.stack([s.poor for s in scores])
-        poor_share = mosaic.final_poor_share(source, poor)
-        chosen_poor = np.take_along_axis(poor, np.clip(source, 0, None)[None].astype(np.intp),
-                                         axis=0)[0]
-        _write(out / EXPORT_FILES["s2"], result, crs=grid.crs, transform=grid.transform,
-                     nodata=S2.nodata, descriptions=S2.descriptions,
-                     tags={"MOSAIC_IMAGES": len(images), "BEST_IMAGES": len(best)})
-        aux = np.full((2, *grid.shape), 255, np.uint8)
+        k = len(paths)
+
+        def masks(i: int) -> tuple[np.ndarray, np.ndarray]:
+            valid_poor = np.load(workdir / f"{i}_masks.npy")
+            return valid_poor[0], valid_poor[1]
+
+        source, chosen_poor, best = merge.finish(cloudy, masks, params)
+        result = mosaic.assemble(_Lazy(paths), source)
         covered = source >= 0
+        poor_share = float(chosen_poor.sum() / covered.sum()) if covered.any() else 0.0
+        _write(out / EXPORT_FILES["s2"], result, crs=grid.crs, transform=grid.transform,
+               nodata=S2.nodata, descriptions=S2.descriptions,
+               tags={"MOSAIC_IMAGES": k, "BEST_IMAGES": len(best)})
+        aux = np.full((2, *grid.shape), 255, np.uint8)
         aux[0][covered] = source[covered]
         aux[1][covered] = chosen_poor[covered]
         _write(out / EXPORT_FILES["aux"], aux, crs=grid.crs, transform=grid.transform,
-                     nodata=255, descriptions=AUX_BANDS)
+               nodata=255, descriptions=AUX_BANDS)
         for i, u in enumerate(used):
             u["best"] = i in best
             u["pixels_in_mosaic"] = int((source == i).sum())
@@ -218,7 +233,7 @@ class LocalBackend:
             raise NoDataError(f"no Sentinel-1 acquisition for ROI {request.roi.id} in "
                               f"{request.start}..{request.end}")
         _write(out / EXPORT_FILES["s1"], result, crs=grid.crs, transform=grid.transform,
-                     nodata=S1.nodata, descriptions=S1.descriptions)
+               nodata=S1.nodata, descriptions=S1.descriptions)
         return {"s1_images": used}
 
     def _lc(self, request: SceneRequest, grid: Grid, out: Path) -> dict[str, Any]:
@@ -229,7 +244,7 @@ class LocalBackend:
         if arr.shape[0] != LC.count:
             raise InputError(f"{path}: expected {LC.count} bands, found {arr.shape[0]}")
         _write(out / EXPORT_FILES["lc"], arr, crs=grid.crs, transform=grid.transform,
-                     nodata=LC.nodata, descriptions=LC.descriptions)
+               nodata=LC.nodata, descriptions=LC.descriptions)
         return {"lc_file": path.name}
 
     def export_scene(self, request: SceneRequest, out_dir: Path) -> SceneExport:
