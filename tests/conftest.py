@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sen12ms_build.config import load_config
 
@@ -35,3 +37,38 @@ def demo_run(demo_config):
 
     summary = run(demo_config, progress=False)
     return demo_config, summary
+
+
+@pytest.fixture(scope="session")
+def small_archive(demo_archive, tmp_path_factory) -> Path:
+    """The demo archive's winter and spring acquisitions (copies we may damage)."""
+    root = tmp_path_factory.mktemp("small") / "archive"
+    for kind in ("s2", "s1", "lc"):
+        (root / kind).mkdir(parents=True)
+        for f in sorted((demo_archive / kind).glob("*.tif")):
+            if kind == "lc" or f.name[:6] in ("201612", "201701", "201702", "201703",
+                                              "201704", "201705"):
+                shutil.copy(f, root / kind / f.name)
+    return root
+
+
+def write_tiny_config(tmp_path: Path, archive: Path, **extra) -> Path:
+    """Two listed 3840 m ROIs (2 x 2 patches each), winter and spring."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    rois = tmp_path / "rois.csv"
+    rois.write_text("lon,lat,scene\n-75.64,37.70,1\n-75.60,37.65,2\n")
+    data = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    data["seasons"] = {k: data["seasons"][k] for k in ("winter", "spring")}
+    data["sampling"].update(rois_file=str(rois), roi_size_m=3840)
+    data["backend"]["archive"] = str(archive)
+    data["out"] = str(tmp_path / "out")
+    data.update(extra)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """:func:`write_tiny_config`: a 2-ROI, 2-season config for quick whole runs."""
+    return write_tiny_config

@@ -24,35 +24,6 @@ from sen12ms_build.validate import validate_tree
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def small_archive(demo_archive, tmp_path_factory) -> Path:
-    """The demo archive's winter and spring acquisitions (copies we may damage)."""
-    root = tmp_path_factory.mktemp("small") / "archive"
-    for kind in ("s2", "s1", "lc"):
-        (root / kind).mkdir(parents=True)
-        for f in sorted((demo_archive / kind).glob("*.tif")):
-            if kind == "lc" or f.name[:6] in ("201612", "201701", "201702", "201703",
-                                              "201704", "201705"):
-                shutil.copy(f, root / kind / f.name)
-    return root
-
-
-def tiny_config(tmp_path: Path, archive: Path, **extra) -> Path:
-    """Two listed 3840 m ROIs (2 x 2 patches each), winter and spring."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    rois = tmp_path / "rois.csv"
-    rois.write_text("lon,lat,scene\n-75.64,37.70,1\n-75.60,37.65,2\n")
-    data = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    data["seasons"] = {k: data["seasons"][k] for k in ("winter", "spring")}
-    data["sampling"].update(rois_file=str(rois), roi_size_m=3840)
-    data["backend"]["archive"] = str(archive)
-    data["out"] = str(tmp_path / "out")
-    data.update(extra)
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
 def cli(*args: str):
     return CliRunner().invoke(main, ["-q", *args], catch_exceptions=False)
 
@@ -70,7 +41,7 @@ def run_cmd(cfg: Path, **kw) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
-def test_killed_runs_resume_to_the_uninterrupted_result(small_archive, tmp_path):
+def test_killed_runs_resume_to_the_uninterrupted_result(small_archive, tmp_path, tiny_config):
     ref_cfg = tiny_config(tmp_path / "ref", small_archive)
     t0 = time.perf_counter()
     assert run_cmd(ref_cfg).wait() == 0
@@ -122,7 +93,7 @@ def damage(archive: Path, tmp_path: Path, how: str) -> Path:
     ("no_crs", "no CRS"),
 ])
 def test_bad_archive_files_are_reported_and_skipped(small_archive, tmp_path, caplog, how,
-                                                     words):
+                                                     words, tiny_config):
     from sen12ms_build.config import load_config
     from sen12ms_build.pipeline import run
 
@@ -134,7 +105,7 @@ def test_bad_archive_files_are_reported_and_skipped(small_archive, tmp_path, cap
     assert validate_tree(cfg.out) == []
 
 
-def test_bad_inputs_fail_clearly_and_write_nothing(small_archive, tmp_path):
+def test_bad_inputs_fail_clearly_and_write_nothing(small_archive, tmp_path, tiny_config):
     cases = []
     empty = tmp_path / "empty"
     for k in ("s2", "s1", "lc"):
@@ -162,7 +133,7 @@ def test_bad_inputs_fail_clearly_and_write_nothing(small_archive, tmp_path):
         assert not out.exists() or not any(out.rglob("*.tif"))
 
 
-def test_full_disk_stops_cleanly(small_archive, tmp_path):
+def test_full_disk_stops_cleanly(small_archive, tmp_path, tiny_config):
     """Writes fail as on a full disk (a file-size limit makes them fail with EFBIG): the
     run stops with a clear message, and nothing half-written is left under a final name."""
     cfg = tiny_config(tmp_path, small_archive)
