@@ -138,30 +138,6 @@ def write_raster(path: Path | str, data: np.ndarray, *, crs: Any, transform: Any
                               f"cannot write {path}: {exc}") from exc
 
 
-def check_raster(path: Path | str, *, count: int | None = None,
-                 dtype: str | None = None, full_read: bool = True) -> None:
-    """Raise :class:`InputError` unless ``path`` is a readable raster with the given band
-    count and dtype. With ``full_read`` every block is decoded, which catches truncation."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    try:
-        with rasterio.open(path) as src:
-            if count is not None and src.count != count:
-                raise InputError(f"{path}: expected {count} bands, found {src.count}")
-            if dtype is not None and src.dtypes[0] != dtype:
-                raise InputError(f"{path}: expected dtype {dtype}, found {src.dtypes[0]}")
-            if src.crs is None:
-                raise InputError(f"{path}: no CRS")
-            if full_read:
-                for _, window in src.block_windows(1):
-                    src.read(window=window)
-    except InputError:
-        raise
-    except (RasterioIOError, rasterio.errors.RasterioError, OSError) as exc:
-        raise InputError(f"{path}: unreadable or truncated GeoTIFF ({exc})") from exc
-
-
 def sha256(path: Path | str, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file."""
     h = hashlib.sha256()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -172,7 +171,3 @@ def split_scenes(scene_keys: list[tuple[str, int]], test_fraction: float,
 
 def write_lines(path: Path, lines: Iterable[str]) -> None:
     atomic_write_text(path, "".join(f"{x}\n" for x in lines))
-
-
-def write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1, default=str))

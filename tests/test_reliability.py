@@ -3,7 +3,6 @@ and a resumed run identical to an uninterrupted one."""
 
 from __future__ import annotations
 
-import os
 import resource
 import shutil
 import signal
