@@ -504,9 +504,13 @@ def merge(images: np.ndarray, quality: np.ndarray, valid: np.ndarray,
 
 def final_poor_share(source: np.ndarray, poor: np.ndarray) -> float:
     """Share of covered pixels whose chosen source is poor there. ``poor`` is (N, H, W)."""
+    idx = np.clip(source, 0, None)[None]
+    return poor_share_of(source, np.take_along_axis(poor, idx.astype(np.intp), axis=0)[0])
+
+
+def poor_share_of(source: np.ndarray, chosen_poor: np.ndarray) -> float:
+    """Share of covered pixels (``source >= 0``) that ``chosen_poor`` (H, W) marks poor."""
     covered = source >= 0
     if not covered.any():
         return 0.0
-    idx = np.clip(source, 0, None)[None]
-    chosen_poor = np.take_along_axis(poor, idx.astype(np.intp), axis=0)[0]
     return float((chosen_poor & covered).sum()) / float(covered.sum())

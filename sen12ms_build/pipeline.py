@@ -249,7 +249,7 @@ def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = No
         cfg.season(name)  # unknown / unconfigured season: ConfigError before any work
     workers = workers or cfg.workers
     if backend is None:
-        backend = make_backend(cfg, progress)
+        backend = make_backend(cfg)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -373,7 +373,7 @@ def dry_run(cfg: Config, seasons: list[str] | None = None, root: Path | None = N
     return "\n".join(lines)
 
 
-def make_backend(cfg: Config, progress: bool = False) -> Backend:
+def make_backend(cfg: Config) -> Backend:
     """The configured backend."""
     b = cfg.backend
     if b.name == "local":

@@ -199,7 +199,7 @@ class LocalBackend:
         source, chosen_poor, best = merge.finish(cloudy, masks, params)
         result = mosaic.assemble(_Lazy(paths), source)
         covered = source >= 0
-        poor_share = float(chosen_poor.sum() / covered.sum()) if covered.any() else 0.0
+        poor_share = mosaic.poor_share_of(source, chosen_poor)
         _write(out / EXPORT_FILES["s2"], result, crs=grid.crs, transform=grid.transform,
                nodata=S2.nodata, descriptions=S2.descriptions,
                tags={"MOSAIC_IMAGES": k, "BEST_IMAGES": len(best)})
