@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 def build_inputs(work: Path, size: int) -> dict:
     """Export-grid GeoTIFFs (EPSG:4326, 0.0001 deg) for s1, s2, lc covering a ``size`` x
     ``size`` px UTM scene centred on the demo archive; written strip by strip."""
-    from sen12ms_build.demo_archive import load_ground
+    from sen12ms_build.demo.archive import load_ground
     from sen12ms_build.products import LC, S1, S2
     from sen12ms_build.io import GTIFF_PROFILE
     from sen12ms_build.roi import ROI

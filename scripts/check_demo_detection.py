@@ -30,7 +30,7 @@ import numpy as np
 import rasterio
 
 from sen12ms_build import mosaic
-from sen12ms_build.demo_archive import (
+from sen12ms_build.demo.archive import (
     crop_window,
     load_ground,
     shadow_source_visible,

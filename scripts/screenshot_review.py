@@ -60,7 +60,7 @@ def screenshot(page: Path, out: Path, width: int, height: int, query: str = "",
 def build(folder: Path) -> Path:
     """Demo archive with defects and the demo run in ``folder``; returns the spring page."""
     from sen12ms_build.config import load_config
-    from sen12ms_build.demo_archive import write_demo_archive
+    from sen12ms_build.demo.archive import write_demo_archive
     from sen12ms_build.pipeline import run
 
     archive, root = folder / "archive", folder / "sen12ms"

@@ -20,6 +20,7 @@ import yaml
 
 from . import __version__
 from .config import SEASONS, ConfigError, load_config
+from .errors import Sen12msError
 
 log = logging.getLogger("sen12ms_build")
 
@@ -35,20 +36,9 @@ def _errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .backends import NoDataError
-        from .io import InputError, OutputError
-
-        expected: tuple[type[BaseException], ...] = (ConfigError, InputError, OutputError,
-                                                     NoDataError)
-        try:
-            from .sampling import SamplingError
-
-            expected += (SamplingError,)
-        except ImportError:  # pragma: no cover
-            pass
         try:
             return fn(*args, **kwargs)
-        except expected as exc:
+        except Sen12msError as exc:  # every user-facing error: one line
             raise click.ClickException(str(exc)) from None
         except OSError as exc:  # full disk, file size or quota limit, permissions
             if exc.errno not in OUTPUT_ERRNOS:
@@ -125,7 +115,7 @@ def demo_archive_cmd(ctx: click.Context, directory: Path, crop: int | None,
                      defects: bool) -> None:
     """Write the embedded demo archive (real Sentinel-2 ground, injected clouds and
     shadows, simulated Sentinel-1 and land cover) into DIRECTORY."""
-    from .demo_archive import write_demo_archive
+    from .demo.archive import write_demo_archive
 
     write_demo_archive(directory, crop=crop, progress=ctx.obj["progress"], defects=defects)
     log.info("demo archive written to %s%s", directory,
@@ -144,7 +134,7 @@ def demo_archive_cmd(ctx: click.Context, directory: Path, crop: int | None,
 def demo(ctx: click.Context, out: Path, config_path: Path | None,
          season: tuple[str, ...]) -> None:
     """Build the demo archive and run the whole pipeline on it, offline."""
-    from .demo_archive import write_demo_archive
+    from .demo.archive import write_demo_archive
 
     config_path = config_path or REPO_CONFIGS / "demo.yaml"
     if not config_path.exists():
@@ -352,7 +342,10 @@ def report(directory: Path, truth: Path | None, config_path: Path | None) -> Non
     if config_path:
         t = load_config(config_path).tiling
         size, stride = t.patch_size, t.stride
-    write_report(directory, truth, size, stride)
+    evaluate = None
+    if truth is not None:
+        from .demo.defects import evaluate
+    write_report(directory, truth, size, stride, evaluate)
 
 
 if __name__ == "__main__":  # pragma: no cover

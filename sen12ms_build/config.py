@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import yaml
 
 from .mosaic import MosaicParams
+from .errors import Sen12msError
 
 #: The meteorological seasons of the northern hemisphere (paper section 4.1), in dataset order.
 SEASONS: tuple[str, ...] = ("spring", "summer", "fall", "winter")
@@ -26,7 +27,7 @@ RESAMPLING_METHODS = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos",
                       "mode")
 
 
-class ConfigError(ValueError):
+class ConfigError(Sen12msError, ValueError):
     """A configuration problem, with the file and the dotted key it concerns."""
 
     def __init__(self, source: str, key: str, message: str):

@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 import rasterio
 from rasterio.errors import RasterioIOError
+from .errors import Sen12msError
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,11 @@ def _file_mode() -> int:
 FILE_MODE = _file_mode()
 
 
-class OutputError(RuntimeError):
+class OutputError(Sen12msError, RuntimeError):
     """An output could not be written (full disk, permissions); nothing half-written is left."""
 
 
-class InputError(RuntimeError):
+class InputError(Sen12msError, RuntimeError):
     """An input raster is missing, corrupt, truncated or not what it should be."""
 
 

@@ -22,7 +22,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -197,9 +197,18 @@ def _table(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
 
 
 def write_report(root: Path | str, truth: Path | str | None = None,
-                 size: int = 256, stride: int = 128) -> Path:
+                 size: int = 256, stride: int = 128,
+                 evaluate: Callable[[Path, Path, int, int], Any] | None = None) -> Path:
     """Write ``<root>/report/`` (see the module doc); returns the path of ``report.md``.
-    ``truth``: a defect archive (``demo-archive --defects``) the run was built from."""
+
+    Args:
+        root: the dataset root.
+        truth: a defect archive (``demo-archive --defects``) the run was built from.
+        size, stride: the tiling's patch size and stride (pixels).
+        evaluate: ``evaluate(root, truth, size, stride)`` returning an object with a
+            ``lines()`` method (the demo's :func:`sen12ms_build.demo.defects.evaluate`);
+            required with ``truth``. Production code does not know the demo's truth format.
+    """
     root = Path(root)
     if not (root / "manifest.csv").exists():
         raise InputError(f"{root}: no manifest.csv; is this a dataset root built by "
@@ -256,8 +265,8 @@ def write_report(root: Path | str, truth: Path | str | None = None,
     lines = [f"dataset {root}: {tot['patches_kept']} of {tot['patches']} patches kept, "
              f"{tot['scenes_kept']} of {tot['scenes']} scenes"]
     if truth is not None:
-        from .defects import evaluate
-
+        if evaluate is None:
+            raise ValueError("write_report: truth given without an evaluate function")
         ev = evaluate(root, Path(truth), size, stride)
         md += ["## Curation against the injected defects", "",
                f"Ground truth: `{Path(truth) / 'truth' / 'defects.json'}`. A patch is "

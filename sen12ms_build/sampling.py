@@ -50,6 +50,7 @@ from shapely.geometry import Polygon, box, shape
 
 from .geo import utm_epsg
 from .roi import ROI
+from .errors import Sen12msError
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +82,11 @@ _RULES: dict[str, tuple[str, str]] = {
 _RULE_ORDER = tuple(_RULES)
 
 
-class SamplingError(RuntimeError):
+class SamplingError(Sen12msError, RuntimeError):
     """The requested ROIs cannot be placed under the sampling rules."""
 
 
-class RoiListError(ValueError):
+class RoiListError(Sen12msError, ValueError):
     """A listed-ROI file (GeoJSON or CSV) is malformed."""
 
 

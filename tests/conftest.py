@@ -17,7 +17,7 @@ DEMO_CONFIG = REPO / "configs" / "demo.yaml"
 @pytest.fixture(scope="session")
 def demo_archive(tmp_path_factory) -> Path:
     """The full embedded demo archive (real Sentinel-2 ground, injected clouds)."""
-    from sen12ms_build.demo_archive import write_demo_archive
+    from sen12ms_build.demo.archive import write_demo_archive
 
     root = tmp_path_factory.mktemp("demo") / "archive"
     write_demo_archive(root, progress=False)

