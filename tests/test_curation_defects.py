@@ -159,7 +159,7 @@ def test_report(defect_run):
     from sen12ms_build.report import write_report
 
     cfg, archive, summary = defect_run
-    md = write_report(cfg.out, archive).read_text()
+    md = write_report(cfg.out, archive, evaluate=defects.evaluate).read_text()
     for part in ("## Patches per season", "## Patches per scene", "## Rejection reasons",
                  "### IGBP", "### LCCS land cover", "### LCCS land use",
                  "### LCCS surface hydrology", "world_map.png", "thin_cloud", "recall"):
