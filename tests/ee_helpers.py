@@ -45,14 +45,22 @@ def fixture(name: str) -> Any:
 @contextlib.contextmanager
 def offline_ee() -> Iterator[None]:
     """earthengine-api initialized from its bundled algorithms.json (no network)."""
+    import ee
     import ee.apitestcase
 
+    # ApiTestCase.InitializeApi replaces ee.data._install_cloud_api_resource with a no-op
+    # and its tearDown never restores it (earthengine-api 1.7.50): a later ee.Initialize
+    # against the emulator would then fail with "Earth Engine client library not
+    # initialized". Keep the real one and put it back, then reset the generated classes.
+    install = ee.data._install_cloud_api_resource  # noqa: SLF001
     case = ee.apitestcase.ApiTestCase()
     case.setUp()
     try:
         yield
     finally:
         case.tearDown()
+        ee.data._install_cloud_api_resource = install  # noqa: SLF001
+        ee.Reset()
 
 
 def invocations(expr: dict) -> list[tuple[str, dict]]:
