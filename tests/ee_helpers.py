@@ -190,6 +190,24 @@ def grid_transform(grid: dict) -> Affine:
 Fault = str  # "429", "500", "503", "400", "slow", "truncate", "corrupt", "reset"
 
 
+#: Error answers of Earth Engine (status, message, google.rpc status), quoted from public
+#: reports (see tests/fixtures/earthengine/README.md for each source).
+ERROR_BODIES: dict[str, tuple[int, str, str]] = {
+    "timeout": (400, "Computation timed out.", "INVALID_ARGUMENT"),
+    "memory": (400, "User memory limit exceeded.", "INVALID_ARGUMENT"),
+    "asset": (400, "Image.load: Image asset 'COPERNICUS/S2_HARMONIZED/20170601T000000_x' "
+              "not found (does not exist or caller does not have access).",
+              "INVALID_ARGUMENT"),
+    "permission": (403, "Caller does not have required permission to use project "
+                   "test-project. Grant the caller the roles/serviceusage.serviceUsageConsumer"
+                   " role, or a custom role with the serviceusage.services.use permission.",
+                   "PERMISSION_DENIED"),
+    "quota": (429, "Quota exceeded for quota metric 'EECU time' and limit 'EECU seconds per "
+              "month' of service 'earthengine.googleapis.com' for consumer "
+              "'project_number:599401802498'.", "RESOURCE_EXHAUSTED"),
+}
+
+
 class FakeEarthEngine:
     """Loopback emulator of the Earth Engine REST API (and Cloud Storage) for tests.
 
@@ -203,6 +221,12 @@ class FakeEarthEngine:
         export_files: ``f(key, transform, width, height) -> list of (suffix, transform,
             width, height)`` splitting a batch export into files.
         advance: operation state sequence a task goes through, one step per status read.
+        cost_limit: compute a single computePixels request may cost (pixels x images x
+            operations, see :meth:`cost`); above it Earth Engine's 400 "Computation timed
+            out." answers (None: no limit).
+        budget: total compute of all successful computePixels requests; once spent every
+            request gets the 429 quota-exhausted answer (None: unlimited). ``spent`` counts.
+        images: Sentinel-2 images a scene's mosaic scores (the cost's image factor).
     """
 
     def __init__(self, project: str = PROJECT):
@@ -226,6 +250,10 @@ class FakeEarthEngine:
         self.objects: dict[tuple[str, str], bytes] = {}
         self.fail_exports: dict[str, str] = {}  # description substring -> error message
         self.export_split: int | None = None  # split exports wider than this into 2 files
+        self.cost_limit: float | None = None
+        self.budget: float | None = None
+        self.spent = 0.0
+        self.images = 4
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -248,6 +276,15 @@ class FakeEarthEngine:
     def pixel_requests(self) -> list[dict]:
         with self.lock:
             return [r["body"] for r in self.requests if r["path"].endswith("image:computePixels")]
+
+    def cost(self, body: dict) -> float:
+        """Compute a computePixels request costs here: pixels x images x operations, with
+        images = :attr:`images` for the Sentinel-2 mosaic (1 for S1 and land cover) and
+        operations = the distinct function invocations of its expression."""
+        grid = body["grid"]["dimensions"]
+        key = product_of(json.dumps(body["expression"]))[0]
+        ops = len(invocations(body["expression"]))
+        return grid["width"] * grid["height"] * (self.images if key == "s2" else 1) * ops
 
     def count(self, suffix: str) -> int:
         with self.lock:
@@ -434,6 +471,15 @@ class FakeEarthEngine:
                         fake.in_flight -= 1
                         counted = False
                     fault = fake.fault(body, attempt)
+                    cost = fake.cost(body)
+                    if fault is None and fake.budget is not None and fake.spent >= fake.budget:
+                        fault = "quota"
+                    if fault is None and fake.cost_limit is not None \
+                            and cost > fake.cost_limit:
+                        fault = "timeout"
+                    if fault is not None and fault in ERROR_BODIES:
+                        status, message, reason = ERROR_BODIES[fault]
+                        return self._error(status, message, reason)
                     if fault == "429":
                         return self._error(429, "Too many concurrent aggregations.",
                                            "RESOURCE_EXHAUSTED", {"Retry-After": "0"})
@@ -460,6 +506,8 @@ class FakeEarthEngine:
                         return None
                     if fault == "corrupt":  # consistent length, but the TIFF is cut short
                         return self._send(200, data[: len(data) * 2 // 3], "image/tiff")
+                    with fake.lock:
+                        fake.spent += cost
                     return self._send(200, data, "image/tiff")
                 finally:
                     if counted:

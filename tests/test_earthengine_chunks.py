@@ -10,7 +10,7 @@ import pytest
 
 from sen12ms_build.backends import SceneRequest
 from sen12ms_build.backends.earthengine import EarthEngineOptions, plan_requests
-from sen12ms_build.backends.earthengine.chunks import (ALIGN_PX, MAX_REQUEST_BYTES,
+from sen12ms_build.backends.earthengine.chunks import (S2_CHUNK_PX, ALIGN_PX, MAX_REQUEST_BYTES,
                                                        MAX_SIDE_PX, Chunk, chunk_bytes,
                                                        plan, plan_chunks, plan_grid,
                                                        products)
@@ -67,10 +67,18 @@ def test_scene_products_and_bytes_per_pixel():
 def test_sen12ms_roi_chunks_within_limits(lat):
     roi = ROI.at(1, 1, "land", 10.0, lat, 38400.0)
     grid = roi.export_grid()
-    for key, mp in plan_grid(grid).items():
+    # by bytes only (s2_side=None): close to the fewest requests the 48 MiB limit allows
+    for key, mp in plan_grid(grid, s2_side=None).items():
         check_tiling(mp.chunks, grid.width, grid.height, mp.product.bytes_per_pixel)
         lower = -(-grid.width * grid.height * mp.product.bytes_per_pixel // MAX_REQUEST_BYTES)
         assert lower <= mp.requests <= 2 * lower + 1, (key, mp.requests, lower)
+    # by compute (the default): S2 chunks at most S2_CHUNK_PX a side, S1/LC unchanged
+    plans = plan_grid(grid)
+    s2 = plans["s2"]
+    check_tiling(s2.chunks, grid.width, grid.height, s2.product.bytes_per_pixel)
+    assert max(max(c.height, c.width) for c in s2.chunks) <= S2_CHUNK_PX
+    assert s2.requests == (-(-grid.width // S2_CHUNK_PX)) * (-(-grid.height // S2_CHUNK_PX))
+    assert plans["s1"].chunks == plan_grid(grid, s2_side=None)["s1"].chunks
 
 
 def test_large_roi_respects_both_limits():

@@ -160,9 +160,9 @@ def test_gives_up_after_the_retries_with_earth_engines_message(fake, expressions
 
 
 def test_bad_request_is_not_retried(fake, expressions, tmp_path):
-    fake.fault = lambda body, attempt: "400"
+    fake.fault = lambda body, attempt: "asset"
     jobs = make_jobs(expressions, tmp_path / "cache", keys=("s1",))
-    with pytest.raises(DownloadError, match=r"Total request size \(\d+ bytes\)"):
+    with pytest.raises(DownloadError, match=r"Image asset .* not found"):
         download(client_for(fake, concurrency=1), jobs, max_workers=1, progress=False)
     assert len(fake.pixel_requests()) == 1  # first failure stops the rest, no retry
     with pytest.raises(EarthEngineRequestError):

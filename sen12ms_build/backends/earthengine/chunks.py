@@ -32,6 +32,20 @@ MAX_BANDS = 1024
 PROJECT_CONCURRENCY_QUOTA = 40
 #: Chunk sides are multiples of this (Earth Engine tiles and GeoTIFF blocks are 256 px).
 ALIGN_PX = 256
+#: Default side (pixels, 0.0001 degrees) of a Sentinel-2 mosaic chunk, chosen by compute,
+#: not bytes. A chunk's cost grows with pixels x images x operations: each of the season's
+#: N images (typically 15-40) is scored at 20 m with 40 shadow displacements, two 11 x 11
+#: means and six opening passes, all within one interactive request, which Earth Engine
+#: stops with "Computation timed out." or "User memory limit exceeded." (HTTP 400). The
+#: 48 MiB byte limit alone allows 1,677,721 px (~1295^2) per chunk; heavy composites are
+#: known to fail at such sizes and to pass at a quarter of the bytes or less (geedim#11:
+#: "User memory limit exceeded" on a medoid composite, fixed with max_tile_size 8 MB instead
+#: of 32 MB). 512 x 512 px = 7.5 MiB of 15 uint16 bands, 16 Earth Engine 256-px tiles, ~65k
+#: score pixels at 20 m per image. On a compute error a chunk still splits in four (down to
+#: MIN_CHUNK_PX), so a too-large default costs a few failed requests, not the scene.
+S2_CHUNK_PX = 512
+#: Floor of the splits: below it a scene falls back to a batch export.
+MIN_CHUNK_PX = 128
 #: Room for GeoTIFF headers and tags on top of the raw pixel bytes of a response.
 GEOTIFF_OVERHEAD_BYTES = 16_384
 
@@ -206,11 +220,17 @@ class ScenePlan:
 
 
 def plan_grid(grid: Grid, *, with_aux: bool = True, max_bytes: int = MAX_REQUEST_BYTES,
-              max_side: int = MAX_SIDE_PX) -> dict[str, ModalityPlan]:
-    """Chunks of every product of a scene on ``grid``."""
-    return {key: ModalityPlan(p, plan_chunks(grid.width, grid.height, p.bytes_per_pixel,
-                                             max_bytes=max_bytes, max_side=max_side))
-            for key, p in products(with_aux).items()}
+              max_side: int = MAX_SIDE_PX, s2_side: int | None = S2_CHUNK_PX
+              ) -> dict[str, ModalityPlan]:
+    """Chunks of every product of a scene on ``grid``: Sentinel-2 (scored per request) in
+    windows of at most ``s2_side`` pixels a side (None: bytes only), Sentinel-1 and land
+    cover (plain mosaics, cheap) by bytes only."""
+    out = {}
+    for key, p in products(with_aux).items():
+        side = min(max_side, s2_side) if key == "s2" and s2_side else max_side
+        out[key] = ModalityPlan(p, plan_chunks(grid.width, grid.height, p.bytes_per_pixel,
+                                               max_bytes=max_bytes, max_side=side))
+    return out
 
 
 @dataclass
@@ -275,7 +295,7 @@ class Plan:
 
 def plan(scenes: Iterable[tuple[object, str]], *, with_aux: bool = True,
          max_bytes: int = MAX_REQUEST_BYTES, max_side: int = MAX_SIDE_PX,
-         concurrency: int = 8, images: Mapping[tuple[str, str], Mapping[str, int]] | None = None
+         s2_side: int | None = S2_CHUNK_PX, concurrency: int = 8, images: Mapping[tuple[str, str], Mapping[str, int]] | None = None
          ) -> Plan:
     """Plan the direct download of ``(roi, season)`` scenes (``roi``: :class:`ROI`).
 
@@ -288,7 +308,7 @@ def plan(scenes: Iterable[tuple[object, str]], *, with_aux: bool = True,
         rid = roi.id  # type: ignore[attr-defined]
         out.scenes.append(ScenePlan(
             rid, season, grid, plan_grid(grid, with_aux=with_aux, max_bytes=max_bytes,
-                                         max_side=max_side),
+                                         max_side=max_side, s2_side=s2_side),
             images=dict(images[(rid, season)]) if images and (rid, season) in images else None))
     return out
 
