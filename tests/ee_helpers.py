@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import math
 import re
 import threading
 import time
@@ -542,3 +543,75 @@ def clean_env(monkeypatch: Any, home: Path) -> None:
     # a closed loopback port: the GCE metadata probe fails at once instead of timing out
     monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
     monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+
+
+# --- a small evaluator of a serialized graph's ee.Number arithmetic ---------------------------
+
+_NUMBER_OPS: dict[str, Callable[..., Any]] = {
+    "Number.add": lambda a: a["left"] + a["right"],
+    "Number.subtract": lambda a: a["left"] - a["right"],
+    "Number.multiply": lambda a: a["left"] * a["right"],
+    "Number.divide": lambda a: a["left"] / a["right"],
+    "Number.sin": lambda a: math.sin(a["input"]),
+    "Number.cos": lambda a: math.cos(a["input"]),
+    "Number.tan": lambda a: math.tan(a["input"]),
+    "Number.sqrt": lambda a: math.sqrt(a["input"]),
+    "Image.constant": lambda a: [a["value"]],
+    "Image.addBands": lambda a: a["dstImg"] + a["srcImg"],
+}
+
+
+def function_nodes(expr: dict, name: str) -> list[dict]:
+    """The raw ``functionInvocationValue`` nodes (arguments unresolved) of ``name``."""
+    out = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            inv = node.get("functionInvocationValue")
+            if inv is not None and inv.get("functionName") == name:
+                out.append(inv)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(expr["values"])
+    return out
+
+
+def evaluate(expr: dict, node: Any, properties: dict[str, float],
+             arguments: dict[str, Any] | None = None) -> Any:
+    """Evaluate the ``ee.Number`` arithmetic under ``node`` (a serialized argument) with
+    Python floats: ``Element.get`` / ``Image.get`` of an image property reads
+    ``properties``, an argument reference of a mapped function reads ``arguments`` (or the
+    only value in it), ``Image.constant`` / ``Image.addBands`` give band value lists.
+    Anything else raises ``KeyError`` naming the function, so a graph that computes the
+    value another way fails loudly."""
+    values = expr["values"]
+    arguments = arguments or {}
+
+    def ev(n: Any) -> Any:
+        if isinstance(n, dict):
+            if "valueReference" in n:
+                return ev(values[n["valueReference"]])
+            if "constantValue" in n:
+                return n["constantValue"]
+            if "argumentReference" in n:
+                ref = n["argumentReference"]
+                if ref in arguments:
+                    return arguments[ref]
+                (only,) = arguments.values()
+                return only
+            if "functionInvocationValue" in n:
+                inv = n["functionInvocationValue"]
+                name = inv.get("functionName")
+                args = inv.get("arguments", {})
+                if name in ("Element.get", "Image.get"):
+                    return float(properties[ev(args["property"])])
+                if name == "Number":  # ee.Number(x) of a computed object
+                    return ev(args["number"]) if "number" in args else ev(args["input"])
+                return _NUMBER_OPS[name]({k: ev(v) for k, v in args.items()})
+        return n
+
+    return ev(node)
