@@ -479,3 +479,21 @@ def test_final_errors_are_not_retried_or_split(fake, tmp_path, fault, error):
     # neither retried nor split: every grid asked once, at full size
     assert max(fake.attempts.values()) == 1
     assert all(d == (283, 421) for d in _s2_dims(fake))
+
+
+def test_optional_abilities_are_declared_in_the_protocol(fake, tmp_path):
+    """prepare / dry_run / problems / supports come from backends.Backend, not getattr."""
+    import inspect
+
+    from sen12ms_build import pipeline
+    from sen12ms_build.backends import ABILITIES, Backend
+    from sen12ms_build.backends.local import LocalBackend
+
+    backend = EarthEngineBackend(**options(fake, tmp_path))
+    assert isinstance(backend, Backend) and Backend in LocalBackend.__mro__
+    assert [a for a in ABILITIES if backend.supports(a)] == ["prepare", "dry_run"]
+    assert backend.problems == [] and backend.prepare([]) is None
+    for name in ("prepare", "dry_run", "supports"):
+        assert name in vars(Backend) and callable(getattr(Backend, name))
+    assert isinstance(vars(Backend)["problems"], property)
+    assert 'getattr(backend' not in inspect.getsource(pipeline)

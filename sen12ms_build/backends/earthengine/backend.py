@@ -33,7 +33,7 @@ from rasterio.features import geometry_mask
 from ... import mosaic
 from ...geo import Grid
 from ...products import CLIP_MARGIN_PX, S2_COLLECTION
-from .. import EXPORT_FILES, NoDataError, SceneExport, SceneRequest
+from .. import EXPORT_FILES, Backend, NoDataError, SceneExport, SceneRequest
 from . import assemble as asm
 from . import chunks, download, graphs, tasks
 from .auth import Connection, connect
@@ -191,7 +191,7 @@ def _cloudy(s2: Sequence[Mapping[str, Any]]) -> list[float]:
             for i in s2]
 
 
-class EarthEngineBackend:
+class EarthEngineBackend(Backend):
     """Google Earth Engine backend (see the module docstring). Constructing it
     authenticates and initializes Earth Engine, so bad credentials fail before any work."""
 
@@ -204,6 +204,10 @@ class EarthEngineBackend:
         self._store: tasks.TaskStore | None = None
         self.scenes_done = 0  # scenes exported by this backend object (for the quota line)
         self.connect()
+
+    def supports(self, ability: str) -> bool:
+        """See :meth:`Backend.supports`: batch submission up front and the dry run."""
+        return ability in ("prepare", "dry_run")
 
     # -- connection ---------------------------------------------------------------------------
 
