@@ -183,3 +183,13 @@ def test_docs_cost_of_a_full_reproduction_is_the_planners():
     assert {k: int(v) for k, v in quoted.items()} == {
         "scenes": s["scenes"], "requests": s["requests"], "pixel_requests": s["pixel_requests"],
         "expected_bytes": s["expected_bytes"]}
+    # the table: requests before (bytes only) and after (compute-sized S2), per modality
+    before = plan(scenes, s2_side=None).summary()
+    rows = {m.group(1): [int(x.replace(",", "")) for x in m.groups()[1:3]] for m in
+            re.finditer(r"\| (S2|S1|land cover)[^|]*\| ([\d,]+) \| ([\d,]+) \|", doc)}
+    for label, key in (("S2", "s2"), ("S1", "s1"), ("land cover", "lc")):
+        assert rows[label] == [before["by_product"][key]["requests"],
+                               s["by_product"][key]["requests"]], label
+    total = re.search(r"\*\*total\*\* \| \*\*([\d,]+)\*\* \| \*\*([\d,]+)\*\*", doc)
+    assert [int(x.replace(",", "")) for x in total.groups()] == [before["requests"],
+                                                                  s["requests"]]

@@ -261,6 +261,15 @@ class Plan:
                 d["expected_bytes"] += m.expected_bytes
         return out
 
+    def s2_image_pixels(self) -> int | None:
+        """Expected compute of the Sentinel-2 mosaics: score-scale (20 m) pixels x images
+        scored, summed over the scenes (every chunk scores every image of its season over
+        its own window); None when the image counts are unknown (no dry-run query)."""
+        if not self.scenes or any(s.images is None for s in self.scenes):
+            return None
+        return sum(s.grid.width * s.grid.height // 4 * int(s.images.get("s2", 0))
+                   for s in self.scenes)
+
     def summary(self) -> dict[str, object]:
         """Plain-dict totals (for logs, manifests and the docs' cost table)."""
         seasons = sorted({s.season for s in self.scenes})
@@ -274,6 +283,7 @@ class Plan:
             "expected_gib": round(self.expected_bytes / 2**30, 2),
             "by_product": self.by_product(),
             "max_concurrency": self.concurrency,
+            "s2_image_pixels_20m": self.s2_image_pixels(),
         }
 
     def format(self) -> str:
@@ -286,6 +296,19 @@ class Plan:
             lines.append(f"{s.season:<8} {s.roi_id:<24} "
                          f"{f'{s.grid.width} x {s.grid.height}':>14} {imgs:>16} "
                          f"{s.requests:>8} {s.expected_bytes / 2**20:>9.1f}")
+        names = {"s2": "Sentinel-2 mosaic", "s1": "Sentinel-1", "lc": "land cover"}
+        for key, d in self.by_product().items():
+            sides = [max(c.height, c.width) for s in self.scenes
+                     for c in s.modalities[key].chunks]
+            lines.append(f"{key}: {d['requests']:,} computePixels request(s) "
+                         f"({names.get(key, key)}, chunks up to {max(sides, default=0)} px a "
+                         f"side), {d['expected_bytes'] / 2**30:.2f} GiB expected")
+        lines.append(f"value:compute: {len(self.scenes):,} request(s) (image lists and "
+                     "statistics, one per scene)")
+        compute = self.s2_image_pixels()
+        if compute is not None:
+            lines.append(f"compute: {compute:,} Sentinel-2 image-pixels scored at 20 m "
+                         "(pixels x images, each with 40 shadow displacements)")
         lines.append(f"total: {len(self.scenes)} scene(s), {self.requests} request(s) "
                      f"({self.pixel_requests} computePixels + {len(self.scenes)} value:compute), "
                      f"{self.expected_bytes / 2**30:.2f} GiB expected, "
