@@ -151,6 +151,19 @@ def test_plan_totals_and_table():
     assert raw < s["expected_bytes"] < raw * 1.01
     text = p.format()
     assert "18/9/1" in text and "total: 3 scene(s)" in text
+    # per modality: requests and bytes; compute only when every scene's images are known
+    for key in ("s2", "s1", "lc"):
+        d = s["by_product"][key]
+        assert f"{key}: {d['requests']:,} computePixels request(s)" in text
+        assert f"{d['expected_bytes'] / 2**30:.2f} GiB expected" in text
+    assert "value:compute: 3 request(s)" in text
+    assert s["s2_image_pixels_20m"] is None and "\ncompute:" not in text
+    counted = plan([(r, "summer") for r in rois],
+                   images={(r.id, "summer"): {"s2": 10, "s1": 3, "lc": 1} for r in rois})
+    g = [r.export_grid() for r in rois]
+    want = sum(x.width * x.height // 4 * 10 for x in g)
+    assert counted.s2_image_pixels() == want
+    assert f"compute: {want:,} Sentinel-2 image-pixels scored at 20 m" in counted.format()
 
 
 def test_plan_requests_follows_the_options():
