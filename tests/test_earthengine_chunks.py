@@ -10,8 +10,8 @@ import pytest
 
 from sen12ms_build.backends import SceneRequest
 from sen12ms_build.backends.earthengine import EarthEngineOptions, plan_requests
-from sen12ms_build.backends.earthengine.chunks import (S2_CHUNK_PX, ALIGN_PX, MAX_REQUEST_BYTES,
-                                                       MAX_SIDE_PX, Chunk, chunk_bytes,
+from sen12ms_build.backends.earthengine.chunks import (ALIGN_PX, MAX_REQUEST_BYTES,
+                                                       MAX_SIDE_PX, S2_CHUNK_PX, Chunk, chunk_bytes,
                                                        plan, plan_chunks, plan_grid,
                                                        products)
 from sen12ms_build.roi import ROI

@@ -318,8 +318,8 @@ class Plan:
 
 def plan(scenes: Iterable[tuple[object, str]], *, with_aux: bool = True,
          max_bytes: int = MAX_REQUEST_BYTES, max_side: int = MAX_SIDE_PX,
-         s2_side: int | None = S2_CHUNK_PX, concurrency: int = 8, images: Mapping[tuple[str, str], Mapping[str, int]] | None = None
-         ) -> Plan:
+         s2_side: int | None = S2_CHUNK_PX, concurrency: int = 8,
+         images: Mapping[tuple[str, str], Mapping[str, int]] | None = None) -> Plan:
     """Plan the direct download of ``(roi, season)`` scenes (``roi``: :class:`ROI`).
 
     Pure: no Earth Engine call. ``images`` optionally maps ``(roi.id, season)`` to image
