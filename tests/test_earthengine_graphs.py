@@ -484,3 +484,33 @@ def test_statistics_use_tile_scale_at_the_documented_scale(region):
     assert stats["tileScale"] == graphs.STATS_TILE_SCALE
     assert stats["scale"] == MosaicParams().score_scale_m
     assert "bestEffort" not in stats  # it would coarsen the scale silently
+
+
+def _indicator(node):
+    """A cloud-score indicator of the serialized graph as a formula over band names."""
+    call = node["__call__"]
+    if call == "Image.select":
+        (band,) = node["bandSelectors"]
+        return band
+    if call == "Image.add":
+        return f"{_indicator(node['image1'])}+{_indicator(node['image2'])}"
+    if call == "Image.normalizedDifference":
+        return "nd({},{})".format(*node["bandNames"])
+    raise AssertionError(call)
+
+
+def test_each_indicator_is_rescaled_over_its_own_range_on_both_backends(s2_expr):
+    """The range belongs to the right indicator (a swapped pair would keep the set of
+    ranges), and both backends rescale the same way: a DN image at the range's ends scores
+    0 and 1 in numpy's rescale, as unitScale(low, high) does."""
+    p = MosaicParams()
+    graph = {_indicator(a["input"]): (a["low"], a["high"])
+             for a in calls(s2_expr, "Image.unitScale")}
+    assert graph == {"B2": p.b2_range, "B1": p.b1_range, "B1+B10": p.b1_b10_range,
+                     "B4+B3+B2": p.rgb_sum_range, "nd(B8,B11)": p.ndmi_range,
+                     "nd(B3,B11)": p.ndsi_range}
+    for low, high in graph.values():
+        assert mosaic.rescale(np.float64(low), (low, high)) == 0.0
+        assert mosaic.rescale(np.float64(high), (low, high)) == pytest.approx(1.0)
+    # the decreasing NDSI range scores high below its lower end (clouds are not snow)
+    assert mosaic.rescale(np.float64(0.5), p.ndsi_range) > 1.0
