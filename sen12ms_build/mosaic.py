@@ -179,21 +179,64 @@ def cloud_mask(score: np.ndarray, params: MosaicParams = DEFAULT_PARAMS) -> np.n
     return score > params.cloud_thresh
 
 
+class FloatOps:
+    """The arithmetic namespace of :func:`shadow_displacement_m` for Python floats
+    (``math``); :class:`sen12ms_build.backends.earthengine.graphs.EEOps` is the same for
+    ``ee.Number``. One formula, two executions."""
+
+    @staticmethod
+    def radians(x: float) -> float:
+        return math.radians(x)
+
+    @staticmethod
+    def tan(x: float) -> float:
+        return math.tan(x)
+
+    @staticmethod
+    def sin(x: float) -> float:
+        return math.sin(x)
+
+    @staticmethod
+    def cos(x: float) -> float:
+        return math.cos(x)
+
+    @staticmethod
+    def mul(a: float, b: float) -> float:
+        return a * b
+
+
+FLOAT_OPS = FloatOps()
+
+
+def shadow_displacement_m(solar_azimuth: Any, solar_zenith: Any, height_m: Any,
+                          ops: Any = FLOAT_OPS) -> tuple[Any, Any]:
+    """Where the cloud that shades a pixel lies, seen from that pixel: ``(east, north)``
+    metres towards the sun, ``d = tan(zenith) * h`` along the solar azimuth (degrees,
+    clockwise from north). A cloud at height ``h`` casts its shadow ``d`` metres away from
+    the sun: sun due south at 45 degrees elevation puts a 1 km cloud's shadow 1 km north, so
+    the pixel's cloud lies at ``(0, -1000)``.
+
+    Written once for both backends: ``ops`` supplies ``radians``, ``tan``, ``sin``, ``cos``
+    and ``mul`` (:data:`FLOAT_OPS` for floats; ``graphs.EE_OPS`` for ``ee.Number``, where
+    the result feeds ``Image.displace``, which samples its input at ``p + (east, north)``).
+    Equal to the published scripts' ``az = azimuth + 180``, ``dx = -sin(az) * d``,
+    ``dy = -cos(az) * d``.
+    """
+    az = ops.radians(solar_azimuth)
+    d = ops.mul(ops.tan(ops.radians(solar_zenith)), height_m)
+    return ops.mul(ops.sin(az), d), ops.mul(ops.cos(az), d)
+
+
 def shadow_offsets_px(pixel_size: tuple[float, float], solar_azimuth: float,
                       solar_zenith: float, heights_m: Sequence[float]) -> list[tuple[int, int]]:
     """(row, col) offsets from a pixel towards the sun where a cloud at each height would
-    cast its shadow onto that pixel: ``d = tan(zenith) * h`` metres along the azimuth.
-
-    Equivalent to Earth Engine's ``displace`` with ``az = azimuth + 180``,
-    ``dx = -sin(az) * d``, ``dy = -cos(az) * d``. Rows grow southwards.
+    cast its shadow onto that pixel (:func:`shadow_displacement_m` in pixels, rounded).
+    Rows grow southwards.
     """
     px, py = pixel_size
-    az = math.radians(solar_azimuth)
-    t = math.tan(math.radians(solar_zenith))
     out = []
     for h in heights_m:
-        d = t * h
-        east, north = math.sin(az) * d, math.cos(az) * d
+        east, north = shadow_displacement_m(solar_azimuth, solar_zenith, h)
         out.append((int(round(-north / py)), int(round(east / px))))
     return out
 
@@ -401,11 +444,19 @@ class MergeResult:
     best: list[int]
 
 
+def merge_order_key(cloudy_pct: float, index: int) -> tuple[float, int]:
+    """Sort key of the "best" images, bottom to top: CLOUDY_PERCENTAGE descending (the
+    clearest on top), ties broken by the position in the time-sorted collection (earlier
+    below). Both backends order by it: :func:`best_images` here, and the Earth Engine
+    backend pins the same list into its graph (``graphs.best_collection``)."""
+    return (-cloudy_pct, index)
+
+
 def best_images(cloudy_pct: Sequence[float], params: MosaicParams = DEFAULT_PARAMS) -> list[int]:
-    """Indices with CLOUDY_PERCENTAGE < keep_thresh, sorted by it descending (clearest last,
-    i.e. on top of the mosaic); ties keep acquisition order."""
+    """Indices with CLOUDY_PERCENTAGE < keep_thresh in :func:`merge_order_key` order
+    (clearest last, i.e. on top of the mosaic); ties keep acquisition order."""
     keep = [i for i, p in enumerate(cloudy_pct) if p < params.keep_thresh]
-    return sorted(keep, key=lambda i: -cloudy_pct[i])
+    return sorted(keep, key=lambda i: merge_order_key(cloudy_pct[i], i))
 
 
 def merge_sources(quality: np.ndarray, valid: np.ndarray, cloudy_pct: Sequence[float],

@@ -263,9 +263,8 @@ def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = No
                 n = state.forget(cfg.branch(name), None, downstream(stage))
                 log.info("--force %s: %s: %d stage record(s) forgotten", stage,
                          cfg.branch(name), n)
-    prepare = getattr(backend, "prepare", None)
-    if prepare is not None:  # batch exports: submit every scene's tasks up front
-        prepare([scene_request(cfg, n, r) for n, rois in plan.items() for r in rois])
+    if backend.supports("prepare"):  # batch exports: submit every scene's tasks up front
+        backend.prepare([scene_request(cfg, n, r) for n, rois in plan.items() for r in rois])
     tasks = [(name, roi) for name, rois in plan.items() for roi in rois]
     for name, rois in plan.items():
         log.info("season %s: %d ROI(s) -> %s", name, len(rois), cfg.branch(name))
@@ -282,7 +281,7 @@ def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = No
             summary.patches_kept += rec.get("patches_kept", 0)
     finally:
         bar.close()
-    summary.problems = list(getattr(backend, "problems", []))
+    summary.problems = list(backend.problems)
     finalize(root, cfg)
     if cfg.quicklooks:  # --- quicklooks and review pages (sen12ms_build.review) ---
         review.write_review(root, cfg)

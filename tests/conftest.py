@@ -72,3 +72,14 @@ def write_tiny_config(tmp_path: Path, archive: Path, **extra) -> Path:
 def tiny_config():
     """:func:`write_tiny_config`: a 2-ROI, 2-season config for quick whole runs."""
     return write_tiny_config
+
+
+def pytest_addoption(parser):
+    """``--reverse``: run the collected tests in reverse order (tests pass in any order)."""
+    parser.addoption("--reverse", action="store_true", default=False,
+                     help="run the collected tests in reverse order")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--reverse"):
+        items.reverse()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import math
 import re
 import threading
 import time
@@ -45,14 +46,22 @@ def fixture(name: str) -> Any:
 @contextlib.contextmanager
 def offline_ee() -> Iterator[None]:
     """earthengine-api initialized from its bundled algorithms.json (no network)."""
+    import ee
     import ee.apitestcase
 
+    # ApiTestCase.InitializeApi replaces ee.data._install_cloud_api_resource with a no-op
+    # and its tearDown never restores it (earthengine-api 1.7.50): a later ee.Initialize
+    # against the emulator would then fail with "Earth Engine client library not
+    # initialized". Keep the real one and put it back, then reset the generated classes.
+    install = ee.data._install_cloud_api_resource  # noqa: SLF001
     case = ee.apitestcase.ApiTestCase()
     case.setUp()
     try:
         yield
     finally:
         case.tearDown()
+        ee.data._install_cloud_api_resource = install  # noqa: SLF001
+        ee.Reset()
 
 
 def invocations(expr: dict) -> list[tuple[str, dict]]:
@@ -182,6 +191,24 @@ def grid_transform(grid: dict) -> Affine:
 Fault = str  # "429", "500", "503", "400", "slow", "truncate", "corrupt", "reset"
 
 
+#: Error answers of Earth Engine (status, message, google.rpc status), quoted from public
+#: reports (see tests/fixtures/earthengine/README.md for each source).
+ERROR_BODIES: dict[str, tuple[int, str, str]] = {
+    "timeout": (400, "Computation timed out.", "INVALID_ARGUMENT"),
+    "memory": (400, "User memory limit exceeded.", "INVALID_ARGUMENT"),
+    "asset": (400, "Image.load: Image asset 'COPERNICUS/S2_HARMONIZED/20170601T000000_x' "
+              "not found (does not exist or caller does not have access).",
+              "INVALID_ARGUMENT"),
+    "permission": (403, "Caller does not have required permission to use project "
+                   "test-project. Grant the caller the roles/serviceusage.serviceUsageConsumer"
+                   " role, or a custom role with the serviceusage.services.use permission.",
+                   "PERMISSION_DENIED"),
+    "quota": (429, "Quota exceeded for quota metric 'EECU time' and limit 'EECU seconds per "
+              "month' of service 'earthengine.googleapis.com' for consumer "
+              "'project_number:599401802498'.", "RESOURCE_EXHAUSTED"),
+}
+
+
 class FakeEarthEngine:
     """Loopback emulator of the Earth Engine REST API (and Cloud Storage) for tests.
 
@@ -195,6 +222,12 @@ class FakeEarthEngine:
         export_files: ``f(key, transform, width, height) -> list of (suffix, transform,
             width, height)`` splitting a batch export into files.
         advance: operation state sequence a task goes through, one step per status read.
+        cost_limit: compute a single computePixels request may cost (pixels x images x
+            operations, see :meth:`cost`); above it Earth Engine's 400 "Computation timed
+            out." answers (None: no limit).
+        budget: total compute of all successful computePixels requests; once spent every
+            request gets the 429 quota-exhausted answer (None: unlimited). ``spent`` counts.
+        images: Sentinel-2 images a scene's mosaic scores (the cost's image factor).
     """
 
     def __init__(self, project: str = PROJECT):
@@ -218,6 +251,10 @@ class FakeEarthEngine:
         self.objects: dict[tuple[str, str], bytes] = {}
         self.fail_exports: dict[str, str] = {}  # description substring -> error message
         self.export_split: int | None = None  # split exports wider than this into 2 files
+        self.cost_limit: float | None = None
+        self.budget: float | None = None
+        self.spent = 0.0
+        self.images = 4
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -240,6 +277,15 @@ class FakeEarthEngine:
     def pixel_requests(self) -> list[dict]:
         with self.lock:
             return [r["body"] for r in self.requests if r["path"].endswith("image:computePixels")]
+
+    def cost(self, body: dict) -> float:
+        """Compute a computePixels request costs here: pixels x images x operations, with
+        images = :attr:`images` for the Sentinel-2 mosaic (1 for S1 and land cover) and
+        operations = the distinct function invocations of its expression."""
+        grid = body["grid"]["dimensions"]
+        key = product_of(json.dumps(body["expression"]))[0]
+        ops = len(invocations(body["expression"]))
+        return grid["width"] * grid["height"] * (self.images if key == "s2" else 1) * ops
 
     def count(self, suffix: str) -> int:
         with self.lock:
@@ -426,6 +472,15 @@ class FakeEarthEngine:
                         fake.in_flight -= 1
                         counted = False
                     fault = fake.fault(body, attempt)
+                    cost = fake.cost(body)
+                    if fault is None and fake.budget is not None and fake.spent >= fake.budget:
+                        fault = "quota"
+                    if fault is None and fake.cost_limit is not None \
+                            and cost > fake.cost_limit:
+                        fault = "timeout"
+                    if fault is not None and fault in ERROR_BODIES:
+                        status, message, reason = ERROR_BODIES[fault]
+                        return self._error(status, message, reason)
                     if fault == "429":
                         return self._error(429, "Too many concurrent aggregations.",
                                            "RESOURCE_EXHAUSTED", {"Retry-After": "0"})
@@ -452,6 +507,8 @@ class FakeEarthEngine:
                         return None
                     if fault == "corrupt":  # consistent length, but the TIFF is cut short
                         return self._send(200, data[: len(data) * 2 // 3], "image/tiff")
+                    with fake.lock:
+                        fake.spent += cost
                     return self._send(200, data, "image/tiff")
                 finally:
                     if counted:
@@ -486,3 +543,75 @@ def clean_env(monkeypatch: Any, home: Path) -> None:
     # a closed loopback port: the GCE metadata probe fails at once instead of timing out
     monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
     monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+
+
+# --- a small evaluator of a serialized graph's ee.Number arithmetic ---------------------------
+
+_NUMBER_OPS: dict[str, Callable[..., Any]] = {
+    "Number.add": lambda a: a["left"] + a["right"],
+    "Number.subtract": lambda a: a["left"] - a["right"],
+    "Number.multiply": lambda a: a["left"] * a["right"],
+    "Number.divide": lambda a: a["left"] / a["right"],
+    "Number.sin": lambda a: math.sin(a["input"]),
+    "Number.cos": lambda a: math.cos(a["input"]),
+    "Number.tan": lambda a: math.tan(a["input"]),
+    "Number.sqrt": lambda a: math.sqrt(a["input"]),
+    "Image.constant": lambda a: [a["value"]],
+    "Image.addBands": lambda a: a["dstImg"] + a["srcImg"],
+}
+
+
+def function_nodes(expr: dict, name: str) -> list[dict]:
+    """The raw ``functionInvocationValue`` nodes (arguments unresolved) of ``name``."""
+    out = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            inv = node.get("functionInvocationValue")
+            if inv is not None and inv.get("functionName") == name:
+                out.append(inv)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(expr["values"])
+    return out
+
+
+def evaluate(expr: dict, node: Any, properties: dict[str, float],
+             arguments: dict[str, Any] | None = None) -> Any:
+    """Evaluate the ``ee.Number`` arithmetic under ``node`` (a serialized argument) with
+    Python floats: ``Element.get`` / ``Image.get`` of an image property reads
+    ``properties``, an argument reference of a mapped function reads ``arguments`` (or the
+    only value in it), ``Image.constant`` / ``Image.addBands`` give band value lists.
+    Anything else raises ``KeyError`` naming the function, so a graph that computes the
+    value another way fails loudly."""
+    values = expr["values"]
+    arguments = arguments or {}
+
+    def ev(n: Any) -> Any:
+        if isinstance(n, dict):
+            if "valueReference" in n:
+                return ev(values[n["valueReference"]])
+            if "constantValue" in n:
+                return n["constantValue"]
+            if "argumentReference" in n:
+                ref = n["argumentReference"]
+                if ref in arguments:
+                    return arguments[ref]
+                (only,) = arguments.values()
+                return only
+            if "functionInvocationValue" in n:
+                inv = n["functionInvocationValue"]
+                name = inv.get("functionName")
+                args = inv.get("arguments", {})
+                if name in ("Element.get", "Image.get"):
+                    return float(properties[ev(args["property"])])
+                if name == "Number":  # ee.Number(x) of a computed object
+                    return ev(args["number"]) if "number" in args else ev(args["input"])
+                return _NUMBER_OPS[name]({k: ev(v) for k, v in args.items()})
+        return n
+
+    return ev(node)

@@ -54,10 +54,10 @@ def fake():
 
 
 def options(fake, tmp_path, **extra):
-    return dict(credentials="none", project=PROJECT, request_url_base=fake.url,
-                cache_dir=str(tmp_path / "cache"), max_request_bytes=256 * 256 * 30,
-                progress=False, backoff_base=0.01, backoff_max=0.05, max_concurrency=4,
-                poll_interval=0.01, **extra)
+    return {**dict(credentials="none", project=PROJECT, request_url_base=fake.url,
+                   cache_dir=str(tmp_path / "cache"), max_request_bytes=256 * 256 * 30,
+                   progress=False, backoff_base=0.01, backoff_max=0.05, max_concurrency=4,
+                   poll_interval=0.01), **extra}
 
 
 def check_scene(out: Path, grid) -> None:
@@ -378,3 +378,122 @@ def test_many_tasks_are_polled_with_one_list_call(fake, tmp_path):
     assert sum(r["method"] == "GET" and "/operations/" in r["path"]
                for r in fake.requests) == before_get
     assert tk.TaskStore(tmp_path / "tasks.json").summary() == {"RUNNING": len(keys)}
+
+
+# --- real limits: compute errors split, the floor falls back to batch, quota stops --------
+
+def _s2_dims(fake):
+    """(height, width) of every Sentinel-2 computePixels request, in order."""
+    return [(b["grid"]["dimensions"]["height"], b["grid"]["dimensions"]["width"])
+            for b in fake.pixel_requests() if "COPERNICUS/S2" in json.dumps(b)]
+
+
+def _one_chunk(fake, tmp_path, **extra):
+    """Options with the whole small scene in one S2 request (421 x 283 px)."""
+    return options(fake, tmp_path, max_request_bytes=50_331_648, max_concurrency=1, **extra)
+
+
+def _full_cost(fake, backend):
+    """The emulator's cost of the full-size S2 request of REQUEST."""
+    grid = ROI_SMALL.export_grid()
+    expr = ee.serializer.encode(backend.images(REQUEST, SUMMARY)["s2"], for_cloud_api=True)
+    body = {"expression": expr, "grid": {"dimensions": {"width": grid.width,
+                                                        "height": grid.height}}}
+    return fake.cost(body)
+
+
+def test_scene_that_times_out_at_full_size_completes_by_splitting(fake, tmp_path, caplog):
+    backend = EarthEngineBackend(**_one_chunk(fake, tmp_path))
+    fake.cost_limit = _full_cost(fake, backend) / 2  # a quarter fits, the whole does not
+    with caplog.at_level(logging.WARNING):
+        res = backend.export_scene(REQUEST, tmp_path / "scene")
+    check_scene(tmp_path / "scene", ROI_SMALL.export_grid())
+    assert _s2_dims(fake) == [(283, 421), (141, 210), (141, 211), (142, 210), (142, 211)]
+    assert res.meta["splits"] == {"s2": 1}
+    assert "Computation timed out." in caplog.text and "split into 4" in caplog.text
+
+
+def test_scene_too_heavy_even_at_the_floor_falls_back_to_batch(fake, tmp_path, caplog):
+    opts = _one_chunk(fake, tmp_path, bucket="b", storage_url_base=fake.url)
+    backend = EarthEngineBackend(**opts)
+    fake.cost_limit = _full_cost(fake, backend) / 64  # nothing >= the 128 px floor fits
+    with caplog.at_level(logging.WARNING):
+        res = backend.export_scene(REQUEST, tmp_path / "scene")
+    check_scene(tmp_path / "scene", ROI_SMALL.export_grid())
+    assert res.meta["fallback"].startswith("batch")
+    assert min(min(d) for d in _s2_dims(fake)) >= 128  # split down to the floor, no further
+    assert fake.count("/image:export") == 3 and "falling back to a batch export" in caplog.text
+    # recorded in the task state file: a rerun goes straight to the batch export
+    n = len(fake.pixel_requests())
+    res2 = EarthEngineBackend(**opts).export_scene(REQUEST, tmp_path / "scene2")
+    assert len(fake.pixel_requests()) == n and res2.meta["fallback"] == "batch (recorded)"
+    check_scene(tmp_path / "scene2", ROI_SMALL.export_grid())
+
+
+def test_fallback_without_a_bucket_says_what_to_set(fake, tmp_path):
+    from sen12ms_build.backends.earthengine.errors import BatchFallback
+    from sen12ms_build.errors import Sen12msError
+
+    backend = EarthEngineBackend(**_one_chunk(fake, tmp_path))
+    fake.cost_limit = 1.0
+    with pytest.raises(BatchFallback, match="backend.earthengine.bucket") as err:
+        backend.export_scene(REQUEST, tmp_path / "scene")
+    assert isinstance(err.value, Sen12msError) and "Computation timed out." in str(err.value)
+
+
+def test_quota_stop_resumes_without_redownloading_finished_chunks(fake, tmp_path):
+    from sen12ms_build.backends.earthengine.errors import QuotaExhaustedError
+    from sen12ms_build.errors import Sen12msError
+
+    opts = _one_chunk(fake, tmp_path)
+    backend = EarthEngineBackend(**opts)
+    full = _full_cost(fake, backend)
+    fake.cost_limit = full / 2
+    fake.budget = full / 4 * 2.5  # three quarters succeed, then the quota is spent
+    with pytest.raises(QuotaExhaustedError) as err:
+        backend.export_scene(REQUEST, tmp_path / "scene")
+    msg = str(err.value)
+    assert isinstance(err.value, Sen12msError) and "\n" not in msg
+    assert "EECU" in msg and "0 scene(s)" in msg and "same command" in msg
+    first = _s2_dims(fake)
+    assert first == [(283, 421), (141, 210), (141, 211), (142, 210), (142, 211)]
+    assert not (tmp_path / "scene" / "s2.tif").exists()
+    # the quota resets; the same command resumes: no full-size request, no finished chunk
+    fake.budget = None
+    EarthEngineBackend(**opts).export_scene(REQUEST, tmp_path / "scene")
+    assert _s2_dims(fake)[len(first):] == [(142, 211)]
+    check_scene(tmp_path / "scene", ROI_SMALL.export_grid())
+
+
+@pytest.mark.parametrize("fault,error", [("asset", "EarthEngineRequestError"),
+                                         ("permission", "EarthEngineAuthError")])
+def test_final_errors_are_not_retried_or_split(fake, tmp_path, fault, error):
+    from sen12ms_build.backends.earthengine import errors
+
+    fake.fault = lambda body, attempt: fault
+    backend = EarthEngineBackend(**_one_chunk(fake, tmp_path))
+    with pytest.raises(errors.EarthEngineError) as err:
+        backend.export_scene(REQUEST, tmp_path / "scene")
+    assert fake.count("/image:export") == 0
+    assert error in str(err.value) or type(err.value).__name__ in ("DownloadError", error)
+    # neither retried nor split: every grid asked once, at full size
+    assert max(fake.attempts.values()) == 1
+    assert all(d == (283, 421) for d in _s2_dims(fake))
+
+
+def test_optional_abilities_are_declared_in_the_protocol(fake, tmp_path):
+    """prepare / dry_run / problems / supports come from backends.Backend, not getattr."""
+    import inspect
+
+    from sen12ms_build import pipeline
+    from sen12ms_build.backends import ABILITIES, Backend
+    from sen12ms_build.backends.local import LocalBackend
+
+    backend = EarthEngineBackend(**options(fake, tmp_path))
+    assert isinstance(backend, Backend) and Backend in LocalBackend.__mro__
+    assert [a for a in ABILITIES if backend.supports(a)] == ["prepare", "dry_run"]
+    assert backend.problems == [] and backend.prepare([]) is None
+    for name in ("prepare", "dry_run", "supports"):
+        assert name in vars(Backend) and callable(getattr(Backend, name))
+    assert isinstance(vars(Backend)["problems"], property)
+    assert 'getattr(backend' not in inspect.getsource(pipeline)

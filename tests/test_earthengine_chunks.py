@@ -11,7 +11,7 @@ import pytest
 from sen12ms_build.backends import SceneRequest
 from sen12ms_build.backends.earthengine import EarthEngineOptions, plan_requests
 from sen12ms_build.backends.earthengine.chunks import (ALIGN_PX, MAX_REQUEST_BYTES,
-                                                       MAX_SIDE_PX, Chunk, chunk_bytes,
+                                                       MAX_SIDE_PX, S2_CHUNK_PX, Chunk, chunk_bytes,
                                                        plan, plan_chunks, plan_grid,
                                                        products)
 from sen12ms_build.roi import ROI
@@ -67,10 +67,18 @@ def test_scene_products_and_bytes_per_pixel():
 def test_sen12ms_roi_chunks_within_limits(lat):
     roi = ROI.at(1, 1, "land", 10.0, lat, 38400.0)
     grid = roi.export_grid()
-    for key, mp in plan_grid(grid).items():
+    # by bytes only (s2_side=None): close to the fewest requests the 48 MiB limit allows
+    for key, mp in plan_grid(grid, s2_side=None).items():
         check_tiling(mp.chunks, grid.width, grid.height, mp.product.bytes_per_pixel)
         lower = -(-grid.width * grid.height * mp.product.bytes_per_pixel // MAX_REQUEST_BYTES)
         assert lower <= mp.requests <= 2 * lower + 1, (key, mp.requests, lower)
+    # by compute (the default): S2 chunks at most S2_CHUNK_PX a side, S1/LC unchanged
+    plans = plan_grid(grid)
+    s2 = plans["s2"]
+    check_tiling(s2.chunks, grid.width, grid.height, s2.product.bytes_per_pixel)
+    assert max(max(c.height, c.width) for c in s2.chunks) <= S2_CHUNK_PX
+    assert s2.requests == (-(-grid.width // S2_CHUNK_PX)) * (-(-grid.height // S2_CHUNK_PX))
+    assert plans["s1"].chunks == plan_grid(grid, s2_side=None)["s1"].chunks
 
 
 def test_large_roi_respects_both_limits():
@@ -143,6 +151,19 @@ def test_plan_totals_and_table():
     assert raw < s["expected_bytes"] < raw * 1.01
     text = p.format()
     assert "18/9/1" in text and "total: 3 scene(s)" in text
+    # per modality: requests and bytes; compute only when every scene's images are known
+    for key in ("s2", "s1", "lc"):
+        d = s["by_product"][key]
+        assert f"{key}: {d['requests']:,} computePixels request(s)" in text
+        assert f"{d['expected_bytes'] / 2**30:.2f} GiB expected" in text
+    assert "value:compute: 3 request(s)" in text
+    assert s["s2_image_pixels_20m"] is None and "\ncompute:" not in text
+    counted = plan([(r, "summer") for r in rois],
+                   images={(r.id, "summer"): {"s2": 10, "s1": 3, "lc": 1} for r in rois})
+    g = [r.export_grid() for r in rois]
+    want = sum(x.width * x.height // 4 * 10 for x in g)
+    assert counted.s2_image_pixels() == want
+    assert f"compute: {want:,} Sentinel-2 image-pixels scored at 20 m" in counted.format()
 
 
 def test_plan_requests_follows_the_options():
@@ -175,3 +196,13 @@ def test_docs_cost_of_a_full_reproduction_is_the_planners():
     assert {k: int(v) for k, v in quoted.items()} == {
         "scenes": s["scenes"], "requests": s["requests"], "pixel_requests": s["pixel_requests"],
         "expected_bytes": s["expected_bytes"]}
+    # the table: requests before (bytes only) and after (compute-sized S2), per modality
+    before = plan(scenes, s2_side=None).summary()
+    rows = {m.group(1): [int(x.replace(",", "")) for x in m.groups()[1:3]] for m in
+            re.finditer(r"\| (S2|S1|land cover)[^|]*\| ([\d,]+) \| ([\d,]+) \|", doc)}
+    for label, key in (("S2", "s2"), ("S1", "s1"), ("land cover", "lc")):
+        assert rows[label] == [before["by_product"][key]["requests"],
+                               s["by_product"][key]["requests"]], label
+    total = re.search(r"\*\*total\*\* \| \*\*([\d,]+)\*\* \| \*\*([\d,]+)\*\*", doc)
+    assert [int(x.replace(",", "")) for x in total.groups()] == [before["requests"],
+                                                                  s["requests"]]

@@ -160,9 +160,9 @@ def test_gives_up_after_the_retries_with_earth_engines_message(fake, expressions
 
 
 def test_bad_request_is_not_retried(fake, expressions, tmp_path):
-    fake.fault = lambda body, attempt: "400"
+    fake.fault = lambda body, attempt: "asset"
     jobs = make_jobs(expressions, tmp_path / "cache", keys=("s1",))
-    with pytest.raises(DownloadError, match=r"Total request size \(\d+ bytes\)"):
+    with pytest.raises(DownloadError, match=r"Image asset .* not found"):
         download(client_for(fake, concurrency=1), jobs, max_workers=1, progress=False)
     assert len(fake.pixel_requests()) == 1  # first failure stops the rest, no retry
     with pytest.raises(EarthEngineRequestError):
@@ -275,3 +275,55 @@ def test_backoff_policy_full_jitter_and_retry_after():
         assert max(waits) > cap * 0.8  # jitter spans the range
     assert p.delay(0, retry_after=5.0, rng=rng) >= 5.0
     assert p.delay(0, retry_after=100.0, rng=rng) <= 8.0
+
+
+def test_read_timeouts_are_retried_a_bounded_number_of_times_then_split(fake, expressions,
+                                                                        tmp_path):
+    """A request that keeps producing nothing within the read time-out is repeated
+    ``max_timeout_retries`` times only (each repeat burns the same compute), then treated as
+    a compute limit: the chunk splits in four, and the pieces succeed."""
+    fake.slow_seconds = 0.6
+    big = {"done": False}
+
+    def fault(body, attempt):
+        dims = body["grid"]["dimensions"]
+        if dims["width"] * dims["height"] > 283 * 421 // 2 and not big["done"]:
+            return "slow"
+        return None
+
+    fake.fault = fault
+    client = client_for(fake, RetryPolicy(max_retries=6, backoff_base=0.01, backoff_max=0.02,
+                                          timeout=0.3, max_timeout_retries=1))
+    jobs = make_jobs(expressions, tmp_path / "cache", max_bytes=50_331_648, keys=("s1",))
+    assert len(jobs[0].chunks) == 1
+    pieces = download(client, jobs, progress=False)
+    sizes = [(b["grid"]["dimensions"]["height"], b["grid"]["dimensions"]["width"])
+             for b in fake.pixel_requests()]
+    assert sizes == [(283, 421)] * 2 + [(141, 210), (141, 211), (142, 210), (142, 211)]
+    assert len(pieces["s1"]) == 4
+    assert json.loads(jobs[0].layout_path.read_text())["splits"]  # recorded for a resume
+    assemble_all(jobs, pieces, tmp_path / "out")
+    check_outputs(tmp_path / "out", keys=("s1",))
+
+
+@pytest.mark.parametrize("status,message,kind", [
+    (400, "Computation timed out.", "split"),
+    (400, "User memory limit exceeded.", "split"),
+    (400, "Total request size (56623104 bytes) must be less than or equal to 50331648 bytes.",
+     "split"),
+    (429, "Too many concurrent aggregations.", "retry"),
+    (429, "Quota exceeded for quota metric 'Number of read requests' and limit 'Number of "
+          "read requests per minute per user' of service 'earthengine.googleapis.com'", "retry"),
+    (429, "Quota exceeded for quota metric 'EECU time' and limit 'EECU seconds per month'",
+     "quota"),
+    (500, "An internal error has occurred.", "retry"),
+    (503, "The service is currently unavailable.", "retry"),
+    (403, "Caller does not have required permission to use project p.", "auth"),
+    (400, "Image.load: Image asset 'x' not found (does not exist or caller does not have "
+          "access).", "final"),
+    (404, "Requested entity was not found.", "final"),
+])
+def test_errors_are_told_apart(status, message, kind):
+    from sen12ms_build.backends.earthengine.errors import classify
+
+    assert classify(status, message) == kind

@@ -11,13 +11,15 @@ import json
 import math
 from dataclasses import fields
 
+import numpy as np
 import pytest
 
 pytest.importorskip("ee")
 
 import ee  # noqa: E402
 
-from ee_helpers import calls, constants, invocations, offline_ee  # noqa: E402
+from ee_helpers import (calls, constants, evaluate, function_nodes,  # noqa: E402
+                        invocations, offline_ee)
 from sen12ms_build import mosaic  # noqa: E402
 from sen12ms_build.backends.earthengine import (graphs, landcover_image, s1_image,  # noqa: E402
                                                 s2_mosaic)
@@ -142,21 +144,58 @@ def test_s2_scores_pinned_to_20m_in_epsg4326(s2_expr):
     assert stats["crs"] == {"__call__": "Projection", "crs": "EPSG:4326"}
 
 
-def test_s2_shadow_projection_displaces_away_from_the_sun(s2_expr):
-    (disp,) = calls(s2_expr, "Image.displace")
-    # displacement image: constant(dx) + constant(dy)
-    add = disp["displacement"]
-    assert add["__call__"] == "Image.addBands"
-    text = json.dumps(s2_expr)
-    assert "MEAN_SOLAR_AZIMUTH_ANGLE" in text and "MEAN_SOLAR_ZENITH_ANGLE" in text
-    adds = [a["right"] for a in calls(s2_expr, "Number.add")]
-    assert 180 in adds  # az = azimuth + 180
-    mults = [a["right"] for a in calls(s2_expr, "Number.multiply")
-             if not isinstance(a["right"], dict)]
-    assert -1 in mults and any(close(m, math.pi) for m in mults)
-    assert "Number.sin" in names(s2_expr) and "Number.cos" in names(s2_expr)
-    assert "Number.tan" in names(s2_expr)
-    # mapped over the cloud heights, averaged
+def _graph_displacements(expr, azimuth, zenith):
+    """(east, north) metres the serialized graph's ``displace`` samples at, per height:
+    the graph's own ee.Number arithmetic evaluated with the given solar angles."""
+    (disp,) = function_nodes(expr, "Image.displace")
+    props = {"MEAN_SOLAR_AZIMUTH_ANGLE": azimuth, "MEAN_SOLAR_ZENITH_ANGLE": zenith}
+    return {h: tuple(evaluate(expr, disp["arguments"]["displacement"], props, {"h": h}))
+            for h in MosaicParams().cloud_heights_m}
+
+
+# (azimuth, zenith, height) -> (east, north) of the cloud seen from its shadow, worked by hand
+HAND_WORKED = [
+    (180.0, 45.0, 1000, (0.0, -1000.0)),  # sun due south, 45 deg: shadow 1 km north
+    (90.0, 45.0, 1000, (1000.0, 0.0)),  # sun due east: shadow 1 km west
+    (270.0, 45.0, 1000, (-1000.0, 0.0)),  # sun due west: shadow east
+    (0.0, 45.0, 1000, (0.0, 1000.0)),  # sun due north (southern summer): shadow south
+    (135.0, 60.0, 200, (200 * math.sqrt(3) / math.sqrt(2), -200 * math.sqrt(3) / math.sqrt(2))),
+]
+
+
+@pytest.mark.parametrize("azimuth,zenith,height,where", HAND_WORKED)
+def test_shadow_displacement_values_on_both_backends(s2_expr, azimuth, zenith, height, where):
+    """The one formula (mosaic.shadow_displacement_m) as numbers: with floats (numpy side),
+    and the serialized Earth Engine graph's own arithmetic evaluated with these angles."""
+    east, north = mosaic.shadow_displacement_m(azimuth, zenith, height)
+    assert east == pytest.approx(where[0], abs=1e-9)
+    assert north == pytest.approx(where[1], abs=1e-9)
+    if height in MosaicParams().cloud_heights_m:
+        graph = _graph_displacements(s2_expr, azimuth, zenith)[height]
+        assert graph == pytest.approx(where, abs=1e-9)
+
+
+@pytest.mark.parametrize("azimuth,zenith", [(163.2, 27.5), (101.0, 62.0), (250.0, 40.0),
+                                            (12.0, 70.0)])
+def test_graph_displacement_matches_numpy_offsets_for_every_height(s2_expr, azimuth, zenith):
+    """Every height: the graph samples where numpy's shadow_offsets_px looks (in pixels
+    of 20 m), so the east-west and north-south signs and the heights agree as values."""
+    p = MosaicParams()
+    graph = _graph_displacements(s2_expr, azimuth, zenith)
+    assert sorted(graph) == list(p.cloud_heights_m)
+    offsets = mosaic.shadow_offsets_px((20.0, 20.0), azimuth, zenith, p.cloud_heights_m)
+    for h, (row, col) in zip(p.cloud_heights_m, offsets):
+        east, north = graph[h]
+        assert (int(round(-north / 20.0)), int(round(east / 20.0))) == (row, col), h
+    # the farthest height: d = tan(zenith) * 9950 m, the sun's side
+    east, north = graph[p.cloud_heights_m[-1]]
+    d = math.tan(math.radians(zenith)) * p.cloud_heights_m[-1]
+    assert math.hypot(east, north) == pytest.approx(d)
+    assert math.copysign(1, east) == math.copysign(1, math.sin(math.radians(azimuth)))
+    assert math.copysign(1, north) == math.copysign(1, math.cos(math.radians(azimuth)))
+
+
+def test_s2_shadow_projection_is_averaged_over_the_heights(s2_expr):
     assert list(MosaicParams().cloud_heights_m) in constants(s2_expr)
     assert "List.map" in names(s2_expr) and "ImageCollection.fromImages" in names(s2_expr)
     assert "reduce.mean" in names(s2_expr)  # ImageCollection.mean over the heights
@@ -263,7 +302,7 @@ def test_earth_engine_graphs_hold_no_algorithm_literal():
                 and isinstance(n.value, (int, float)) and not isinstance(n.value, bool)}
     # 0/1: image algebra; 100: percent; 180: az + 180 and degrees; 1e10: maxPixels;
     # 9999: the S1 fill value; 10: rounding digits
-    assert literals <= {0, 1, 10, 100, 180, 1e10, 9999.0}, literals
+    assert literals <= {0, 1, 4, 10, 100, 180, 1e10, 9999.0}, literals  # 4: tileScale
 
 
 # --- Sentinel-1 --------------------------------------------------------------------------------
@@ -344,3 +383,134 @@ def test_graphs_build_without_initialisation_errors_for_bad_dates(ee_offline, re
     with pytest.raises(ValueError):
         s1_image(region, START, "not-a-date")
     assert isinstance(s2_mosaic(region, START, END), ee.Image)
+
+
+# --- the backends agree: each decision pinned on both sides ---------------------------------
+
+def _consumers(expr, name):
+    """Resolved ``Image.reproject`` calls whose input is a call of ``name``."""
+    return [r for r in calls(expr, "Image.reproject")
+            if isinstance(r.get("image"), dict) and r["image"].get("__call__") == name]
+
+
+def test_every_kernel_runs_at_the_score_scale_in_the_graph(s2_expr):
+    """Earth Engine runs an operation in the projection its output is requested in: each
+    neighbourhood operation's *output* is reprojected to 20 m (pinning its kernel), not
+    only its input. The quality mean is one of them."""
+    p = MosaicParams()
+    pinned = _consumers(s2_expr, "Image.reduceNeighborhood")
+    radii = sorted((r["image"]["reducer"]["__call__"], r["image"]["kernel"]["radius"])
+                   for r in pinned)
+    assert radii == sorted([("Reducer.mean", p.cloud_kernel_radius),
+                            ("Reducer.max", p.shadow_max_radius_px),
+                            ("Reducer.mean", p.quality_kernel_radius)])
+    for r in pinned:
+        assert r["scale"] == p.score_scale_m
+        assert r["crs"] == {"__call__": "Projection", "crs": "EPSG:4326"}
+        # and the kernel's input is computed at the score scale too (as the scripts do)
+        inner = r["image"]["image"]
+        while inner.get("__call__") in ("Image.focalMax", "Image.focalMin"):
+            inner = inner["image"]
+        assert inner["__call__"] == "Image.reproject" and inner["scale"] == p.score_scale_m
+
+
+def test_quality_mean_window_is_at_the_score_scale_in_numpy():
+    """numpy side of the same decision: on a 10 m grid one cloudy 20 m block changes the
+    quality over +-(cloud radius + quality radius) blocks of 20 m, i.e. 2 x 2 x 10 + 2 px."""
+    p = MosaicParams()
+    n = 96
+    l1c = np.zeros((13, n, n), np.uint16)
+    clear = {"B1": 300, "B2": 400, "B3": 600, "B4": 500, "B8": 3000, "B11": 2000, "B12": 1000}
+    for name, i in zip(S2_BANDS, range(13)):
+        l1c[i] = clear.get(name, 800)
+    l1c[:, 46:48, 46:48] = 8000  # one 20 m block (rows/cols 46-47 = block 23)
+    sc = mosaic.score_image(l1c, (10.0, 10.0), 180.0, 30.0, params=p)
+    q = sc.quality
+    changed = np.abs(q - q[0, 0]) > 1e-6
+    rows = np.flatnonzero(changed.any(axis=1))
+    reach = p.cloud_kernel_radius + p.quality_kernel_radius  # in 20 m blocks
+    assert rows[0] == 46 - 2 * reach and rows[-1] == 47 + 2 * reach
+    assert len(rows) == 2 * 2 * reach + 2
+
+
+def test_cloudy_percentage_denominator_is_the_covered_roi_on_both_backends(region):
+    """Decision (docs/earthengine.md): CLOUDY_PERCENTAGE = cloudy area inside the ROI over
+    the image's footprint inside the ROI (the area it covers there), x 100."""
+    expr = graphs.encode(graphs.s2_collection(region, START, END).map(
+        lambda img: graphs.add_statistics(ee.Image(img), graphs.cloud_score(ee.Image(img)),
+                                          graphs.footprint(ee.Image(img)), region)))
+    divides = [(a["left"], a["right"]) for a in calls(expr, "Number.divide")
+               if isinstance(a["left"], dict) and isinstance(a["right"], dict)]
+
+    def key(node):
+        while isinstance(node, dict) and node.get("__call__") == "Number":
+            node = node.get("number", node.get("input"))
+        return node.get("key") if isinstance(node, dict) else None
+
+    pairs = {(key(left), key(right)) for left, right in divides}
+    assert ("cloud", "covered") in pairs  # CLOUDY_PERCENTAGE
+    assert ("covered", "roi") in pairs  # ROI_COVERAGE_PERCENT
+    # numpy: an image covering half the ROI, cloudy on a quarter of what it covers
+    roi = np.ones((8, 8), bool)
+    valid = np.zeros((8, 8), bool)
+    valid[:, :4] = True
+    cloud = np.zeros((8, 8), np.float32)
+    cloud[:2, :4] = 1.0
+    assert mosaic.cloudy_percentage(cloud, valid, roi) == 25.0
+    assert mosaic.roi_coverage_percent(valid, roi) == 50.0
+
+
+def test_merge_order_has_a_deterministic_tie_breaker_on_both_backends(region):
+    """Equal CLOUDY_PERCENTAGE (granules of one datatake): the earlier image (collection
+    order) lies lower; the collection order itself breaks equal times by system:index."""
+    assert mosaic.best_images([3.0, 1.0, 3.0, 1.0, 7.0]) == [0, 2, 1, 3]
+    assert mosaic.merge_order_key(3.0, 0) < mosaic.merge_order_key(3.0, 2) \
+        < mosaic.merge_order_key(1.0, 1)
+    expr = graphs.encode(graphs.best_collection(
+        graphs.scored_collection(region, START, END)))
+    sorts = calls(expr, "Collection.limit")
+    outer = [s for s in sorts if s.get("key") == graphs.CLOUDY_PERCENTAGE]
+    assert len(outer) == 1 and outer[0]["ascending"] is False
+    inner = outer[0]["collection"]
+    assert inner["__call__"] == "Collection.limit" and inner["key"] == graphs.SOURCE_INDEX
+    time_sorts = [s for s in sorts if s.get("key") == "system:time_start"]
+    assert time_sorts and all(s["collection"]["__call__"] == "Collection.limit"
+                              and s["collection"]["key"] == "system:index" for s in time_sorts)
+
+
+def test_statistics_use_tile_scale_at_the_documented_scale(region):
+    expr = graphs.encode(graphs.statistics_collection(region, START, END))
+    (stats,) = calls(expr, "Image.reduceRegion")
+    assert stats["tileScale"] == graphs.STATS_TILE_SCALE
+    assert stats["scale"] == MosaicParams().score_scale_m
+    assert "bestEffort" not in stats  # it would coarsen the scale silently
+
+
+def _indicator(node):
+    """A cloud-score indicator of the serialized graph as a formula over band names."""
+    call = node["__call__"]
+    if call == "Image.select":
+        (band,) = node["bandSelectors"]
+        return band
+    if call == "Image.add":
+        return f"{_indicator(node['image1'])}+{_indicator(node['image2'])}"
+    if call == "Image.normalizedDifference":
+        return "nd({},{})".format(*node["bandNames"])
+    raise AssertionError(call)
+
+
+def test_each_indicator_is_rescaled_over_its_own_range_on_both_backends(s2_expr):
+    """The range belongs to the right indicator (a swapped pair would keep the set of
+    ranges), and both backends rescale the same way: a DN image at the range's ends scores
+    0 and 1 in numpy's rescale, as unitScale(low, high) does."""
+    p = MosaicParams()
+    graph = {_indicator(a["input"]): (a["low"], a["high"])
+             for a in calls(s2_expr, "Image.unitScale")}
+    assert graph == {"B2": p.b2_range, "B1": p.b1_range, "B1+B10": p.b1_b10_range,
+                     "B4+B3+B2": p.rgb_sum_range, "nd(B8,B11)": p.ndmi_range,
+                     "nd(B3,B11)": p.ndsi_range}
+    for low, high in graph.values():
+        assert mosaic.rescale(np.float64(low), (low, high)) == 0.0
+        assert mosaic.rescale(np.float64(high), (low, high)) == pytest.approx(1.0)
+    # the decreasing NDSI range scores high below its lower end (clouds are not snow)
+    assert mosaic.rescale(np.float64(0.5), p.ndsi_range) > 1.0

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 from ..mosaic import MosaicParams
 from ..products import AUX
@@ -68,9 +68,20 @@ class NoDataError(Sen12msError, RuntimeError):
     """The backend found no acquisition of a modality for the ROI and period."""
 
 
+#: Optional abilities a backend may declare through :meth:`Backend.supports`.
+ABILITIES = ("prepare", "dry_run", "problems")
+
+
 @runtime_checkable
 class Backend(Protocol):
-    """The one interface the pipeline talks to."""
+    """The one interface the pipeline talks to.
+
+    ``export_scene`` is required. The optional abilities are declared here with default
+    behaviour, so a backend that subclasses :class:`Backend` explicitly inherits them and
+    callers never probe with ``getattr``: :meth:`prepare` (a no-op), :attr:`problems` (none),
+    :meth:`dry_run` (raises ``NotImplementedError``), and :meth:`supports` saying which
+    of :data:`ABILITIES` a backend really implements.
+    """
 
     name: str
 
@@ -82,6 +93,26 @@ class Backend(Protocol):
             NoDataError: a modality has no acquisition for the ROI and period.
         """
         ...
+
+    def prepare(self, requests: Sequence[SceneRequest]) -> None:
+        """Called once with every scene of a run before the first :meth:`export_scene`
+        (Earth Engine batch mode submits all export tasks here). Default: nothing."""
+        return None
+
+    @property
+    def problems(self) -> list[str]:
+        """Inputs skipped so far, one line each (e.g. unreadable archive files)."""
+        return []
+
+    def dry_run(self, requests: Sequence[SceneRequest]) -> Any:
+        """What a run of ``requests`` would request, without exporting pixels; the
+        result has a ``format()`` method giving the text table."""
+        raise NotImplementedError(f"the {self.name} backend has no dry run of its own")
+
+    def supports(self, ability: str) -> bool:
+        """Whether this backend implements the optional ``ability`` (one of
+        :data:`ABILITIES`) beyond the default."""
+        return False
 
 
 def get_backend(name: str, **options: Any) -> Backend:

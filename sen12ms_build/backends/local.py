@@ -38,7 +38,7 @@ from ..geo import Grid, pixel_size_m
 from ..io import FAST_COMPRESSION, InputError, OutputError, explain_os_error, write_raster
 from ..products import CLIP_MARGIN_PX, LC, S1, S2
 from ..reproject import warp_array
-from . import AUX_BANDS, EXPORT_FILES, NoDataError, SceneExport, SceneRequest
+from . import AUX_BANDS, EXPORT_FILES, Backend, NoDataError, SceneExport, SceneRequest
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class _Lazy:
         return np.load(self.paths[i], mmap_mode="r")
 
 
-class LocalBackend:
+class LocalBackend(Backend):
     """Backend over a local archive directory (``s2/``, ``s1/``, ``lc/``)."""
 
     name = "local"
@@ -141,6 +141,10 @@ class LocalBackend:
             count = {"s2": S2.count, "s1": S1.count}[kind]
             self._index[kind] = scan(self.archive / kind, count)
         return self._index[kind][0]
+
+    def supports(self, ability: str) -> bool:
+        """See :meth:`Backend.supports`: the local backend reports skipped files."""
+        return ability == "problems"
 
     @property
     def problems(self) -> list[str]:

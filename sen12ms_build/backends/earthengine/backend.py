@@ -33,12 +33,12 @@ from rasterio.features import geometry_mask
 from ... import mosaic
 from ...geo import Grid
 from ...products import CLIP_MARGIN_PX, S2_COLLECTION
-from .. import EXPORT_FILES, NoDataError, SceneExport, SceneRequest
+from .. import EXPORT_FILES, Backend, NoDataError, SceneExport, SceneRequest
 from . import assemble as asm
 from . import chunks, download, graphs, tasks
 from .auth import Connection, connect
 from .client import HIGH_VOLUME_URL, RestClient, RetryPolicy
-from .errors import BatchTaskError
+from .errors import BatchFallback, BatchTaskError, QuotaExhaustedError
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,13 @@ class EarthEngineOptions:
         backoff_max: seconds, cap of one wait.
         request_timeout: seconds to connect and between received bytes.
         max_request_bytes: uncompressed bytes per computePixels response (limit 48 MiB).
+        s2_chunk_px: side (pixels) of the Sentinel-2 mosaic chunks, sized by *compute*:
+            every chunk scores every image of the season (40 shadow displacements each),
+            see :data:`chunks.S2_CHUNK_PX` for the default and why.
+        min_chunk_px: a chunk that hits a compute limit is split in four down to this side;
+            below it the scene falls back to a batch export (needs ``bucket`` or
+            ``drive_folder``).
+        timeout_retries: retries after a read time-out (then the chunk is split).
         cache_dir: chunk cache root (``<cache_dir>/<season>/<roi>/``); default
             ``<out_dir>/.ee-cache``. Also holds the batch task state by default.
         keep_chunks: keep cached chunks after a scene's outputs were written.
@@ -96,6 +103,9 @@ class EarthEngineOptions:
     backoff_max: float = 64.0
     request_timeout: float = 300.0
     max_request_bytes: int = chunks.MAX_REQUEST_BYTES
+    s2_chunk_px: int = chunks.S2_CHUNK_PX
+    min_chunk_px: int = chunks.MIN_CHUNK_PX
+    timeout_retries: int = 1
     cache_dir: str | None = None
     keep_chunks: bool = False
     export_aux: bool = True
@@ -124,6 +134,8 @@ class EarthEngineOptions:
             raise ValueError("max_retries must be >= 0")
         if not 0 < int(self.max_request_bytes) <= chunks.MAX_REQUEST_BYTES:
             raise ValueError(f"max_request_bytes must be within 1..{chunks.MAX_REQUEST_BYTES}")
+        if not 1 <= int(self.min_chunk_px) <= int(self.s2_chunk_px) <= chunks.MAX_SIDE_PX:
+            raise ValueError(f"need 1 <= min_chunk_px <= s2_chunk_px <= {chunks.MAX_SIDE_PX}")
         for name in ("backoff_base", "backoff_max", "request_timeout", "poll_interval"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be > 0 seconds")
@@ -179,7 +191,7 @@ def _cloudy(s2: Sequence[Mapping[str, Any]]) -> list[float]:
             for i in s2]
 
 
-class EarthEngineBackend:
+class EarthEngineBackend(Backend):
     """Google Earth Engine backend (see the module docstring). Constructing it
     authenticates and initializes Earth Engine, so bad credentials fail before any work."""
 
@@ -190,7 +202,12 @@ class EarthEngineBackend:
         self._conn: Connection | None = None
         self._client: RestClient | None = None
         self._store: tasks.TaskStore | None = None
+        self.scenes_done = 0  # scenes exported by this backend object (for the quota line)
         self.connect()
+
+    def supports(self, ability: str) -> bool:
+        """See :meth:`Backend.supports`: batch submission up front and the dry run."""
+        return ability in ("prepare", "dry_run")
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -211,7 +228,7 @@ class EarthEngineBackend:
             self._client = RestClient(
                 o.request_url_base or HIGH_VOLUME_URL, conn.project, conn.session,
                 policy=RetryPolicy(o.max_retries, o.backoff_base, o.backoff_max,
-                                   o.request_timeout),
+                                   o.request_timeout, min(o.timeout_retries, o.max_retries)),
                 max_concurrency=o.max_concurrency, workload_tag=o.workload_tag)
         return self._client
 
@@ -324,14 +341,23 @@ class EarthEngineBackend:
             return SceneExport.in_folder(out, {"backend": self.name, "dry_run": True,
                                                "plan": plan.scenes[0].as_dict()})
         sc = self._scene(request)
-        summary = self.summary(request)
-        meta = self._meta(sc, summary)
-        images = self.images(request, summary)
-        out.mkdir(parents=True, exist_ok=True)
-        if self.options.mode == "download":
-            self._download(sc, images, out, meta)
-        else:
-            self._batch(sc, images, out, meta)
+        try:
+            summary = self.summary(request)
+            meta = self._meta(sc, summary)
+            images = self.images(request, summary)
+            out.mkdir(parents=True, exist_ok=True)
+            if self.options.mode == "download":
+                self._download(sc, images, out, meta)
+            else:
+                self._batch(sc, images, out, meta)
+        except QuotaExhaustedError as exc:
+            st = self.client.stats if self._client is not None else {"requests": 0, "bytes": 0}
+            raise QuotaExhaustedError(
+                f"{exc} Stopped at {sc.key} after {self.scenes_done} scene(s) of this run "
+                f"({st['requests']} request(s), {st['bytes'] / 2**20:.1f} MiB downloaded); "
+                "finished scenes and chunks are kept: run the same command again once the "
+                "quota resets to resume.") from None
+        self.scenes_done += 1
         return SceneExport.in_folder(out, meta)
 
     # -- direct download --------------------------------------------------------------------------
@@ -347,17 +373,30 @@ class EarthEngineBackend:
         """The chunked computePixels jobs of a scene."""
         sc = self._scene(request)
         plans = chunks.plan_grid(sc.grid, with_aux=self.options.export_aux,
-                                 max_bytes=self.options.max_request_bytes)
+                                 max_bytes=self.options.max_request_bytes,
+                                 s2_side=self.options.s2_chunk_px)
         root = self._cache_root(sc, out)
         return [download.ProductJob(k, plans[k].product, graphs.encode(images[k]), sc.grid,
-                                    plans[k].chunks, root) for k in PRODUCT_KEYS]
+                                    plans[k].chunks, root, min_side=self.options.min_chunk_px)
+                for k in PRODUCT_KEYS]
 
     def _download(self, sc: _Scene, images: Mapping[str, Any], out: Path,
                   meta: dict[str, Any]) -> None:
+        if self.store.get(f"{sc.key}/s2") is not None:  # fell back before: resume the tasks
+            log.warning("%s: resuming its batch export (recorded fallback)", sc.key)
+            meta["fallback"] = "batch (recorded)"
+            self._batch(sc, images, out, meta)
+            return
         jobs = self.jobs(sc.request, images, out)
         before = dict(self.client.stats)
-        pieces = download.download(self.client, jobs, max_workers=self.options.max_concurrency,
-                                   progress=self.options.progress, desc=sc.key)
+        try:
+            pieces = download.download(self.client, jobs,
+                                       max_workers=self.options.max_concurrency,
+                                       progress=self.options.progress, desc=sc.key)
+        except BatchFallback as exc:
+            self._fallback(sc, images, out, meta, exc)
+            return
+        meta["splits"] = {j.key: len(j.splits) for j in jobs if j.splits}
         self._assemble(sc, pieces, out, meta, expect_full_cover=True)
         after = self.client.stats
         meta["requests"] = {"chunks": sum(len(j.chunks) for j in jobs),
@@ -366,6 +405,20 @@ class EarthEngineBackend:
                             "bytes": after["bytes"] - before["bytes"]}
         if not self.options.keep_chunks:
             download.clear_cache(jobs)
+
+    def _fallback(self, sc: _Scene, images: Mapping[str, Any], out: Path,
+                  meta: dict[str, Any], exc: BatchFallback) -> None:
+        """A chunk too heavy even at the floor: export the scene with batch tasks (no
+        interactive limits), recorded in the task state file so a resumed run goes
+        straight there."""
+        o = self.options
+        if not (o.bucket or o.drive_folder):
+            raise BatchFallback(
+                f"{sc.key}: {exc} Set backend.earthengine.bucket (or drive_folder and "
+                "pull_dir) so that such scenes fall back to a batch export task.") from None
+        log.warning("%s: falling back to a batch export: %s", sc.key, exc)
+        meta["fallback"] = f"batch: {exc}"
+        self._batch(sc, images, out, meta)
 
     # -- batch export -----------------------------------------------------------------------------
 
@@ -509,8 +562,8 @@ def plan_requests(requests: Sequence[SceneRequest], options: EarthEngineOptions 
     """The pure plan of ``requests`` under ``options`` (no Earth Engine call)."""
     o = options or EarthEngineOptions()
     return chunks.plan([(r.roi, r.season) for r in requests], with_aux=o.export_aux,
-                       max_bytes=o.max_request_bytes, concurrency=o.max_concurrency,
-                       images=images)
+                       max_bytes=o.max_request_bytes, s2_side=o.s2_chunk_px,
+                       concurrency=o.max_concurrency, images=images)
 
 
 __all__ = ["EarthEngineBackend", "EarthEngineOptions", "plan_requests"]

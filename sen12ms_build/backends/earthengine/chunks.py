@@ -32,6 +32,20 @@ MAX_BANDS = 1024
 PROJECT_CONCURRENCY_QUOTA = 40
 #: Chunk sides are multiples of this (Earth Engine tiles and GeoTIFF blocks are 256 px).
 ALIGN_PX = 256
+#: Default side (pixels, 0.0001 degrees) of a Sentinel-2 mosaic chunk, chosen by compute,
+#: not bytes. A chunk's cost grows with pixels x images x operations: each of the season's
+#: N images (typically 15-40) is scored at 20 m with 40 shadow displacements, two 11 x 11
+#: means and six opening passes, all within one interactive request, which Earth Engine
+#: stops with "Computation timed out." or "User memory limit exceeded." (HTTP 400). The
+#: 48 MiB byte limit alone allows 1,677,721 px (~1295^2) per chunk; heavy composites are
+#: known to fail at such sizes and to pass at a quarter of the bytes or less (geedim#11:
+#: "User memory limit exceeded" on a medoid composite, fixed with max_tile_size 8 MB instead
+#: of 32 MB). 512 x 512 px = 7.5 MiB of 15 uint16 bands, 16 Earth Engine 256-px tiles, ~65k
+#: score pixels at 20 m per image. On a compute error a chunk still splits in four (down to
+#: MIN_CHUNK_PX), so a too-large default costs a few failed requests, not the scene.
+S2_CHUNK_PX = 512
+#: Floor of the splits: below it a scene falls back to a batch export.
+MIN_CHUNK_PX = 128
 #: Room for GeoTIFF headers and tags on top of the raw pixel bytes of a response.
 GEOTIFF_OVERHEAD_BYTES = 16_384
 
@@ -206,11 +220,17 @@ class ScenePlan:
 
 
 def plan_grid(grid: Grid, *, with_aux: bool = True, max_bytes: int = MAX_REQUEST_BYTES,
-              max_side: int = MAX_SIDE_PX) -> dict[str, ModalityPlan]:
-    """Chunks of every product of a scene on ``grid``."""
-    return {key: ModalityPlan(p, plan_chunks(grid.width, grid.height, p.bytes_per_pixel,
-                                             max_bytes=max_bytes, max_side=max_side))
-            for key, p in products(with_aux).items()}
+              max_side: int = MAX_SIDE_PX, s2_side: int | None = S2_CHUNK_PX
+              ) -> dict[str, ModalityPlan]:
+    """Chunks of every product of a scene on ``grid``: Sentinel-2 (scored per request) in
+    windows of at most ``s2_side`` pixels a side (None: bytes only), Sentinel-1 and land
+    cover (plain mosaics, cheap) by bytes only."""
+    out = {}
+    for key, p in products(with_aux).items():
+        side = min(max_side, s2_side) if key == "s2" and s2_side else max_side
+        out[key] = ModalityPlan(p, plan_chunks(grid.width, grid.height, p.bytes_per_pixel,
+                                               max_bytes=max_bytes, max_side=side))
+    return out
 
 
 @dataclass
@@ -241,6 +261,15 @@ class Plan:
                 d["expected_bytes"] += m.expected_bytes
         return out
 
+    def s2_image_pixels(self) -> int | None:
+        """Expected compute of the Sentinel-2 mosaics: score-scale (20 m) pixels x images
+        scored, summed over the scenes (every chunk scores every image of its season over
+        its own window); None when the image counts are unknown (no dry-run query)."""
+        if not self.scenes or any(s.images is None for s in self.scenes):
+            return None
+        return sum(s.grid.width * s.grid.height // 4 * int(s.images.get("s2", 0))
+                   for s in self.scenes)
+
     def summary(self) -> dict[str, object]:
         """Plain-dict totals (for logs, manifests and the docs' cost table)."""
         seasons = sorted({s.season for s in self.scenes})
@@ -254,6 +283,7 @@ class Plan:
             "expected_gib": round(self.expected_bytes / 2**30, 2),
             "by_product": self.by_product(),
             "max_concurrency": self.concurrency,
+            "s2_image_pixels_20m": self.s2_image_pixels(),
         }
 
     def format(self) -> str:
@@ -266,6 +296,19 @@ class Plan:
             lines.append(f"{s.season:<8} {s.roi_id:<24} "
                          f"{f'{s.grid.width} x {s.grid.height}':>14} {imgs:>16} "
                          f"{s.requests:>8} {s.expected_bytes / 2**20:>9.1f}")
+        names = {"s2": "Sentinel-2 mosaic", "s1": "Sentinel-1", "lc": "land cover"}
+        for key, d in self.by_product().items():
+            sides = [max(c.height, c.width) for s in self.scenes
+                     for c in s.modalities[key].chunks]
+            lines.append(f"{key}: {d['requests']:,} computePixels request(s) "
+                         f"({names.get(key, key)}, chunks up to {max(sides, default=0)} px a "
+                         f"side), {d['expected_bytes'] / 2**30:.2f} GiB expected")
+        lines.append(f"value:compute: {len(self.scenes):,} request(s) (image lists and "
+                     "statistics, one per scene)")
+        compute = self.s2_image_pixels()
+        if compute is not None:
+            lines.append(f"compute: {compute:,} Sentinel-2 image-pixels scored at 20 m "
+                         "(pixels x images, each with 40 shadow displacements)")
         lines.append(f"total: {len(self.scenes)} scene(s), {self.requests} request(s) "
                      f"({self.pixel_requests} computePixels + {len(self.scenes)} value:compute), "
                      f"{self.expected_bytes / 2**30:.2f} GiB expected, "
@@ -275,8 +318,8 @@ class Plan:
 
 def plan(scenes: Iterable[tuple[object, str]], *, with_aux: bool = True,
          max_bytes: int = MAX_REQUEST_BYTES, max_side: int = MAX_SIDE_PX,
-         concurrency: int = 8, images: Mapping[tuple[str, str], Mapping[str, int]] | None = None
-         ) -> Plan:
+         s2_side: int | None = S2_CHUNK_PX, concurrency: int = 8,
+         images: Mapping[tuple[str, str], Mapping[str, int]] | None = None) -> Plan:
     """Plan the direct download of ``(roi, season)`` scenes (``roi``: :class:`ROI`).
 
     Pure: no Earth Engine call. ``images`` optionally maps ``(roi.id, season)`` to image
@@ -288,7 +331,7 @@ def plan(scenes: Iterable[tuple[object, str]], *, with_aux: bool = True,
         rid = roi.id  # type: ignore[attr-defined]
         out.scenes.append(ScenePlan(
             rid, season, grid, plan_grid(grid, with_aux=with_aux, max_bytes=max_bytes,
-                                         max_side=max_side),
+                                         max_side=max_side, s2_side=s2_side),
             images=dict(images[(rid, season)]) if images and (rid, season) in images else None))
     return out
 

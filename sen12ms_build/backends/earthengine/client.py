@@ -23,8 +23,8 @@ from typing import Any, Callable
 import requests
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
-from .errors import (DownloadError, EarthEngineAuthError, EarthEngineRequestError,
-                     TransientError)
+from .errors import (ComputeLimitError, DownloadError, EarthEngineAuthError,
+                     EarthEngineRequestError, QuotaExhaustedError, TransientError, classify)
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,16 @@ class RetryPolicy:
             server's ``Retry-After``.
         backoff_max: seconds, cap of one wait.
         timeout: seconds to connect and between received bytes (``requests`` read timeout).
+        max_timeout_retries: retries after a read time-out (at most ``max_retries``): a
+            request that produced no byte for ``timeout`` seconds is likely too heavy, and
+            every repeat burns the same compute, so few (default 1).
     """
 
     max_retries: int = 6
     backoff_base: float = 1.0
     backoff_max: float = 64.0
     timeout: float = 300.0
+    max_timeout_retries: int = 1
 
     def delay(self, attempt: int, retry_after: float | None = None,
               rng: random.Random | None = None) -> float:
@@ -182,17 +186,25 @@ class RestClient:
                                                   self.policy.timeout),
                                          stream=True)
             except requests.Timeout as exc:
-                raise TransientError(f"timeout ({type(exc).__name__})") from None
+                err = TransientError(f"timeout ({type(exc).__name__})")
+                err.timeout = True  # type: ignore[attr-defined]
+                raise err from None
             except requests.ConnectionError as exc:
                 raise TransientError(f"connection failed ({type(exc).__name__})") from None
             try:
                 if resp.status_code != 200:
                     msg = _error_message(resp.raw.read(_ERROR_BODY_LIMIT, decode_content=True)
                                          if resp.raw is not None else b"")
-                    if resp.status_code in RETRY_STATUS:
+                    kind = classify(resp.status_code, msg)
+                    if kind == "retry":
                         raise TransientError(f"HTTP {resp.status_code}: {msg}",
                                              _retry_after(resp))
-                    if resp.status_code in (401, 403):
+                    if kind == "quota":
+                        raise QuotaExhaustedError(
+                            f"Earth Engine quota exhausted (HTTP {resp.status_code}): {msg}")
+                    if kind == "split":
+                        raise ComputeLimitError(resp.status_code, msg, what)
+                    if kind == "auth":
                         raise EarthEngineAuthError(
                             f"Earth Engine refused the {what} (HTTP {resp.status_code}): {msg}. "
                             "Check the credentials (`earthengine authenticate`, or the "
@@ -213,13 +225,22 @@ class RestClient:
     def _call(self, method: str, body: dict, what: str, *, limit: int,
               parse: Callable[[bytes], Any]) -> Any:
         last: TransientError | None = None
+        timeouts = 0
         for attempt in range(self.policy.max_retries + 1):
             try:
                 return parse(self._attempt(method, body, what, limit))
             except TransientError as exc:
                 last = exc
+                timeouts += bool(getattr(exc, "timeout", False))
                 if attempt == self.policy.max_retries:
                     break
+                if timeouts > self.policy.max_timeout_retries:
+                    # a request that keeps producing nothing is too heavy: treat it as a
+                    # compute limit (the downloader splits the chunk) instead of repeating it
+                    raise ComputeLimitError(
+                        408, f"{timeouts} read time-out(s) of {self.policy.timeout:g} s "
+                        "(not retried further: each repeat burns the same compute)",
+                        what) from None
                 wait = self.policy.delay(attempt, exc.retry_after, self._rng)
                 with self._stats_lock:
                     self.stats["retries"] += 1

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import shutil
+import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,8 @@ from ...io import atomic_path
 from .assemble import verify_bytes, verify_file
 from .chunks import GEOTIFF_OVERHEAD_BYTES, Chunk, Product, chunk_bytes
 from .client import RestClient
-from .errors import DownloadError, EarthEngineError
+from .errors import (BatchFallback, ComputeLimitError, DownloadError, EarthEngineError,
+                     QuotaExhaustedError)
 from .graphs import pixel_grid
 
 log = logging.getLogger(__name__)
@@ -60,9 +62,50 @@ class ProductJob:
     chunks: Sequence[Chunk]
     cache_root: Path
 
+    #: smallest chunk side (pixels) a compute-limited chunk is split down to; below it the
+    #: scene falls back to a batch export (:class:`BatchFallback`)
+    min_side: int = 128
+
     def __post_init__(self) -> None:
         self.cache_root = Path(self.cache_root)
         self.digest = request_digest(self.expression, self.grid, self.product)
+        self._lock = threading.Lock()
+        self.reused = 0  # chunks found complete in the cache
+        self.splits: dict[str, list[Chunk]] = self._load_layout()
+
+    # -- splits, persisted so that a resumed run never repeats the big request -------------
+
+    @property
+    def layout_path(self) -> Path:
+        """``layout.json`` in the product's cache folder: every chunk that hit a compute
+        limit, with the four chunks that replaced it."""
+        return self.cache / "layout.json"
+
+    def _load_layout(self) -> dict[str, list[Chunk]]:
+        try:
+            raw = json.loads(self.layout_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {name: [Chunk(*c) for c in parts] for name, parts in raw.get("splits", {}).items()}
+
+    def record_split(self, chunk: Chunk, parts: Sequence[Chunk], reason: str) -> None:
+        """Remember (atomically, on disk) that ``chunk`` is replaced by ``parts``."""
+        with self._lock:
+            self.splits[chunk.name] = list(parts)
+            self.cache.mkdir(parents=True, exist_ok=True)
+            data = {"splits": {k: [[c.row_off, c.col_off, c.height, c.width] for c in v]
+                               for k, v in self.splits.items()}}
+            with atomic_path(self.layout_path) as tmp:
+                tmp.write_text(json.dumps(data, indent=1))
+        log.warning("%s chunk %s (%dx%d px): %s; split into 4", self.key, chunk.name,
+                    chunk.height, chunk.width, reason)
+
+    def leaves(self, chunk: Chunk) -> list[Chunk]:
+        """The chunks that stand for ``chunk`` after the recorded splits."""
+        parts = self.splits.get(chunk.name)
+        if not parts:
+            return [chunk]
+        return [leaf for p in parts for leaf in self.leaves(p)]
 
     @property
     def cache(self) -> Path:
@@ -72,7 +115,45 @@ class ProductJob:
         return self.cache / f"{chunk.name}.tif"
 
     def paths(self) -> list[Path]:
-        return [self.chunk_path(c) for c in self.chunks]
+        return [self.chunk_path(leaf) for c in self.chunks for leaf in self.leaves(c)]
+
+
+def quarter(chunk: Chunk) -> list[Chunk]:
+    """``chunk`` cut into four (two rows by two columns; odd sides split one pixel apart)."""
+    h1, w1 = chunk.height // 2, chunk.width // 2
+    out = []
+    for r, h in ((0, h1), (h1, chunk.height - h1)):
+        for c, w in ((0, w1), (w1, chunk.width - w1)):
+            if h > 0 and w > 0:
+                out.append(Chunk(chunk.row_off + r, chunk.col_off + c, h, w))
+    return out
+
+
+def fetch_split(client: RestClient, job: ProductJob, chunk: Chunk) -> list[Path]:
+    """Fetch ``chunk``; on a compute limit split it in four and fetch those (recursively),
+    down to ``job.min_side`` pixels. Returns the paths of the chunks that cover it.
+
+    Raises:
+        BatchFallback: a chunk at the floor still hit a compute limit.
+        QuotaExhaustedError, DownloadError, EarthEngineRequestError: as :func:`fetch_chunk`.
+    """
+    if chunk.name in job.splits:  # a resumed run: go straight to the recorded pieces
+        return [p for part in job.splits[chunk.name] for p in fetch_split(client, job, part)]
+    try:
+        path, cached = fetch_chunk(client, job, chunk)
+        if cached:
+            with job._lock:
+                job.reused += 1
+        return [path]
+    except ComputeLimitError as exc:
+        if min(chunk.height, chunk.width) // 2 < job.min_side:
+            raise BatchFallback(
+                f"{job.key} chunk {chunk.name} ({chunk.height}x{chunk.width} px) still hit a "
+                f"compute limit at the smallest chunk side ({job.min_side} px): "
+                f"{exc.ee_message}") from None
+        parts = quarter(chunk)
+        job.record_split(chunk, parts, exc.ee_message)
+        return [p for part in parts for p in fetch_split(client, job, part)]
 
 
 def fetch_chunk(client: RestClient, job: ProductJob, chunk: Chunk) -> tuple[Path, bool]:
@@ -105,6 +186,11 @@ def _collect(futures: dict[Future, tuple[ProductJob, Chunk]], pending: set[Futur
             try:
                 fut.result()
                 bar.update(1)
+            except (BatchFallback, QuotaExhaustedError):
+                for other in pending:
+                    other.cancel()
+                wait(pending)
+                raise
             except EarthEngineError as exc:
                 failures.append(f"{job.key} {chunk.name}: {exc}")
             except Exception as exc:  # noqa: BLE001 - reported with the chunk's name
@@ -121,7 +207,10 @@ def download(client: RestClient, jobs: Sequence[ProductJob], *, max_workers: int
     """Fetch every chunk of ``jobs`` with at most ``max_workers`` threads (the client's
     semaphore bounds the requests in flight as well). On the first chunk that fails for
     good, pending chunks are cancelled, running ones finish (and stay cached), and
-    :class:`DownloadError` names the failures. Returns the chunk paths per product key."""
+    :class:`DownloadError` names the failures. A chunk that hits a compute limit is split
+    in four (:func:`fetch_split`, recorded in the product's ``layout.json``);
+    :class:`BatchFallback` and :class:`QuotaExhaustedError` cancel the rest and propagate.
+    Returns the chunk paths per product key."""
     work = [(job, chunk) for job in jobs for chunk in job.chunks]
     for job in jobs:
         job.cache.mkdir(parents=True, exist_ok=True)
@@ -129,7 +218,7 @@ def download(client: RestClient, jobs: Sequence[ProductJob], *, max_workers: int
     with tqdm(total=len(work), desc=desc, unit="chunk", disable=not progress,
               leave=False) as bar, ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
         futures: dict[Future, tuple[ProductJob, Chunk]] = {
-            pool.submit(fetch_chunk, client, job, chunk): (job, chunk) for job, chunk in work}
+            pool.submit(fetch_split, client, job, chunk): (job, chunk) for job, chunk in work}
         pending = set(futures)
         try:
             _collect(futures, pending, bar, failures)
@@ -137,8 +226,7 @@ def download(client: RestClient, jobs: Sequence[ProductJob], *, max_workers: int
             for fut in futures:
                 fut.cancel()
             raise
-        cached = sum(bool(f.result()[1]) for f in futures if f.done() and not f.cancelled()
-                     and f.exception() is None)
+        cached = sum(job.reused for job in jobs)
     if failures:
         more = f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
         raise DownloadError(f"{desc}: {len(failures)} chunk(s) failed: "

@@ -26,7 +26,7 @@ from typing import Sequence
 import ee
 
 from ...geo import Grid
-from ...mosaic import DEFAULT_PARAMS, MosaicParams
+from ...mosaic import DEFAULT_PARAMS, MosaicParams, shadow_displacement_m
 from ...products import (AUX, LC, LC_BANDS, LC_COLLECTION, LC_MODIS_BANDS, LC_YEAR, S1,
                          S1_COLLECTION, S2, S2_BANDS, S2_COLLECTION)
 
@@ -41,6 +41,40 @@ SOURCE_BAND, POOR_BAND = AUX.bands
 #: Image properties written by :func:`add_statistics` (names of the published scripts).
 CLOUDY_PERCENTAGE = "CLOUDY_PERCENTAGE"
 ROI_COVERAGE_PERCENT = "ROI_COVERAGE_PERCENT"
+#: Image property: position in the time-sorted collection (the merge's tie-breaker).
+SOURCE_INDEX = "SOURCE_INDEX"
+#: ``tileScale`` of the per-image statistics: Earth Engine aggregates in tiles 4 x 4 times
+#: smaller (16 x less memory per tile, "User memory limit exceeded" avoided) at the same
+#: scale and the same result; ``bestEffort`` is not used because it coarsens the scale.
+STATS_TILE_SCALE = 4
+
+
+class EEOps:
+    """The arithmetic namespace of :func:`sen12ms_build.mosaic.shadow_displacement_m` for
+    ``ee.Number`` (the float one is :class:`sen12ms_build.mosaic.FloatOps`)."""
+
+    @staticmethod
+    def radians(x: object) -> ee.Number:
+        return ee.Number(x).multiply(math.pi).divide(180)
+
+    @staticmethod
+    def tan(x: object) -> ee.Number:
+        return ee.Number(x).tan()
+
+    @staticmethod
+    def sin(x: object) -> ee.Number:
+        return ee.Number(x).sin()
+
+    @staticmethod
+    def cos(x: object) -> ee.Number:
+        return ee.Number(x).cos()
+
+    @staticmethod
+    def mul(a: object, b: object) -> ee.Number:
+        return ee.Number(a).multiply(b)
+
+
+EE_OPS = EEOps()
 
 
 def end_exclusive(end: str) -> str:
@@ -71,9 +105,20 @@ def pixel_grid(grid: Grid) -> dict:
 
 
 def _at_score_scale(image: ee.Image, params: MosaicParams) -> ee.Image:
-    """Pin ``image`` to the score scale (metres) in EPSG:4326, so that neighbourhood
-    kernels count score-scale pixels whatever grid the result is requested on."""
+    """Compute ``image`` at the score scale (metres) in EPSG:4326."""
     return image.reproject(crs=SCORE_CRS, scale=params.score_scale_m)
+
+
+def _neighbourhood(image: ee.Image, params: MosaicParams, op) -> ee.Image:
+    """``op(image)`` (a kernel operation) with its kernel counted in score-scale pixels.
+
+    Earth Engine evaluates an operation in the projection its *output* is requested in: a
+    ``reproject`` of the input alone (the scripts' ``reproject(...).reduceNeighborhood``)
+    does not pin the kernel, which then runs on the export grid (0.0001 degrees, a window
+    half the size). So the input is computed at the score scale (as the scripts do) and the
+    output is reprojected there too, which pins the kernel, as the numpy mirror computes it
+    on the 20 m grid (mosaic.score_image)."""
+    return _at_score_scale(op(_at_score_scale(image, params)), params)
 
 
 # --- quality score module ----------------------------------------------------------------
@@ -99,10 +144,9 @@ def cloud_score(image: ee.Image, params: MosaicParams = DEFAULT_PARAMS) -> ee.Im
     ):
         score = score.min(indicator.unitScale(rng[0], rng[1]))
     score = score.max(params.cloud_score_floor)
-    return (_at_score_scale(score, params)
-            .reduceNeighborhood(reducer=ee.Reducer.mean(),
-                                kernel=ee.Kernel.square(params.cloud_kernel_radius))
-            .rename("cloudScore"))
+    return _neighbourhood(score, params, lambda x: x.reduceNeighborhood(
+        reducer=ee.Reducer.mean(), kernel=ee.Kernel.square(params.cloud_kernel_radius))
+    ).rename("cloudScore")
 
 
 def shadow_score(image: ee.Image, cloud: ee.Image,
@@ -111,44 +155,45 @@ def shadow_score(image: ee.Image, cloud: ee.Image,
     geometry for every cloud height, averaged, kept on dark non-water non-cloud pixels,
     opened ("dilated erosion") and maximised over the 3 x 3 window.
 
-    The projection is the scripts' ``displace`` with ``az = azimuth + 180``,
-    ``dx = -sin(az) d``, ``dy = -cos(az) d``, ``d = tan(zenith) h`` metres: the projected
-    image at p is the score at p + (dx, dy), towards the sun (mosaic.shadow_offsets_px).
+    The projection is :func:`sen12ms_build.mosaic.shadow_displacement_m` (the numpy side's
+    very formula, run with ``ee.Number``): the projected image at p is the cloud score at
+    p + (east, north), towards the sun, whose ``displace`` equals the scripts'
+    ``az = azimuth + 180``, ``dx = -sin(az) d``, ``dy = -cos(az) d``. The opening and the
+    3 x 3 maximum run at the score scale (input and output pinned, see _neighbourhood).
     """
     r = toa(image, params)
     dark = r.select(["B8", "B11", "B12"]).reduce(ee.Reducer.sum()).lt(params.ir_sum_thresh)
     water = r.normalizedDifference(["B8", "B4"]).lt(params.ndvi_thresh)
     candidates = dark.And(water.Not()).And(cloud.gt(params.cloud_thresh).Not())
 
-    az = ee.Number(image.get("MEAN_SOLAR_AZIMUTH_ANGLE")).add(180).multiply(math.pi).divide(180)
-    zen = ee.Number(image.get("MEAN_SOLAR_ZENITH_ANGLE")).multiply(math.pi).divide(180)
+    azimuth = image.get("MEAN_SOLAR_AZIMUTH_ANGLE")
+    zenith = image.get("MEAN_SOLAR_ZENITH_ANGLE")
 
     def project(height: ee.ComputedObject) -> ee.Image:
-        d = zen.tan().multiply(ee.Number(height))
-        dx = az.sin().multiply(d).multiply(-1)
-        dy = az.cos().multiply(d).multiply(-1)
-        return cloud.displace(ee.Image.constant(dx).addBands(ee.Image.constant(dy)))
+        east, north = shadow_displacement_m(azimuth, zenith, height, EE_OPS)
+        return cloud.displace(ee.Image.constant(east).addBands(ee.Image.constant(north)))
 
     heights = ee.List([int(h) for h in params.cloud_heights_m])
     projected = ee.ImageCollection.fromImages(heights.map(project)).mean()
-    s = _at_score_scale(projected.multiply(candidates), params)
-    s = s.focalMin(radius=params.erode_radius_px, kernelType="circle", units="pixels",
-                   iterations=params.erode_iterations)
-    s = s.focalMax(radius=params.dilate_radius_px, kernelType="circle", units="pixels",
-                   iterations=params.dilate_iterations)
-    s = s.reduceNeighborhood(reducer=ee.Reducer.max(),
-                             kernel=ee.Kernel.square(params.shadow_max_radius_px))
+
+    def opening(s: ee.Image) -> ee.Image:
+        s = s.focalMin(radius=params.erode_radius_px, kernelType="circle", units="pixels",
+                       iterations=params.erode_iterations)
+        s = s.focalMax(radius=params.dilate_radius_px, kernelType="circle", units="pixels",
+                       iterations=params.dilate_iterations)
+        return s.reduceNeighborhood(reducer=ee.Reducer.max(),
+                                    kernel=ee.Kernel.square(params.shadow_max_radius_px))
+
+    s = _neighbourhood(projected.multiply(candidates), params, opening)
     return s.rename("shadowScore")
 
 
 def quality_score(cloud: ee.Image, shadow: ee.Image,
                   params: MosaicParams = DEFAULT_PARAMS) -> ee.Image:
     """Band ``quality`` = ``-mean_r(max(cloud, shadow))`` (higher is better)."""
-    return (_at_score_scale(cloud.max(shadow), params)
-            .reduceNeighborhood(reducer=ee.Reducer.mean(),
-                                kernel=ee.Kernel.square(params.quality_kernel_radius))
-            .multiply(-1)
-            .rename(QUALITY_BAND))
+    mean = _neighbourhood(cloud.max(shadow), params, lambda x: x.reduceNeighborhood(
+        reducer=ee.Reducer.mean(), kernel=ee.Kernel.square(params.quality_kernel_radius)))
+    return mean.multiply(-1).rename(QUALITY_BAND)
 
 
 def poor_mask(quality: ee.Image, params: MosaicParams = DEFAULT_PARAMS) -> ee.Image:
@@ -174,7 +219,7 @@ def add_statistics(image: ee.Image, cloud: ee.Image, valid: ee.Image, region: ee
     ])
     sums = ee.Dictionary(stack.reduceRegion(reducer=ee.Reducer.sum(), geometry=region,
                                             crs=SCORE_CRS, scale=params.score_scale_m,
-                                            maxPixels=1e10))
+                                            maxPixels=1e10, tileScale=STATS_TILE_SCALE))
     covered = ee.Number(sums.get("covered"))
     cloudy = ee.Algorithms.If(covered.gt(0),
                               ee.Number(sums.get("cloud")).divide(covered).multiply(100), 100)
@@ -187,10 +232,13 @@ def add_statistics(image: ee.Image, cloud: ee.Image, valid: ee.Image, region: ee
 def s2_collection(region: ee.Geometry, start: str, end: str,
                   collection: str = S2_COLLECTION) -> ee.ImageCollection:
     """L1C images intersecting ``region`` sensed in ``[start, end]``, oldest first (the
-    order that numbers the aux raster's source index)."""
+    order that numbers the aux raster's source index); granules of one datatake share a
+    time, so ties are ordered by ``system:index`` (sorted first; the time sort keeps that
+    order among equal times, as the local backend sorts by (time, file name))."""
     return (ee.ImageCollection(collection)
             .filterBounds(region)
             .filterDate(str(start), end_exclusive(end))
+            .sort("system:index")
             .sort("system:time_start"))
 
 
@@ -212,7 +260,8 @@ def scored_collection(region: ee.Geometry, start: str, end: str,
         cloud = cloud_score(img, params)
         shadow = shadow_score(img, cloud, params)
         quality = quality_score(cloud, shadow, params)
-        index = ee.Image.constant(ids.indexOf(img.get("system:index"))).rename(SOURCE_BAND)
+        position = ids.indexOf(img.get("system:index"))
+        index = ee.Image.constant(position).rename(SOURCE_BAND)
         out = img.select(list(S2_BANDS)).addBands(ee.Image.cat([
             quality.updateMask(valid),
             index.updateMask(valid),
@@ -220,7 +269,7 @@ def scored_collection(region: ee.Geometry, start: str, end: str,
         ]))
         if statistics:
             out = add_statistics(out, cloud, valid, region, params)
-        return out
+        return out.set(SOURCE_INDEX, position)
 
     return col.map(score)
 
@@ -244,8 +293,9 @@ def best_collection(scored: ee.ImageCollection, params: MosaicParams = DEFAULT_P
     """The "best" images bottom to top: CLOUDY_PERCENTAGE < keep_thresh sorted descending
     (clearest on top), or, with ``best_ids`` (``system:index`` values decided client-side
     by :func:`sen12ms_build.mosaic.best_images`), exactly those in that order."""
-    if best_ids is None:
+    if best_ids is None:  # the key of mosaic.best_images: (-CLOUDY_PERCENTAGE, index)
         return (scored.filter(ee.Filter.lt(CLOUDY_PERCENTAGE, params.keep_thresh))
+                .sort(SOURCE_INDEX)
                 .sort(CLOUDY_PERCENTAGE, False))
     order = ee.List(list(best_ids))
     return (scored.filter(ee.Filter.inList("system:index", order))
