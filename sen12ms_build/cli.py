@@ -447,7 +447,10 @@ def apply_review_cmd(directory: Path, review_list: Any, config_path: Path, note:
     except UnicodeDecodeError:
         raise InputError(f"{review_list.name}: not a text file (expected the review page's "
                          "JSON or one patch id per line)") from None
-    rejects, readmits = parse_list(text)
+    try:
+        rejects, readmits = parse_list(text)
+    except InputError as exc:
+        raise InputError(f"{review_list.name}: {exc}") from None
     if not rejects and not readmits:
         raise InputError(f"{review_list.name}: lists no patch to reject or re-admit")
     cfg = load_config(config_path, {"out": str(directory)})

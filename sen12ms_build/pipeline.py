@@ -148,7 +148,7 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
 
     fp_export, fp_warp, fp_tile = stage_fingerprints(cfg, season, roi, backend.name)
     done = state.done(branch, roi.scene, "tile", fp_tile)
-    if done:
+    if done and not done.get("input_problem"):  # a damaged input is tried again
         return SceneResult(done, skipped=True)
 
     def finish_tile(record: dict, patches: list[dict], outputs: list[Path]) -> SceneResult:
@@ -165,9 +165,11 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
             record = {**base, "status": "rejected", "reason": f"no_data: {exc}",
                       "patches": 0, "patches_kept": 0}
             if isinstance(exc, InputError):  # a damaged archive file: a skipped input
-                log.error("skipping archive file: %s", exc)
+                log.error("skipping archive file: %s (scene %s %d rejected)", exc, branch,
+                          roi.scene)
                 record["input_problem"] = str(exc)
-            log.warning("scene %s %d rejected: %s", branch, roi.scene, exc)
+            else:
+                log.warning("scene %s %d rejected: %s", branch, roi.scene, exc)
             _remove_patches(root, branch, roi.scene)
             return finish_tile(record, [], [])
         outputs = [p for p in (result.s1, result.s2, result.lc, result.aux) if p]
@@ -271,7 +273,9 @@ def _why_no_patch(cfg: Config, records: list[dict]) -> str:
         return "no scene was processed"
     reasons = Counter()
     for r in records:
-        if r["status"] != "kept":
+        if r.get("input_problem"):
+            reasons["damaged input"] += 1
+        elif r["status"] != "kept":
             reasons[str(r.get("reason", "")).split(":", 1)[0] or "rejected"] += 1
         elif not r.get("patches"):
             reasons["smaller than one patch"] += 1
@@ -283,10 +287,12 @@ def _why_no_patch(cfg: Config, records: list[dict]) -> str:
     if reasons.get("no_data"):
         hints.append("point sampling.region / sampling.rois_file / the season dates at "
                      "data the archive covers")
+    if reasons.get("damaged input"):
+        hints.append("replace the damaged archive file(s) logged as skipped inputs")
     if reasons.get("smaller than one patch"):
         hints.append(f"raise sampling.roi_size_m to at least {size_m:g} m "
                      f"(tiling.patch_size x reproject.resolution_m)")
-    if set(reasons) - {"no_data", "smaller than one patch"}:
+    if set(reasons) - {"no_data", "smaller than one patch", "damaged input"}:
         hints.append("relax the curation thresholds named (curation.scene_max_* / "
                      "patch_max_*, docs/config.md)")
     return (f"no patch produced: {len(records)} scene(s): {what}; "
@@ -344,8 +350,9 @@ def _run_locked(cfg: Config, seasons: list[str], root: Path, backend: Backend,
         log.info("season %s: %d ROI(s) -> %s", name, len(rois), cfg.branch(name))
     with State(state_path(root)) as state:
         summary.resumed = sum(
-            state.done(cfg.branch(n), r.scene, "tile",
-                       stage_fingerprints(cfg, n, r, backend.name)[2]) is not None
+            not (state.done(cfg.branch(n), r.scene, "tile",
+                            stage_fingerprints(cfg, n, r, backend.name)[2]) or
+                 {"input_problem": 1}).get("input_problem")
             for n, r in tasks)
     if summary.resumed:
         log.info("resuming: %d of %d scenes already done", summary.resumed, len(tasks))

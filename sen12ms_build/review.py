@@ -27,6 +27,7 @@ import html
 import json
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -48,25 +49,56 @@ def parse_list(text: str) -> tuple[list[str], list[str]]:
     ``+`` or ``readmit`` in front re-admits). A patch is its ``patch_id`` or any of its file
     names (``ROIs1158_spring_s2_1_p3.tif``)."""
     text = text.strip()
-    if text.startswith("{"):
+    if text.startswith("{") or text.startswith("["):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"review list: not valid JSON ({exc})") from exc
-        return ([_normalise(x) for x in data.get("reject", [])],
-                [_normalise(x) for x in data.get("readmit", [])])
+        if not isinstance(data, dict):
+            raise InputError("review list: expected a JSON object "
+                             '{"reject": [...], "readmit": [...]}')
+        unknown = sorted(set(data) - LIST_KEYS)
+        if unknown:
+            raise InputError(f"review list: unknown key {unknown[0]!r} (known: "
+                             f"{', '.join(sorted(LIST_KEYS))})")
+        out: dict[str, list[str]] = {}
+        for key in ("reject", "readmit"):
+            items = data.get(key, [])
+            if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+                raise InputError(f"review list: {key!r} must be a list of patch ids, got "
+                                 f"{json.dumps(items)[:60]}")
+            out[key] = [_checked(x, f"{key!r}") for x in items]
+        return out["reject"], out["readmit"]
     rejects, readmits = [], []
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
+        where = f"line {n}"
+        words = line.split()
         if line.startswith("+"):
-            readmits.append(_normalise(line[1:].strip()))
-        elif line.split()[0] in ("readmit", "re-admit"):
-            readmits.append(_normalise(line.split(None, 1)[1]))
+            readmits.append(_checked(line[1:].strip(), where))
+        elif words[0] in ("readmit", "re-admit", "reject"):
+            if len(words) != 2:
+                raise InputError(f"review list {where}: {words[0]!r} needs one patch id")
+            (readmits if words[0] != "reject" else rejects).append(_checked(words[1], where))
         else:
-            rejects.append(_normalise(line.split()[-1] if line.startswith("reject") else line))
+            rejects.append(_checked(line, where))
     return rejects, readmits
+
+
+#: Keys of the review page's JSON list.
+LIST_KEYS = {"branch", "reject", "readmit"}
+PATCH_ID_RE = re.compile(r"^ROIs\d+_(spring|summer|fall|winter)_\d+_p\d+$")
+
+
+def _checked(item: str, where: str) -> str:
+    """A list entry as a patch id, or :class:`InputError` naming the entry."""
+    pid = _normalise(item)
+    if not PATCH_ID_RE.match(pid):
+        raise InputError(f"review list {where}: {item[:80]!r} is neither a patch id "
+                         "(ROIs<seed>_<season>_<scene>_p<patch>) nor a patch file name")
+    return pid
 
 
 def _normalise(item: str) -> str:
@@ -218,7 +250,8 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-CROP_PX = 112  # displayed side of one patch panel on the page
+CROP_PX = 256  # displayed side of one patch panel on the page (a click zooms x ZOOM)
+ZOOM = 2
 
 
 def page_html(branch: str, records: list[tuple[dict, list[dict]]], cfg: Any,
@@ -263,7 +296,9 @@ section.scene.rejected {{ border-left: 6px solid #c62828; }}
 .card .head {{ display: flex; justify-content: space-between; gap: 8px; font-weight: 600; }}
 .crops {{ display: flex; gap: 3px; margin: 3px 0; }}
 .crop {{ width: {CROP_PX}px; height: {CROP_PX}px; background-repeat: no-repeat;
-        background-color: #000; }}
+        background-color: #000; cursor: zoom-in; }}
+.card.zoomed .crops {{ zoom: {ZOOM}; }}
+.card.zoomed .crop {{ cursor: zoom-out; }}
 .vals {{ font-size: 11px; color: #444; max-width: {5 * CROP_PX + 12}px; }}
 .vals span {{ margin-right: 8px; white-space: nowrap; }}
 .vals .over {{ color: #c62828; font-weight: 700; }}
@@ -276,6 +311,7 @@ details img {{ max-width: 100%; }}
 <header><h1>Review of {esc(branch)}</h1>
 <div>{len(records)} scene(s), {n_sk} kept by the scene round; {n_p} patch(es), {n_k} kept.
 Each card is one patch triplet: {" | ".join(esc(PANEL_TITLES[p]) for p in PANELS)}.
+Click a patch's panels to zoom them.
 Tick <b>reject</b> on kept patches you would throw out, <b>re-admit</b> on rejected ones you
 would keep, then copy or download the list and run
 <code>sen12ms-build apply-review {esc(str(root))} LIST --config CONFIG</code>.</div>
@@ -380,6 +416,9 @@ try {{
   boxes.forEach(b => {{ b.checked = saved.has(b.dataset.id); }});
 }} catch (e) {{}}
 boxes.forEach(b => b.addEventListener("change", render));
+// a click on a patch's panels zooms the card's panels (again: back)
+document.querySelectorAll(".crops").forEach(c => c.addEventListener("click", () => {{
+  c.closest(".card").classList.toggle("zoomed"); }}));
 document.querySelectorAll("input[name=f]").forEach(r => r.addEventListener("change", () => {{
   document.body.className = r.value === "all" ? "" : r.value; }}));
 // ?scene=N shows one scene only; ?filter=only-rejected|only-kept|only-marked filters cards
