@@ -60,11 +60,24 @@ def _errors(fn: Callable) -> Callable:
     return wrapper
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler writing to whatever ``sys.stderr`` is when a record is emitted
+    (a test runner or a caller may swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     root = logging.getLogger()
     if not any(getattr(h, "_sen12ms", False) for h in root.handlers):
-        handler = logging.StreamHandler()  # sys.stderr at emit time (CliRunner swaps it)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
         handler._sen12ms = True  # type: ignore[attr-defined]
