@@ -21,7 +21,7 @@ import yaml
 from . import __version__
 from .config import SEASONS, ConfigError, load_config
 from .errors import Sen12msError
-from .io import InputError
+from .io import InputError, output_lock
 
 #: The demo scene's smaller side in pixels (1933 x 1947 at 10 m): the largest --crop.
 DEMO_MAX_CROP = 1933
@@ -111,10 +111,10 @@ class _Group(click.Group):
         except Exception as exc:
             if (ctx.obj or {}).get("verbose"):
                 raise  # -v: the traceback, for a bug report
+            first = (str(exc).splitlines() or [""])[0]
             raise click.ClickException(
-                f"unexpected error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                " (this is a bug; run again with -v for the traceback and report it)"
-            ) from None
+                f"unexpected error: {type(exc).__name__}: {first} (this is a bug; run again "
+                "with -v for the traceback and report it)") from None
 
 
 def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -468,7 +468,8 @@ def apply_review_cmd(directory: Path, review_list: Any, config_path: Path, note:
         raise InputError(f"{review_list.name}: lists no patch to reject or re-admit")
     cfg = load_config(config_path, {"out": str(directory)})
     _require_tree(directory)
-    counts = apply_review(directory, cfg, rejects, readmits, note)
+    with output_lock(directory):  # not while a run writes the same tree
+        counts = apply_review(directory, cfg, rejects, readmits, note)
     log.info("%d rejected, %d re-admitted; %d train and %d test patches", counts["rejected"],
              counts["readmitted"], counts["train"], counts["test"])
 
