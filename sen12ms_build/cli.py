@@ -352,10 +352,10 @@ def batch(ctx: click.Context, batch_file: Path) -> None:
         raise ConfigError(str(batch_file), "", f"cannot read batch file: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
         raise ConfigError(str(batch_file), "runs", "expected a list of runs under 'runs:'")
-    if not data["runs"]:
-        raise ConfigError(str(batch_file), "runs", "no job listed; nothing to do")
     if set(data) - {"runs"}:
         raise ConfigError(str(batch_file), sorted(set(data) - {"runs"})[0], "unknown key")
+    if not data["runs"]:
+        raise ConfigError(str(batch_file), "runs", "no job listed; nothing to do")
     jobs = []
     for i, job in enumerate(data["runs"]):
         key = f"runs[{i}]"

@@ -274,6 +274,42 @@ CASES = [
          "1 problem(s)"),
     Case("report on a folder that is no tree", _not_a_tree("report"), 1,
          "not a dataset root"),
+    Case("config top level not a mapping", lambda e, t: [
+        "run", "--config", rois(t, "- a\n- b\n", "list.yaml")], 1,
+         "the top level must be a mapping"),
+    Case("end before start", _cfg(_set("seasons.winter.end", "2016-01-01")), 1,
+         "seasons.winter.end: end date 2016-01-01 is before start date"),
+    Case("invalid region", _cfg(_set("sampling.region", [10, 50, 5, 40])), 1,
+         "sampling.region: not a valid lon/lat box"),
+    Case("land cover interpolated", _cfg(_set("reproject.resampling.lc", "bilinear")), 1,
+         "reproject.resampling.lc: land cover classes must not be interpolated"),
+    Case("land cover year before MODIS", _cfg(_set("landcover_year", 1999)), 1,
+         "landcover_year: MCD12Q1 starts in 2001"),
+    Case("wrong type", _cfg(_set("tiling.patch_size", "big")), 1,
+         "tiling.patch_size: expected an integer, got 'big'"),
+    Case("unknown mosaic constant", _cfg(_set("mosaic.no_such_constant", 1)), 1, "mosaic"),
+    Case("archive folder missing", _cfg(_set("backend.archive", "/nonexistent/archive")), 1,
+         "archive directory not found: /nonexistent/archive"),
+    Case("--workers 0", lambda e, t: [
+        "run", "--config", str(e["cfg"]), "--workers", "0"], 2, "0 is not in the range x>=1"),
+    Case("batch file missing", lambda e, t: ["batch", str(t / "jobs.yaml")], 1,
+         "cannot read batch file"),
+    Case("batch: unknown top-level key", lambda e, t: [
+        "batch", rois(t, "runs: []\njobs: []\n", "jobs.yaml")], 1, "jobs: unknown key"),
+    Case("demo with a missing config", lambda e, t: [
+        "demo", "--out", str(t / "d"), "--config", str(t / "none.yaml")], 1,
+         "demo config not found"),
+    Case("sample: season not configured", lambda e, t: [
+        "sample", "--config", str(e["cfg"]), "--season", "fall"], 1,
+         "season 'fall' is not configured"),
+    Case("apply-review: rejected and re-admitted at once", _apply(
+        "ROIs2017_winter_1_p1\n+ROIs2017_winter_1_p1\n", "list.txt"), 1,
+         "both rejected and re-admitted: ROIs2017_winter_1_p1"),
+    Case("apply-review: a text line that is no patch", _apply("hello world\n", "list.txt"), 1,
+         "line 1: 'hello world' is neither a patch id"),
+    Case("report --config with a bad key", lambda e, t: [
+        "report", str(e["out"]), "--config", str(edit_config(
+            e["cfg"], t / "c.yaml", _set("tiling.strid", 1)))], 1, "tiling.strid: unknown key"),
 ]
 
 
