@@ -311,6 +311,14 @@ def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = No
         workers: scenes processed in parallel (default ``cfg.workers``); 1 runs in-process.
         executor: ``process`` (a local process pool) or ``dask`` (the scenes as tasks on a
             Dask cluster at ``scheduler``; needs the ``dask`` extra).
+
+    Returns:
+        The run's figures; ``empty_reason`` says why when no patch was kept (the CLI then
+        exits non-zero), ``resumed`` how many scenes were already done.
+
+    Raises:
+        LockedError: another run holds ``<root>/.sen12ms.lock`` (:func:`io.output_lock`).
+        ConfigError, InputError, OutputError: bad settings, inputs or outputs (one line).
     """
     t0 = time.perf_counter()
     root = Path(root or cfg.out)
