@@ -21,6 +21,12 @@ import yaml
 from . import __version__
 from .config import SEASONS, ConfigError, load_config
 from .errors import Sen12msError
+from .io import InputError, output_lock
+
+#: The demo scene's smaller side in pixels (1933 x 1947 at 10 m): the largest --crop.
+DEMO_MAX_CROP = 1933
+#: The smallest --crop the demo accepts (sen12ms_build.demo.archive.crop_window).
+DEMO_MIN_CROP = 64
 
 log = logging.getLogger("sen12ms_build")
 
@@ -54,17 +60,93 @@ def _errors(fn: Callable) -> Callable:
     return wrapper
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler writing to whatever ``sys.stderr`` is when a record is emitted
+    (a test runner or a caller may swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr)
+    root = logging.getLogger()
+    if not any(getattr(h, "_sen12ms", False) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+        handler._sen12ms = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
     for noisy in ("rasterio", "distributed"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _progress_enabled(quiet: bool) -> bool:
+    """Progress bars only on a terminal: redirected to a file, they would fill it with
+    carriage returns and escape codes (tqdm redraws the line)."""
+    return not quiet and sys.stderr.isatty()
+
+
+class _Group(click.Group):
+    """The top-level group: one place where an unexpected exception becomes one line
+    (its traceback only with ``-v``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit,
+                click.exceptions.Abort):
+            raise
+        except Sen12msError as exc:  # raised outside a command's _errors (callbacks)
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            raise click.ClickException("interrupted; run the same command again to resume "
+                                       "(finished work is kept)") from None
+        except Exception as exc:
+            if (ctx.obj or {}).get("verbose"):
+                raise  # -v: the traceback, for a bug report
+            first = (str(exc).splitlines() or [""])[0]
+            raise click.ClickException(
+                f"unexpected error: {type(exc).__name__}: {first} (this is a bug; run again "
+                "with -v for the traceback and report it)") from None
+
+
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """-v / -q, before or after the subcommand: update logging and progress bars."""
+    obj = ctx.find_root().obj
+    if obj is None:
+        obj = ctx.find_root().obj = {"verbose": 0, "quiet": False}
+    if param.name == "verbose" and value:
+        obj["verbose"] = obj.get("verbose", 0) + value
+    elif param.name == "quiet" and value:
+        obj["quiet"] = True
+    else:
+        return value
+    _setup_logging(obj["verbose"], obj["quiet"])
+    obj["progress"] = _progress_enabled(obj["quiet"])
+    return value
+
+
+def _verbosity_options(fn: Callable) -> Callable:
+    """``-v`` and ``-q``, accepted after the subcommand too (``run ... -v``)."""
+    fn = click.option("-q", "--quiet", is_flag=True, expose_value=False,
+                      callback=_set_verbosity,
+                      help="Only warnings and errors; no progress bars.")(fn)
+    return click.option("-v", "--verbose", count=True, expose_value=False,
+                        callback=_set_verbosity,
+                        help="More logging (debug); tracebacks of unexpected errors.")(fn)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sen12ms-build")
-@click.option("-v", "--verbose", count=True, help="More logging (debug).")
+@click.option("-v", "--verbose", count=True,
+              help="More logging (debug); tracebacks of unexpected errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
 @click.pass_context
 def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
@@ -72,9 +154,10 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
     Typical use: `sen12ms-build demo` builds the offline demo end to end;
     `sen12ms-build run --config configs/sen12ms.yaml --season summer` one branch.
+    -v and -q may also follow the subcommand. Progress bars appear only on a terminal.
     """
+    ctx.obj = {"verbose": verbose, "quiet": quiet, "progress": _progress_enabled(quiet)}
     _setup_logging(verbose, quiet)
-    ctx.obj = {"progress": not quiet}
 
 
 season_option = click.option(
@@ -86,6 +169,7 @@ def _summary_lines(summary: Any) -> list[str]:
     return [f"seasons: {', '.join(summary.seasons)}",
             f"scenes: {summary.scenes} ({summary.scenes_kept} kept)",
             f"patches: {summary.patches} ({summary.patches_kept} kept)",
+            f"skipped inputs: {len(summary.problems)}",
             f"seconds: {summary.seconds}", f"peak memory: {summary.peak_memory_mib} MiB"]
 
 
@@ -99,13 +183,19 @@ def _run(cfg_path: Path, seasons: tuple[str, ...], overrides: dict[str, Any],
         log.info(line)
     for p in summary.problems:
         log.warning("skipped input: %s", p)
+    if summary.empty_reason:  # a run that kept nothing must not exit 0
+        from .pipeline import NoPatchesError
+
+        raise NoPatchesError(summary.empty_reason)
     return summary
 
 
 @main.command("demo-archive")
+@_verbosity_options
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--crop", type=click.IntRange(min=256), default=None,
-              help="Use only the central CROP x CROP pixels of the scene (fast tests).")
+@click.option("--crop", type=click.IntRange(DEMO_MIN_CROP, DEMO_MAX_CROP), default=None,
+              help=f"Use only the central CROP x CROP pixels of the scene, {DEMO_MIN_CROP} to "
+                   f"{DEMO_MAX_CROP} (fast tests; a run needs at least one 256 px patch).")
 @click.option("--defects", is_flag=True,
               help="Inject known defects (no-data holes, a thin cloud, a mosaicking seam, a "
                    "SAR stripe, saturation) with their ground truth in DIRECTORY/truth/.")
@@ -123,6 +213,7 @@ def demo_archive_cmd(ctx: click.Context, directory: Path, crop: int | None,
 
 
 @main.command()
+@_verbosity_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("demo_out"), show_default=True,
               help="Folder for the demo archive (OUT/archive) and dataset (OUT/sen12ms).")
@@ -147,19 +238,25 @@ def demo(ctx: click.Context, out: Path, config_path: Path | None,
 
 
 @main.command()
+@_verbosity_options
 @click.option("--config", "config_path", required=True,
               type=click.Path(dir_okay=False, path_type=Path), help="YAML run config.")
 @season_option
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Write the GeoJSON here (one season) instead of stdout.")
+              default=None, help="Write the GeoJSON here instead of stdout (several "
+              "seasons: one collection, each feature with its season).")
 @_errors
 def sample(config_path: Path, season: tuple[str, ...], out_file: Path | None) -> None:
     """Sample the ROIs of the season(s) and print them as GeoJSON (EPSG:4326)."""
     from .pipeline import season_rois
     from .roi import write_geojson
 
+    from .io import atomic_write_text
+
     cfg = load_config(config_path)
     seasons = list(season) or list(cfg.seasons)
+    for name in seasons:
+        cfg.season(name)  # every season checked before any sampling
     feats = []
     for name in seasons:
         rois = season_rois(cfg, name)
@@ -171,7 +268,12 @@ def sample(config_path: Path, season: tuple[str, ...], out_file: Path | None) ->
             f = r.to_feature()
             f["properties"]["season"] = name
             feats.append(f)
-    click.echo(json.dumps({"type": "FeatureCollection", "features": feats}, indent=1))
+    text = json.dumps({"type": "FeatureCollection", "features": feats}, indent=1)
+    if out_file:  # several seasons: one collection, each feature with its season
+        atomic_write_text(out_file, text + "\n")
+        log.info("%d ROI(s) of %s written to %s", len(feats), ", ".join(seasons), out_file)
+    else:
+        click.echo(text)
 
 
 def _run_options(fn: Callable) -> Callable:
@@ -204,6 +306,7 @@ def _run_options(fn: Callable) -> Callable:
 
 
 @main.command("run")
+@_verbosity_options
 @_run_options
 @click.pass_context
 @_errors
@@ -216,6 +319,8 @@ def run_cmd(ctx: click.Context, config_path: Path, season: tuple[str, ...],
     overrides = {"backend.archive": str(archive) if archive else None,
                  "out": str(out) if out else None, "backend.name": backend,
                  "workers": workers}
+    if scheduler and executor != "dask":
+        raise ConfigError("", "--scheduler", "a Dask scheduler address needs --executor dask")
     if dry_run:
         from .pipeline import dry_run as plan
 
@@ -229,6 +334,7 @@ BATCH_KEYS = {"config", "season", "seasons", "archive", "out", "backend"}
 
 
 @main.command()
+@_verbosity_options
 @click.argument("batch_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_context
 @_errors
@@ -248,6 +354,8 @@ def batch(ctx: click.Context, batch_file: Path) -> None:
         raise ConfigError(str(batch_file), "runs", "expected a list of runs under 'runs:'")
     if set(data) - {"runs"}:
         raise ConfigError(str(batch_file), sorted(set(data) - {"runs"})[0], "unknown key")
+    if not data["runs"]:
+        raise ConfigError(str(batch_file), "runs", "no job listed; nothing to do")
     jobs = []
     for i, job in enumerate(data["runs"]):
         key = f"runs[{i}]"
@@ -258,20 +366,32 @@ def batch(ctx: click.Context, batch_file: Path) -> None:
             raise ConfigError(str(batch_file), f"{key}.{sorted(unknown)[0]}",
                               f"unknown key (known: {', '.join(sorted(BATCH_KEYS))})")
         seasons = job.get("seasons", [job["season"]] if "season" in job else [])
+        if isinstance(seasons, str):
+            seasons = [seasons]
         for s in seasons:
             if s not in SEASONS:
                 raise ConfigError(str(batch_file), f"{key}.season",
                                   f"unknown season {s!r}; choose one of {', '.join(SEASONS)}")
         overrides = {"backend.archive": job.get("archive"), "out": job.get("out"),
                      "backend.name": job.get("backend")}
-        load_config(job["config"], overrides)  # validate every job before running any
+        try:  # validate every job before running any
+            cfg = load_config(job["config"], overrides)
+            for s in seasons:
+                cfg.season(s)
+        except Sen12msError as exc:
+            raise ConfigError(str(batch_file), key, f"job {i + 1}: {exc}") from None
         jobs.append((Path(job["config"]), tuple(seasons), overrides))
     for i, (cfg_path, seasons, overrides) in enumerate(jobs, start=1):
         log.info("batch job %d/%d: %s %s", i, len(jobs), cfg_path, ", ".join(seasons) or "all")
-        _run(cfg_path, seasons, overrides, ctx.obj["progress"])
+        try:
+            _run(cfg_path, seasons, overrides, ctx.obj["progress"])
+        except Sen12msError as exc:
+            raise Sen12msError(f"{batch_file}: runs[{i - 1}] (job {i} of {len(jobs)}): "
+                               f"{exc}") from None
 
 
 @main.command()
+@_verbosity_options
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--no-checksums", is_flag=True, help="Skip the SHA-256 check of every file.")
 @_errors
@@ -291,6 +411,7 @@ def validate(directory: Path, no_checksums: bool) -> None:
 # --- curation review and report (sen12ms_build.review, sen12ms_build.report) ----------------
 
 @main.command()
+@_verbosity_options
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--config", "config_path", required=True,
               type=click.Path(dir_okay=False, path_type=Path),
@@ -301,10 +422,26 @@ def review(directory: Path, config_path: Path) -> None:
     (DIRECTORY/review/<branch>.html) of a dataset root."""
     from .review import write_review
 
-    write_review(directory, load_config(config_path, {"out": str(directory)}))
+    cfg = load_config(config_path, {"out": str(directory)})
+    _require_tree(directory)
+    pages = write_review(directory, cfg)
+    if not pages:
+        raise InputError(f"{directory}: no finished scene to review (run the pipeline "
+                         "first)")
+    log.info("%d review page(s) in %s", len(pages), directory / "review")
+
+
+def _require_tree(directory: Path, needs: str = ".work/state.sqlite") -> None:
+    """A dataset root made by a run (``needs`` inside it), or a one-line error."""
+    if not directory.is_dir():
+        raise InputError(f"{directory}: no such folder")
+    if not (directory / needs).exists():
+        raise InputError(f"{directory}: not a dataset root made by `sen12ms-build run` "
+                         f"(no {needs})")
 
 
 @main.command("apply-review")
+@_verbosity_options
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("review_list", type=click.File("r"))
 @click.option("--config", "config_path", required=True,
@@ -318,14 +455,27 @@ def apply_review_cmd(directory: Path, review_list: Any, config_path: Path, note:
     Decisions are kept in DIRECTORY/review.json, which later runs honour."""
     from .review import apply_review, parse_list
 
-    rejects, readmits = parse_list(review_list.read())
+    try:
+        text = review_list.read()
+    except UnicodeDecodeError:
+        raise InputError(f"{review_list.name}: not a text file (expected the review page's "
+                         "JSON or one patch id per line)") from None
+    try:
+        rejects, readmits = parse_list(text)
+    except InputError as exc:
+        raise InputError(f"{review_list.name}: {exc}") from None
+    if not rejects and not readmits:
+        raise InputError(f"{review_list.name}: lists no patch to reject or re-admit")
     cfg = load_config(config_path, {"out": str(directory)})
-    counts = apply_review(directory, cfg, rejects, readmits, note)
+    _require_tree(directory)
+    with output_lock(directory):  # not while a run writes the same tree
+        counts = apply_review(directory, cfg, rejects, readmits, note)
     log.info("%d rejected, %d re-admitted; %d train and %d test patches", counts["rejected"],
              counts["readmitted"], counts["train"], counts["test"])
 
 
 @main.command()
+@_verbosity_options
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--truth", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The defect archive (demo-archive --defects) the run was built from: "
@@ -345,6 +495,11 @@ def report(directory: Path, truth: Path | None, config_path: Path | None) -> Non
     evaluate = None
     if truth is not None:
         from .demo.defects import evaluate
+
+        if not (truth / "truth" / "defects.json").is_file():
+            raise InputError(f"{truth}: no truth/defects.json; --truth needs an archive made "
+                             "by `sen12ms-build demo-archive DIR --defects`")
+    _require_tree(directory, "manifest.csv")
     write_report(directory, truth, size, stride, evaluate)
 
 

@@ -242,6 +242,9 @@ def _check(cfg: Config) -> None:
     def fail(key: str, msg: str) -> None:
         raise ConfigError(src, key, msg)
 
+    if not cfg.seasons:
+        fail("seasons", "no season configured; add at least one of "
+             f"{', '.join(SEASONS)} with its seed, start and end")
     for name, s in cfg.seasons.items():
         if name not in SEASONS:
             fail(f"seasons.{name}", f"unknown season; choose from {', '.join(SEASONS)}")
@@ -327,6 +330,17 @@ def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Config:
     return cfg
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader without its timestamp type: a date stays the text written, so an
+    impossible one (``2017-02-30``) fails in :func:`_coerce` naming its key, instead of
+    inside the YAML parser."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
 def load_config(path: Path | str, overrides: Mapping[str, Any] | None = None) -> Config:
     """Load and validate a YAML config. ``overrides`` maps dotted keys (``backend.name``)
     to values that replace the file's (as the CLI options do)."""
@@ -338,7 +352,7 @@ def load_config(path: Path | str, overrides: Mapping[str, Any] | None = None) ->
     except OSError as exc:
         raise ConfigError(str(path), "", f"cannot read: {exc}") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=_Loader) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), "", f"not valid YAML: {exc}") from None
     if not isinstance(data, dict):

@@ -159,3 +159,50 @@ def remove_stale_temporaries(root: Path | str) -> int:
     if n:
         log.info("removed %d temporary file(s) left by an interrupted run", n)
     return n
+
+
+# --- one run per output folder --------------------------------------------------------------
+
+LOCK_NAME = ".sen12ms.lock"
+
+
+class LockedError(Sen12msError, RuntimeError):
+    """Another run holds the output folder's lock."""
+
+
+@contextlib.contextmanager
+def output_lock(root: Path | str) -> Iterator[Path]:
+    """Hold ``<root>/.sen12ms.lock`` for the duration of a run.
+
+    The lock is an advisory ``fcntl.flock`` on the file: the operating system releases it
+    when the holder ends, however it ends (a killed run leaves a file but no lock). The
+    file records the holder (pid, host, start time) for the message a second run gets.
+    Raises :class:`LockedError` naming the holder when another process holds it.
+    """
+    import datetime as dt
+    import fcntl
+    import socket
+
+    path = Path(root) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    except OSError as exc:
+        raise OutputError(explain_os_error(exc, path)) from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown"
+            raise LockedError(f"{root} is in use by another run ({holder}); wait for it to "
+                              f"finish, or use another --out") from None
+        info = (f"pid {os.getpid()} on {socket.gethostname()}, started "
+                f"{dt.datetime.now().astimezone().isoformat(timespec='seconds')}")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info.encode(), 0)
+        try:
+            yield path
+        finally:
+            os.ftruncate(fd, 0)  # released: no stale holder shown
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

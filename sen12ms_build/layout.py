@@ -171,3 +171,24 @@ def split_scenes(scene_keys: list[tuple[str, int]], test_fraction: float,
 
 def write_lines(path: Path, lines: Iterable[str]) -> None:
     atomic_write_text(path, "".join(f"{x}\n" for x in lines))
+
+
+# --- stale patches ---------------------------------------------------------------------------
+
+def remove_stale_patches(root: Path, branch: str, scene: int, keep: Iterable[Path]) -> int:
+    """Delete the patch files of one scene that are not in ``keep`` (the files the tile
+    stage just wrote), e.g. those of an earlier ``tiling.patch_size`` or ``stride``.
+
+    Each removal is one ``unlink`` (atomic); the scene's other files are untouched, so
+    an interrupted removal is finished by the next run, which tiles the scene again.
+    Returns the number of files removed.
+    """
+    keep = {Path(p).resolve() for p in keep}
+    n = 0
+    for dd in DATA_IDS:
+        folder = Path(root) / branch / f"{dd}_{scene}"
+        for f in folder.glob("*.tif") if folder.is_dir() else ():
+            if f.resolve() not in keep:
+                f.unlink(missing_ok=True)
+                n += 1
+    return n

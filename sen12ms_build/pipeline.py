@@ -26,10 +26,12 @@ from typing import Any, Callable, Iterator
 
 from tqdm.auto import tqdm
 
-from . import curation, layout, review
+from . import curation, decisions, layout
 from .backends import Backend, NoDataError, SceneRequest, get_backend
 from .config import Config, ConfigError
-from .io import InputError, OutputError, remove_stale_temporaries, sha256
+from .errors import Sen12msError
+from .io import (InputError, OutputError, output_lock, remove_stale_temporaries,
+                 sha256)
 from .products import AUX, MODALITIES, S2_COVERAGE
 from .reproject import warp_to_file
 from .roi import ROI, read_geojson, write_geojson
@@ -58,7 +60,14 @@ def season_rois(cfg: Config, season: str) -> list[ROI]:
 
     s, sp = cfg.season(season), cfg.sampling
     if sp.rois_file:
-        return sampling.read_roi_list(Path(sp.rois_file), seed=s.seed, roi_size_m=sp.roi_size_m)
+        if not Path(sp.rois_file).is_file():
+            raise ConfigError(cfg.source, "sampling.rois_file",
+                              f"ROI list {sp.rois_file} not found")
+        try:
+            return sampling.read_roi_list(Path(sp.rois_file), seed=s.seed,
+                                          roi_size_m=sp.roi_size_m)
+        except sampling.RoiListError as exc:
+            raise sampling.RoiListError(f"sampling.rois_file: {exc}") from None
     return sampling.sample_rois(
         s.seed, land_count=sp.land_count, urban_count=sp.urban_count,
         roi_size_m=sp.roi_size_m, min_land_share=sp.min_land_share,
@@ -106,6 +115,18 @@ def _scene_base(cfg: Config, season: str, roi: ROI) -> dict[str, Any]:
             "start": s.start.isoformat(), "end": s.end.isoformat()}
 
 
+def stage_fingerprints(cfg: Config, season: str, roi: ROI, backend_name: str
+                       ) -> tuple[str, str, str]:
+    """The fingerprints of a scene's export, warp and tile stages (each includes the
+    settings of the stages before it)."""
+    base = _scene_base(cfg, season, roi)
+    fp_export = fingerprint(asdict(roi), base["start"], base["end"],
+                            cfg.mosaic_params.as_dict(), backend_name, cfg.landcover_year)
+    fp_warp = fingerprint(fp_export, asdict(cfg.reproject))
+    fp_tile = fingerprint(fp_warp, asdict(cfg.tiling), asdict(cfg.curation))
+    return fp_export, fp_warp, fp_tile
+
+
 def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backend,
                   progress: bool = False, state: State | None = None) -> SceneResult:
     """Run (or resume) every stage of one scene; returns its record.
@@ -125,12 +146,9 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
     base = _scene_base(cfg, season, roi)
     params = cfg.mosaic_params
 
-    fp_export = fingerprint(asdict(roi), base["start"], base["end"], params.as_dict(),
-                            backend.name, cfg.landcover_year)
-    fp_warp = fingerprint(fp_export, asdict(cfg.reproject))
-    fp_tile = fingerprint(fp_warp, asdict(cfg.tiling), asdict(cfg.curation))
+    fp_export, fp_warp, fp_tile = stage_fingerprints(cfg, season, roi, backend.name)
     done = state.done(branch, roi.scene, "tile", fp_tile)
-    if done:
+    if done and not done.get("input_problem"):  # a damaged input is tried again
         return SceneResult(done, skipped=True)
 
     def finish_tile(record: dict, patches: list[dict], outputs: list[Path]) -> SceneResult:
@@ -144,10 +162,15 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
         try:
             result = backend.export_scene(scene_request(cfg, season, roi), wd / "export")
         except (NoDataError, InputError) as exc:
-            log.warning("scene %s %d rejected: %s", branch, roi.scene, exc)
-            _remove_patches(root, branch, roi.scene)
             record = {**base, "status": "rejected", "reason": f"no_data: {exc}",
                       "patches": 0, "patches_kept": 0}
+            if isinstance(exc, InputError):  # a damaged archive file: a skipped input
+                log.error("skipping archive file: %s (scene %s %d rejected)", exc, branch,
+                          roi.scene)
+                record["input_problem"] = str(exc)
+            else:
+                log.warning("scene %s %d rejected: %s", branch, roi.scene, exc)
+            _remove_patches(root, branch, roi.scene)
             return finish_tile(record, [], [])
         outputs = [p for p in (result.s1, result.s2, result.lc, result.aux) if p]
         export = state.finish(branch, roi.scene, "export", fp_export,
@@ -196,11 +219,17 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
     finally:
         bar.close()
     # --- reviewer's decisions (review.json) win over the patch round ---
-    patches = review.honour_decisions(root, branch, roi.scene, patches, utm, name_for,
-                                      cfg.tiling.patch_size)
+    patches = decisions.honour_decisions(root, branch, roi.scene, patches, utm, name_for,
+                                         cfg.tiling.patch_size)
     outputs = []
     for p in patches:
         outputs += p["files"].values()
+    # patches of an earlier patch_size or stride: gone, so the tree holds this tiling only
+    stale = layout.remove_stale_patches(root, branch, roi.scene, outputs)
+    if stale:
+        log.info("scene %s %d: %d stale patch file(s) of an earlier tiling removed", branch,
+                 roi.scene, stale)
+    for p in patches:
         p["sha256"] = {k: sha256(f) for k, f in p["files"].items()}
         p["files"] = {k: str(Path(f).relative_to(root)) for k, f in p["files"].items()}
     kept = sum(p["kept"] for p in patches)
@@ -227,6 +256,47 @@ class RunSummary:
     seconds: float = 0.0
     peak_memory_mib: float = 0.0
     problems: list[str] = field(default_factory=list)
+    resumed: int = 0  # scenes already done before this run
+    #: when no patch was kept: why, and which setting to change (one line); else ""
+    empty_reason: str = ""
+
+
+class NoPatchesError(Sen12msError, RuntimeError):
+    """A run finished without a single kept patch."""
+
+
+def _why_no_patch(cfg: Config, records: list[dict]) -> str:
+    """One line: why a run kept no patch, and which setting to change."""
+    from collections import Counter
+
+    if not records:
+        return "no scene was processed"
+    reasons = Counter()
+    for r in records:
+        if r.get("input_problem"):
+            reasons["damaged input"] += 1
+        elif r["status"] != "kept":
+            reasons[str(r.get("reason", "")).split(":", 1)[0] or "rejected"] += 1
+        elif not r.get("patches"):
+            reasons["smaller than one patch"] += 1
+        else:
+            reasons["every patch rejected by the patch round"] += 1
+    what = ", ".join(f"{n} x {k}" for k, n in reasons.most_common())
+    size_m = cfg.tiling.patch_size * cfg.reproject.resolution_m
+    hints = []
+    if reasons.get("no_data"):
+        hints.append("point sampling.region / sampling.rois_file / the season dates at "
+                     "data the archive covers")
+    if reasons.get("damaged input"):
+        hints.append("replace the damaged archive file(s) logged as skipped inputs")
+    if reasons.get("smaller than one patch"):
+        hints.append(f"raise sampling.roi_size_m to at least {size_m:g} m "
+                     f"(tiling.patch_size x reproject.resolution_m)")
+    if set(reasons) - {"no_data", "smaller than one patch", "damaged input"}:
+        hints.append("relax the curation thresholds named (curation.scene_max_* / "
+                     "patch_max_*, docs/config.md)")
+    return (f"no patch produced: {len(records)} scene(s): {what}; "
+            f"{'; or '.join(hints)}")
 
 
 def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = None,
@@ -241,6 +311,14 @@ def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = No
         workers: scenes processed in parallel (default ``cfg.workers``); 1 runs in-process.
         executor: ``process`` (a local process pool) or ``dask`` (the scenes as tasks on a
             Dask cluster at ``scheduler``; needs the ``dask`` extra).
+
+    Returns:
+        The run's figures; ``empty_reason`` says why when no patch was kept (the CLI then
+        exits non-zero), ``resumed`` how many scenes were already done.
+
+    Raises:
+        LockedError: another run holds ``<root>/.sen12ms.lock`` (:func:`io.output_lock`).
+        ConfigError, InputError, OutputError: bad settings, inputs or outputs (one line).
     """
     t0 = time.perf_counter()
     root = Path(root or cfg.out)
@@ -254,6 +332,15 @@ def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = No
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create the output folder {root}: {exc}") from exc
+    with output_lock(root):
+        return _run_locked(cfg, seasons, root, backend, progress, force, workers, executor,
+                           scheduler, on_scene, t0)
+
+
+def _run_locked(cfg: Config, seasons: list[str], root: Path, backend: Backend,
+                progress: bool, force: tuple[str, ...], workers: int, executor: str,
+                scheduler: str | None, on_scene: Callable[[SceneResult], None] | None,
+                t0: float) -> RunSummary:
     remove_stale_temporaries(root)
     summary = RunSummary(seasons=list(seasons))
     plan = {name: rois_for_run(cfg, name, root) for name in seasons}
@@ -268,13 +355,23 @@ def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = No
     tasks = [(name, roi) for name, rois in plan.items() for roi in rois]
     for name, rois in plan.items():
         log.info("season %s: %d ROI(s) -> %s", name, len(rois), cfg.branch(name))
+    with State(state_path(root)) as state:
+        summary.resumed = sum(
+            not (state.done(cfg.branch(n), r.scene, "tile",
+                            stage_fingerprints(cfg, n, r, backend.name)[2]) or
+                 {"input_problem": 1}).get("input_problem")
+            for n, r in tasks)
+    if summary.resumed:
+        log.info("resuming: %d of %d scenes already done", summary.resumed, len(tasks))
     bar = tqdm(total=len(tasks), desc="scenes", unit="scene", disable=not progress)
+    records = []
     try:
         for res in _execute(cfg, tasks, root, backend, workers, executor, scheduler, progress):
             bar.update(1)
             if on_scene:
                 on_scene(res)
             rec = res.record
+            records.append(rec)
             summary.scenes += 1
             summary.scenes_kept += rec["status"] == "kept"
             summary.patches += rec.get("patches", 0)
@@ -282,9 +379,16 @@ def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = No
     finally:
         bar.close()
     summary.problems = list(backend.problems)
+    for rec in records:  # damaged archive files met in the scenes (any worker)
+        if rec.get("input_problem") and rec["input_problem"] not in summary.problems:
+            summary.problems.append(rec["input_problem"])
     finalize(root, cfg)
     if cfg.quicklooks:  # --- quicklooks and review pages (sen12ms_build.review) ---
-        review.write_review(root, cfg)
+        from .review import write_review  # the review pages need the finished tree
+
+        write_review(root, cfg)
+    if summary.patches_kept == 0:
+        summary.empty_reason = _why_no_patch(cfg, records)
     summary.seconds = round(time.perf_counter() - t0, 2)
     summary.peak_memory_mib = round(peak_memory_mib(), 1)
     return summary
@@ -405,7 +509,7 @@ def finalize(root: Path, cfg: Config) -> dict[str, int]:
     """Write ``manifest.csv``, ``scenes.csv``, ``seasons.csv``, ``train_list.txt`` and
     ``test_list.txt`` from every finished scene under ``root``."""
     root = Path(root)
-    records = review.apply_to_records(root, scene_records(root))  # reviewer's decisions
+    records = decisions.apply_to_records(root, scene_records(root))  # reviewer's decisions
     manifest, scenes = [], []
     kept_scenes = [r for r, _ in records if r["status"] == "kept"]
     test = layout.split_scenes([(r["branch"], r["scene"]) for r in kept_scenes],

@@ -45,6 +45,9 @@ STRETCH: tuple[float, float] = (2.0, 98.0)
 MAX_PANEL_PX = 1024
 GAP_PX = 8
 TITLE_PX = 28
+#: Strip above the panel titles for the scene's own title (branch, ROI, place, period), so
+#: the two never overlap.
+HEADER_PX = 20
 NODATA_RGB = (0, 0, 0)
 
 #: IGBP (MCD12Q1 LC_Type1): class -> (name as in the paper's Table 2, colour), the
@@ -207,8 +210,9 @@ def make_layout(scene_height: int, scene_width: int, n_legend_rows: int,
     pw, ph = scene_width // f, scene_height // f
     width = len(PANELS) * pw + (len(PANELS) + 1) * GAP_PX
     legend = 30 + 17 * max(n_legend_rows, 1)
-    height = TITLE_PX + ph + GAP_PX + legend
-    offsets = {name: (GAP_PX + i * (pw + GAP_PX), TITLE_PX) for i, name in enumerate(PANELS)}
+    height = HEADER_PX + TITLE_PX + ph + GAP_PX + legend
+    offsets = {name: (GAP_PX + i * (pw + GAP_PX), HEADER_PX + TITLE_PX)
+               for i, name in enumerate(PANELS)}
     return QuicklookLayout(width, height, f, pw, ph, scene_width, scene_height, offsets)
 
 
@@ -266,12 +270,13 @@ def write_quicklook(utm: Mapping[str, Path], png: Path, title: str = "",
         img = pics[name][:lay.panel_height, :lay.panel_width]
         # figimage's offsets are from the bottom-left corner
         fig.figimage(img, xo=x, yo=lay.height - y - img.shape[0], origin="upper")
-        fig.text((x + lay.panel_width / 2) / lay.width, 1 - (TITLE_PX - 8) / lay.height,
+        # panel title: bottom 6 px above the panel, within the TITLE_PX strip
+        fig.text((x + lay.panel_width / 2) / lay.width, 1 - (y - 6) / lay.height,
                  PANEL_TITLES[name], ha="center", va="bottom", fontsize=10)
-    if title:
+    if title:  # in its own HEADER_PX strip above the panel titles
         fig.text(GAP_PX / lay.width, 1 - 4 / lay.height, title, ha="left", va="top",
                  fontsize=8, color="#444444")
-    top = 1 - (TITLE_PX + lay.panel_height + GAP_PX) / lay.height
+    top = 1 - (HEADER_PX + TITLE_PX + lay.panel_height + GAP_PX) / lay.height
     for name, entries in (("igbp", igbp), ("lccs", lccs)):
         if not entries:
             continue

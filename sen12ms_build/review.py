@@ -27,38 +27,21 @@ import html
 import json
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from . import layout
+from .decisions import (REVIEW_JSON, _patch_files, apply_to_records, cut_patch,  # noqa: F401
+                        honour_decisions, load_decisions, patch_id)
 from .io import InputError, atomic_write_text, sha256
 
 log = logging.getLogger(__name__)
 
-REVIEW_JSON = "review.json"
 REVIEW_DIR = "review"
 
 
 # --- the reviewer's record ---------------------------------------------------------------
-
-def patch_id(branch: str, scene: int, patch: int) -> str:
-    """The manifest's ``patch_id``: ``<branch>_<scene>_p<patch>``."""
-    return f"{branch}_{scene}_p{patch}"
-
-
-def load_decisions(root: Path) -> dict[str, dict[str, dict]]:
-    """``review.json`` of a dataset root: {"rejected": {id: info}, "readmitted": {id: info}}
-    (empty when there is none)."""
-    path = Path(root) / REVIEW_JSON
-    if not path.exists():
-        return {"rejected": {}, "readmitted": {}}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: unreadable review record ({exc})") from exc
-    return {"rejected": dict(data.get("rejected", {})),
-            "readmitted": dict(data.get("readmitted", {}))}
-
 
 def parse_list(text: str) -> tuple[list[str], list[str]]:
     """(rejects, readmits) from a reviewer's list: the review page's JSON
@@ -66,25 +49,56 @@ def parse_list(text: str) -> tuple[list[str], list[str]]:
     ``+`` or ``readmit`` in front re-admits). A patch is its ``patch_id`` or any of its file
     names (``ROIs1158_spring_s2_1_p3.tif``)."""
     text = text.strip()
-    if text.startswith("{"):
+    if text.startswith("{") or text.startswith("["):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InputError(f"review list: not valid JSON ({exc})") from exc
-        return ([_normalise(x) for x in data.get("reject", [])],
-                [_normalise(x) for x in data.get("readmit", [])])
+        if not isinstance(data, dict):
+            raise InputError("review list: expected a JSON object "
+                             '{"reject": [...], "readmit": [...]}')
+        unknown = sorted(set(data) - LIST_KEYS)
+        if unknown:
+            raise InputError(f"review list: unknown key {unknown[0]!r} (known: "
+                             f"{', '.join(sorted(LIST_KEYS))})")
+        out: dict[str, list[str]] = {}
+        for key in ("reject", "readmit"):
+            items = data.get(key, [])
+            if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+                raise InputError(f"review list: {key!r} must be a list of patch ids, got "
+                                 f"{json.dumps(items)[:60]}")
+            out[key] = [_checked(x, f"{key!r}") for x in items]
+        return out["reject"], out["readmit"]
     rejects, readmits = [], []
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
+        where = f"line {n}"
+        words = line.split()
         if line.startswith("+"):
-            readmits.append(_normalise(line[1:].strip()))
-        elif line.split()[0] in ("readmit", "re-admit"):
-            readmits.append(_normalise(line.split(None, 1)[1]))
+            readmits.append(_checked(line[1:].strip(), where))
+        elif words[0] in ("readmit", "re-admit", "reject"):
+            if len(words) != 2:
+                raise InputError(f"review list {where}: {words[0]!r} needs one patch id")
+            (readmits if words[0] != "reject" else rejects).append(_checked(words[1], where))
         else:
-            rejects.append(_normalise(line.split()[-1] if line.startswith("reject") else line))
+            rejects.append(_checked(line, where))
     return rejects, readmits
+
+
+#: Keys of the review page's JSON list.
+LIST_KEYS = {"branch", "reject", "readmit"}
+PATCH_ID_RE = re.compile(r"^ROIs\d+_(spring|summer|fall|winter)_\d+_p\d+$")
+
+
+def _checked(item: str, where: str) -> str:
+    """A list entry as a patch id, or :class:`InputError` naming the entry."""
+    pid = _normalise(item)
+    if not PATCH_ID_RE.match(pid):
+        raise InputError(f"review list {where}: {item[:80]!r} is neither a patch id "
+                         "(ROIs<seed>_<season>_<scene>_p<patch>) nor a patch file name")
+    return pid
 
 
 def _normalise(item: str) -> str:
@@ -94,100 +108,6 @@ def _normalise(item: str) -> str:
     except ValueError:
         return item
     return patch_id(layout.branch_name(n.seed, n.season), n.scene, n.patch)
-
-
-def apply_to_records(root: Path, records: list[tuple[dict, list[dict]]],
-                     decisions: Mapping[str, Mapping[str, dict]] | None = None
-                     ) -> list[tuple[dict, list[dict]]]:
-    """The scene and patch records with the reviewer's decisions applied (copies).
-
-    A reviewer-rejected patch becomes ``kept: False``, ``reason: review`` (no files); a
-    re-admitted patch that the rounds rejected becomes kept, with its files and checksums,
-    if its files are in the tree, and keeps the rejecting check as its ``reason``. Every
-    reviewed patch carries ``review`` (``rejected`` or ``readmitted``); each scene's
-    ``patches_kept`` is recounted.
-    """
-    decisions = decisions if decisions is not None else load_decisions(root)
-    rejected, readmitted = decisions["rejected"], decisions["readmitted"]
-    if not rejected and not readmitted:
-        return records
-    out = []
-    for rec, patches in records:
-        new = []
-        for p in patches:
-            pid = patch_id(rec["branch"], rec["scene"], p["patch"])
-            if pid in rejected:
-                p = {**p, "review": "rejected"}
-                if p["kept"]:
-                    p.update(kept=False, reason="review", files={}, sha256={})
-            elif pid in readmitted:
-                p = {**p, "review": "readmitted"}
-                if not p["kept"]:
-                    files = _patch_files(root, rec, p["patch"])
-                    if all((Path(root) / f).exists() for f in files.values()):
-                        sums = readmitted[pid].get("sha256") or {
-                            k: sha256(Path(root) / f) for k, f in files.items()}
-                        p.update(kept=True, files=files, sha256=sums,
-                                 reason="" if p["reason"] == "review" else p["reason"])
-                    else:
-                        log.warning("re-admitted patch %s has no files in the tree; run "
-                                    "apply-review again to cut it", pid)
-            new.append(p)
-        rec = {**rec, "patches_kept": sum(p["kept"] for p in new)} if patches else rec
-        out.append((rec, new))
-    return out
-
-
-def _patch_files(root: Path, rec: Mapping[str, Any], patch: int) -> dict[str, str]:
-    return {dd: str(layout.patch_path(Path(root), rec["seed"], rec["season"], dd, rec["scene"],
-                                      patch).relative_to(root))
-            for dd in layout.DATA_IDS}
-
-
-def cut_patch(utm: Mapping[str, Path], row: int, col: int, size: int,
-              paths: Mapping[str, Path]) -> None:
-    """Write a patch triplet cut from the scene's UTM rasters at (row, col), exactly as the
-    tiler does (:func:`tiling.write_patch`)."""
-    import rasterio
-    from affine import Affine
-    from rasterio.windows import Window
-
-    from .tiling import write_patch
-
-    win = Window(col, row, size, size)
-    for dd, path in paths.items():
-        with rasterio.open(utm[dd]) as src:
-            data = src.read(window=win)
-            t = src.transform @ Affine.translation(col, row)
-            write_patch(Path(path), data, dd, src.crs, t)
-
-
-def honour_decisions(root: Path, branch: str, scene: int, patches: list[dict],
-                     utm: Mapping[str, Path], name_for: Any, size: int) -> list[dict]:
-    """The patch round's records of a freshly tiled scene with ``review.json`` applied to
-    the tree: reviewer-rejected patches are removed, re-admitted ones written. Records keep
-    the tiler's form (absolute ``files``)."""
-    decisions = load_decisions(root)
-    rejected, readmitted = decisions["rejected"], decisions["readmitted"]
-    if not rejected and not readmitted:
-        return patches
-    out = []
-    for p in patches:
-        pid = patch_id(branch, scene, p["patch"])
-        if pid in rejected:
-            for dd in layout.DATA_IDS:
-                Path(name_for(dd, p["patch"])).unlink(missing_ok=True)
-            p = {**p, "kept": False, "reason": "review" if p["kept"] else p["reason"],
-                 "files": {}, "review": "rejected"}
-        elif pid in readmitted:
-            if not p["kept"]:
-                paths = {dd: Path(name_for(dd, p["patch"])) for dd in layout.DATA_IDS}
-                cut_patch(utm, p["row"], p["col"], size, paths)
-                p = {**p, "kept": True, "files": paths,
-                     "reason": "" if p["reason"] == "review" else p["reason"]}
-            p = {**p, "review": "readmitted"}
-        out.append(p)
-    return out
 
 
 def apply_review(root: Path | str, cfg: Any, rejects: Iterable[str] = (),
@@ -330,7 +250,8 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-CROP_PX = 112  # displayed side of one patch panel on the page
+CROP_PX = 256  # displayed side of one patch panel on the page (a click zooms x ZOOM)
+ZOOM = 2
 
 
 def page_html(branch: str, records: list[tuple[dict, list[dict]]], cfg: Any,
@@ -375,7 +296,9 @@ section.scene.rejected {{ border-left: 6px solid #c62828; }}
 .card .head {{ display: flex; justify-content: space-between; gap: 8px; font-weight: 600; }}
 .crops {{ display: flex; gap: 3px; margin: 3px 0; }}
 .crop {{ width: {CROP_PX}px; height: {CROP_PX}px; background-repeat: no-repeat;
-        background-color: #000; }}
+        background-color: #000; cursor: zoom-in; }}
+.card.zoomed .crops {{ zoom: {ZOOM}; }}
+.card.zoomed .crop {{ cursor: zoom-out; }}
 .vals {{ font-size: 11px; color: #444; max-width: {5 * CROP_PX + 12}px; }}
 .vals span {{ margin-right: 8px; white-space: nowrap; }}
 .vals .over {{ color: #c62828; font-weight: 700; }}
@@ -388,6 +311,7 @@ details img {{ max-width: 100%; }}
 <header><h1>Review of {esc(branch)}</h1>
 <div>{len(records)} scene(s), {n_sk} kept by the scene round; {n_p} patch(es), {n_k} kept.
 Each card is one patch triplet: {" | ".join(esc(PANEL_TITLES[p]) for p in PANELS)}.
+Click a patch's panels to zoom them.
 Tick <b>reject</b> on kept patches you would throw out, <b>re-admit</b> on rejected ones you
 would keep, then copy or download the list and run
 <code>sen12ms-build apply-review {esc(str(root))} LIST --config CONFIG</code>.</div>
@@ -492,6 +416,9 @@ try {{
   boxes.forEach(b => {{ b.checked = saved.has(b.dataset.id); }});
 }} catch (e) {{}}
 boxes.forEach(b => b.addEventListener("change", render));
+// a click on a patch's panels zooms the card's panels (again: back)
+document.querySelectorAll(".crops").forEach(c => c.addEventListener("click", () => {{
+  c.closest(".card").classList.toggle("zoomed"); }}));
 document.querySelectorAll("input[name=f]").forEach(r => r.addEventListener("change", () => {{
   document.body.className = r.value === "all" ? "" : r.value; }}));
 // ?scene=N shows one scene only; ?filter=only-rejected|only-kept|only-marked filters cards

@@ -59,15 +59,50 @@ def iter_patch_files(root: Path) -> Iterator[Path]:
             yield from sorted(branch.glob("*/*.tif"))
 
 
-def validate_tree(root: Path | str, *, res_m: float = 10.0, size: int = 256,
+def tree_patch_size(root: Path | str, res_m: float = 10.0) -> int | None:
+    """The patch size the tree was built with, in pixels: from ``manifest.csv`` (a patch's
+    bounds over the pixel size), else the commonest width of the patch files; ``None`` when
+    the tree has neither."""
+    from collections import Counter
+
+    path = Path(root) / "manifest.csv"
+    try:
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                try:
+                    return round((float(r["right"]) - float(r["left"])) / res_m)
+                except (KeyError, TypeError, ValueError):
+                    break
+    except OSError:
+        pass
+    widths: Counter = Counter()
+    for p in iter_patch_files(root):
+        try:
+            with rasterio.open(p) as src:
+                widths[src.width] += 1
+        except RasterioError:
+            continue
+        if sum(widths.values()) >= 50:
+            break
+    return widths.most_common(1)[0][0] if widths else None
+
+
+def validate_tree(root: Path | str, *, res_m: float = 10.0, size: int | None = None,
                   checksums: bool = True) -> list[str]:
-    """Every problem of the tree below ``root`` (empty when valid)."""
+    """Every problem of the tree below ``root`` (empty when valid).
+
+    Args:
+        size: patch size in pixels; default: the tree's own (:func:`tree_patch_size`),
+            else 256.
+    """
     import re
 
     root = Path(root)
     problems: list[str] = []
     if not root.is_dir():
         return [f"{root}: not a directory"]
+    if size is None:
+        size = tree_patch_size(root, res_m) or 256
     branches = [p for p in root.glob("ROIs*") if p.is_dir()]
     if not branches:
         problems.append(f"{root}: no ROIs<seed>_<season> branch folders")
@@ -108,7 +143,13 @@ def _check_manifest(root: Path, groups: dict, checksums: bool) -> list[str]:
         return [f"{path}: missing"]
     problems = []
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        rows = list(reader)
+    lacking = [c for c in ("status", *layout.DATA_IDS) if c not in header]
+    if lacking:  # one cause, not one line per patch file
+        return [f"{path}: header lacks column(s) {', '.join(lacking)} (damaged or foreign "
+                "manifest); run the same `sen12ms-build run` command again to rewrite it"]
     listed = set()
     for i, r in enumerate(rows, start=2):
         if r.get("status") != "kept":

@@ -93,3 +93,26 @@ def test_quicklook_png(tmp_path):
     assert np.array_equal(img[y:y + h, x:x + w], rgb)
     assert ql.quicklook_path(tmp_path, "ROIs1_spring", 3).as_posix().endswith(
         "quicklooks/ROIs1_spring/scene_3.png")
+
+
+def test_scene_title_and_panel_titles_do_not_overlap(tmp_path):
+    """The scene title lives in its own strip: a long title changes only rows above the
+    panel titles, and the panel titles are inked rows of their own below it."""
+    rng = np.random.default_rng(2)
+    h, w = 120, 160
+    paths = {}
+    for k, a, nd in (("s2", rng.integers(300, 3000, (13, h, w)).astype(np.uint16), 0),
+                     ("s1", rng.normal(-12, 3, (2, h, w)).astype(np.float32), float("nan")),
+                     ("lc", np.full((4, h, w), 12, np.uint16), 255)):
+        paths[k] = tmp_path / f"{k}.tif"
+        _write(paths[k], a, nd)
+    imgs = {}
+    for name, title in (("bare", ""), ("titled", "ROIs2017_winter scene 1  " * 8)):
+        lay = ql.write_quicklook(paths, tmp_path / name / "scene_1.png", title)
+        imgs[name] = np.asarray(Image.open(tmp_path / name / "scene_1.png").convert("L"))
+    changed = np.nonzero((imgs["bare"] != imgs["titled"]).any(axis=1))[0]
+    assert changed.size and changed.max() < ql.HEADER_PX  # the title's ink: header only
+    s1_x, s1_y = lay.panels["s1"]
+    title_rows = imgs["bare"][ql.HEADER_PX:s1_y, s1_x:s1_x + lay.panel_width]
+    assert (title_rows < 128).any()  # the S1 panel's title is drawn below the header
+    assert s1_y == ql.HEADER_PX + ql.TITLE_PX

@@ -69,3 +69,24 @@ def test_load_decisions(tmp_path):
     (tmp_path / "review.json").write_text("{broken")
     with pytest.raises(InputError, match="review.json"):
         review.load_decisions(tmp_path)
+
+
+def test_the_tile_stage_applies_decisions_without_the_review_module():
+    """pipeline and review no longer import each other at load time: the tile stage uses
+    sen12ms_build.decisions, which needs neither."""
+    import subprocess
+    import sys
+
+    code = ("import sys, sen12ms_build.pipeline, sen12ms_build.decisions\n"
+            "assert 'sen12ms_build.review' not in sys.modules, 'pipeline imports review'\n"
+            "import sen12ms_build.review\n"
+            "print('ok')\n")
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=repo, env={**__import__("os").environ, "PYTHONPATH": repo})
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    from sen12ms_build import decisions
+
+    assert review.honour_decisions is decisions.honour_decisions
