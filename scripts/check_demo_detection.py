@@ -5,8 +5,10 @@ Writes the demo archive (or reuses one) and, per Sentinel-2 acquisition, compare
 algorithm's poor mask (``score_image(...).poor``: cloud or shadow) with the injected truth:
 
 * recall over the detectable truth: cloud pixels plus shadow pixels on land (the spec's
-  shadow detector excludes water, NDVI < -0.1 of the clear ground, by design) whose cloud
-  lies inside the image (with a crop, clouds outside the window cast shadows into it);
+  shadow detector excludes water by design; land and water here are the demo's own truth,
+  ``sen12ms_build.demo.ground.water_truth`` of the clear ground, not the detector's water
+  test) whose cloud lies inside the image (with a crop, clouds outside the window cast
+  shadows into it);
 * recall over all truth (scene-wide, shadows on water included);
 * precision over the whole scene.
 
@@ -34,6 +36,7 @@ from sen12ms_build.demo.archive import (
     crop_window,
     load_ground,
     shadow_source_visible,
+    water_truth,
     write_demo_archive,
 )
 
@@ -67,8 +70,7 @@ def evaluate(root: Path, crop: int | None) -> dict:
     ground, _ = load_ground()
     r0, c0, h, w = crop_window(ground.shape[1:], crop)
     clear = ground[:, r0:r0 + h, c0:c0 + w]
-    r = mosaic.toa_reflectance(clear)
-    water = mosaic.normalized_difference(r[7], r[3]) < mosaic.DEFAULT_PARAMS.ndvi_thresh
+    water = water_truth(clear)  # the demo's own land/water truth
     rows, by_season = [], {}
     for e in summary["acquisitions"]:
         if e["modality"] != "s2":
