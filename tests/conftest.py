@@ -72,3 +72,15 @@ def write_tiny_config(tmp_path: Path, archive: Path, **extra) -> Path:
 def tiny_config():
     """:func:`write_tiny_config`: a 2-ROI, 2-season config for quick whole runs."""
     return write_tiny_config
+
+
+#: Fixtures that build the demo archive or run the pipeline on it (tens of seconds).
+SLOW_FIXTURES = {"demo_archive", "demo_config", "demo_run", "small_archive"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that uses a slow fixture ``slow``, so ``pytest -m "not slow"`` runs
+    the quick tests alone (the mutation gate, scripts/mutation.py, does)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
