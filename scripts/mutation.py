@@ -48,7 +48,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "mosaic": ("sen12ms_build/mosaic.py", ("tests/test_mosaic.py",),
                ("tests/test_demo_archive.py", "tests/test_detection.py")),
     "tiling": ("sen12ms_build/tiling.py", ("tests/test_tiling.py",), ("tests/test_pipeline.py",)),
-    "layout": ("sen12ms_build/layout.py", ("tests/test_splits.py", "tests/test_tiling.py"),
+    "layout": ("sen12ms_build/layout.py",
+               ("tests/test_splits.py", "tests/test_layout_names.py", "tests/test_tiling.py"),
                ("tests/test_pipeline.py",)),
     "io": ("sen12ms_build/io.py",
            ("tests/test_atomic.py", "tests/test_tiling.py", "tests/test_reproject.py"),
@@ -218,9 +219,11 @@ def run_tests(work: Path, tests: list[str], slow: bool, timeout: float) -> tuple
 
 
 def gate(module: str, max_mutants: int | None, seed: int, slow: bool,
-         extra_tests: list[str]) -> dict:
+         extra_tests: list[str], only_tests: list[str] | None = None) -> dict:
     path, quick, slow_tests = MODULES[module]
     tests = list(quick) + (list(slow_tests) if slow else []) + extra_tests
+    if only_tests:
+        tests = list(only_tests)
     source = (REPO / path).read_text()
     all_sites = sites(source)
     chosen = list(all_sites)
@@ -294,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--slow", action="store_true", help="also run the slow tests")
     ap.add_argument("--tests", nargs="*", default=[], help="extra test files to run")
+    ap.add_argument("--only-tests", nargs="*", default=None,
+                    help="run only these test files (e.g. to measure a 'before' figure)")
     ap.add_argument("--list", action="store_true", help="list the mutation sites and stop")
     ap.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     args = ap.parse_args(argv)
@@ -305,8 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             for s in sites((REPO / MODULES[m][0]).read_text()):
                 print(f"{m}:{s.line} {s.kind}: {s.before} -> {s.after}")
         return 0
-    results = [gate(m, args.max_mutants_per_module, args.seed, args.slow, args.tests)
-               for m in modules]
+    results = [gate(m, args.max_mutants_per_module, args.seed, args.slow, args.tests,
+                    args.only_tests) for m in modules]
     print()
     print(report(results))
     if args.json:
