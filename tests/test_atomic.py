@@ -9,6 +9,8 @@ either not exist or hold the complete previous version, byte for byte. An in-pla
 
 from __future__ import annotations
 
+import errno
+import os
 import signal
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import pytest
 import rasterio
 from affine import Affine
 
+from sen12ms_build import io
 from sen12ms_build.io import TMP_SUFFIX, atomic_write_text, sha256, write_raster
 
 GEO = {"crs": "EPSG:32618", "transform": Affine(10.0, 0.0, 400000.0, 0.0, -10.0, 4200000.0)}
@@ -128,3 +131,81 @@ def test_a_first_write_killed_half_way_leaves_no_file(tmp_path, kind, name):
     proc = _kill_half_way(kind, path)
     assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stdout, proc.stderr)
     assert not path.exists()
+
+
+# --- the rest of io: error lines, GeoTIFF profile, checksums, leftovers ------------------------
+
+@pytest.mark.parametrize("err, words", [
+    (errno.ENOSPC, "no space left on the device"),
+    (errno.EFBIG, "file size limit or disk quota"),
+    (errno.EDQUOT, "file size limit or disk quota"),
+    (errno.EACCES, "permission denied writing"),
+    (errno.EPERM, "permission denied writing"),
+    (errno.EROFS, "permission denied writing"),
+    (errno.EIO, "cannot write /x/y.tif: "),
+])
+def test_explain_os_error_one_line_per_cause(err, words):
+    line = io.explain_os_error(OSError(err, os.strerror(err)), Path("/x/y.tif"))
+    assert words in line and "/x/y.tif" in line and "\n" not in line
+    others = {"no space left", "file size limit", "permission denied"} - {
+        w for w in ("no space left", "file size limit", "permission denied") if w in words}
+    assert not any(o in line for o in others)
+
+
+def test_explain_numpy_short_write():
+    line = io.explain_os_error(OSError("100 requested and 12 written"), Path("/x/a.npy"))
+    assert "disk full, file size limit or disk quota" in line
+    plain = io.explain_os_error(OSError("something else"), Path("/x/a.npy"))
+    assert "disk full" not in plain and plain == "cannot write /x/a.npy: something else"
+
+
+def test_output_mode_follows_the_umask(tmp_path):
+    mask = os.umask(0)
+    os.umask(mask)
+    assert io.FILE_MODE == 0o666 & ~mask
+    atomic_write_text(tmp_path / "a.txt", "x\n")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == io.FILE_MODE
+
+
+@pytest.mark.parametrize("shape, tiled", [((1, 300, 300), True), ((1, 300, 200), False),
+                                          ((1, 100, 300), False), ((1, 256, 300), True),
+                                          ((1, 300, 256), None)])
+def test_write_raster_profile(tmp_path, shape, tiled):
+    data = (np.arange(np.prod(shape)) % 1000).astype(np.uint16).reshape(shape)
+    path = tmp_path / "r.tif"
+    write_raster(path, data, nodata=0, descriptions=("B2",), tags={"K": 1.5}, **GEO)
+    with rasterio.open(path) as src:
+        assert src.read().tolist() == data.tolist()
+        if tiled is not None:  # a 256-wide tiled raster reads back as untiled
+            assert src.profile["tiled"] is tiled
+        if tiled is not False:
+            assert src.block_shapes[0] == (256, 256)
+        assert src.compression.name.lower() == "deflate"
+        assert src.descriptions == ("B2",) and src.tags()["K"] == "1.5"
+        assert src.interleaving.name.lower() in ("pixel", "band")
+    with rasterio.open(path) as src:
+        assert src.profile.get("predictor", 2) == 2  # integer data: horizontal differencing
+
+
+def test_predictor_by_dtype():
+    assert io.predictor("float32") == 3 and io.predictor("float64") == 3
+    assert io.predictor("uint16") == 2 and io.predictor("int8") == 2
+
+
+def test_sha256_reads_in_chunks(tmp_path):
+    import hashlib
+
+    data = os.urandom(3 * 1000 + 17)
+    (tmp_path / "f").write_bytes(data)
+    assert io.sha256(tmp_path / "f", chunk=1000) == hashlib.sha256(data).hexdigest()
+    assert io.sha256(tmp_path / "f") == hashlib.sha256(data).hexdigest()
+
+
+def test_remove_stale_temporaries_counts_only_ours(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / f".x.tif.123{TMP_SUFFIX}").write_text("")
+    (tmp_path / f".y.csv.9{TMP_SUFFIX}").write_text("")
+    (tmp_path / f"keep{TMP_SUFFIX}").write_text("")  # not one of ours (no leading dot)
+    assert io.remove_stale_temporaries(tmp_path) == 2
+    assert [p.name for p in tmp_path.rglob(f"*{TMP_SUFFIX}")] == [f"keep{TMP_SUFFIX}"]
+    assert io.remove_stale_temporaries(tmp_path) == 0
