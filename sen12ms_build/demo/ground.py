@@ -110,8 +110,8 @@ def normalized_difference(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 def reflectance_indices(ground: np.ndarray) -> dict[str, np.ndarray]:
     """NDVI, NDMI and band sums of (13, H, W) DN, each (H, W) float32."""
-    r = ground.astype(np.float32) / np.float32(10000.0)
-    b = {name: r[i] for i, name in enumerate(S2_BANDS)}
+    b = {name: ground[S2_BANDS.index(name)].astype(np.float32) / np.float32(10000.0)
+         for name in ("B2", "B3", "B4", "B8", "B11")}  # only the bands used
     return {
         "ndvi": normalized_difference(b["B8"], b["B4"]),
         "ndmi": normalized_difference(b["B8"], b["B11"]),
@@ -133,7 +133,10 @@ def ground_classes(ground: np.ndarray) -> np.ndarray:
     sparsely vegetated: salt marsh); bare: otherwise NDVI < 0.3 (soil, sand, built-up);
     forest: NDVI >= 0.5 and B11 < 0.12 (dense canopy, dark SWIR); cropland: the rest.
     """
-    ix = reflectance_indices(ground)
+    return _classes(reflectance_indices(ground))
+
+
+def _classes(ix: dict[str, np.ndarray]) -> np.ndarray:
     ndvi, nir, swir = ix["ndvi"], ix["nir"], ix["swir"]
     cls = np.full(ndvi.shape, CROPLAND, np.uint8)
     water = (ndvi < 0.0) & (nir < 0.08)
@@ -160,6 +163,6 @@ def beach_sand(ground: np.ndarray) -> np.ndarray:
     """(H, W) bool: beach sand of the clear (13, H, W) DN ground (:data:`BEACH_NEAR_WATER_M`).
     A reflectance rule of the demo's own, not any detector's cloud score."""
     ix = reflectance_indices(ground)
-    near = ndimage.binary_dilation(ground_classes(ground) == WATER,
+    near = ndimage.binary_dilation(_classes(ix) == WATER,
                                    iterations=int(BEACH_NEAR_WATER_M / PIXEL_M))
     return (ix["vis"] / 3.0 > 0.2) & (ix["ndvi"] < 0.2) & near
