@@ -107,6 +107,8 @@ from .solar import shadow_shift_px, solar_position  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
+#: A coarse (100 m) cell is beach when at least this share of it is beach sand.
+BEACH_CELL_SHARE = 0.3
 #: Cloud sources of the archive (``write_demo_archive(clouds=...)``).
 CLOUD_SOURCES = ("synthetic", "real")
 #: Layouts whose acquisitions carry real clouds in the ``real`` variant.
@@ -160,10 +162,12 @@ def plan_s2(ground: np.ndarray, grid: Grid, plans: Sequence[S2Plan] = S2_PLAN,
                                       w // coarse, coarse).mean(axis=(2, 4))
     ndvi_coarse = normalized_difference(means[S2_BANDS.index("B8")],
                                         means[S2_BANDS.index("B4")])
-    # beach sand (the demo's own reflectance rule, no detector's cloud score), per coarse cell
+    # beaches (the demo's own reflectance rule, no detector's cloud score): coarse cells at
+    # least BEACH_CELL_SHARE of which is beach sand
     sand = beach_sand(ground)
     hf, wf = h // coarse, w // coarse
-    bright_coarse = sand[:h, :w].reshape(hf, coarse, wf, coarse).any(axis=(1, 3))
+    bright_coarse = sand[:h, :w].reshape(hf, coarse, wf, coarse).mean(axis=(1, 3)) \
+        >= BEACH_CELL_SHARE
     out = []
     for i, (p, (az, zen)) in enumerate(zip(plans, angles, strict=True)):
         cloud_list = plan_clouds(p, i, grid.shape, az, zen, ndvi_coarse, coarse,
