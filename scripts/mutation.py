@@ -195,11 +195,14 @@ def mutant_source(source: str, site: Site) -> str:
 
 
 def scratch_copy(dest: Path) -> Path:
-    """A copy of what the tests need: the package, the tests, configs and pyproject.toml."""
-    for name in ("sen12ms_build", "tests", "configs", "scripts"):
-        shutil.copytree(REPO / name, dest / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copy(REPO / "pyproject.toml", dest / "pyproject.toml")
+    """A copy of what the tests need: the package, tests, configs, scripts, docs, README and
+    pyproject.toml."""
+    for name in ("sen12ms_build", "tests", "configs", "scripts", "docs"):
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, dest / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, dest / name)
     return dest
 
 
