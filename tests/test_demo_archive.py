@@ -79,9 +79,9 @@ def _heights(e: dict) -> tuple[float, float]:
 
 # --- layout, tags, formats ---------------------------------------------------------------
 
-def test_layout_summary_and_speed(archive):
+def test_layout_and_summary(archive):
     root, summary, seconds = archive
-    assert seconds < 20.0, f"crop={CROP} took {seconds:.1f} s"
+    print(f"crop={CROP} written in {seconds:.1f} s")  # reported, not asserted (no timed tests)
     on_disk = json.loads((root / "archive.json").read_text())
     assert on_disk == summary
     assert summary["format"] == "sen12ms-build-archive" and summary["version"] == 1
