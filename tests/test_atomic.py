@@ -183,8 +183,16 @@ def test_write_raster_profile(tmp_path, shape, tiled):
         assert src.compression.name.lower() == "deflate"
         assert src.descriptions == ("B2",) and src.tags()["K"] == "1.5"
         assert src.interleaving.name.lower() in ("pixel", "band")
-    with rasterio.open(path) as src:
-        assert src.profile.get("predictor", 2) == 2  # integer data: horizontal differencing
+    with rasterio.open(path) as src:  # integer data: horizontal differencing
+        assert src.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "2"
+    fpath = tmp_path / "f.tif"
+    write_raster(fpath, data.astype(np.float32), nodata=None, **GEO)
+    with rasterio.open(fpath) as src:  # floating point predictor
+        assert src.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "3"
+    npath = tmp_path / "n.tif"
+    write_raster(npath, data, nodata=0, compress="none", **GEO)
+    with rasterio.open(npath) as src:  # no compression, no predictor
+        assert "PREDICTOR" not in src.tags(ns="IMAGE_STRUCTURE")
 
 
 def test_predictor_by_dtype():
