@@ -47,7 +47,8 @@ REPO = Path(__file__).resolve().parent.parent
 MODULES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "mosaic": ("sen12ms_build/mosaic.py", ("tests/test_mosaic.py",),
                ("tests/test_demo_archive.py", "tests/test_detection.py")),
-    "tiling": ("sen12ms_build/tiling.py", ("tests/test_tiling.py", "tests/test_tiling_windows.py"),
+    "tiling": ("sen12ms_build/tiling.py",
+               ("tests/test_tiling.py", "tests/test_tiling_windows.py"),
                ("tests/test_pipeline.py",)),
     "layout": ("sen12ms_build/layout.py",
                ("tests/test_splits.py", "tests/test_layout_names.py", "tests/test_tiling.py"),
