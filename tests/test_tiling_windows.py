@@ -30,3 +30,26 @@ def test_count_matches_the_windows(width, height, size, stride):
     assert len(ws) == tiling.patch_count(width, height, size, stride)
     assert [w.patch for w in ws] == list(range(1, len(ws) + 1))
     assert all(w.row + size <= height and w.col + size <= width for w in ws)
+
+
+def test_patch_records_carry_their_bounds(tmp_path):
+    """Each record's bounds (left, bottom, right, top) are its window on the scene grid."""
+    import numpy as np
+    from affine import Affine
+
+    from sen12ms_build.io import write_raster
+    from sen12ms_build.products import LC, S1, S2
+
+    t = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5300000.0)
+    paths = {}
+    for m in (S1, S2, LC):
+        data = np.ones((m.count, 320, 384), m.dtype)
+        paths[m.key] = tmp_path / f"{m.key}.tif"
+        write_raster(paths[m.key], data, crs="EPSG:32632", transform=t, nodata=m.nodata)
+    recs = tiling.tile_scene(paths, lambda dd, p: tmp_path / "out" / f"{dd}_{p}.tif",
+                             lambda a: (False, "test", {}), 256, 64)
+    assert len(recs) == 2 * 3
+    for r in recs:
+        left, bottom, right, top = r["bounds"]
+        assert left == 600000.0 + 10.0 * r["col"] and right == left + 2560.0
+        assert top == 5300000.0 - 10.0 * r["row"] and bottom == top - 2560.0
