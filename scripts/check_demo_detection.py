@@ -5,15 +5,20 @@ Writes the demo archive (or reuses one) and, per Sentinel-2 acquisition, compare
 algorithm's poor mask (``score_image(...).poor``: cloud or shadow) with the injected truth:
 
 * recall over the detectable truth: cloud pixels plus shadow pixels on land (the spec's
-  shadow detector excludes water, NDVI < -0.1 of the clear ground, by design) whose cloud
-  lies inside the image (with a crop, clouds outside the window cast shadows into it);
+  shadow detector excludes water by design; land and water here are the demo's own truth,
+  ``sen12ms_build.demo.ground.water_truth`` of the clear ground, not the detector's water
+  test) whose cloud lies inside the image (with a crop, clouds outside the window cast
+  shadows into it);
 * recall over all truth (scene-wide, shadows on water included);
 * precision over the whole scene.
 
 Also per season: the smallest and largest CLOUDY_PERCENTAGE of each acquisition over all
 5 km windows (stride 500 m) and the residual cloud/shadow of the merged mosaic.
 
-Usage: python scripts/check_demo_detection.py [ROOT] [--crop N] [--json OUT]
+With ``--clouds real`` the archive's scattered acquisitions carry real clouds (spectra and
+shapes of a real Sentinel-2 array, sen12ms_build.demo.realclouds); rows say which.
+
+Usage: python scripts/check_demo_detection.py [ROOT] [--crop N] [--clouds real] [--json OUT]
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from sen12ms_build.demo.archive import (
     crop_window,
     load_ground,
     shadow_source_visible,
+    water_truth,
     write_demo_archive,
 )
 
@@ -67,8 +73,7 @@ def evaluate(root: Path, crop: int | None) -> dict:
     ground, _ = load_ground()
     r0, c0, h, w = crop_window(ground.shape[1:], crop)
     clear = ground[:, r0:r0 + h, c0:c0 + w]
-    r = mosaic.toa_reflectance(clear)
-    water = mosaic.normalized_difference(r[7], r[3]) < mosaic.DEFAULT_PARAMS.ndvi_thresh
+    water = water_truth(clear)  # the demo's own land/water truth
     rows, by_season = [], {}
     for e in summary["acquisitions"]:
         if e["modality"] != "s2":
@@ -85,6 +90,7 @@ def evaluate(root: Path, crop: int | None) -> dict:
         poor = s.poor
         row = {
             "date": e["sensing_time"][:10], "season": e["season"], "layout": e["layout"],
+            "clouds": e.get("clouds", "synthetic"),
             "az": e["solar_azimuth_deg"], "zen": e["solar_zenith_deg"],
             "cloud%": e["cloud_percent"], "shadow%": e["shadow_percent"],
             "shadow_on_land%": round(100 * float((shadow & ~water).mean()), 2),
@@ -126,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", nargs="?", type=Path)
     ap.add_argument("--crop", type=int, default=None)
+    ap.add_argument("--clouds", choices=("synthetic", "real"), default="synthetic")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -135,10 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         tmp = tempfile.TemporaryDirectory()
         root = Path(tmp.name)
     t = time.perf_counter()
-    write_demo_archive(root, crop=args.crop, progress=False)
+    write_demo_archive(root, crop=args.crop, progress=False, clouds=args.clouds)
     logging.info("archive written in %.1f s", time.perf_counter() - t)
     result = evaluate(root, args.crop)
-    keys = ["date", "season", "layout", "az", "zen", "cloud%", "shadow%", "shadow_on_land%",
+    keys = ["date", "season", "layout", "clouds", "az", "zen", "cloud%", "shadow%", "shadow_on_land%",
             "CLOUDY_PERCENTAGE", "poor%", "recall", "recall_all", "precision", "cloud_recall",
             "land_shadow_recall", "roi5km_cloudy%_min", "roi5km_cloudy%_max"]
     print("\t".join(keys))

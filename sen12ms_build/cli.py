@@ -199,15 +199,20 @@ def _run(cfg_path: Path, seasons: tuple[str, ...], overrides: dict[str, Any],
 @click.option("--defects", is_flag=True,
               help="Inject known defects (no-data holes, a thin cloud, a mosaicking seam, a "
                    "SAR stripe, saturation) with their ground truth in DIRECTORY/truth/.")
+@click.option("--clouds", type=click.Choice(["synthetic", "real"]), default="synthetic",
+              show_default=True,
+              help="real: spring's and summer's scattered acquisitions carry real clouds "
+                   "(spectra and shapes of a real Sentinel-2 array).")
 @click.pass_context
 @_errors
 def demo_archive_cmd(ctx: click.Context, directory: Path, crop: int | None,
-                     defects: bool) -> None:
+                     defects: bool, clouds: str) -> None:
     """Write the embedded demo archive (real Sentinel-2 ground, injected clouds and
     shadows, simulated Sentinel-1 and land cover) into DIRECTORY."""
     from .demo.archive import write_demo_archive
 
-    write_demo_archive(directory, crop=crop, progress=ctx.obj["progress"], defects=defects)
+    write_demo_archive(directory, crop=crop, progress=ctx.obj["progress"], defects=defects,
+                       clouds=clouds)
     log.info("demo archive written to %s%s", directory,
              " (defects: truth/defects.json)" if defects else "")
 

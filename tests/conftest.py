@@ -74,12 +74,21 @@ def tiny_config():
     return write_tiny_config
 
 
+#: Fixtures that build the demo archive or run the pipeline on it (tens of seconds).
+SLOW_FIXTURES = {"demo_archive", "demo_config", "demo_run", "small_archive"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that uses a slow fixture ``slow``, so ``pytest -m "not slow"`` runs
+    the quick tests alone (the mutation gate, scripts/mutation.py, does)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+    if config.getoption("--reverse"):  # tests pass in any order: check it with --reverse
+        items.reverse()
+
+
 def pytest_addoption(parser):
     """``--reverse``: run the collected tests in reverse order (tests pass in any order)."""
     parser.addoption("--reverse", action="store_true", default=False,
                      help="run the collected tests in reverse order")
-
-
-def pytest_collection_modifyitems(config, items):
-    if config.getoption("--reverse"):
-        items.reverse()

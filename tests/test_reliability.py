@@ -40,22 +40,32 @@ def run_cmd(cfg: Path, **kw) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
+@pytest.mark.slow
 def test_killed_runs_resume_to_the_uninterrupted_result(small_archive, tmp_path, tiny_config):
+    """Runs are SIGKILLed part-way (when a seeded share of the reference run's files exist),
+    proven interrupted (exit by the signal, no manifest yet), then resumed: the resumed tree
+    equals the uninterrupted one."""
     ref_cfg = tiny_config(tmp_path / "ref", small_archive)
-    t0 = time.perf_counter()
     assert run_cmd(ref_cfg).wait() == 0
-    full = time.perf_counter() - t0
     reference = (tmp_path / "ref" / "out" / "manifest.csv").read_bytes()
     assert reference.count(b"\n") > 8
+
+    def n_files(root: Path) -> int:
+        return sum(1 for p in root.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
+
+    n_ref = n_files(tmp_path / "ref" / "out")
     for seed in (1, 2, 3):
         work = tmp_path / f"kill{seed}"
         cfg = tiny_config(work, small_archive)
-        delay = np.random.default_rng(seed).uniform(0.3 * full, 0.95 * full)
-        proc = run_cmd(cfg)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
         out = work / "out"
+        target = int(n_ref * np.random.default_rng(seed).uniform(0.2, 0.8))
+        proc = run_cmd(cfg)
+        while proc.poll() is None and not (out.exists() and n_files(out) >= target):
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        # the kill interrupted the run: it died by the signal, before writing the manifest
+        assert proc.wait() == -signal.SIGKILL, f"seed {seed}: the run ended before the kill"
+        assert not (out / "manifest.csv").exists()
         if out.exists():
             assert_no_partial_files(out)
         assert run_cmd(cfg).wait() == 0

@@ -1,0 +1,96 @@
+"""Simulated MODIS MCD12Q1 land cover (463 m, MODIS sinusoidal grid) from a class map of
+the real ground."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from affine import Affine
+from pyproj import Transformer
+
+from ..geo import Grid
+from .ground import BARE, CLASS_NAMES, CROPLAND, FOREST, WATER
+
+#: MODIS MCD12Q1 codes (LC_Type1 IGBP, LC_Prop1 LCCS1 land cover, LC_Prop2 LCCS2 land use,
+#: LC_Prop3 LCCS3 surface hydrology) of each simulated MODIS class.
+MODIS_CODES: dict[str, tuple[int, int, int, int]] = {
+    "water": (17, 3, 3, 3),  # water bodies
+    "wetland": (11, 31, 30, 50),  # permanent wetlands; dense herbaceous; natural
+                                  # herbaceous; herbaceous wetlands
+    "barren": (16, 1, 1, 1),  # barren (beach sand next to water)
+    "cropland": (12, 31, 36, 30),  # croplands; dense herbaceous; herbaceous croplands;
+                                   # grasslands
+    "mosaic": (14, 31, 25, 20),  # cropland/natural vegetation mosaics; dense herbaceous;
+                                 # forest/cropland mosaics; open forests
+    "forest": (5, 15, 10, 10),  # mixed forests; mixed broadleaf/needleleaf forests; dense
+                                # forests; dense forests
+}
+LC_NODATA = 255
+#: The MODIS sinusoidal projection and its global 500 m grid.
+MODIS_SINUSOIDAL = "+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs"
+MODIS_PIXEL_M = 463.312716528
+MODIS_ORIGIN = (-20015109.354, 10007554.677)  # upper-left corner of tile h00v00
+
+def modis_grid(grid: Grid) -> tuple[Grid, np.ndarray]:
+    """The MODIS sinusoidal 463 m grid covering a scene grid, aligned to the global MODIS
+    grid, and a (h, w) bool mask of cells whose centre lies inside the scene."""
+    left, bottom, right, top = grid.bounds
+    to_sinu = Transformer.from_crs(grid.crs, MODIS_SINUSOIDAL, always_xy=True)
+    n = 32
+    xs = np.concatenate([np.linspace(left, right, n), np.full(n, right),
+                         np.linspace(right, left, n), np.full(n, left)])
+    ys = np.concatenate([np.full(n, top), np.linspace(top, bottom, n),
+                         np.full(n, bottom), np.linspace(bottom, top, n)])
+    sx, sy = to_sinu.transform(xs, ys)
+    x0, y0 = MODIS_ORIGIN
+    c_min = int(math.floor((min(sx) - x0) / MODIS_PIXEL_M))
+    c_max = int(math.ceil((max(sx) - x0) / MODIS_PIXEL_M))
+    r_min = int(math.floor((y0 - max(sy)) / MODIS_PIXEL_M))
+    r_max = int(math.ceil((y0 - min(sy)) / MODIS_PIXEL_M))
+    transform = Affine(MODIS_PIXEL_M, 0.0, x0 + c_min * MODIS_PIXEL_M,
+                       0.0, -MODIS_PIXEL_M, y0 - r_min * MODIS_PIXEL_M)
+    mgrid = Grid(MODIS_SINUSOIDAL, transform, c_max - c_min, r_max - r_min)
+    cc, rr = np.meshgrid(np.arange(mgrid.width) + 0.5, np.arange(mgrid.height) + 0.5)
+    cx, cy = transform @ (cc.ravel(), rr.ravel())
+    ux, uy = Transformer.from_crs(MODIS_SINUSOIDAL, grid.crs, always_xy=True).transform(cx, cy)
+    ux, uy = np.asarray(ux), np.asarray(uy)
+    inside = (ux >= left) & (ux < right) & (uy > bottom) & (uy <= top)
+    return mgrid, inside.reshape(mgrid.height, mgrid.width)
+
+
+def simulate_lc(classes: np.ndarray, grid: Grid, stride: int = 2) -> tuple[np.ndarray, Grid]:
+    """Simulated MCD12Q1 land cover: (4, h, w) uint8 in the MODIS sinusoidal 463 m grid.
+
+    Every ``stride``-th 10 m pixel is assigned to the MODIS cell its centre falls in; a cell
+    takes the majority class of its pixels, mapped with :data:`MODIS_CODES`: water,
+    wetland, forest, cropland (bare soil away from water counts as cropland: fallow fields),
+    barren (bare majority with >= 10 % water: beach), mosaic (cropland majority with >= 30 %
+    forest). Cells whose centre lies outside the scene are 255 (nodata).
+    """
+    mgrid, inside = modis_grid(grid)
+    h, w = classes.shape
+    rr, cc = np.mgrid[0:h:stride, 0:w:stride]
+    x, y = grid.transform @ (cc.ravel() + 0.5, rr.ravel() + 0.5)
+    sx, sy = Transformer.from_crs(grid.crs, MODIS_SINUSOIDAL, always_xy=True).transform(x, y)
+    col, row = ~mgrid.transform @ (np.asarray(sx), np.asarray(sy))
+    col = np.floor(col).astype(np.int64)
+    row = np.floor(row).astype(np.int64)
+    ok = (col >= 0) & (col < mgrid.width) & (row >= 0) & (row < mgrid.height)
+    cell = row[ok] * mgrid.width + col[ok]
+    k = len(CLASS_NAMES)
+    counts = np.bincount(cell * k + classes[rr, cc].ravel()[ok],
+                         minlength=mgrid.width * mgrid.height * k).reshape(-1, k)
+    total = counts.sum(axis=1)
+    major = np.argmax(counts, axis=1)
+    share = counts / np.maximum(total, 1)[:, None]
+    out = np.full((4, mgrid.height * mgrid.width), LC_NODATA, np.uint8)
+    names = np.array(["water", "wetland", "cropland", "cropland", "forest"])[major]
+    names[(major == BARE) & (share[:, WATER] >= 0.10)] = "barren"
+    names[(major == CROPLAND) & (share[:, FOREST] >= 0.30)] = "mosaic"
+    valid = inside.ravel() & (total > 0)
+    for name, codes in MODIS_CODES.items():
+        sel = valid & (names == name)
+        for b, code in enumerate(codes):
+            out[b, sel] = code
+    return out.reshape(4, mgrid.height, mgrid.width), mgrid
