@@ -254,6 +254,7 @@ class RunSummary:
     seconds: float = 0.0
     peak_memory_mib: float = 0.0
     problems: list[str] = field(default_factory=list)
+    disk: dict[str, int] = field(default_factory=dict)  # bytes per part (:func:`disk_usage`)
 
 
 def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = None,
@@ -315,7 +316,48 @@ def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = No
         review.write_review(root, cfg)
     summary.seconds = round(time.perf_counter() - t0, 2)
     summary.peak_memory_mib = round(peak_memory_mib(), 1)
+    summary.disk = disk_usage(root)
     return summary
+
+
+#: Parts of a dataset root for :func:`disk_usage`: name -> glob patterns below the root.
+DISK_PARTS = {
+    "patches": ("ROIs*/s1_*", "ROIs*/s2_*", "ROIs*/lc_*"),
+    "quality layers": ("ROIs*/qa_*",),
+    "stac": ("stac",),
+    "quicklooks and review": ("quicklooks", "review"),
+    "metadata": ("*.csv", "*.txt", "*.json", "README.md", "croissant", "rois"),
+    "intermediates (.work)": (layout.WORK_DIR,),
+}
+
+
+def _bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def disk_usage(root: Path) -> dict[str, int]:
+    """Bytes used by each part of a dataset root (:data:`DISK_PARTS`)."""
+    root = Path(root)
+    return {part: sum(_bytes(p) for pat in pats for p in root.glob(pat))
+            for part, pats in DISK_PARTS.items()}
+
+
+def clean(root: Path) -> int:
+    """Remove the scenes' intermediate files (``.work/<branch>/``: exports and UTM scenes);
+    keep the state file, so finished scenes still resume as finished (their tile stage's
+    outputs are the patches). Returns the bytes freed. Re-admitting a patch by review, the
+    quicklooks and ``--force tile`` need the intermediates: the next run exports them again."""
+    work = Path(root) / layout.WORK_DIR
+    if not Path(root).is_dir():
+        raise InputError(f"{root}: no such dataset folder")
+    freed = 0
+    for sub in sorted(work.glob("ROIs*")) + sorted(work.glob("stac_partial")):
+        if sub.is_dir():
+            freed += _bytes(sub)
+            shutil.rmtree(sub)
+    return freed
 
 
 _WORKER_BACKEND: dict[str, Backend] = {}

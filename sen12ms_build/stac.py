@@ -215,6 +215,8 @@ def write_parquet(items: list, path: Path) -> None:
     """Every Item as one stac-geoparquet file (asset hrefs as in the JSON Items)."""
     import stac_geoparquet.arrow as sga
 
+    logging.getLogger("stac_geoparquet").setLevel(logging.WARNING)  # one INFO line per batch
+
     dicts = []
     for it in items:
         d = it.to_dict(include_self_link=False, transform_hrefs=False)
