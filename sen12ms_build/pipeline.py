@@ -522,6 +522,10 @@ def finalize(root: Path, cfg: Config) -> dict[str, int]:
         root, [k for k, v in scene_split.items() if "train" in v],
         [k for k, v in scene_split.items() if "test" in v]) if scene_split else {})
     info.update(train_patches=len(train_list), test_patches=len(test_list))
+    if train_list and not test_list and sp.method == "groups" and sp.test_fraction > 0:
+        log.warning("splits: the %d kept scene(s) form %d overlap group(s), so a leak-free "
+                    "split has no test set; sample ROIs further apart or set splits.method "
+                    "roi (which leaks)", len(kept_scenes), len(info.get("groups", [])))
     splits.write_info(root, info)
     publish(root, cfg)
     return {"scenes": len(records), "patches": len(manifest),
