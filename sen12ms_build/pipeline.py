@@ -489,6 +489,9 @@ def finalize(root: Path, cfg: Config) -> dict[str, int]:
         scenes.append(rec)
         for p in patches:
             left, bottom, right, top = p["bounds"]
+            if not p["kept"]:  # a reviewer's rejection leaves no quality layer behind
+                layout.quality_path(root, rec["seed"], rec["season"], rec["scene"],
+                                    p["patch"]).unlink(missing_ok=True)
             split = ""
             if p["kept"]:
                 name = Path(p["files"]["s2"]).name

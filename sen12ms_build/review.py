@@ -145,9 +145,9 @@ def _patch_files(root: Path, rec: Mapping[str, Any], patch: int) -> dict[str, st
 
 
 def cut_patch(utm: Mapping[str, Path], row: int, col: int, size: int,
-              paths: Mapping[str, Path]) -> None:
+              paths: Mapping[str, Path], tags: Mapping[str, str] | None = None) -> None:
     """Write a patch triplet cut from the scene's UTM rasters at (row, col), exactly as the
-    tiler does (:func:`tiling.write_patch`)."""
+    tiler does (:func:`tiling.write_patch`), with the patch's provenance ``tags``."""
     import rasterio
     from affine import Affine
     from rasterio.windows import Window
@@ -159,7 +159,7 @@ def cut_patch(utm: Mapping[str, Path], row: int, col: int, size: int,
         with rasterio.open(utm[dd]) as src:
             data = src.read(window=win)
             t = src.transform @ Affine.translation(col, row)
-            write_patch(Path(path), data, dd, src.crs, t)
+            write_patch(Path(path), data, dd, src.crs, t, tags)
 
 
 def honour_decisions(root: Path, branch: str, scene: int, patches: list[dict],
@@ -182,7 +182,7 @@ def honour_decisions(root: Path, branch: str, scene: int, patches: list[dict],
         elif pid in readmitted:
             if not p["kept"]:
                 paths = {dd: Path(name_for(dd, p["patch"])) for dd in layout.DATA_IDS}
-                cut_patch(utm, p["row"], p["col"], size, paths)
+                cut_patch(utm, p["row"], p["col"], size, paths, p.get("tags"))
                 p = {**p, "kept": True, "files": paths,
                      "reason": "" if p["reason"] == "review" else p["reason"]}
             p = {**p, "review": "readmitted"}
@@ -237,7 +237,8 @@ def apply_review(root: Path | str, cfg: Any, rejects: Iterable[str] = (),
         if missing:
             raise InputError(f"cannot re-admit {pid}: the scene rasters are gone "
                              f"({', '.join(missing)}); run the pipeline again first")
-        cut_patch(utm, p["row"], p["col"], size, {k: root / f for k, f in files.items()})
+        cut_patch(utm, p["row"], p["col"], size, {k: root / f for k, f in files.items()},
+                  p.get("tags"))
         decisions["readmitted"][pid] = {
             "time": now, "note": note, "automatic": p.get("reason") or "kept",
             "sha256": {k: sha256(root / f) for k, f in files.items()}}
