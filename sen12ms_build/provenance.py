@@ -26,6 +26,7 @@ cloud-or-shadow mask and ``shadow`` is 255 (unknown); ``QA_MASKS`` says which.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -66,7 +67,18 @@ def _time(s: str) -> dt.datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
+def _time_in_name(name: str) -> str:
+    """The first ``YYYYMMDDTHHMMSS`` of a product name (Sentinel-1 ids start with the
+    acquisition's start time, e.g. ``S1A_IW_GRDH_1SDV_20170317T230409_...``), ISO; or ""."""
+    m = re.search(r"(\d{8}T\d{6})", name)
+    if not m:
+        return ""
+    return dt.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _iso(s: str) -> str:
+    if not s:
+        return ""
     t = _time(s)
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if t else str(s)
 
@@ -81,9 +93,10 @@ def scene_sources(meta: Mapping[str, Any], season: str, roi_id: str,
     """
     s2 = [{"id": im.get("product_id") or Path(str(im.get("file", im.get("id", "")))).stem,
            "datetime": _iso(im.get("time", ""))} for im in meta.get("s2_images", [])]
-    s1 = meta.get("s1_acquisitions") or [{"file": f} for f in meta.get("s1_images", [])]
-    s1 = [{"id": a.get("product_id") or Path(str(a.get("file", ""))).stem,
-           "datetime": _iso(a.get("time", "")) if a.get("time") else "",
+    s1 = meta.get("s1_acquisitions") or [f if isinstance(f, dict) else {"file": f}
+                                         for f in meta.get("s1_images", [])]
+    s1 = [{"id": a.get("product_id") or a.get("id") or Path(str(a.get("file", ""))).stem,
+           "datetime": _iso(a.get("time") or _time_in_name(str(a.get("file", "")))),
            "orbit_state": str(a.get("orbit_pass", "")).lower()} for a in s1]
     return {"season": season, "roi_id": roi_id, "s2": s2, "s1": s1,
             "lc_product": LC_COLLECTION, "lc_year": int(meta.get("lc_year", landcover_year))}

@@ -340,3 +340,17 @@ def test_validate_broken_croissant(damaged):
     (damaged / "croissant" / "test.csv").write_text("patch_id\n")
     probs = check_all(damaged, checksums=False)
     assert any("checksum of croissant/test.csv does not match" in p for p in probs)
+
+
+def test_sources_from_earth_engine_metadata():
+    """The Earth Engine backend's metadata: S2 asset ids with times, S1 system:index strings
+    (their start time is in the name), no orbit pass."""
+    meta = {"s2_images": [{"id": "COPERNICUS/S2_HARMONIZED/20170421T155101_20170421T155101_"
+                                 "T18SVG", "time": "2017-04-21T15:51:01.123Z"}],
+            "s1_images": ["S1A_IW_GRDH_1SDV_20170317T230409_20170317T230434_015756_019EEB_1C1B"]}
+    src = provenance.scene_sources(meta, "spring", "1158_land_1", 2016)
+    assert src["s2"] == [{"id": "20170421T155101_20170421T155101_T18SVG",
+                          "datetime": "2017-04-21T15:51:01Z"}]
+    assert src["s1"][0]["datetime"] == "2017-03-17T23:04:09Z"
+    t = provenance.patch_tags(src, np.zeros((2, 8, 8), np.uint8))
+    assert t["MAX_S1_S2_GAP_DAYS"] == "34.70" and t["S1_ORBIT_STATES"] == ""
