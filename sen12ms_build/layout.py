@@ -149,7 +149,8 @@ MANIFEST_HEADER = ["patch_id", "branch", "season", "scene", "patch", "status", "
                    # split of kept patches (train/test)
                    "roi_id", "s2_product_ids", "s2_datetimes", "s2_shares", "s1_product_ids",
                    "s1_datetimes", "s1_orbit_states", "lc_product", "lc_year",
-                   "tool_version", "max_s1_s2_gap_days", "cloud_share", "shadow_share", "igbp_counts",
+                   "tool_version", "max_s1_s2_gap_days", "cloud_share", "shadow_share",
+                   "igbp_counts",
                    "qa", "sha256_qa", "split"]
 SCENES_HEADER = ["branch", "season", "scene", "roi_id", "kind", "lon", "lat", "utm_zone",
                  "width", "height", "status", "reason", *CHECK_COLUMNS, "s2_dark_floor",

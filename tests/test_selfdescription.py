@@ -103,7 +103,8 @@ def test_quality_layers_beside_the_triplets(tiny_run):
     kept = [r for r in rows(root / "manifest.csv") if r["status"] == "kept"]
     for r in kept:
         qa = root / r["qa"]
-        assert qa.parent.name.startswith("qa_") and qa.parent.parent == (root / r["s2"]).parent.parent
+        assert qa.parent.name.startswith("qa_")
+        assert qa.parent.parent == (root / r["s2"]).parent.parent
         with rasterio.open(qa) as q, rasterio.open(root / r["s2"]) as s2:
             assert q.descriptions == provenance.QA_BANDS and q.dtypes[0] == "uint8"
             assert (q.crs, q.transform) == (s2.crs, s2.transform)
