@@ -170,7 +170,9 @@ def _summary_lines(summary: Any) -> list[str]:
             f"scenes: {summary.scenes} ({summary.scenes_kept} kept)",
             f"patches: {summary.patches} ({summary.patches_kept} kept)",
             f"skipped inputs: {len(summary.problems)}",
-            f"seconds: {summary.seconds}", f"peak memory: {summary.peak_memory_mib} MiB"]
+            f"seconds: {summary.seconds}", f"peak memory: {summary.peak_memory_mib} MiB",
+            *(f"disk, {part}: {n / 2**20:.1f} MiB"
+              for part, n in getattr(summary, "disk", {}).items())]
 
 
 def _run(cfg_path: Path, seasons: tuple[str, ...], overrides: dict[str, Any],
@@ -411,6 +413,20 @@ def validate(directory: Path, no_checksums: bool) -> None:
     if problems:
         raise click.ClickException(f"{directory}: {len(problems)} problem(s)")
     log.info("%s: valid", directory)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@_errors
+def clean(directory: Path) -> None:
+    """Remove the intermediate exports and UTM scenes (DIRECTORY/.work/<branch>/); finished
+    scenes still resume as finished (the state file is kept)."""
+    from .pipeline import clean as clean_root, disk_usage
+
+    freed = clean_root(directory)
+    log.info("%s: %.1f MiB of intermediates removed", directory, freed / 2**20)
+    for part, n in disk_usage(directory).items():
+        log.info("disk, %s: %.1f MiB", part, n / 2**20)
 
 
 # --- curation review and report (sen12ms_build.review, sen12ms_build.report) ----------------

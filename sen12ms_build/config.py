@@ -112,12 +112,21 @@ class CurationConfig:
     patch_max_s1_border_share: float = 0.01
 
 
+#: ``splits.method`` choices (see :mod:`sen12ms_build.splits`).
+SPLIT_METHODS = ("groups", "roi", "file")
+
+
 @dataclass(frozen=True)
 class SplitsConfig:
-    """Train/test split by ROI."""
+    """Train/test split (:mod:`sen12ms_build.splits`): ``groups`` (default: ROIs whose
+    footprints overlap or touch, in any season, go to one side together), ``roi`` (each
+    scene drawn on its own) or ``file`` (the s2 patch names listed in ``test_file`` are the
+    test set, to reproduce a published split)."""
 
     test_fraction: float = 0.2
     seed: int = 0
+    method: str = "groups"
+    test_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,7 @@ class Config:
     curation: CurationConfig = field(default_factory=CurationConfig)
     splits: SplitsConfig = field(default_factory=SplitsConfig)
     quicklooks: bool = True
+    quality_layers: bool = True  # qa_<scene>/ cloud, shadow, source index per patch
     workers: int = 1
     source: str = ""  # the file this was loaded from (not a YAML key)
 
@@ -318,6 +328,12 @@ def _check(cfg: Config) -> None:
             fail(f"curation.{f.name}", "must be a share within 0..1")
     if not 0.0 <= cfg.splits.test_fraction < 1.0:
         fail("splits.test_fraction", "must be within 0..1 (exclusive of 1)")
+    if cfg.splits.method not in SPLIT_METHODS:
+        fail("splits.method", f"unknown method {cfg.splits.method!r}; choose one of "
+             f"{', '.join(SPLIT_METHODS)}")
+    if cfg.splits.method == "file" and not cfg.splits.test_file:
+        fail("splits.test_file", "splits.method 'file' needs a test_file (one s2 patch file "
+             "name per line)")
     if cfg.workers < 1:
         fail("workers", "must be >= 1")
 

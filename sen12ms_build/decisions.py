@@ -89,7 +89,7 @@ def _patch_files(root: Path, rec: Mapping[str, Any], patch: int) -> dict[str, st
 
 
 def cut_patch(utm: Mapping[str, Path], row: int, col: int, size: int,
-              paths: Mapping[str, Path]) -> None:
+              paths: Mapping[str, Path], tags: Mapping[str, str] | None = None) -> None:
     """Write a patch triplet cut from the scene's UTM rasters at (row, col), exactly as the
     tiler does (:func:`tiling.write_patch`)."""
     import rasterio
@@ -103,7 +103,7 @@ def cut_patch(utm: Mapping[str, Path], row: int, col: int, size: int,
         with rasterio.open(utm[dd]) as src:
             data = src.read(window=win)
             t = src.transform @ Affine.translation(col, row)
-            write_patch(Path(path), data, dd, src.crs, t)
+            write_patch(Path(path), data, dd, src.crs, t, tags)
 
 
 def honour_decisions(root: Path, branch: str, scene: int, patches: list[dict],
@@ -126,7 +126,7 @@ def honour_decisions(root: Path, branch: str, scene: int, patches: list[dict],
         elif pid in readmitted:
             if not p["kept"]:
                 paths = {dd: Path(name_for(dd, p["patch"])) for dd in layout.DATA_IDS}
-                cut_patch(utm, p["row"], p["col"], size, paths)
+                cut_patch(utm, p["row"], p["col"], size, paths, p.get("tags"))
                 p = {**p, "kept": True, "files": paths,
                      "reason": "" if p["reason"] == "review" else p["reason"]}
             p = {**p, "review": "readmitted"}

@@ -68,6 +68,13 @@ def parse_patch_filename(name: str) -> PatchName:
     return PatchName(int(m["seed"]), m["season"], m["dd"], int(m["scene"]), int(m["patch"]))
 
 
+def quality_path(root: Path, seed: int, season: str, scene: int, patch: int) -> Path:
+    """Path of a patch's quality layer: ``<branch>/qa_<scene>/<branch>_qa_<scene>_p<patch>.tif``
+    (a sibling of ``s1_<scene>`` that SEN12MS loaders never read)."""
+    return (Path(root) / branch_name(seed, season) / f"qa_{scene}" /
+            f"{branch_name(seed, season)}_qa_{scene}_p{patch}.tif")
+
+
 def scene_workdir(root: Path, seed: int, season: str, scene: int) -> Path:
     """Folder of a scene's intermediate files."""
     return Path(root) / WORK_DIR / branch_name(seed, season) / f"scene_{scene}"
@@ -137,7 +144,14 @@ CHECK_COLUMNS = ["nodata_s2", "nodata_s1", "nodata_lc", "poor", "saturated", "s1
 #: reviewer did), ``review`` the reviewer's decision (``rejected``, ``readmitted`` or empty).
 MANIFEST_HEADER = ["patch_id", "branch", "season", "scene", "patch", "status", "reason",
                    "crs", "left", "bottom", "right", "top", *CHECK_COLUMNS, "review",
-                   "s1", "s2", "lc", "sha256_s1", "sha256_s2", "sha256_lc"]
+                   "s1", "s2", "lc", "sha256_s1", "sha256_s2", "sha256_lc",
+                   # provenance (sen12ms_build.provenance.MANIFEST_COLUMNS), quality layer,
+                   # split of kept patches (train/test)
+                   "roi_id", "s2_product_ids", "s2_datetimes", "s2_shares", "s1_product_ids",
+                   "s1_datetimes", "s1_orbit_states", "lc_product", "lc_year",
+                   "tool_version", "max_s1_s2_gap_days", "cloud_share", "shadow_share",
+                   "igbp_counts",
+                   "qa", "sha256_qa", "split"]
 SCENES_HEADER = ["branch", "season", "scene", "roi_id", "kind", "lon", "lat", "utm_zone",
                  "width", "height", "status", "reason", *CHECK_COLUMNS, "s2_dark_floor",
                  "s2_dark_floor_water", "patches", "patches_kept", "s2_images", "s2_best"]

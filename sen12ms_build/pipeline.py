@@ -32,7 +32,8 @@ from .config import Config, ConfigError
 from .errors import Sen12msError
 from .io import (InputError, OutputError, output_lock, remove_stale_temporaries,
                  sha256)
-from .products import AUX, MODALITIES, S2_COVERAGE
+from . import provenance
+from .products import AUX, AUX_MASKS, MODALITIES, S2_COVERAGE
 from .reproject import warp_to_file
 from .roi import ROI, read_geojson, write_geojson
 from .state import State, downstream
@@ -123,7 +124,8 @@ def stage_fingerprints(cfg: Config, season: str, roi: ROI, backend_name: str
     fp_export = fingerprint(asdict(roi), base["start"], base["end"],
                             cfg.mosaic_params.as_dict(), backend_name, cfg.landcover_year)
     fp_warp = fingerprint(fp_export, asdict(cfg.reproject))
-    fp_tile = fingerprint(fp_warp, asdict(cfg.tiling), asdict(cfg.curation))
+    fp_tile = fingerprint(fp_warp, asdict(cfg.tiling), asdict(cfg.curation),
+                          provenance.PROVENANCE_VERSION, cfg.quality_layers)
     return fp_export, fp_warp, fp_tile
 
 
@@ -144,7 +146,6 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
     branch = layout.branch_name(s.seed, season)
     wd = layout.scene_workdir(root, s.seed, season, roi.scene)
     base = _scene_base(cfg, season, roi)
-    params = cfg.mosaic_params
 
     fp_export, fp_warp, fp_tile = stage_fingerprints(cfg, season, roi, backend.name)
     done = state.done(branch, roi.scene, "tile", fp_tile)
@@ -185,7 +186,7 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
     if state.done(branch, roi.scene, "warp", fp_warp) is None:
         for k, dst in utm.items():
             src = wd / "export" / ("s2_aux.tif" if k == "aux" else f"{k}.tif")
-            modality = AUX if k == "aux" else MODALITIES[k]
+            modality = _aux_modality(src) if k == "aux" else MODALITIES[k]
             method = cfg.reproject.resampling.get(k, modality.resampling)
             warp_to_file(src, dst, grid, modality, method, cfg.reproject.warp_mem_limit_mb)
         state.finish(branch, roi.scene, "warp", fp_warp,
@@ -197,7 +198,8 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
     record = {**base, "width": grid.width, "height": grid.height, **values,
               "s2_images": len(meta.get("s2_images", [])),
               "s2_best": len(meta.get("s2_best", [])),
-              "mosaic_poor_share": meta.get("poor_share"), "crs": grid.crs}
+              "mosaic_poor_share": meta.get("poor_share"), "crs": grid.crs,
+              "sources": provenance.scene_sources(meta, season, roi.id, cfg.landcover_year)}
     if not keep:
         log.info("scene %s %d rejected by the scene round: %s=%s", branch, roi.scene,
                  reason, values.get(reason))
@@ -215,7 +217,10 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
         patches = tile_scene(utm, name_for,
                              lambda arrays: curation.patch_decision(arrays, cfg.curation,
                                                                     values),
-                             cfg.tiling.patch_size, cfg.tiling.stride, progress=bar.update)
+                             cfg.tiling.patch_size, cfg.tiling.stride, progress=bar.update,
+                             tags_for=lambda a: provenance.patch_tags(record["sources"],
+                                                                      a.get("aux"), a["lc"]),
+                             extra_for=_quality_writer(cfg, root, s.seed, season, roi.scene))
     finally:
         bar.close()
     # --- reviewer's decisions (review.json) win over the patch round ---
@@ -237,8 +242,29 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
     return finish_tile(record, patches, outputs)
 
 
+def _aux_modality(path: Path):
+    """:data:`AUX_MASKS` for a 4-band aux export (local backend), else :data:`AUX`."""
+    import rasterio
+
+    with rasterio.open(path) as f:
+        return AUX_MASKS if f.count == AUX_MASKS.count else AUX
+
+
+def _quality_writer(cfg: Config, root: Path, seed: int, season: str, scene: int):
+    """The tiler's ``extra_for``: writes (or removes) the patch's quality layer."""
+    def extra(patch: int, arrays: dict, crs: Any, transform: Any, tags: dict,
+              keep: bool) -> dict[str, Path]:
+        path = layout.quality_path(root, seed, season, scene, patch)
+        if not keep or not cfg.quality_layers or "aux" not in arrays:
+            path.unlink(missing_ok=True)
+            return {}
+        provenance.write_quality(path, arrays["aux"], crs, transform, tags)
+        return {provenance.QA_ID: path}
+    return extra
+
+
 def _remove_patches(root: Path, branch: str, scene: int) -> None:
-    for dd in layout.DATA_IDS:
+    for dd in (*layout.DATA_IDS, provenance.QA_ID):
         shutil.rmtree(Path(root) / branch / f"{dd}_{scene}", ignore_errors=True)
 
 
@@ -259,6 +285,7 @@ class RunSummary:
     resumed: int = 0  # scenes already done before this run
     #: when no patch was kept: why, and which setting to change (one line); else ""
     empty_reason: str = ""
+    disk: dict[str, int] = field(default_factory=dict)  # bytes per part (:func:`disk_usage`)
 
 
 class NoPatchesError(Sen12msError, RuntimeError):
@@ -391,7 +418,48 @@ def _run_locked(cfg: Config, seasons: list[str], root: Path, backend: Backend,
         summary.empty_reason = _why_no_patch(cfg, records)
     summary.seconds = round(time.perf_counter() - t0, 2)
     summary.peak_memory_mib = round(peak_memory_mib(), 1)
+    summary.disk = disk_usage(root)
     return summary
+
+
+#: Parts of a dataset root for :func:`disk_usage`: name -> glob patterns below the root.
+DISK_PARTS = {
+    "patches": ("ROIs*/s1_*", "ROIs*/s2_*", "ROIs*/lc_*"),
+    "quality layers": ("ROIs*/qa_*",),
+    "stac": ("stac",),
+    "quicklooks and review": ("quicklooks", "review"),
+    "metadata": ("*.csv", "*.txt", "*.json", "README.md", "croissant", "rois"),
+    "intermediates (.work)": (layout.WORK_DIR,),
+}
+
+
+def _bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def disk_usage(root: Path) -> dict[str, int]:
+    """Bytes used by each part of a dataset root (:data:`DISK_PARTS`)."""
+    root = Path(root)
+    return {part: sum(_bytes(p) for pat in pats for p in root.glob(pat))
+            for part, pats in DISK_PARTS.items()}
+
+
+def clean(root: Path) -> int:
+    """Remove the scenes' intermediate files (``.work/<branch>/``: exports and UTM scenes);
+    keep the state file, so finished scenes still resume as finished (their tile stage's
+    outputs are the patches). Returns the bytes freed. Re-admitting a patch by review, the
+    quicklooks and ``--force tile`` need the intermediates: the next run exports them again."""
+    work = Path(root) / layout.WORK_DIR
+    if not Path(root).is_dir():
+        raise InputError(f"{root}: no such dataset folder")
+    freed = 0
+    for sub in sorted(work.glob("ROIs*")) + sorted(work.glob("stac_partial")):
+        if sub.is_dir():
+            freed += _bytes(sub)
+            shutil.rmtree(sub)
+    return freed
 
 
 _WORKER_BACKEND: dict[str, Backend] = {}
@@ -506,36 +574,74 @@ def scene_records(root: Path) -> list[tuple[dict, list[dict]]]:
 
 
 def finalize(root: Path, cfg: Config) -> dict[str, int]:
-    """Write ``manifest.csv``, ``scenes.csv``, ``seasons.csv``, ``train_list.txt`` and
-    ``test_list.txt`` from every finished scene under ``root``."""
+    """Write ``manifest.csv``, ``scenes.csv``, ``seasons.csv``, ``train_list.txt``,
+    ``test_list.txt`` and ``splits.json`` from every finished scene under ``root``, then the
+    dataset's descriptions (:func:`publish`: STAC catalog, ``croissant.json``, ``README.md``)."""
+    from . import splits
+
     root = Path(root)
     records = decisions.apply_to_records(root, scene_records(root))  # reviewer's decisions
     manifest, scenes = [], []
     kept_scenes = [r for r, _ in records if r["status"] == "kept"]
-    test = layout.split_scenes([(r["branch"], r["scene"]) for r in kept_scenes],
-                               cfg.splits.test_fraction, cfg.splits.seed)
+    sp = cfg.splits
+    test, test_names, info = splits.assign(sp.method, root, kept_scenes, sp.test_fraction,
+                                           sp.seed, sp.test_file)
     train_list, test_list = [], []
     for rec, patches in records:
         scenes.append(rec)
         for p in patches:
             left, bottom, right, top = p["bounds"]
+            if not p["kept"]:  # a reviewer's rejection leaves no quality layer behind
+                layout.quality_path(root, rec["seed"], rec["season"], rec["scene"],
+                                    p["patch"]).unlink(missing_ok=True)
+            split = ""
+            if p["kept"]:
+                name = Path(p["files"]["s2"]).name
+                in_test = name in test_names if test_names is not None else \
+                    (rec["branch"], rec["scene"]) in test
+                split = "test" if in_test else "train"
+                (test_list if in_test else train_list).append(name)
             manifest.append({
                 **p["values"],
+                **provenance.manifest_values(p.get("tags", {})),
                 "patch_id": f"{rec['branch']}_{rec['scene']}_p{p['patch']}",
                 "branch": rec["branch"], "season": rec["season"], "scene": rec["scene"],
                 "patch": p["patch"], "status": "kept" if p["kept"] else "rejected",
                 "reason": p["reason"], "crs": rec.get("crs", ""), "left": left,
                 "bottom": bottom, "right": right, "top": top, "review": p.get("review", ""),
-                **{k: p["files"].get(k, "") for k in layout.DATA_IDS},
-                **{f"sha256_{k}": p.get("sha256", {}).get(k, "") for k in layout.DATA_IDS}})
-            if p["kept"]:
-                name = Path(p["files"]["s2"]).name
-                (test_list if (rec["branch"], rec["scene"]) in test else train_list).append(name)
+                "roi_id": rec.get("roi_id", ""), "split": split,
+                **{k: p["files"].get(k, "") for k in (*layout.DATA_IDS, provenance.QA_ID)},
+                **{f"sha256_{k}": p.get("sha256", {}).get(k, "")
+                   for k in (*layout.DATA_IDS, provenance.QA_ID)}})
     layout.write_csv(root / "manifest.csv", layout.MANIFEST_HEADER, manifest)
     layout.write_csv(root / "scenes.csv", layout.SCENES_HEADER, scenes)
     layout.write_csv(root / "seasons.csv", layout.SEASONS_HEADER,
                      layout.seasons_rows([r for r, _ in records]))
     layout.write_lines(root / "train_list.txt", train_list)
     layout.write_lines(root / "test_list.txt", test_list)
+    scene_split = {}
+    for row in manifest:
+        if row["split"]:
+            scene_split.setdefault((row["branch"], int(row["scene"])), set()).add(row["split"])
+    info.update(splits.footprint_report(
+        root, [k for k, v in scene_split.items() if "train" in v],
+        [k for k, v in scene_split.items() if "test" in v]) if scene_split else {})
+    info.update(train_patches=len(train_list), test_patches=len(test_list))
+    if train_list and not test_list and sp.method == "groups" and sp.test_fraction > 0:
+        log.warning("splits: the %d kept scene(s) form %d overlap group(s), so a leak-free "
+                    "split has no test set; sample ROIs further apart or set splits.method "
+                    "roi (which leaks)", len(kept_scenes), len(info.get("groups", [])))
+    splits.write_info(root, info)
+    publish(root, cfg)
     return {"scenes": len(records), "patches": len(manifest),
             "train": len(train_list), "test": len(test_list)}
+
+
+def publish(root: Path, cfg: Config) -> None:
+    """The dataset's self-descriptions from its metadata: the STAC catalog (``stac/``),
+    ``croissant.json`` and the data card ``README.md``."""
+    from . import croissant, datacard, stac
+
+    stac.write_catalog(root, cfg)
+    croissant.write_croissant(root, cfg)
+    datacard.write_datacard(root, cfg)

@@ -108,6 +108,20 @@ AUX = Modality(
     resampling="nearest",
 )
 
+#: The local backend's aux raster: :data:`AUX`'s two bands, then the chosen image's cloud
+#: mask (cloud score above ``cloud_thresh``) and shadow mask (shadow score above
+#: ``cloud_thresh``, not cloud), same coding (1 yes, 0 no, 255 no data). They feed the
+#: quality layers (:mod:`sen12ms_build.provenance`). The Earth Engine backend exports
+#: :data:`AUX` only (its quality layers then carry the poor mask as "cloud or shadow").
+AUX_MASKS = Modality(
+    key="aux",
+    bands=AUX.bands + ("cloud", "shadow"),
+    descriptions=AUX.descriptions + ("cloud", "shadow"),
+    dtype="uint8",
+    nodata=255,
+    resampling="nearest",
+)
+
 # --- Earth Engine catalogue ids and the Sentinel-1 composite rule -------------------------
 #: Sentinel-2's systematic land coverage (lon_min, lat_min, lon_max, lat_max): 56 S to
 #: 84 N. ROIs are sampled inside it unless a region is configured; the paper's ROIs cover

@@ -29,7 +29,7 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 from . import layout
 from .decisions import (REVIEW_JSON, _patch_files, apply_to_records, cut_patch,  # noqa: F401
@@ -157,7 +157,8 @@ def apply_review(root: Path | str, cfg: Any, rejects: Iterable[str] = (),
         if missing:
             raise InputError(f"cannot re-admit {pid}: the scene rasters are gone "
                              f"({', '.join(missing)}); run the pipeline again first")
-        cut_patch(utm, p["row"], p["col"], size, {k: root / f for k, f in files.items()})
+        cut_patch(utm, p["row"], p["col"], size, {k: root / f for k, f in files.items()},
+                  p.get("tags"))
         decisions["readmitted"][pid] = {
             "time": now, "note": note, "automatic": p.get("reason") or "kept",
             "sha256": {k: sha256(root / f) for k, f in files.items()}}

@@ -14,7 +14,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import rasterio
@@ -100,9 +100,11 @@ def iter_patch_rows(paths: Mapping[str, Path], size: int, stride: int
             s.close()
 
 
-def write_patch(path: Path, data: np.ndarray, key: str, crs, transform) -> None:
+def write_patch(path: Path, data: np.ndarray, key: str, crs, transform,
+                tags: Mapping[str, str] | None = None) -> None:
     """Write one patch GeoTIFF as in the published dataset: uncompressed, the modality's
-    dtype, band descriptions and nodata, CRS and geotransform; atomic."""
+    dtype, band descriptions and nodata, CRS and geotransform, and ``tags`` (provenance,
+    GDAL default metadata domain); atomic."""
     m = MODALITIES[key]
     profile = {"driver": "GTiff", "count": m.count, "height": data.shape[1],
                "width": data.shape[2], "dtype": m.dtype, "crs": crs, "transform": transform,
@@ -111,6 +113,8 @@ def write_patch(path: Path, data: np.ndarray, key: str, crs, transform) -> None:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(data.astype(m.dtype, copy=False))
             dst.descriptions = m.descriptions
+            if tags:
+                dst.update_tags(**tags)
 
 
 Decision = tuple[bool, str, dict[str, float]]
@@ -119,7 +123,11 @@ Decision = tuple[bool, str, dict[str, float]]
 def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
                decide: Callable[[dict[str, np.ndarray]], Decision],
                size: int = 256, stride: int = 128,
-               progress: Callable[[int], None] | None = None) -> list[dict]:
+               progress: Callable[[int], None] | None = None,
+               tags_for: Callable[[Mapping[str, np.ndarray]], dict[str, str]] | None = None,
+               extra_for: Callable[[int, Mapping[str, np.ndarray], Any, Affine,
+                                    dict[str, str], bool], dict[str, Path]] | None = None,
+               ) -> list[dict]:
     """Cut a scene triplet into patches and write the accepted ones.
 
     Args:
@@ -128,6 +136,10 @@ def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
         name_for: (modality key, patch id) -> output path.
         decide: patch arrays -> (keep, reason, measured values); the patch round of curation.
         progress: called with the number of patches done after each patch row.
+        tags_for: patch arrays -> GeoTIFF tags written into each patch file (kept in the
+            record as ``tags``).
+        extra_for: (patch id, arrays, crs, transform, tags, keep) -> extra files written
+            (or removed when not kept) beside the triplet, e.g. the quality layer.
     Returns:
         one record per patch: id, window, bounds, kept, reason, values, files.
     """
@@ -138,6 +150,7 @@ def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
             for w in ws:
                 arrays = {k: a[:, :, w.col:w.col + size] for k, a in strips.items()}
                 keep, reason, values = decide(arrays)
+                tags = tags_for(arrays) if tags_for else {}
                 t = prof["transform"] @ Affine.translation(w.col, w.row)
                 bounds = (t.c, t.f + size * t.e, t.c + size * t.a, t.f)
                 files = {}
@@ -145,13 +158,15 @@ def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
                     path = name_for(k, w.patch)
                     if keep:  # same bytes on re-runs
                         pending.append(pool.submit(write_patch, path, arrays[k], k,
-                                                   prof["crs"], t))
+                                                   prof["crs"], t, tags))
                         files[k] = path
                     else:  # a re-run with stricter rules removes it
                         path.unlink(missing_ok=True)
+                if extra_for:
+                    files.update(extra_for(w.patch, arrays, prof["crs"], t, tags, keep))
                 records.append({"patch": w.patch, "row": w.row, "col": w.col,
                                 "bounds": bounds, "kept": keep, "reason": reason,
-                                "values": values, "files": files})
+                                "values": values, "files": files, "tags": tags})
             # bound the queue (and the strips it holds) to about one row of patches
             for fut in pending:
                 fut.result()

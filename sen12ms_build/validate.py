@@ -56,7 +56,8 @@ def _check_patch(path: Path, res_m: float, size: int) -> tuple[list[str], tuple 
 def iter_patch_files(root: Path) -> Iterator[Path]:
     for branch in sorted(Path(root).glob("ROIs*")):
         if branch.is_dir():
-            yield from sorted(branch.glob("*/*.tif"))
+            yield from sorted(p for p in branch.glob("*/*.tif")
+                              if not p.parent.name.startswith("qa_"))  # quality layers
 
 
 def tree_patch_size(root: Path | str, res_m: float = 10.0) -> int | None:
@@ -110,8 +111,8 @@ def validate_tree(root: Path | str, *, res_m: float = 10.0, size: int | None = N
         if not re.match(BRANCH_RE, b.name):
             problems.append(f"{b}: not a ROIs<seed>_<season> folder name")
         for sub in b.iterdir():
-            if sub.is_dir() and not re.match(r"^(s1|s2|lc)_\d+$", sub.name):
-                problems.append(f"{sub}: not a <s1|s2|lc>_<scene> folder")
+            if sub.is_dir() and not re.match(r"^(s1|s2|lc|qa)_\d+$", sub.name):
+                problems.append(f"{sub}: not a <s1|s2|lc|qa>_<scene> folder")
     groups: dict[tuple, dict[str, tuple]] = {}
     for path in iter_patch_files(root):
         try:
@@ -134,6 +135,9 @@ def validate_tree(root: Path | str, *, res_m: float = 10.0, size: int | None = N
             problems.append(f"{label}: s1/s2/lc do not share one CRS and geotransform")
     problems += _check_manifest(root, groups, checksums)
     problems += _check_splits(root, groups)
+    from .selfdescription import check_all  # tags, quality layers, splits, STAC, Croissant
+
+    problems += check_all(root, checksums)
     return problems
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +86,12 @@ def test_manifest_checksums_and_splits(demo_run):
     test = (root / "test_list.txt").read_text().split()
     assert sorted(train + test) == sorted(Path(r["s2"]).name for r in kept)
     scene_of = lambda n: (layout.parse_patch_filename(n).season, layout.parse_patch_filename(n).scene)  # noqa: E731
-    assert test and not {scene_of(n) for n in train} & {scene_of(n) for n in test}
+    assert not {scene_of(n) for n in train} & {scene_of(n) for n in test}
+    # splits.method groups (default): the demo's 12 ROIs overlap in one connected group
+    # across seasons, so the leak-free split puts every scene in train
+    info = json.loads((root / "splits.json").read_text())
+    assert info["method"] == "groups" and info["shared_area_m2"] == 0.0
+    assert len(info["groups"]) == 1 and not test
     on_disk = {p.name for p in root.glob("ROIs*/s2_*/*.tif")}
     assert on_disk == set(train + test)  # rejected patches are not in the tree
 
@@ -103,10 +109,20 @@ def test_torchgeo_and_original_loader_paths_resolve(demo_run):
             tg = root / "{0}_{1}".format(*parts) / "{2}_{3}".format(*parts) / \
                 "{0}_{1}_{2}_{3}_{4}".format(*parts)
             assert tg.exists(), tg
-        s2 = next(root.glob(f"*/*/{name}"))
+        s2 = next(root.glob(f"ROIs*/s2_*/{name}"))
         orig_s1 = Path(str(s2).replace("_s2", "_s1").replace("s2_", "s1_"))
         orig_lc = Path(str(s2).replace("_s2", "_lc").replace("s2_", "lc_"))
         assert orig_s1.exists() and orig_lc.exists()
+    # the light integrity check of torchgeo's SEN12MS: the four branches and both lists
+    for f in ("ROIs1158_spring", "ROIs1868_summer", "ROIs1970_fall", "ROIs2017_winter",
+              "train_list.txt", "test_list.txt"):
+        assert (root / f).exists(), f
+    # the original repository's get_scene_ids: int(folder.split("_")[1]) of every folder of
+    # a branch; the quality layers' qa_<scene> folders name only scenes that have s2 folders
+    for branch in root.glob("ROIs*"):
+        scenes = {int(p.name.split("_")[1]) for p in branch.iterdir()}
+        assert scenes == {int(p.name.split("_")[1]) for p in branch.glob("s2_*")}
+        assert {p.name.split("_")[0] for p in branch.iterdir()} == {"s1", "s2", "lc", "qa"}
 
 
 def test_seasons_csv(demo_run):

@@ -36,9 +36,9 @@ from shapely.geometry import Polygon, box
 from .. import mosaic
 from ..geo import Grid, pixel_size_m
 from ..io import FAST_COMPRESSION, InputError, OutputError, explain_os_error, write_raster
-from ..products import CLIP_MARGIN_PX, LC, S1, S2
+from ..products import AUX_MASKS, CLIP_MARGIN_PX, LC, S1, S2
 from ..reproject import warp_array
-from . import AUX_BANDS, EXPORT_FILES, Backend, NoDataError, SceneExport, SceneRequest
+from . import EXPORT_FILES, Backend, NoDataError, SceneExport, SceneRequest
 
 log = logging.getLogger(__name__)
 
@@ -177,21 +177,24 @@ class LocalBackend(Backend):
                 continue
             az = float(acq.tags["MEAN_SOLAR_AZIMUTH_ANGLE"])
             zen = float(acq.tags["MEAN_SOLAR_ZENITH_ANGLE"])
-            s = mosaic.score_image(l1c, px, az, zen, roi_mask, params, components=False)
+            s = mosaic.score_image(l1c, px, az, zen, roi_mask, params, components=True)
+            cloud = mosaic.cloud_mask(s.cloud, params)  # the quality layers' cloud and
+            shadow = (s.shadow > params.cloud_thresh) & ~cloud  # shadow (AUX_MASKS)
             i = merge.add(s.quality, s.poor)
             # keep the image and its masks on disk, not in memory: N scenes do not fit
             paths.append(workdir / f"{i}.npy")
             try:
                 np.save(paths[-1], l1c)
-                np.save(workdir / f"{i}_masks.npy", np.stack([s.valid, s.poor]))
+                np.save(workdir / f"{i}_masks.npy", np.stack([s.valid, s.poor, cloud, shadow]))
             except OSError as exc:
                 raise OutputError(explain_os_error(exc, paths[-1])) from exc
             cloudy.append(s.cloudy_percentage)
             used.append({"file": acq.path.name, "time": acq.time.isoformat(),
+                         "product_id": acq.tags.get("PRODUCT_ID", acq.path.stem),
                          "solar_azimuth": az, "solar_zenith": zen,
                          "cloudy_percentage": round(s.cloudy_percentage, 3),
                          "roi_coverage_percent": round(s.roi_coverage_percent, 3)})
-            del s, l1c
+            del s, l1c, cloud, shadow
         if not paths:
             raise NoDataError(f"no readable Sentinel-2 acquisition covers ROI {request.roi.id}")
         k = len(paths)
@@ -207,11 +210,15 @@ class LocalBackend(Backend):
         _write(out / EXPORT_FILES["s2"], result, crs=grid.crs, transform=grid.transform,
                nodata=S2.nodata, descriptions=S2.descriptions,
                tags={"MOSAIC_IMAGES": k, "BEST_IMAGES": len(best)})
-        aux = np.full((2, *grid.shape), 255, np.uint8)
+        aux = np.full((AUX_MASKS.count, *grid.shape), 255, np.uint8)
         aux[0][covered] = source[covered]
         aux[1][covered] = chosen_poor[covered]
+        for i in range(k):  # the chosen image's cloud and shadow masks
+            here = source == i
+            if here.any():
+                aux[2:4, here] = np.load(workdir / f"{i}_masks.npy")[2:4, here]
         _write(out / EXPORT_FILES["aux"], aux, crs=grid.crs, transform=grid.transform,
-               nodata=255, descriptions=AUX_BANDS)
+               nodata=255, descriptions=AUX_MASKS.descriptions)
         for i, u in enumerate(used):
             u["best"] = i in best
             u["pixels_in_mosaic"] = int((source == i).sum())
@@ -222,7 +229,7 @@ class LocalBackend(Backend):
     def _s1(self, request: SceneRequest, grid: Grid, out: Path) -> dict[str, Any]:
         found = query(self.index("s1"), request.roi.ring(), request.start, request.end)
         result = np.full((S1.count, *grid.shape), np.nan, np.float32)
-        used = []
+        used, acqs = [], []
         for acq in found:  # oldest first: the newest ends on top
             try:
                 arr = warp_array(acq.path, grid, "nearest", S1.nodata, S1.dtype)
@@ -233,12 +240,15 @@ class LocalBackend(Backend):
             if ok.any():
                 result[:, ok] = arr[:, ok]
                 used.append(acq.path.name)
+                acqs.append({"file": acq.path.name, "time": acq.time.isoformat(),
+                             "product_id": acq.tags.get("PRODUCT_ID", acq.path.stem),
+                             "orbit_pass": acq.tags.get("ORBIT_PASS", "")})
         if not used:
             raise NoDataError(f"no Sentinel-1 acquisition for ROI {request.roi.id} in "
                               f"{request.start}..{request.end}")
         _write(out / EXPORT_FILES["s1"], result, crs=grid.crs, transform=grid.transform,
                nodata=S1.nodata, descriptions=S1.descriptions)
-        return {"s1_images": used}
+        return {"s1_images": used, "s1_acquisitions": acqs}
 
     def _lc(self, request: SceneRequest, grid: Grid, out: Path) -> dict[str, Any]:
         path = self.archive / "lc" / f"MCD12Q1_{request.landcover_year}.tif"
@@ -249,7 +259,7 @@ class LocalBackend(Backend):
             raise InputError(f"{path}: expected {LC.count} bands, found {arr.shape[0]}")
         _write(out / EXPORT_FILES["lc"], arr, crs=grid.crs, transform=grid.transform,
                nodata=LC.nodata, descriptions=LC.descriptions)
-        return {"lc_file": path.name}
+        return {"lc_file": path.name, "lc_year": request.landcover_year}
 
     def export_scene(self, request: SceneRequest, out_dir: Path) -> SceneExport:
         """See :class:`sen12ms_build.backends.Backend`."""

@@ -1,0 +1,171 @@
+"""``croissant.json``: the dataset described in Croissant 1.0 (MLCommons) for ML tools.
+
+Distribution: ``manifest.csv`` and one CSV per split (``croissant/<split>.csv``, the kept
+manifest rows of that split) as FileObjects with their SHA-256, and the patch GeoTIFFs as
+FileSets (``s1``, ``s2``, ``lc``, ``qa``). One RecordSet per split reads its CSV: patch id,
+season, the three (four) relative file paths, UTM bounds and CRS, and the provenance
+columns. Geospatial and temporal coverage use schema.org's ``spatialCoverage`` (a
+``GeoShape`` box) and ``temporalCoverage`` (ISO 8601 interval), which Croissant inherits.
+Validated in the tests with the real ``mlcroissant`` package; writing needs no dependency.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from pyproj import Transformer
+
+from . import __version__, layout
+from .io import atomic_write_text, sha256
+
+CROISSANT = "croissant.json"
+SPLIT_DIR = "croissant"
+CONTEXT = {
+    "@language": "en", "@vocab": "https://schema.org/", "citeAs": "cr:citeAs",
+    "column": "cr:column", "conformsTo": "dct:conformsTo", "cr": "http://mlcommons.org/croissant/",
+    "rai": "http://mlcommons.org/croissant/RAI/", "data": {"@id": "cr:data", "@type": "@json"},
+    "dataType": {"@id": "cr:dataType", "@type": "@vocab"}, "dct": "http://purl.org/dc/terms/",
+    "equivalentProperty": "cr:equivalentProperty",
+    "examples": {"@id": "cr:examples", "@type": "@json"}, "extract": "cr:extract",
+    "field": "cr:field", "fileProperty": "cr:fileProperty", "fileObject": "cr:fileObject",
+    "fileSet": "cr:fileSet", "format": "cr:format", "includes": "cr:includes",
+    "isLiveDataset": "cr:isLiveDataset", "jsonPath": "cr:jsonPath", "key": "cr:key",
+    "md5": "cr:md5", "parentField": "cr:parentField", "path": "cr:path",
+    "recordSet": "cr:recordSet", "references": "cr:references", "regex": "cr:regex",
+    "repeated": "cr:repeated", "replace": "cr:replace", "samplingRate": "cr:samplingRate",
+    "sc": "https://schema.org/", "separator": "cr:separator", "source": "cr:source",
+    "subField": "cr:subField", "transform": "cr:transform"}
+#: Record fields: (manifest column, Croissant data type, description).
+FIELDS = [
+    ("patch_id", "sc:Text", "<branch>_<scene>_p<patch>"),
+    ("season", "sc:Text", "meteorological season of the branch"),
+    ("roi_id", "sc:Text", "ROI identifier <seed>_<kind>_<scene>"),
+    ("s1", "sc:Text", "Sentinel-1 patch GeoTIFF, relative to the dataset root"),
+    ("s2", "sc:Text", "Sentinel-2 patch GeoTIFF, relative to the dataset root"),
+    ("lc", "sc:Text", "MODIS land-cover patch GeoTIFF, relative to the dataset root"),
+    ("qa", "sc:Text", "quality layer (cloud, shadow, source index), relative path"),
+    ("crs", "sc:Text", "UTM CRS of the patch (EPSG code)"),
+    ("left", "sc:Float", "west bound (m, patch CRS)"),
+    ("bottom", "sc:Float", "south bound (m, patch CRS)"),
+    ("right", "sc:Float", "east bound (m, patch CRS)"),
+    ("top", "sc:Float", "north bound (m, patch CRS)"),
+    ("s2_product_ids", "sc:Text", "Sentinel-2 products contributing pixels (;-separated)"),
+    ("s2_datetimes", "sc:Text", "their sensing times"),
+    ("s1_product_ids", "sc:Text", "Sentinel-1 GRD acquisitions (;-separated)"),
+    ("cloud_share", "sc:Float", "residual cloud share of the patch"),
+    ("shadow_share", "sc:Float", "residual shadow share of the patch"),
+]
+SPLITS = ("train", "test")
+
+
+def _bbox(rows: list[dict[str, str]]) -> tuple[float, float, float, float] | None:
+    pts = []
+    for r in rows:
+        tr = Transformer.from_crs(r["crs"], "EPSG:4326", always_xy=True)
+        for x in ("left", "right"):
+            for y in ("bottom", "top"):
+                pts.append(tr.transform(float(r[x]), float(r[y])))
+    if not pts:
+        return None
+    return (min(p[0] for p in pts), min(p[1] for p in pts), max(p[0] for p in pts),
+            max(p[1] for p in pts))
+
+
+def write_croissant(root: Path, cfg: Any) -> Path:
+    """Write ``croissant/<split>.csv`` and ``croissant.json`` from ``manifest.csv``."""
+    root = Path(root)
+    rows = layout.read_csv(root / "manifest.csv")
+    kept = [r for r in rows if r["status"] == "kept"]
+    header = list(rows[0].keys()) if rows else layout.MANIFEST_HEADER
+    files: list[dict] = [{"@type": "cr:FileObject", "@id": "manifest.csv", "name": "manifest.csv",
+                          "contentUrl": "manifest.csv", "encodingFormat": "text/csv",
+                          "sha256": sha256(root / "manifest.csv")}]
+    record_sets = []
+    for split in SPLITS:
+        path = root / SPLIT_DIR / f"{split}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        layout.write_csv(path, header, [r for r in kept if r.get("split") == split])
+        fid = f"{SPLIT_DIR}/{split}.csv"
+        files.append({"@type": "cr:FileObject", "@id": fid, "name": fid, "contentUrl": fid,
+                      "encodingFormat": "text/csv", "sha256": sha256(path),
+                      "description": f"kept patches of the {split} split"})
+        record_sets.append({
+            "@type": "cr:RecordSet", "@id": split, "name": split,
+            "description": f"{split} split: one record per patch triplet",
+            "key": {"@id": f"{split}/patch_id"},
+            "field": [{"@type": "cr:Field", "@id": f"{split}/{col}", "name": col,
+                       "description": desc, "dataType": dtype,
+                       "source": {"fileObject": {"@id": fid}, "extract": {"column": col}}}
+                      for col, dtype, desc in FIELDS]})
+    for dd, what in (("s1", "Sentinel-1"), ("s2", "Sentinel-2"), ("lc", "land cover"),
+                     ("qa", "quality layer")):
+        files.append({"@type": "cr:FileSet", "@id": f"{dd}-patches", "name": f"{dd}-patches",
+                      "description": f"{what} patch GeoTIFFs", "encodingFormat": "image/tiff",
+                      "includes": f"ROIs*/{dd}_*/*.tif"})
+    seasons = sorted({r["season"] for r in kept})
+    starts = [str(cfg.seasons[s].start) for s in seasons if cfg and s in cfg.seasons]
+    ends = [str(cfg.seasons[s].end) for s in seasons if cfg and s in cfg.seasons]
+    doc: dict[str, Any] = {
+        "@context": CONTEXT, "@type": "sc:Dataset",
+        "name": root.name or "sen12ms",
+        "description": "SEN12MS-style patch triplets: Sentinel-1 dual-pol SAR (VV, VH, dB), "
+                       "cloud-free Sentinel-2 L1C mosaics (13 bands) and MODIS MCD12Q1 land "
+                       "cover (IGBP, LCCS), 256 x 256 px at 10 m in UTM, built with "
+                       f"sen12ms-build {__version__}.",
+        "conformsTo": "http://mlcommons.org/croissant/1.0",
+        "license": "https://creativecommons.org/licenses/by/4.0/",
+        "url": "https://mediatum.ub.tum.de/1474000",
+        "version": __version__,
+        "datePublished": dt.date.today().isoformat(),
+        "citeAs": "Schmitt M, Hughes LH, Qiu C, Zhu XX (2019) SEN12MS - a curated dataset of "
+                  "georeferenced multi-spectral Sentinel-1/2 imagery for deep learning and "
+                  "data fusion. ISPRS Annals IV-2/W7: 153-160.",
+        "keywords": ["Sentinel-1", "Sentinel-2", "MODIS", "land cover", "remote sensing"],
+        "distribution": files, "recordSet": record_sets}
+    box = _bbox(kept)
+    if box:  # schema.org GeoShape box: "south west north east"
+        doc["spatialCoverage"] = {"@type": "Place", "geo": {
+            "@type": "GeoShape", "box": f"{box[1]:.5f} {box[0]:.5f} {box[3]:.5f} {box[2]:.5f}"}}
+    if starts:
+        doc["temporalCoverage"] = f"{min(starts)}/{max(ends)}"
+    out = root / CROISSANT
+    atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
+    return out
+
+
+def validate_croissant(root: Path, records: int = 0) -> list[str]:
+    """Problems ``mlcroissant`` reports for ``croissant.json`` (and, with ``records``, for
+    reading that many records of each split); empty when valid or when mlcroissant is not
+    installed (then one line says so)."""
+    path = Path(root) / CROISSANT
+    if not path.exists():
+        return [f"{path}: missing"]
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return [f"{path}: not JSON ({exc})"]
+    problems = []
+    for f in doc.get("distribution", []):
+        if f.get("@type") == "cr:FileObject":
+            p = Path(root) / f.get("contentUrl", "")
+            if not p.exists():
+                problems.append(f"{path}: {f.get('contentUrl')} is missing")
+            elif f.get("sha256") and sha256(p) != f["sha256"]:
+                problems.append(f"{path}: checksum of {f.get('contentUrl')} does not match")
+    try:
+        import mlcroissant as mlc
+    except ImportError:
+        return problems
+    try:
+        ds = mlc.Dataset(jsonld=str(path))
+        if records:
+            for rs in SPLITS:
+                for i, _ in enumerate(ds.records(record_set=rs)):
+                    if i + 1 >= records:
+                        break
+    except Exception as exc:  # mlcroissant raises ValidationError and others
+        problems.append(f"{path}: mlcroissant: {str(exc).strip().splitlines()[0][:300]}")
+    return problems

@@ -1,0 +1,101 @@
+"""The data card: ``README.md`` in the dataset root, written from the root metadata.
+
+Counts per season, the IGBP class histogram (from each patch's ``landcover:igbp_counts``
+tag, kept in the scene records), the split and how it was drawn, the sources with their
+licences and citations, and the tool version and config fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from . import __version__, layout
+from .io import atomic_write_text
+from .products import LC_COLLECTION, S1_COLLECTION, S2_COLLECTION
+
+IGBP_NAMES = {1: "Evergreen Needleleaf Forests", 2: "Evergreen Broadleaf Forests",
+              3: "Deciduous Needleleaf Forests", 4: "Deciduous Broadleaf Forests",
+              5: "Mixed Forests", 6: "Closed Shrublands", 7: "Open Shrublands",
+              8: "Woody Savannas", 9: "Savannas", 10: "Grasslands", 11: "Permanent Wetlands",
+              12: "Croplands", 13: "Urban and Built-up Lands",
+              14: "Cropland/Natural Vegetation Mosaics", 15: "Permanent Snow and Ice",
+              16: "Barren", 17: "Water Bodies"}
+SOURCES = f"""| source | product | licence | citation |
+|---|---|---|---|
+| Sentinel-2 L1C (Copernicus, ESA) | `{S2_COLLECTION}` | Copernicus Sentinel data: free, full and open access; attribution "Contains modified Copernicus Sentinel data [year]" (Regulation (EU) 1159/2013) | ESA Sentinel-2 User Handbook |
+| Sentinel-1 GRD IW (Copernicus, ESA) | `{S1_COLLECTION}` | as above | ESA Sentinel-1 User Handbook |
+| MODIS MCD12Q1 v6.1 (NASA LP DAAC) | `{LC_COLLECTION}` | NASA EOSDIS data: no restrictions on use | Friedl M, Sulla-Menashe D (2022) MCD12Q1 MODIS/Terra+Aqua Land Cover Type Yearly L3 Global 500m SIN Grid V061. NASA EOSDIS LP DAAC. doi:10.5067/MODIS/MCD12Q1.061 |
+
+Dataset design (cite when you use this dataset): Schmitt M, Hughes LH, Qiu C, Zhu XX (2019)
+SEN12MS - a curated dataset of georeferenced multi-spectral Sentinel-1/2 imagery for deep
+learning and data fusion. ISPRS Annals IV-2/W7: 153-160. doi:10.5194/isprs-annals-IV-2-W7-153-2019.
+The published SEN12MS is licensed CC-BY 4.0; this rebuild is offered under the same licence."""
+
+
+def config_fingerprint(cfg: Any) -> str:
+    """SHA-256 (first 16 hex digits) of the config's settings (its ``source`` left out)."""
+    if cfg is None:
+        return ""
+    data = {k: v for k, v in asdict(cfg).items() if k != "source"}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def write_datacard(root: Path, cfg: Any) -> Path:
+    """Write ``<root>/README.md``."""
+    from .splits import read_info
+
+    root = Path(root)
+    rows = layout.read_csv(root / "manifest.csv")
+    kept = [r for r in rows if r["status"] == "kept"]
+    scenes = layout.read_csv(root / "scenes.csv")
+    lines = [f"# {root.name}: a SEN12MS-style dataset", "",
+             "Sentinel-1 SAR (VV, VH, sigma0 dB), cloud-free Sentinel-2 L1C mosaics (13 bands) "
+             "and MODIS land cover (IGBP, LCCS) as 256 x 256 px patch triplets at 10 m in "
+             "UTM, in the SEN12MS layout (`ROIs<seed>_<season>/<s1|s2|lc>_<scene>/`). "
+             "Quality layers (cloud, shadow, source-image index) are in `qa_<scene>/`; "
+             "every patch's GeoTIFF tags give its sources (`gdalinfo` shows them); "
+             "`manifest.csv` has one row per patch; `stac/` a STAC catalog; "
+             "`croissant.json` a Croissant description.", "",
+             "## Counts per season", "",
+             "| branch | season | scenes | scenes kept | patches kept | train | test |",
+             "|---|---|---|---|---|---|---|"]
+    for branch in sorted({r["branch"] for r in scenes}):
+        sc = [r for r in scenes if r["branch"] == branch]
+        pk = [r for r in kept if r["branch"] == branch]
+        lines.append(f"| {branch} | {sc[0]['season']} | {len(sc)} | "
+                     f"{sum(r['status'] == 'kept' for r in sc)} | {len(pk)} | "
+                     f"{sum(r.get('split') == 'train' for r in pk)} | "
+                     f"{sum(r.get('split') == 'test' for r in pk)} |")
+    hist: Counter = Counter()
+    for r in kept:
+        for pair in filter(None, r.get("igbp_counts", "").split(";")):
+            k, v = pair.split(":")
+            hist[int(k)] += int(v)
+    total = sum(hist.values()) or 1
+    lines += ["", "## IGBP class histogram (pixels of kept patches)", "",
+              "| class | name | pixels | share |", "|---|---|---|---|"]
+    lines += [f"| {k} | {IGBP_NAMES.get(k, '?')} | {v} | {100 * v / total:.2f} % |"
+              for k, v in sorted(hist.items())]
+    info = read_info(root) or {}
+    lines += ["", "## Split", "",
+              f"Method `{info.get('method', '?')}` (seed {info.get('seed', '?')}, test "
+              f"fraction {info.get('test_fraction', '?')}): {info.get('train_patches', 0)} "
+              f"train and {info.get('test_patches', 0)} test patches; "
+              f"{info.get('train_scenes', '?')} train and {info.get('test_scenes', '?')} test "
+              f"scenes; area shared between train and test footprints: "
+              f"{info.get('shared_area_m2', '?')} m². Details: `splits.json`."]
+    if info.get("method") == "groups":
+        lines.append(f"ROIs whose footprints overlap or touch in any season form one group "
+                     f"({len(info.get('groups', []))} groups); whole groups go to one side.")
+    lines += ["", "## Sources, licences, citation", "", SOURCES, "",
+              "## Build", "", f"- tool: sen12ms-build {__version__}",
+              f"- config fingerprint: `{config_fingerprint(cfg)}`"
+              + (f" ({cfg.source})" if cfg is not None and cfg.source else ""), ""]
+    out = root / "README.md"
+    atomic_write_text(out, "\n".join(lines))
+    return out

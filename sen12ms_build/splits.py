@@ -1,0 +1,206 @@
+"""Train/test splits: leak-free groups of overlapping ROIs, per ROI, or from a given list.
+
+``splits.method`` (:data:`sen12ms_build.config.SPLIT_METHODS`):
+
+* ``groups`` (default): ROIs whose footprints overlap or touch, in any season, form one group
+  (union-find over the footprints); whole groups go to train or test by a seeded draw
+  stratified by season and ROI kind, aiming at ``test_fraction`` of the scenes. No test
+  footprint shares any area with a train footprint, over the whole dataset. The paper's
+  per-season draw (``roi``) leaks: its 600 ROIs hold 20 overlapping pairs across seasons.
+* ``roi``: each (branch, scene) drawn on its own (:func:`layout.split_scenes`, the
+  behaviour before ``groups``); overlapping ROIs of different seasons can land on both sides.
+* ``file``: the s2 patch file names listed in ``splits.test_file`` are the test set, every
+  other kept patch is train (to reproduce a published split).
+
+Footprints are the ROI squares (``<root>/rois/<branch>.geojson``, lon/lat rings of the UTM
+scene square, which the patches tile).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Hashable, Iterable, Mapping
+
+import numpy as np
+from pyproj import Geod
+from shapely import STRtree
+from shapely.geometry import Polygon
+
+from .errors import Sen12msError
+from .roi import read_geojson
+
+Key = tuple[str, int]  # (branch, scene)
+SPLITS_JSON = "splits.json"
+_GEOD = Geod(ellps="WGS84")
+
+
+class SplitError(Sen12msError, ValueError):
+    """A split cannot be made as configured (unreadable test list, missing footprints)."""
+
+
+def footprints(root: Path, keys: Iterable[Key]) -> dict[Key, Polygon]:
+    """The lon/lat footprint polygon of each (branch, scene), from ``rois/<branch>.geojson``.
+
+    Raises:
+        SplitError: a branch's ROI file or a scene in it is missing.
+    """
+    out: dict[Key, Polygon] = {}
+    by_branch: dict[str, dict[int, Polygon]] = {}
+    for branch, scene in keys:
+        if branch not in by_branch:
+            path = Path(root) / "rois" / f"{branch}.geojson"
+            try:
+                by_branch[branch] = {r.scene: Polygon(r.ring()) for r in read_geojson(path)}
+            except (OSError, ValueError, KeyError) as exc:
+                raise SplitError(f"{path}: cannot read the ROI footprints ({exc}); run the "
+                                 "season again to rewrite it") from None
+        if scene not in by_branch[branch]:
+            raise SplitError(f"{branch} scene {scene} has no footprint in "
+                             f"rois/{branch}.geojson; run the season again")
+        out[(branch, scene)] = by_branch[branch][scene]
+    return out
+
+
+def overlap_groups(polys: Mapping[Hashable, Polygon]) -> list[list[Hashable]]:
+    """Connected groups of footprints that overlap or touch (union-find), each sorted, the
+    list sorted by its first member."""
+    keys = sorted(polys)
+    parent = list(range(len(keys)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    geoms = [polys[k] for k in keys]
+    tree = STRtree(geoms)
+    for i, g in enumerate(geoms):
+        for j in tree.query(g, predicate="intersects"):  # touching counts
+            a, b = find(i), find(int(j))
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    groups: dict[int, list] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(find(i), []).append(k)
+    return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
+
+
+def draw_groups(groups: list[list[Hashable]], strata: Mapping[Hashable, str],
+                test_fraction: float, seed: int) -> set[Hashable]:
+    """Members of the groups drawn for test.
+
+    Each group is assigned the most common stratum of its members (``season/kind``); strata
+    are visited in sorted order and, inside each, the groups in a seeded random order; a group
+    goes to test when that brings the running test count closer to ``test_fraction`` of the
+    running scene count (systematic allocation: every stratum gets its share, the total is
+    as close as whole groups allow). With two or more groups, at least one is test and one
+    train.
+    """
+    if len(groups) < 2 or test_fraction <= 0:
+        return set()
+    rng = np.random.default_rng(seed)
+    by_stratum: dict[str, list[list]] = {}
+    for g in groups:
+        c = Counter(strata[k] for k in g)
+        top = sorted(c.items(), key=lambda t: (-t[1], t[0]))[0][0]
+        by_stratum.setdefault(top, []).append(g)
+    test: list[list] = []
+    seen = n_test = 0
+    for name in sorted(by_stratum):
+        gs = by_stratum[name]
+        for i in rng.permutation(len(gs)):
+            g = gs[i]
+            seen += len(g)
+            target = test_fraction * seen
+            if abs(n_test + len(g) - target) < abs(n_test - target):
+                test.append(g)
+                n_test += len(g)
+    if not test:  # at least one test group: the smallest, first in seeded order
+        order = rng.permutation(len(groups))
+        test = [min((groups[i] for i in order), key=len)]
+    if len(test) == len(groups):
+        test = test[:-1]
+    return {k for g in test for k in g}
+
+
+def shared_area_m2(a: Iterable[Polygon], b: Iterable[Polygon]) -> float:
+    """Geodesic area (m², WGS 84) shared between any polygon of ``a`` and any of ``b``
+    (0.0 for disjoint or merely touching sets)."""
+    b = list(b)
+    if not b:
+        return 0.0
+    tree = STRtree(b)
+    total = 0.0
+    for g in a:
+        for j in tree.query(g, predicate="intersects"):
+            inter = g.intersection(b[int(j)])
+            if not inter.is_empty and inter.area > 0:
+                total += abs(_GEOD.geometry_area_perimeter(inter)[0])
+    return total
+
+
+def read_test_file(path: Path | str) -> set[str]:
+    """The s2 patch file names of a test list (one per line; blank lines and ``#`` ignored)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise SplitError(f"splits.test_file {path}: cannot read ({exc.strerror or exc})") \
+            from None
+    return {Path(x.strip()).name for x in lines if x.strip() and not x.startswith("#")}
+
+
+def assign(method: str, root: Path, scenes: list[dict], test_fraction: float, seed: int,
+           test_file: str | None = None) -> tuple[set[Key], set[str] | None, dict]:
+    """The test scenes (``groups``, ``roi``) or test patch names (``file``) and a JSON-able
+    summary of the split (written to ``splits.json`` and the dataset's metadata).
+
+    Args:
+        scenes: records of the kept scenes (``branch``, ``scene``, ``season``, ``kind``).
+    Returns:
+        (test scene keys, test s2 names or None, info).
+    """
+    from . import layout
+
+    keys = [(r["branch"], int(r["scene"])) for r in scenes]
+    info: dict = {"method": method, "seed": seed, "test_fraction": test_fraction}
+    if method == "file":
+        names = read_test_file(test_file or "")
+        info["test_file"] = str(test_file)
+        return set(), names, info
+    if method == "roi":
+        return layout.split_scenes(keys, test_fraction, seed), None, info
+    polys = footprints(root, keys)
+    strata = {(r["branch"], int(r["scene"])): f"{r['season']}/{r['kind']}" for r in scenes}
+    groups = overlap_groups(polys)
+    test = draw_groups(groups, strata, test_fraction, seed)
+    info["groups"] = [[f"{b}/{s}" for b, s in g] for g in groups]
+    return test, None, info
+
+
+def footprint_report(root: Path, train: Iterable[Key], test: Iterable[Key]) -> dict:
+    """Scene counts and the shared area between train and test footprints (m²)."""
+    train, test = sorted(set(train)), sorted(set(test))
+    polys = footprints(root, [*train, *test])
+    area = shared_area_m2([polys[k] for k in train], [polys[k] for k in test])
+    return {"train_scenes": len(train), "test_scenes": len(test),
+            "shared_area_m2": round(area, 1)}
+
+
+def write_info(root: Path, info: dict) -> None:
+    from .io import atomic_write_text
+
+    atomic_write_text(Path(root) / SPLITS_JSON, json.dumps(info, indent=1) + "\n")
+
+
+def read_info(root: Path) -> dict | None:
+    try:
+        return json.loads((Path(root) / SPLITS_JSON).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+__all__ = ["assign", "draw_groups", "footprint_report", "footprints", "overlap_groups",
+           "read_info", "read_test_file", "shared_area_m2", "write_info", "SplitError"]
