@@ -140,7 +140,8 @@ MANIFEST_HEADER = ["patch_id", "branch", "season", "scene", "patch", "status", "
                    "s1", "s2", "lc", "sha256_s1", "sha256_s2", "sha256_lc"]
 SCENES_HEADER = ["branch", "season", "scene", "roi_id", "kind", "lon", "lat", "utm_zone",
                  "width", "height", "status", "reason", *CHECK_COLUMNS, "s2_dark_floor",
-                 "s2_dark_floor_water", "patches", "patches_kept", "s2_images", "s2_best"]
+                 "s2_dark_floor_water", "patches", "patches_kept", "s2_images", "s2_best",
+                 "scorer", "merge"]
 
 
 def write_csv(path: Path, header: list[str],
