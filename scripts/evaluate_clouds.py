@@ -85,11 +85,17 @@ def _rp(mask: np.ndarray, truth: np.ndarray) -> tuple[float | None, float | None
 
 
 def evaluate_archive(root: Path, names: list[str], crop: int | None = 768,
-                     keep: bool = False) -> dict:
-    """Per acquisition and per season figures of each scorer (see the module doc).
-    ``keep`` also returns the arrays (``images``, ``masks``) for the picture."""
-    summary = json.loads((Path(root) / "archive.json").read_text())
-    acqs = [e for e in summary["acquisitions"] if e["modality"] == "s2"]
+                     keep: bool = False, base: MosaicParams | None = None,
+                     dates: set[str] | None = None) -> dict:
+    """Per acquisition and per season figures of each scorer (see the module doc), with
+    the constants of ``base`` (default: the paper's) and its scorer replaced. ``keep`` also
+    returns the arrays (``images``, ``masks``) for the picture; ``dates`` (YYYY-MM-DD)
+    limits the acquisitions."""
+    base = base or MosaicParams()
+    root = Path(root)
+    summary = json.loads((root / "archive.json").read_text())
+    acqs = [e for e in summary["acquisitions"] if e["modality"] == "s2"
+            and (dates is None or e["sensing_time"][:10] in dates)]
     rows, seasons, arrays = [], {}, {"images": {}, "masks": {}}
     for e in acqs:
         l1c = _read(root / e["path"], crop)
@@ -105,7 +111,7 @@ def evaluate_archive(root: Path, names: list[str], crop: int | None = 768,
             arrays["images"][row["date"]] = l1c
             arrays["masks"][(row["date"], "truth")] = cloud_t
         for name in names:
-            p = MosaicParams(scorer=name)
+            p = base.with_overrides({"scorer": name})
             t0 = time.process_time()
             s = mosaic.score_image(l1c, (10.0, 10.0), e["solar_azimuth_deg"],
                                    e["solar_zenith_deg"], None, p)
@@ -115,7 +121,10 @@ def evaluate_archive(root: Path, names: list[str], crop: int | None = 768,
             rc, pc = _rp(cloud_m, cloud_t)
             row[name] = {"recall": r, "precision": pr, "cloud_recall": rc,
                          "cloud_precision": pc, "cpu_s": round(dt, 2),
-                         "cloudy_percentage": round(s.cloudy_percentage, 2)}
+                         "cloudy_percentage": round(s.cloudy_percentage, 2),
+                         # pixel counts, for figures pooled over acquisitions
+                         "n_hit": int((s.poor & truth).sum()), "n_truth": int(truth.sum()),
+                         "n_flagged": int(s.poor.sum())}
             season["scores"][name].append((s.quality, s.valid, s.poor, s.cloudy_percentage))
             if keep:
                 arrays["masks"][(row["date"], name)] = cloud_m
@@ -129,7 +138,7 @@ def evaluate_archive(root: Path, names: list[str], crop: int | None = 768,
             q, v, poor, pct = (np.stack([x[i] for x in d["scores"][name]]) if i < 3 else
                                [x[3] for x in d["scores"][name]] for i in range(4))
             for merge in ("paper", "masked"):
-                p = MosaicParams(scorer=name, merge=merge)
+                p = base.with_overrides({"scorer": name, "merge": merge})
                 source, _best = mosaic.merge_sources(q, v, pct, p, poor)
                 covered = source >= 0
                 chosen = np.take_along_axis(truth, np.clip(source, 0, None)[None].astype(
@@ -138,6 +147,15 @@ def evaluate_archive(root: Path, names: list[str], crop: int | None = 768,
                     100 * float((chosen & covered).sum() / max(covered.sum(), 1)), 3)
     return {"acquisitions": rows, "residual_percent": residual,
             "arrays": arrays if keep else None}
+
+
+def pooled(rows: list[dict], name: str) -> tuple[float | None, float | None]:
+    """(recall, precision) of a scorer's poor mask pooled over acquisitions (pixels)."""
+    hit = sum(r[name]["n_hit"] for r in rows)
+    truth = sum(r[name]["n_truth"] for r in rows)
+    flagged = sum(r[name]["n_flagged"] for r in rows)
+    return (round(hit / truth, 3) if truth else None,
+            round(hit / flagged, 3) if flagged else None)
 
 
 def _row_line(row: dict, names: list[str]) -> str:
@@ -253,10 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         write_demo_archive(root, progress=False)
     print(f"scorers: {', '.join(names)}; archive {root}; crop {crop}")
     demo = evaluate_archive(root, names, crop, keep=True)
-    print("\nper scorer (mean over cloudy acquisitions):")
+    print("\nper scorer (poor mask pooled over acquisitions; others mean of cloudy ones):")
     for n in names:
         rows = [r for r in demo["acquisitions"] if r["truth_percent"] > 0]
-        print(f"  {n:12s} recall {_mean([r[n]['recall'] for r in rows])}  precision "
+        rec, prec = pooled(demo["acquisitions"], n)
+        print(f"  {n:12s} pooled recall {rec}  pooled precision {prec}  mean recall "
+              f"{_mean([r[n]['recall'] for r in rows])}  precision "
               f"{_mean([r[n]['precision'] for r in rows])}  cloud recall "
               f"{_mean([r[n]['cloud_recall'] for r in rows])}  cloud precision "
               f"{_mean([r[n]['cloud_precision'] for r in rows])}  CPU s/image "
