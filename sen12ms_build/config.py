@@ -338,6 +338,8 @@ def _check_methods(params: MosaicParams, backend: str, fail: Any) -> None:
         fail("mosaic.scorer", why)
     if not 0.0 < params.s2cloudless_threshold < 1.0:
         fail("mosaic.s2cloudless_threshold", "must be within 0..1 (exclusive)")
+    if not 0.0 <= params.s2cloudless_floor < params.s2cloudless_threshold:
+        fail("mosaic.s2cloudless_floor", "must be within 0..s2cloudless_threshold")
     if not 0.0 < params.cloudscoreplus_clear_thresh < 1.0:
         fail("mosaic.cloudscoreplus_clear_thresh", "must be within 0..1 (exclusive)")
     for key in ("s2cloudless_average_px", "s2cloudless_dilation_px"):

@@ -126,8 +126,8 @@ def s2cloudless_score(l1c: np.ndarray, valid: np.ndarray, params: Any) -> np.nda
     """s2cloudless on the score grid, post-processed as the package's
     ``get_mask_from_prob`` (mean over a disk of ``s2cloudless_average_px``, dilation by a
     disk of ``s2cloudless_dilation_px``; done on the probability, which thresholds the same)
-    and :func:`calibrate`\\ d so that ``s2cloudless_threshold`` (the package's default 0.4)
-    maps to ``cloud_thresh``."""
+    floored at ``s2cloudless_floor`` and :func:`calibrate`\\ d so that
+    ``s2cloudless_threshold`` (the package's default 0.4) maps to ``cloud_thresh``."""
     p = s2cloudless_probability(l1c, valid)
     r = int(params.s2cloudless_average_px)
     if r > 0:
@@ -139,6 +139,11 @@ def s2cloudless_score(l1c: np.ndarray, valid: np.ndarray, params: Any) -> np.nda
     d = int(params.s2cloudless_dilation_px)
     if d > 0:
         p = ndimage.grey_dilation(p, footprint=_disk(d), mode="nearest")
+    # like the paper's cloud_score_floor: every clear pixel scores the same, so the quality
+    # mosaic's ties go to the earliest image instead of to whichever clear image the model
+    # finds a hair less cloud-like -- dark cloud shadows on water (invisible to the shadow
+    # test) look least cloud-like of all (demo fall mosaic: 1.9 % -> 1.05 % residual shadow)
+    p = np.maximum(p, np.float32(params.s2cloudless_floor))
     score = calibrate(p, params.s2cloudless_threshold, params.cloud_thresh)
     return np.where(valid, score, np.float32(0)).astype(np.float32)
 

@@ -182,7 +182,7 @@ def _write_archive(root, g, grid, r0c0, imgs):
     from rasterio.transform import Affine
 
     r0, c0 = r0c0
-    transform = grid.transform * Affine.translation(c0, r0)
+    transform = grid.transform @ Affine.translation(c0, r0)
     for kind in ("s2", "s1", "lc"):
         (root / kind).mkdir(parents=True)
     profile = dict(driver="GTiff", width=N, height=N, crs=grid.crs, transform=transform)

@@ -233,3 +233,25 @@ def test_plus_config_loads_with_better_than_paper_choices():
     ee = load_config(Path(__file__).parent.parent / "configs" / "sen12ms-plus.yaml",
                      {"backend.name": "earthengine", "mosaic.scorer": "cloudscoreplus"})
     assert ee.mosaic_params.scorer == "cloudscoreplus"
+
+
+def test_methods_travel_in_the_fingerprinted_params():
+    base = MosaicParams().as_dict()
+    for key, value in (("scorer", "s2cloudless"), ("merge", "masked")):
+        assert MosaicParams().with_overrides({key: value}).as_dict() != base
+    from sen12ms_build import layout
+
+    assert {"scorer", "merge"} <= set(layout.SCENES_HEADER)
+
+
+@needs_s2cloudless
+@pytest.mark.slow
+def test_run_records_scorer_and_merge_in_scenes_csv(small_archive, tmp_path, tiny_config):
+    import csv
+
+    cfg = tiny_config(tmp_path, small_archive)
+    res = CliRunner().invoke(cli.main, ["run", "--config", str(cfg), "--season", "winter",
+                                        "--scorer", "s2cloudless", "--merge", "masked"])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(open(tmp_path / "out" / "scenes.csv")))
+    assert rows and {(r["scorer"], r["merge"]) for r in rows} == {("s2cloudless", "masked")}
