@@ -51,6 +51,10 @@ def test_cloud_score_plus_threshold_and_no_paper_indicators(csp_expr):
     lts = [a["image2"].get("value") for a in calls(csp_expr, "Image.lt")
            if isinstance(a["image2"], dict)]
     assert p.cloudscoreplus_clear_thresh in lts  # cs_cdf < 0.6 is occluded
+    # an image without a Cloud Score+ match counts as occluded, not as clear
+    fills = [a for a in calls(csp_expr, "Image.unmask") if a["input"].get("__call__") ==
+             "Image.select" and a["input"]["bandSelectors"] == ["cs_cdf"]]
+    assert len(fills) == 1 and fills[0]["value"] == {"__call__": "Image.constant", "value": 0}
     assert not calls(csp_expr, "Image.unitScale")  # no paper indicator
     assert not calls(csp_expr, "Image.displace")  # Cloud Score+ includes shadows
     # the downstream quality score and statistics are the paper's

@@ -115,10 +115,12 @@ def cloudscoreplus_score(image: ee.Image, params: MosaicParams = DEFAULT_PARAMS)
     shadows), calibrated so that Google's clear threshold ``cs_cdf >=
     cloudscoreplus_clear_thresh`` (0.6 in the catalog's example) is ``cloudScore <=
     cloud_thresh``; at the score scale. ``image`` must carry the ``cs_cdf`` band
-    (:func:`link_cloud_score_plus`); where Cloud Score+ has no image the band is masked,
-    and so is the score (such pixels never win the quality mosaic)."""
+    (:func:`link_cloud_score_plus`). Where Cloud Score+ has no image (the link leaves the
+    band fully masked) ``cs_cdf`` counts as 0, fully occluded: such an image is never a
+    "best" one (a masked score would count as clear in CLOUDY_PERCENTAGE) and never wins
+    the quality mosaic."""
     # sen12ms_build.scorers.calibrate(1 - cs_cdf, 1 - clear, cloud_thresh), written on cs_cdf
-    cs = image.select(CS_BAND).clamp(0, 1)
+    cs = image.select(CS_BAND).unmask(0, False).clamp(0, 1)
     clear, ct = params.cloudscoreplus_clear_thresh, params.cloud_thresh
     on_clear_side = ee.Image.constant(1).subtract(cs).multiply(ct / (1.0 - clear))
     on_cloud_side = ee.Image.constant(clear).subtract(cs).multiply((1.0 - ct) / clear).add(ct)
