@@ -72,7 +72,7 @@ class MosaicParams:
     s2cloudless_threshold: float = 0.4  # the package's default probability threshold
     s2cloudless_average_px: int = 2  # disk mean radius at score_scale_m (package: 4 at 10 m)
     s2cloudless_dilation_px: int = 1  # disk dilation radius at score_scale_m (2 at 10 m)
-    s2cloudless_floor: float = 0.2  # probabilities below count as equally clear (docs/clouds.md)
+    s2cloudless_floor: float = 0.2  # probabilities up to this score cloud_score_floor (tie)
     cloudscoreplus_clear_thresh: float = 0.6  # cs_cdf >= this is clear (Google's example)
 
     def with_overrides(self, overrides: Mapping[str, Any] | None) -> "MosaicParams":

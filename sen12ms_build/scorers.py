@@ -67,13 +67,16 @@ class ScorerSpec:
     summary: str
 
 
-def calibrate(p: np.ndarray, threshold: float, cloud_thresh: float) -> np.ndarray:
+def calibrate(p: np.ndarray, threshold: float, cloud_thresh: float, p_floor: float = 0.0,
+              floor: float = 0.0) -> np.ndarray:
     """Map a probability-like score ``p`` in [0, 1] whose own cloud decision is
     ``p > threshold`` onto the paper's scale, piecewise linearly and monotonically:
-    0 -> 0, ``threshold`` -> ``cloud_thresh``, 1 -> 1. So ``calibrate(p) > cloud_thresh``
-    exactly when ``p > threshold``. Returns float32."""
+    ``p <= p_floor`` -> ``floor``, ``threshold`` -> ``cloud_thresh``, 1 -> 1. So
+    ``calibrate(p) > cloud_thresh`` exactly when ``p > threshold``; below ``p_floor`` every
+    pixel scores the same, as the paper's ``cloud_score_floor``. Returns float32."""
     p = np.clip(np.asarray(p, np.float32), 0.0, 1.0)
-    lo = p * np.float32(cloud_thresh / threshold)
+    lo = np.float32(floor) + (np.maximum(p, np.float32(p_floor)) - np.float32(p_floor)) * \
+        np.float32((cloud_thresh - floor) / (threshold - p_floor))
     hi = np.float32(cloud_thresh) + (p - np.float32(threshold)) * np.float32(
         (1.0 - cloud_thresh) / (1.0 - threshold))
     return np.where(p <= threshold, lo, hi).astype(np.float32)
@@ -126,8 +129,9 @@ def s2cloudless_score(l1c: np.ndarray, valid: np.ndarray, params: Any) -> np.nda
     """s2cloudless on the score grid, post-processed as the package's
     ``get_mask_from_prob`` (mean over a disk of ``s2cloudless_average_px``, dilation by a
     disk of ``s2cloudless_dilation_px``; done on the probability, which thresholds the same)
-    floored at ``s2cloudless_floor`` and :func:`calibrate`\\ d so that
-    ``s2cloudless_threshold`` (the package's default 0.4) maps to ``cloud_thresh``."""
+    and mapped with :func:`calibrate`: ``s2cloudless_threshold`` (the package's default
+    0.4) onto ``cloud_thresh``, probabilities up to ``s2cloudless_floor`` onto the paper's
+    ``cloud_score_floor``."""
     p = s2cloudless_probability(l1c, valid)
     r = int(params.s2cloudless_average_px)
     if r > 0:
@@ -139,12 +143,12 @@ def s2cloudless_score(l1c: np.ndarray, valid: np.ndarray, params: Any) -> np.nda
     d = int(params.s2cloudless_dilation_px)
     if d > 0:
         p = ndimage.grey_dilation(p, footprint=_disk(d), mode="nearest")
-    # like the paper's cloud_score_floor: every clear pixel scores the same, so the quality
-    # mosaic's ties go to the earliest image instead of to whichever clear image the model
-    # finds a hair less cloud-like -- dark cloud shadows on water (invisible to the shadow
-    # test) look least cloud-like of all (demo fall mosaic: 1.9 % -> 1.05 % residual shadow)
-    p = np.maximum(p, np.float32(params.s2cloudless_floor))
-    score = calibrate(p, params.s2cloudless_threshold, params.cloud_thresh)
+    # below s2cloudless_floor every pixel scores the paper's cloud_score_floor: clear pixels
+    # tie, so the quality mosaic's ties go to the earliest image instead of to whichever
+    # clear image the model finds a hair less cloud-like -- dark cloud shadows on water
+    # (invisible to the shadow test) look least cloud-like of all
+    score = calibrate(p, params.s2cloudless_threshold, params.cloud_thresh,
+                      params.s2cloudless_floor, params.cloud_score_floor)
     return np.where(valid, score, np.float32(0)).astype(np.float32)
 
 

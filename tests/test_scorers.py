@@ -255,3 +255,11 @@ def test_run_records_scorer_and_merge_in_scenes_csv(small_archive, tmp_path, tin
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(open(tmp_path / "out" / "scenes.csv")))
     assert rows and {(r["scorer"], r["merge"]) for r in rows} == {("s2cloudless", "masked")}
+
+
+def test_calibration_floor_makes_clear_pixels_tie():
+    p = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.41, 1.0], np.float32)
+    c = scorers.calibrate(p, 0.4, 0.2, p_floor=0.2, floor=0.001)
+    assert c[0] == c[1] == c[2] == pytest.approx(0.001)
+    assert c[2] < c[3] < c[4] < c[5] and c[6] == pytest.approx(1.0)
+    assert c[4] == pytest.approx(0.2) and c[5] > 0.2
