@@ -361,8 +361,9 @@ def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth:
     expanded back to (H, W) with nearest neighbour, as the Earth Engine scripts compute
     them at 20 m and apply them at 10 m. The cloud score is ``params.scorer``'s
     (:mod:`sen12ms_build.scorers`); shadows are projected from it with the paper's solar
-    geometry unless the scorer already includes them. With ``components=False`` the cloud and shadow
-    scores are not kept (``None``): what the merge needs is quality, valid and poor.
+    geometry unless the scorer already includes them. With ``components=False`` the cloud
+    and shadow scores are not kept (``None``): what the merge needs is quality, valid and
+    poor.
     """
     f = score_factor(pixel_size, params)
     shape = l1c.shape[1:]
