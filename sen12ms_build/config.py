@@ -336,6 +336,9 @@ def _check_methods(params: MosaicParams, backend: str, fail: Any) -> None:
     why = scorers.check_backend(params.scorer, backend)
     if why:
         fail("mosaic.scorer", why)
+    if params.scorer == "s2cloudless" and not scorers.s2cloudless_installed():
+        fail("mosaic.scorer", "scorer 's2cloudless' needs the s2cloudless package: "
+             "pip install 'sen12ms-build[s2cloudless]'")
     if not 0.0 < params.s2cloudless_threshold < 1.0:
         fail("mosaic.s2cloudless_threshold", "must be within 0..1 (exclusive)")
     if not 0.0 <= params.s2cloudless_floor < params.s2cloudless_threshold:

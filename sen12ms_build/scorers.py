@@ -89,6 +89,11 @@ def paper_score(l1c: np.ndarray, valid: np.ndarray, params: Any) -> np.ndarray:
     return cloud_score(l1c, params, valid)
 
 
+def s2cloudless_installed() -> bool:
+    """Whether the optional ``s2cloudless`` package can be imported (found, not imported)."""
+    return importlib.util.find_spec("s2cloudless") is not None
+
+
 @functools.lru_cache(maxsize=1)
 def _s2cloudless_detector() -> Any:
     if importlib.util.find_spec("s2cloudless") is None:

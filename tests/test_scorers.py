@@ -195,6 +195,12 @@ def test_capability_check_at_config_load(scorer, backend):
         assert str(exc.value).startswith("x.yaml: mosaic.scorer: ")
 
 
+def test_missing_s2cloudless_is_refused_at_config_load(monkeypatch):
+    monkeypatch.setattr(scorers, "s2cloudless_installed", lambda: False)
+    with pytest.raises(ConfigError, match=r"mosaic.scorer: .*sen12ms-build\[s2cloudless\]"):
+        config_from_dict({**BASE, "mosaic": {"scorer": "s2cloudless"}})
+
+
 @pytest.mark.parametrize("key, value", [("scorer", "fmask"), ("merge", "median")])
 def test_unknown_method_names_the_key(key, value):
     with pytest.raises(ConfigError, match=f"mosaic.{key}: unknown {key} '{value}'"):
