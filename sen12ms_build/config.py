@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from .methods import MergeMethod, Scorer, choices
 from .mosaic import MosaicParams
 from .errors import Sen12msError
 
@@ -97,6 +98,8 @@ class CurationConfig:
     scene_max_poor_share: float = 0.05  # residual cloud/shadow of the S2 mosaic
     patch_max_nodata_share: float = 0.0  # per modality, patch round
     patch_max_poor_share: float = 0.1
+    # largest connected poor region of a patch (655 px of 65536: ~ a 250 m cloud + halo)
+    patch_max_poor_blob_share: float = 0.01
     scene_max_haze_share: float = 0.25  # blocks whose blue floor is lifted by a veil
     patch_max_haze_share: float = 0.02  # i.e. more than one of a patch's 64 blocks
     haze_floor_margin: float = 0.05  # lift of the blue dark-object floor that counts as haze
@@ -287,11 +290,12 @@ def _check(cfg: Config) -> None:
         fail("backend.name", f"unknown backend {cfg.backend.name!r}; "
              "choose 'local' or 'earthengine'")
     try:
-        MosaicParams().with_overrides(cfg.mosaic)
+        params = MosaicParams().with_overrides(cfg.mosaic)
     except KeyError as exc:
         fail("mosaic", str(exc.args[0]))
     except (TypeError, ValueError) as exc:
         fail("mosaic", f"bad value: {exc}")
+    _check_methods(params, cfg.backend.name, fail)
     if cfg.landcover_year < 2001:
         fail("landcover_year", "MCD12Q1 starts in 2001")
     rp = cfg.reproject
@@ -336,6 +340,33 @@ def _check(cfg: Config) -> None:
              "name per line)")
     if cfg.workers < 1:
         fail("workers", "must be >= 1")
+
+
+def _check_methods(params: MosaicParams, backend: str, fail: Any) -> None:
+    """``mosaic.scorer`` / ``mosaic.merge``: known choices, and a scorer the backend can run
+    (the capability check of :mod:`sen12ms_build.scorers`)."""
+    from . import scorers
+
+    for key, enum in (("scorer", Scorer), ("merge", MergeMethod)):
+        value = getattr(params, key)
+        if value not in choices(enum):
+            fail(f"mosaic.{key}", f"unknown {key} {value!r}; choose one of "
+                 f"{', '.join(choices(enum))}")
+    why = scorers.check_backend(params.scorer, backend)
+    if why:
+        fail("mosaic.scorer", why)
+    if params.scorer == "s2cloudless" and not scorers.s2cloudless_installed():
+        fail("mosaic.scorer", "scorer 's2cloudless' needs the s2cloudless package: "
+             "pip install 'sen12ms-build[s2cloudless]'")
+    if not 0.0 < params.s2cloudless_threshold < 1.0:
+        fail("mosaic.s2cloudless_threshold", "must be within 0..1 (exclusive)")
+    if not 0.0 <= params.s2cloudless_floor < params.s2cloudless_threshold:
+        fail("mosaic.s2cloudless_floor", "must be within 0..s2cloudless_threshold")
+    if not 0.0 < params.cloudscoreplus_clear_thresh < 1.0:
+        fail("mosaic.cloudscoreplus_clear_thresh", "must be within 0..1 (exclusive)")
+    for key in ("s2cloudless_average_px", "s2cloudless_dilation_px"):
+        if getattr(params, key) < 0:
+            fail(f"mosaic.{key}", "must be >= 0")
 
 
 def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Config:

@@ -95,6 +95,22 @@ def poor_share(aux: np.ndarray) -> float:
     return float((poor[covered] == 1).mean())
 
 
+def poor_blob_share(aux: np.ndarray) -> float:
+    """Largest 8-connected region of poor (cloud or shadow) pixels, as a share of the
+    covered pixels (0..1): a compact residual cloud, which a person sees in the quicklook,
+    where :func:`poor_share` cannot tell it from the same share of scattered false alarms
+    (bright sand, single dark pixels)."""
+    from scipy import ndimage
+
+    poor = aux[1] == 1
+    covered = aux[1] != 255
+    if not poor.any() or not covered.any():
+        return 0.0
+    labels, n = ndimage.label(poor, structure=np.ones((3, 3), bool))
+    largest = np.bincount(labels.ravel())[1:].max() if n else 0
+    return float(largest) / float(covered.sum())
+
+
 def _s2_valid(s2: np.ndarray) -> np.ndarray:
     return np.any(s2 != 0, axis=0)
 
@@ -393,6 +409,9 @@ CHECKS: tuple[Check, ...] = (
     _nodata("s2"), _nodata("s1"), _nodata("lc"),
     Check("poor", ROUNDS, "poor_share", "share", ("aux",), lambda a, _c: poor_share(a["aux"]),
           _count("aux"), "cloud and shadow the mosaic knows it kept (its quality score)"),
+    Check("poor_blob", ("patch",), "poor_blob_share", "share", ("aux",),
+          lambda a, _c: poor_blob_share(a["aux"]), _count("aux"),
+          "a compact residual cloud or shadow: the largest connected poor region"),
     Check("saturated", ROUNDS, "saturated_share", "share", ("s2",),
           lambda a, _c: saturated_share(a["s2"]), _count("s2"),
           "saturated or impossible S2 values (DN >= 20000)"),

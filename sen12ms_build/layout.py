@@ -138,8 +138,8 @@ def seasons_rows(scenes: list[dict]) -> list[list[Any]]:
 # --- manifest ------------------------------------------------------------------------------
 
 #: One column per curation check (``curation.CHECKS``, same order): its measured value.
-CHECK_COLUMNS = ["nodata_s2", "nodata_s1", "nodata_lc", "poor", "saturated", "s1_stripe",
-                 "s1_range", "s1_border", "seam", "haze"]
+CHECK_COLUMNS = ["nodata_s2", "nodata_s1", "nodata_lc", "poor", "poor_blob", "saturated",
+                 "s1_stripe", "s1_range", "s1_border", "seam", "haze"]
 #: ``status`` is the final decision, ``reason`` the check that rejected (``review`` when a
 #: reviewer did), ``review`` the reviewer's decision (``rejected``, ``readmitted`` or empty).
 MANIFEST_HEADER = ["patch_id", "branch", "season", "scene", "patch", "status", "reason",
@@ -154,7 +154,8 @@ MANIFEST_HEADER = ["patch_id", "branch", "season", "scene", "patch", "status", "
                    "qa", "sha256_qa", "split"]
 SCENES_HEADER = ["branch", "season", "scene", "roi_id", "kind", "lon", "lat", "utm_zone",
                  "width", "height", "status", "reason", *CHECK_COLUMNS, "s2_dark_floor",
-                 "s2_dark_floor_water", "patches", "patches_kept", "s2_images", "s2_best"]
+                 "s2_dark_floor_water", "patches", "patches_kept", "s2_images", "s2_best",
+                 "scorer", "merge"]
 
 
 def write_csv(path: Path, header: list[str],

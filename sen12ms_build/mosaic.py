@@ -66,6 +66,14 @@ class MosaicParams:
     quality_kernel_radius: int = 5  # square mean of max(cloud, shadow), then negated
     score_scale_m: float = 20.0  # scale at which every score is computed
     keep_thresh: float = 5.0  # keepThresh: CLOUDY_PERCENTAGE below this is a "best" image
+    # --- pluggable methods (sen12ms_build.methods, docs/clouds.md) ------------------------
+    scorer: str = "paper"  # cloud scorer: paper, s2cloudless, cloudscoreplus
+    merge: str = "paper"  # paper: best images on top unmasked; masked: their poor pixels not
+    s2cloudless_threshold: float = 0.4  # the package's default probability threshold
+    s2cloudless_average_px: int = 2  # disk mean radius at score_scale_m (package: 4 at 10 m)
+    s2cloudless_dilation_px: int = 1  # disk dilation radius at score_scale_m (2 at 10 m)
+    s2cloudless_floor: float = 0.2  # probabilities up to this score cloud_score_floor (tie)
+    cloudscoreplus_clear_thresh: float = 0.6  # cs_cdf >= this is clear (Google's example)
 
     def with_overrides(self, overrides: Mapping[str, Any] | None) -> "MosaicParams":
         """A copy with some constants replaced; unknown names raise ``KeyError``."""
@@ -394,16 +402,29 @@ def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth:
 
     Scores are computed at ``score_scale_m`` (block means of ``score_factor`` pixels) and
     expanded back to (H, W) with nearest neighbour, as the Earth Engine scripts compute
-    them at 20 m and apply them at 10 m. With ``components=False`` the cloud and shadow
-    scores are not kept (``None``): what the merge needs is quality, valid and poor.
+    them at 20 m and apply them at 10 m. The cloud score is ``params.scorer``'s
+    (:mod:`sen12ms_build.scorers`); shadows are projected from it with the paper's solar
+    geometry unless the scorer already includes them. With ``components=False`` the cloud
+    and shadow scores are not kept (``None``): what the merge needs is quality, valid and
+    poor.
     """
     f = score_factor(pixel_size, params)
     shape = l1c.shape[1:]
     small = block_mean(l1c, f)
     spx = (pixel_size[0] * f, pixel_size[1] * f)
     valid_s = footprint(small)
-    cloud_s = cloud_score(small, params, valid_s)
-    shadow_s = shadow_score(small, cloud_s, spx, solar_azimuth, solar_zenith, params)
+    if params.scorer == "paper":  # the published scripts' path, untouched
+        cloud_s = cloud_score(small, params, valid_s)
+        includes_shadow = False
+    else:
+        from . import scorers
+
+        cloud_s = scorers.local_score(params.scorer, small, valid_s, params)
+        includes_shadow = scorers.get(params.scorer).includes_shadow
+    if includes_shadow:
+        shadow_s = np.zeros_like(cloud_s)
+    else:
+        shadow_s = shadow_score(small, cloud_s, spx, solar_azimuth, solar_zenith, params)
     quality_s = quality_score(cloud_s, shadow_s, valid_s, params)
     del small
     valid = footprint(l1c)
@@ -460,14 +481,19 @@ def best_images(cloudy_pct: Sequence[float], params: MosaicParams = DEFAULT_PARA
 
 
 def merge_sources(quality: np.ndarray, valid: np.ndarray, cloudy_pct: Sequence[float],
-                  params: MosaicParams = DEFAULT_PARAMS) -> tuple[np.ndarray, list[int]]:
+                  params: MosaicParams = DEFAULT_PARAMS,
+                  poor: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
     """Per-pixel source image of the merge: the quality mosaic (highest quality wins), with
-    the "best" images mosaicked on top wherever they have data.
+    the "best" images mosaicked on top wherever they have data (``params.merge`` ``paper``)
+    or wherever they have data and are not poor (``masked``: the quality mosaic keeps
+    their cloud and shadow pixels).
 
     Args:
         quality: (N, H, W) float32 quality scores (-inf outside footprints).
         valid: (N, H, W) bool footprints.
         cloudy_pct: N cloudy percentages.
+        poor: (N, H, W) bool poor masks for the masked merge (default: :func:`poor_mask`
+            of ``quality``).
     Returns:
         (H, W) int16 source index (-1 where no image has data) and the best list.
     """
@@ -478,8 +504,12 @@ def merge_sources(quality: np.ndarray, valid: np.ndarray, cloudy_pct: Sequence[f
     source = np.argmax(q, axis=0).astype(np.int16)
     source[~valid.any(axis=0)] = -1
     best = best_images(cloudy_pct, params)
+    masked = params.merge == "masked"
     for i in best:  # later (clearer) images on top
-        source[valid[i]] = i
+        on_top = valid[i]
+        if masked:
+            on_top = on_top & ~(poor_mask(quality[i], params) if poor is None else poor[i])
+        source[on_top] = i
     return source, best
 
 
@@ -513,10 +543,14 @@ class RunningMerge:
                load: Callable[[int], tuple[np.ndarray, np.ndarray]],
                params: MosaicParams = DEFAULT_PARAMS) -> tuple[np.ndarray, np.ndarray,
                                                               list[int]]:
-        """(source (H, W) int16, chosen poor (H, W) bool, best indices)."""
+        """(source (H, W) int16, chosen poor (H, W) bool, best indices). With
+        ``params.merge`` ``masked`` a best image goes on top only where it is not poor."""
         best = best_images(cloudy_pct, params)
+        masked = params.merge == "masked"
         for i in best:
             valid, poor = load(i)
+            if masked:
+                valid = valid & ~poor
             self.source[valid] = i
             self.poor[valid] = poor[valid]
         return self.source, self.poor & (self.source >= 0), best
@@ -546,10 +580,10 @@ def merge(images: np.ndarray, quality: np.ndarray, valid: np.ndarray,
 
     ``poor`` ((N, H, W) bool) defaults to :func:`poor_mask` of ``quality``.
     """
-    source, best = merge_sources(quality, valid, cloudy_pct, params)
-    mosaic = assemble(images, source)
     if poor is None:
         poor = poor_mask(quality, params)
+    source, best = merge_sources(quality, valid, cloudy_pct, params, poor)
+    mosaic = assemble(images, source)
     return MergeResult(mosaic, source, final_poor_share(source, poor), best)
 
 

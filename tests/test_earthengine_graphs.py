@@ -20,7 +20,7 @@ import ee  # noqa: E402
 
 from ee_helpers import (calls, constants, evaluate, function_nodes,  # noqa: E402
                         invocations, offline_ee)
-from sen12ms_build import mosaic  # noqa: E402
+from sen12ms_build import mosaic, scorers  # noqa: E402
 from sen12ms_build.backends.earthengine import (graphs, landcover_image, s1_image,  # noqa: E402
                                                 s2_mosaic)
 from sen12ms_build.mosaic import MosaicParams  # noqa: E402
@@ -265,8 +265,16 @@ def test_every_mosaic_constant_reaches_the_earth_engine_graph(region):
     default = constants(graphs.encode(s2_mosaic(region, START, END, base, with_aux=True)))
     for i, f in enumerate(fields(MosaicParams)):
         value = getattr(base, f.name)
+        if isinstance(value, str) or f.name.startswith("s2cloudless_"):
+            continue  # method choices and local-only scorer constants: test_scorers.py
         new = _sentinel(f.name, value, i)
         params = base.with_overrides({f.name: list(new) if isinstance(new, tuple) else new})
+        ref = default
+        if f.name.startswith("cloudscoreplus_"):  # read only when that scorer is chosen
+            ref = constants(graphs.encode(s2_mosaic(
+                region, START, END, base.with_overrides({"scorer": "cloudscoreplus"}),
+                with_aux=True)))
+            params = params.with_overrides({"scorer": "cloudscoreplus"})
         expr = graphs.encode(s2_mosaic(region, START, END, params, with_aux=True))
         got = constants(expr)
         if f.name == "cloud_heights_m":
@@ -275,8 +283,8 @@ def test_every_mosaic_constant_reaches_the_earth_engine_graph(region):
         wanted = list(new) if isinstance(new, tuple) else [new]
         for x in wanted:
             assert has_number(got, x), f"{f.name}={x} missing from the S2 graph"
-            assert not has_number(default, x), f"sentinel {x} of {f.name} not distinctive"
-        assert got != default, f.name
+            assert not has_number(ref, x), f"sentinel {x} of {f.name} not distinctive"
+        assert got != ref, f.name
 
 
 def _params_attributes(module) -> set[str]:
@@ -288,8 +296,13 @@ def _params_attributes(module) -> set[str]:
 
 def test_numpy_and_earth_engine_read_every_constant_from_mosaic_params():
     every = {f.name for f in fields(MosaicParams)}
-    assert every <= _params_attributes(mosaic), every - _params_attributes(mosaic)
-    assert every <= _params_attributes(graphs), every - _params_attributes(graphs)
+    # scorer-specific constants are read by the backends that run that scorer only
+    local_only = {n for n in every if n.startswith("s2cloudless_")}
+    ee_only = {n for n in every if n.startswith("cloudscoreplus_")}
+    numpy_side = _params_attributes(mosaic) | _params_attributes(scorers)
+    assert every - ee_only <= numpy_side, every - ee_only - numpy_side
+    assert every - local_only <= _params_attributes(graphs), \
+        every - local_only - _params_attributes(graphs)
     # the Earth Engine module imports the very same dataclass and defaults
     assert graphs.MosaicParams is mosaic.MosaicParams
     assert graphs.DEFAULT_PARAMS is mosaic.DEFAULT_PARAMS

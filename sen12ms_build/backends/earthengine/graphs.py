@@ -75,6 +75,11 @@ class EEOps:
 
 
 EE_OPS = EEOps()
+#: Google's Cloud Score+ for the harmonized L1C collection: same ``system:index`` as the
+#: source images (catalog page GOOGLE_CLOUD_SCORE_PLUS_V1_S2_HARMONIZED).
+CLOUD_SCORE_PLUS = "GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED"
+#: The Cloud Score+ band used: cumulative-distribution clear score, 0 occluded .. 1 clear.
+CS_BAND = "cs_cdf"
 
 
 def end_exclusive(end: str) -> str:
@@ -147,6 +152,59 @@ def cloud_score(image: ee.Image, params: MosaicParams = DEFAULT_PARAMS) -> ee.Im
     return _neighbourhood(score, params, lambda x: x.reduceNeighborhood(
         reducer=ee.Reducer.mean(), kernel=ee.Kernel.square(params.cloud_kernel_radius))
     ).rename("cloudScore")
+
+
+def cloudscoreplus_score(image: ee.Image, params: MosaicParams = DEFAULT_PARAMS) -> ee.Image:
+    """Band ``cloudScore`` from Cloud Score+: ``1 - cs_cdf`` (occlusion: clouds AND their
+    shadows), calibrated so that Google's clear threshold ``cs_cdf >=
+    cloudscoreplus_clear_thresh`` (0.6 in the catalog's example) is ``cloudScore <=
+    cloud_thresh``; at the score scale. ``image`` must carry the ``cs_cdf`` band
+    (:func:`link_cloud_score_plus`). Where Cloud Score+ has no image (the link leaves the
+    band fully masked) ``cs_cdf`` counts as 0, fully occluded: such an image is never a
+    "best" one (a masked score would count as clear in CLOUDY_PERCENTAGE) and never wins
+    the quality mosaic."""
+    # sen12ms_build.scorers.calibrate(1 - cs_cdf, 1 - clear, cloud_thresh), written on cs_cdf
+    cs = image.select(CS_BAND).unmask(0, False).clamp(0, 1)
+    clear, ct = params.cloudscoreplus_clear_thresh, params.cloud_thresh
+    on_clear_side = ee.Image.constant(1).subtract(cs).multiply(ct / (1.0 - clear))
+    on_cloud_side = ee.Image.constant(clear).subtract(cs).multiply((1.0 - ct) / clear).add(ct)
+    score = on_clear_side.where(cs.lt(clear), on_cloud_side)
+    return _at_score_scale(score, params).rename("cloudScore")
+
+
+def cloud_band(image: ee.Image, params: MosaicParams = DEFAULT_PARAMS) -> ee.Image:
+    """Band ``cloudScore`` of ``params.scorer`` (the Earth Engine side of
+    :mod:`sen12ms_build.scorers`): ``paper`` :func:`cloud_score`, ``cloudscoreplus``
+    :func:`cloudscoreplus_score`. ``ValueError`` for a scorer Earth Engine cannot run."""
+    from ...scorers import check_backend
+
+    why = check_backend(params.scorer, "earthengine")
+    if why:
+        raise ValueError(why)
+    if params.scorer == "cloudscoreplus":
+        return cloudscoreplus_score(image, params)
+    return cloud_score(image, params)
+
+
+def includes_shadow(params: MosaicParams) -> bool:
+    """Whether ``params.scorer``'s score already covers cloud shadows."""
+    from ...scorers import get
+
+    return get(params.scorer).includes_shadow
+
+
+def link_cloud_score_plus(col: ee.ImageCollection) -> ee.ImageCollection:
+    """``col`` with the Cloud Score+ band ``cs_cdf`` of the image of the same
+    ``system:index`` (``linkCollection``; a source image without a match keeps its
+    footprint and gets a fully masked band)."""
+    return col.linkCollection(ee.ImageCollection(CLOUD_SCORE_PLUS), [CS_BAND])
+
+
+def with_scorer_bands(col: ee.ImageCollection, params: MosaicParams) -> ee.ImageCollection:
+    """``col`` with the bands ``params.scorer`` reads besides L1C (Cloud Score+'s)."""
+    if params.scorer == "cloudscoreplus":
+        return link_cloud_score_plus(col)
+    return col
 
 
 def shadow_score(image: ee.Image, cloud: ee.Image,
@@ -252,13 +310,17 @@ def scored_collection(region: ee.Geometry, start: str, end: str,
     ``region``."""
     col = s2_collection(region, start, end, collection)
     ids = col.aggregate_array("system:index")
+    col = with_scorer_bands(col, params)
     clip = region if clip is None else clip
 
     def score(img: ee.Image) -> ee.Image:
         img = ee.Image(img).clip(clip)
         valid = footprint(img)
-        cloud = cloud_score(img, params)
-        shadow = shadow_score(img, cloud, params)
+        cloud = cloud_band(img, params)
+        if includes_shadow(params):
+            shadow = ee.Image.constant(0).rename("shadowScore")
+        else:
+            shadow = shadow_score(img, cloud, params)
         quality = quality_score(cloud, shadow, params)
         position = ids.indexOf(img.get("system:index"))
         index = ee.Image.constant(position).rename(SOURCE_BAND)
@@ -281,9 +343,9 @@ def statistics_collection(region: ee.Geometry, start: str, end: str,
     the merge order needs, cheap enough for one ``value:compute`` per scene."""
     def stats(img: ee.Image) -> ee.Image:
         img = ee.Image(img).clip(region)
-        return add_statistics(img, cloud_score(img, params), footprint(img), region, params)
+        return add_statistics(img, cloud_band(img, params), footprint(img), region, params)
 
-    return s2_collection(region, start, end, collection).map(stats)
+    return with_scorer_bands(s2_collection(region, start, end, collection), params).map(stats)
 
 
 # --- image merging module ------------------------------------------------------------------
@@ -303,11 +365,21 @@ def best_collection(scored: ee.ImageCollection, params: MosaicParams = DEFAULT_P
             .sort("MERGE_ORDER"))
 
 
+def mask_poor(image: ee.Image) -> ee.Image:
+    """``image`` with its poor (cloud or shadow) pixels masked in every band: what the
+    masked merge lays on top (mosaic.merge_sources with merge ``masked``)."""
+    return image.updateMask(image.select(POOR_BAND).Not())
+
+
 def merge(scored: ee.ImageCollection, params: MosaicParams = DEFAULT_PARAMS,
           best_ids: Sequence[str] | None = None) -> ee.Image:
-    """The quality mosaic with the best images mosaicked on top (mosaic.merge_sources)."""
+    """The quality mosaic with the best images mosaicked on top (mosaic.merge_sources):
+    whole footprints (merge ``paper``) or their clear pixels only (``masked``)."""
     quality_mosaic = scored.qualityMosaic(QUALITY_BAND)
-    best = best_collection(scored, params, best_ids).mosaic()
+    best_col = best_collection(scored, params, best_ids)
+    if params.merge == "masked":
+        best_col = best_col.map(mask_poor)
+    best = best_col.mosaic()
     return ee.ImageCollection.fromImages([quality_mosaic, best]).mosaic()
 
 

@@ -1,0 +1,51 @@
+"""The pluggable choices of the mosaicking, as string enums shared by the config loader and
+the command line (geedim's ``CloudMaskMethod`` style).
+
+No imports from the package: anything may import these. ``Scorer("paper")`` and
+``Scorer.PAPER == "paper"`` both hold, so the values travel as plain strings in
+:class:`sen12ms_build.mosaic.MosaicParams`, YAML and fingerprints.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Scorer(str, Enum):
+    """Per-pixel cloud score of the quality score module (``mosaic.scorer``, ``--scorer``).
+
+    * ``paper``: the SEN12MS scripts' spectral tests (default; both backends).
+    * ``s2cloudless``: Sentinel Hub's LightGBM pixel classifier (the ``s2cloudless``
+      package; local backend).
+    * ``cloudscoreplus``: Google's Cloud Score+ ``cs_cdf`` (Earth Engine backend).
+
+    See ``docs/clouds.md`` and :mod:`sen12ms_build.scorers`.
+    """
+
+    PAPER = "paper"
+    S2CLOUDLESS = "s2cloudless"
+    CLOUDSCOREPLUS = "cloudscoreplus"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class MergeMethod(str, Enum):
+    """How the "best" images go on top of the quality mosaic (``mosaic.merge``,
+    ``--merge``).
+
+    * ``paper``: whole footprints on top, unmasked (default; the published scripts).
+    * ``masked``: the best images' poor (cloud or shadow) pixels are masked first, so the
+      quality mosaic fills them.
+    """
+
+    PAPER = "paper"
+    MASKED = "masked"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def choices(enum: type[Enum]) -> list[str]:
+    """The values of a method enum, in declaration order (for click and error messages)."""
+    return [m.value for m in enum]
