@@ -133,7 +133,10 @@ def validate_tree(root: Path | str, *, res_m: float = 10.0, size: int | None = N
             problems.append(f"{label}: triplet incomplete, missing {', '.join(missing)}")
         elif None not in members.values() and len(set(members.values())) != 1:
             problems.append(f"{label}: s1/s2/lc do not share one CRS and geotransform")
-    problems += _check_manifest(root, groups, checksums)
+    manifest_problems = _check_manifest(root, groups, checksums)
+    problems += manifest_problems
+    if any("header lacks column(s)" in p for p in manifest_problems):
+        return problems  # every check below reads the manifest: one cause, one line
     problems += _check_splits(root, groups)
     from .selfdescription import check_all  # tags, quality layers, splits, STAC, Croissant
 
