@@ -214,6 +214,8 @@ def child(args: argparse.Namespace) -> None:
     else:
         result = run_mosaic(root, args.workdir / f"out_{args.n}", args.scorer)
     result["peak_mib"] = peak_mib()
+    use = resource.getrusage(resource.RUSAGE_SELF)  # CPU of every thread, imports included
+    result["cpu_seconds"] = use.ru_utime + use.ru_stime
     print(json.dumps(result))
 
 
