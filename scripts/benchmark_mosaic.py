@@ -121,6 +121,12 @@ def case_archive(work: Path, variants: list[Path], n: int) -> Path:
     return root
 
 
+def _cpu() -> float:
+    """CPU seconds of this process so far (every thread, user + system)."""
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
 def _io() -> dict[str, int]:
     with open("/proc/self/io") as f:
         return {k: int(v) for k, v in (line.split(": ") for line in f)}
@@ -155,12 +161,12 @@ def run_mosaic(root: Path, out: Path, scorer: str) -> dict:
     req = SceneRequest(roi=roi, season="summer", start=DATE.date(), end=DATE.date(),
                        params=params_for(scorer))
     out.mkdir(parents=True, exist_ok=True)
-    io0, t0 = _io(), time.perf_counter()
+    io0, c0, t0 = _io(), _cpu(), time.perf_counter()
     with tempfile.TemporaryDirectory(dir=out, prefix=".work-") as wd:
         meta = backend._s2(req, grid, roi_mask, out, Path(wd))
     sec = time.perf_counter() - t0
     io1 = _io()
-    return {"seconds": sec, "images": len(meta["s2_images"]), "best": len(meta["s2_best"]),
+    return {"seconds": sec, "cpu_seconds": _cpu() - c0, "images": len(meta["s2_images"]), "best": len(meta["s2_best"]),
             "rchar": io1["rchar"] - io0["rchar"], "wchar": io1["wchar"] - io0["wchar"],
             "poor_share": meta["poor_share"]}
 
@@ -172,7 +178,7 @@ def run_read(root: Path) -> dict:
 
     grid = _roi().export_grid()
     files = sorted((root / "s2").glob("*.tif"))
-    io0, t0 = _io(), time.perf_counter()
+    io0, c0, t0 = _io(), _cpu(), time.perf_counter()
     total = 0
     for p in files:
         with rasterio.open(p) as src:
@@ -183,7 +189,7 @@ def run_read(root: Path) -> dict:
             del a
     sec = time.perf_counter() - t0
     io1 = _io()
-    return {"seconds": sec, "images": len(files), "decoded": total,
+    return {"seconds": sec, "cpu_seconds": _cpu() - c0, "images": len(files), "decoded": total,
             "rchar": io1["rchar"] - io0["rchar"], "wchar": io1["wchar"] - io0["wchar"]}
 
 
@@ -214,8 +220,6 @@ def child(args: argparse.Namespace) -> None:
     else:
         result = run_mosaic(root, args.workdir / f"out_{args.n}", args.scorer)
     result["peak_mib"] = peak_mib()
-    use = resource.getrusage(resource.RUSAGE_SELF)  # CPU of every thread, imports included
-    result["cpu_seconds"] = use.ru_utime + use.ru_stime
     print(json.dumps(result))
 
 
