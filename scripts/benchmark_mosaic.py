@@ -259,6 +259,25 @@ def plot(rows: list[dict], path: Path) -> None:
     log.info("plot: %s", path)
 
 
+def report(rows: list[dict], plot_path: Path | None) -> None:
+    """The table (markdown) and, with ``plot_path``, the PNG."""
+    print()
+    print("| scorer | N | mosaic s | s/acq | read s | s/acq | mosaic/read (wall) | mosaic CPU s |"
+          " read CPU s | mosaic/read (CPU) | peak MiB mosaic | peak MiB read | MiB read |"
+          " MiB written |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        m, rd, n = r["mosaic"], r["read"], r["n"]
+        mc, rc = m.get("cpu_seconds"), rd.get("cpu_seconds")
+        cpu = (f"{mc:.1f} | {rc:.1f} | {mc / rc:.2f}" if mc and rc else "- | - | -")
+        print(f"| {r['scorer']} | {n} | {m['seconds']:.1f} | {m['seconds'] / n:.2f} | "
+              f"{rd['seconds']:.1f} | {rd['seconds'] / n:.2f} | "
+              f"{m['seconds'] / rd['seconds']:.2f} | {cpu} | {m['peak_mib']:.0f} | "
+              f"{rd['peak_mib']:.0f} | {m['rchar'] / 2**20:.0f} | {m['wchar'] / 2**20:.0f} |")
+    if plot_path:
+        plot(rows, plot_path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--counts", default="1,5,10,25", help="acquisition counts")
@@ -266,6 +285,8 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/sen12ms-bench-mosaic"))
     ap.add_argument("--plot", type=Path, default=None, help="PNG of time and memory vs N")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    ap.add_argument("--report", type=Path, default=None,
+                    help="only print the table (and --plot) of a saved --json")
     ap.add_argument("--profile", type=int, default=None,
                     help="only profile the mosaic of this many acquisitions (cProfile)")
     ap.add_argument("--child", choices=["mosaic", "read", "profile"], help=argparse.SUPPRESS)
@@ -274,6 +295,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.child:
         child(args)
+        return
+    if args.report:
+        report(json.loads(args.report.read_text()), args.plot)
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -302,18 +326,7 @@ def main() -> None:
                      mos["peak_mib"], mos["rchar"] / 2**20, mos["wchar"] / 2**20,
                      read["seconds"], read["seconds"] / n, read["peak_mib"],
                      mos["seconds"] / read["seconds"])
-    print()
-    print("| scorer | N | mosaic s | s/acq | read s | s/acq | mosaic/read | peak MiB mosaic |"
-          " peak MiB read | MiB read (rchar) | MiB written |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        m, rd, n = r["mosaic"], r["read"], r["n"]
-        print(f"| {r['scorer']} | {n} | {m['seconds']:.1f} | {m['seconds'] / n:.2f} | "
-              f"{rd['seconds']:.1f} | {rd['seconds'] / n:.2f} | "
-              f"{m['seconds'] / rd['seconds']:.2f} | {m['peak_mib']:.0f} | "
-              f"{rd['peak_mib']:.0f} | {m['rchar'] / 2**20:.0f} | {m['wchar'] / 2**20:.0f} |")
-    if args.plot:
-        plot(rows, args.plot)
+    report(rows, args.plot)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 
