@@ -239,14 +239,20 @@ def plot(rows: list[dict], path: Path) -> None:
     for scorer in sorted({r["scorer"] for r in rows}):
         rs = [r for r in rows if r["scorer"] == scorer]
         ns = [r["n"] for r in rs]
-        a.plot(ns, [r["mosaic"]["seconds"] for r in rs], "o-", label=f"mosaic ({scorer})")
+        a.plot(ns, [r["mosaic"]["seconds"] for r in rs], "o-", label=f"mosaic ({scorer}) wall")
+        if all("cpu_seconds" in r["mosaic"] for r in rs):
+            a.plot(ns, [r["mosaic"]["cpu_seconds"] for r in rs], "o:",
+                   label=f"mosaic ({scorer}) CPU")
         b.plot(ns, [r["mosaic"]["peak_mib"] for r in rs], "o-", label=f"mosaic ({scorer})")
     rs = [r for r in rows if r["scorer"] == rows[0]["scorer"]]
     a.plot([r["n"] for r in rs], [r["read"]["seconds"] for r in rs], "s--k",
-           label="read only (limit)")
+           label="read only (limit) wall")
+    if all("cpu_seconds" in r["read"] for r in rs):
+        a.plot([r["n"] for r in rs], [r["read"]["cpu_seconds"] for r in rs], "s:k",
+               label="read only CPU")
     b.plot([r["n"] for r in rs], [r["read"]["peak_mib"] for r in rs], "s--k",
            label="read only")
-    a.set(xlabel="acquisitions", ylabel="wall time (s)",
+    a.set(xlabel="acquisitions", ylabel="seconds",
           title="S2 mosaic of a 38.4 km ROI (4388 x 3489 px)")
     b.set(xlabel="acquisitions", ylabel="peak resident memory (MiB)", ylim=(0, None),
           title="peak memory (fresh process per case)")
