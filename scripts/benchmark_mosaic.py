@@ -240,15 +240,17 @@ def plot(rows: list[dict], path: Path) -> None:
         rs = [r for r in rows if r["scorer"] == scorer]
         ns = [r["n"] for r in rs]
         a.plot(ns, [r["mosaic"]["seconds"] for r in rs], "o-", label=f"mosaic ({scorer}) wall")
-        if all("cpu_seconds" in r["mosaic"] for r in rs):
-            a.plot(ns, [r["mosaic"]["cpu_seconds"] for r in rs], "o:",
+        cs = [r for r in rs if "cpu_seconds" in r["mosaic"]]
+        if cs:
+            a.plot([r["n"] for r in cs], [r["mosaic"]["cpu_seconds"] for r in cs], "o:",
                    label=f"mosaic ({scorer}) CPU")
         b.plot(ns, [r["mosaic"]["peak_mib"] for r in rs], "o-", label=f"mosaic ({scorer})")
     rs = [r for r in rows if r["scorer"] == rows[0]["scorer"]]
     a.plot([r["n"] for r in rs], [r["read"]["seconds"] for r in rs], "s--k",
            label="read only (limit) wall")
-    if all("cpu_seconds" in r["read"] for r in rs):
-        a.plot([r["n"] for r in rs], [r["read"]["cpu_seconds"] for r in rs], "s:k",
+    cs = [r for r in rs if "cpu_seconds" in r["read"]]
+    if cs:
+        a.plot([r["n"] for r in cs], [r["read"]["cpu_seconds"] for r in cs], "s:k",
                label="read only CPU")
     b.plot([r["n"] for r in rs], [r["read"]["peak_mib"] for r in rs], "s--k",
            label="read only")
