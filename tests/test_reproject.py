@@ -95,9 +95,9 @@ def test_nearest_warp_between_aligned_grids_is_a_plain_read(tmp_path):
     roi = ROI.at(1, 0, "listed", 11.57, 48.14, 2560.0)
     path, _ = export(tmp_path, roi, S2, lambda r, c, b: 1 + (r * 7 + c * 3 + b) % 4000)
     g = roi.export_grid()
-    grids = {"same": g, "overhanging": Grid(g.crs, g.transform * Affine.translation(-9, 13),
+    grids = {"same": g, "overhanging": Grid(g.crs, g.transform @ Affine.translation(-9, 13),
                                             g.width, g.height),
-             "half-pixel shift": Grid(g.crs, g.transform * Affine.translation(0.5, 0), 50, 40)}
+             "half-pixel shift": Grid(g.crs, g.transform @ Affine.translation(0.5, 0), 50, 40)}
     for name, grid in grids.items():
         with rasterio.open(path) as src:
             aligned = aligned_window(src, grid, S2.nodata) is not None
