@@ -11,7 +11,10 @@ modalities) it times, in separate processes so each one's peak memory is its own
   ``gdal_retile.py -ps 256 256 -overlap 128`` on each warped modality (it also writes the
   partial edge tiles, which are counted apart; the full tiles are the same patches).
 
-and prints the wall time, patches per second, peak resident memory of each, and the ratio.
+and prints the wall time, patches per second, peak resident memory of each, and the ratio;
+then, as references measured in the same run, the time to read our UTM scene back strip by
+strip (what cutting patches from the warped rows in memory would save) and the time of plain
+file writes of the same patch files' sizes (the disk's own speed: the floor of any tiler).
 Requires Debian's ``gdal-bin`` and ``python3-gdal``::
 
     apt-get install -y gdal-bin python3-gdal
@@ -96,7 +99,7 @@ def run_ours(meta: dict, out: Path) -> dict:
     from sen12ms_build.geo import utm_grid
     from sen12ms_build.products import MODALITIES
     from sen12ms_build.reproject import warp_to_file
-    from sen12ms_build.tiling import tile_scene
+    from sen12ms_build.tiling import iter_patch_rows, tile_scene
 
     grid = utm_grid(tuple(meta["bounds"]), meta["epsg"])
     t0 = time.perf_counter()
@@ -107,8 +110,33 @@ def run_ours(meta: dict, out: Path) -> dict:
     t_warp = time.perf_counter() - t0
     recs = tile_scene(utm, lambda dd, p: out / "patches" / dd / f"p{p}.tif",
                       lambda arrays: (True, "", {}))
-    return {"seconds": time.perf_counter() - t0, "warp_seconds": t_warp,
+    seconds = time.perf_counter() - t0
+    # references measured in the same process, after the timed run (not part of it):
+    # reading the UTM scene back strip by strip, which cutting patches from the warped
+    # rows in memory would save; and the disk's own speed for the same files
+    t1 = time.perf_counter()
+    for _ in iter_patch_rows(utm, 256, 128):
+        pass
+    t_readback = time.perf_counter() - t1
+    files = sorted((out / "patches").rglob("*.tif"))
+    sizes = [f.stat().st_size for f in files]
+    return {"seconds": seconds, "warp_seconds": t_warp, "tile_seconds": seconds - t_warp,
+            "readback_seconds": t_readback, **disk_write(out / "raw", sizes),
             "patches": len(recs), "files": 3 * len(recs)}
+
+
+def disk_write(folder: Path, sizes: list[int]) -> dict:
+    """Plain writes of files of these sizes (open, write, close; no fsync, as the patch
+    writers): the disk's and file system's own speed for the patches' bytes and count."""
+    folder.mkdir(parents=True, exist_ok=True)
+    blob = os.urandom(max(sizes))
+    t0 = time.perf_counter()
+    for i, n in enumerate(sizes):
+        with open(folder / f"{i}.bin", "wb") as f:
+            f.write(blob[:n])
+    sec = time.perf_counter() - t0
+    return {"raw_write_seconds": sec, "raw_write_mib_s": sum(sizes) / 2**20 / sec,
+            "patch_mib": sum(sizes) / 2**20}
 
 
 def run_gdal(meta: dict, out: Path) -> dict:
@@ -147,7 +175,9 @@ def run_gdal(meta: dict, out: Path) -> dict:
 def child(which: str, meta_path: Path, out: Path) -> None:
     meta = json.loads(meta_path.read_text())
     result = (run_ours if which == "ours" else run_gdal)(meta, out)
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # own peak: VmHWM (ru_maxrss would carry over the forking parent's peak through exec)
+    own = next(int(line.split()[1]) for line in open("/proc/self/status")
+               if line.startswith("VmHWM:"))
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     result["peak_mib"] = max(own, kids) / 1024
     print(json.dumps(result))
@@ -189,6 +219,12 @@ def main() -> None:
                  r["patches"] / r["seconds"], r["peak_mib"])
     log.info("ratio (GDAL time / ours): %.2f  (>1: we are faster); GDAL also wrote %d "
              "partial edge tiles", g["seconds"] / o["seconds"], g["files"] - 3 * g["patches"])
+    log.info("ours: warp %.1f s, tile %.1f s; of the tile stage, reading the UTM scene back "
+             "takes %.1f s (what cutting patches from the warped rows in memory would save)",
+             o["warp_seconds"], o["tile_seconds"], o["readback_seconds"])
+    log.info("disk: plain writes of the same %d files (%.0f MiB) take %.1f s (%.0f MiB/s): "
+             "the floor of the patch writes", o["files"], o["patch_mib"],
+             o["raw_write_seconds"], o["raw_write_mib_s"])
     print(json.dumps({"size": args.size, "gdal": g, "ours": o,
                       "ratio": g["seconds"] / o["seconds"]}))
 

@@ -153,6 +153,31 @@ def disk(radius: float) -> np.ndarray:
     return (xx * xx + yy * yy) <= radius * radius + 1e-9
 
 
+def _focal_extreme(x: np.ndarray, radius: float, iterations: int,
+                   op: np.ufunc) -> np.ndarray:
+    """``iterations`` x grey erosion (``op`` = minimum) or dilation (maximum) of ``x`` by
+    :func:`disk` (``radius``) with ``mode="nearest"``, as ``ndimage.grey_erosion`` /
+    ``grey_dilation`` compute it, bit for bit (min and max are exact): the disk is split into
+    the rectangles of its rows, each a separable 1-D filter pair."""
+    fp = disk(radius)
+    if iterations <= 0:
+        return x
+    r = fp.shape[0] // 2
+    filt = ndimage.minimum_filter1d if op is np.minimum else ndimage.maximum_filter1d
+    # rectangles (half height, half width): rows |dy| <= hh all reach at least |dx| <= hw
+    widths = [int(np.flatnonzero(row).max()) - r for row in fp]  # half width per row
+    rects = sorted({(max(abs(dy - r) for dy in range(fp.shape[0]) if widths[dy] >= hw), hw)
+                    for hw in set(widths)})
+    for _ in range(iterations):
+        out = None
+        for hh, hw in rects:
+            y = filt(x, 2 * hw + 1, axis=1, mode="nearest") if hw else x
+            y = filt(y, 2 * hh + 1, axis=0, mode="nearest") if hh else y
+            out = y if out is None else op(out, y, out=out if out is not x else None)
+        x = out
+    return x
+
+
 # --- quality score module ------------------------------------------------------------------
 
 def cloud_score(l1c: np.ndarray, params: MosaicParams = DEFAULT_PARAMS,
@@ -262,16 +287,18 @@ def project_clouds(score: np.ndarray, valid: np.ndarray, pixel_size: tuple[float
     h, w = score.shape
     acc = np.zeros((h, w), np.float64)
     n = np.zeros((h, w), np.int32)
+    # masked score and count once (the same float64 additions in the same order as adding
+    # ``where(ok, src, 0)`` per height, so the result is bit-identical)
+    masked = np.where(valid, score, 0.0).astype(np.float64, copy=False)
+    ones = valid.view(np.uint8) if valid.dtype == bool else valid.astype(np.uint8)
     for dr, dc in shadow_offsets_px(pixel_size, solar_azimuth, solar_zenith, heights_m):
         # destination rows/cols whose source (r + dr, c + dc) is inside the array
         r0, r1 = max(0, -dr), min(h, h - dr)
         c0, c1 = max(0, -dc), min(w, w - dc)
         if r0 >= r1 or c0 >= c1:
             continue
-        src = score[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
-        ok = valid[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
-        acc[r0:r1, c0:c1] += np.where(ok, src, 0.0)
-        n[r0:r1, c0:c1] += ok
+        acc[r0:r1, c0:c1] += masked[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+        n[r0:r1, c0:c1] += ones[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(n > 0, acc / np.maximum(n, 1), 0.0)
     return out.astype(np.float32)
@@ -295,10 +322,8 @@ def shadow_score(l1c: np.ndarray, cloud: np.ndarray, pixel_size: tuple[float, fl
     projected = project_clouds(cloud, valid, pixel_size, solar_azimuth, solar_zenith,
                                params.cloud_heights_m)
     s = projected * shadow_candidates(l1c, cloud, params)
-    for _ in range(params.erode_iterations):
-        s = ndimage.grey_erosion(s, footprint=disk(params.erode_radius_px), mode="nearest")
-    for _ in range(params.dilate_iterations):
-        s = ndimage.grey_dilation(s, footprint=disk(params.dilate_radius_px), mode="nearest")
+    s = _focal_extreme(s, params.erode_radius_px, params.erode_iterations, np.minimum)
+    s = _focal_extreme(s, params.dilate_radius_px, params.dilate_iterations, np.maximum)
     size = 2 * params.shadow_max_radius_px + 1
     s = ndimage.maximum_filter(s, size=size, mode="nearest")
     return np.where(valid, s, 0.0).astype(np.float32)
@@ -353,19 +378,31 @@ def block_mean(l1c: np.ndarray, factor: int) -> np.ndarray:
     if factor == 1:
         return l1c
     c, h, w = l1c.shape
-    hp, wp = -(-h // factor) * factor, -(-w // factor) * factor
-    shape = (hp // factor, factor, wp // factor, factor)
-    ok = np.zeros((hp, wp), np.float32)
-    ok[:h, :w] = footprint(l1c)
-    n = ok.reshape(shape).sum(axis=(1, 3))
-    out = np.zeros((c, hp // factor, wp // factor), np.uint16)
-    plane = np.zeros((hp, wp), np.float32)
+    hs, ws = -(-h // factor), -(-w // factor)
+    # Block sums as exact integers (< 2**24 for factor <= 16, so equal to float32 sums in
+    # any order): one strided slice per offset in the block, no padded copy. Outside the
+    # footprint every band is 0, so masking the sums by the footprint changes nothing.
+    exact = factor * factor * 65535 < 2**24
+
+    def block_sum(plane: np.ndarray, dtype: type) -> np.ndarray:
+        acc = np.zeros((hs, ws), dtype)
+        for dy in range(factor):
+            for dx in range(factor):
+                part = plane[dy::factor, dx::factor]
+                acc[:part.shape[0], :part.shape[1]] += part
+        return acc
+
+    n = block_sum(footprint(l1c).view(np.uint8), np.uint16).astype(np.float32)
+    out = np.zeros((c, hs, ws), np.uint16)
+    ok = n > 0
+    den = np.maximum(n, 1)
     for b in range(c):
-        plane[:h, :w] = l1c[b]
-        plane *= ok
-        total = plane.reshape(shape).sum(axis=(1, 3))
+        if exact:
+            total = block_sum(l1c[b], np.uint32).astype(np.float32)
+        else:  # pragma: no cover - factors above 16 (scores at >= 170 m from 10 m input)
+            total = block_sum(l1c[b].astype(np.float32), np.float32)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out[b] = np.rint(np.where(n > 0, total / np.maximum(n, 1), 0.0))
+            out[b] = np.rint(np.where(ok, total / den, 0.0))
     return out
 
 
@@ -567,8 +604,8 @@ def assemble(images: Sequence[np.ndarray] | np.ndarray, source: np.ndarray) -> n
             out = np.zeros(img.shape, img.dtype)
         sel = source == i
         if sel.any():
-            for b in range(img.shape[0]):  # band by band: no (C, n) temporary
-                out[b][sel] = img[b][sel]
+            for b in range(img.shape[0]):  # band by band: no (C, H, W) temporary
+                np.copyto(out[b], img[b], where=sel)
         del img
     return out
 

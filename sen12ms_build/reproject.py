@@ -16,7 +16,7 @@ from typing import Iterator
 
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import reproject
 from rasterio.windows import Window
@@ -58,13 +58,61 @@ def _vrt(src: rasterio.DatasetReader, grid: Grid, method: str, nodata: float | N
     )
 
 
+def aligned_window(src: rasterio.DatasetReader, grid: Grid, nodata: float | None,
+                   tol: float = 1e-6) -> Window | None:
+    """The window of ``grid`` in ``src`` when a nearest-neighbour warp is a plain read: same
+    CRS and pixel size, a whole-pixel offset, the source's nodata equal to ``nodata`` (or
+    none declared) and no mask or alpha band. ``None`` otherwise."""
+    st, gt = src.transform, grid.transform
+    if src.crs is None or src.crs != rasterio.crs.CRS.from_user_input(grid.crs):
+        return None
+    if (st.b, st.d, gt.b, gt.d) != (0, 0, 0, 0) or not (
+            math.isclose(st.a, gt.a, rel_tol=1e-12) and math.isclose(st.e, gt.e, rel_tol=1e-12)):
+        return None
+    col, row = (gt.c - st.c) / st.a, (gt.f - st.f) / st.e
+    if abs(col - round(col)) > tol or abs(row - round(row)) > tol:
+        return None
+    src_nodata = src.nodata if src.nodata is not None else nodata
+    same = (src_nodata == nodata or (src_nodata is not None and nodata is not None
+                                     and math.isnan(src_nodata) and math.isnan(nodata)))
+    flags = {f for band in src.mask_flag_enums for f in band}
+    if not same or not flags <= {MaskFlags.nodata, MaskFlags.all_valid}:
+        return None
+    return Window(round(col), round(row), grid.width, grid.height)
+
+
+def _read_aligned(src: rasterio.DatasetReader, win: Window, nodata: float | None,
+                  bands: list[int] | None) -> np.ndarray:
+    """Read ``win`` of ``src``, ``nodata`` (or 0) where it lies outside the source."""
+    count = len(bands) if bands else src.count
+    r0, c0 = int(win.row_off), int(win.col_off)
+    h, w = int(win.height), int(win.width)
+    rr0, cc0 = max(r0, 0), max(c0, 0)
+    rr1, cc1 = min(r0 + h, src.height), min(c0 + w, src.width)
+    if (rr0, cc0, rr1, cc1) == (r0, c0, r0 + h, c0 + w):
+        return src.read(indexes=bands, window=win)
+    arr = np.full((count, h, w), nodata if nodata is not None else 0, src.dtypes[0])
+    if rr0 < rr1 and cc0 < cc1:
+        arr[:, rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0] = src.read(
+            indexes=bands, window=Window(cc0, rr0, cc1 - cc0, rr1 - rr0))
+    return arr
+
+
 def warp_array(path: Path | str, grid: Grid, method: str, nodata: float | None,
                dtype: str | None = None, bands: list[int] | None = None) -> np.ndarray:
     """Warp a raster file onto ``grid``; returns a (C, H, W) array with ``nodata`` outside
-    the source. Raises :class:`InputError` for an unreadable or truncated file."""
+    the source. Raises :class:`InputError` for an unreadable or truncated file.
+
+    A nearest-neighbour warp between aligned grids (:func:`aligned_window`: e.g. an archive
+    already on the export grid) is a windowed read, the same pixels without the warper."""
     try:
-        with rasterio.open(path) as src, _vrt(src, grid, method, nodata) as vrt:
-            arr = vrt.read(indexes=bands)
+        with rasterio.open(path) as src:
+            win = aligned_window(src, grid, nodata) if method == "nearest" else None
+            if win is not None:
+                arr = _read_aligned(src, win, nodata, bands)
+            else:
+                with _vrt(src, grid, method, nodata) as vrt:
+                    arr = vrt.read(indexes=bands)
     except (rasterio.errors.RasterioError, OSError) as exc:
         raise InputError(f"{path}: unreadable or truncated raster ({exc})") from exc
     return arr.astype(dtype, copy=False) if dtype else arr

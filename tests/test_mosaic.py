@@ -209,3 +209,30 @@ def test_params_overrides_and_unknown_names():
     assert DEFAULT_PARAMS.cloud_heights_m == tuple(range(200, 10000, 250))
     with pytest.raises(KeyError, match="cloud_treshold"):
         DEFAULT_PARAMS.with_overrides({"cloud_treshold": 0.3})
+
+
+@pytest.mark.parametrize("radius", [1.0, 1.5, 2.0, 3.0, 4.5])
+@pytest.mark.parametrize("iterations", [1, 3])
+def test_focal_extremes_equal_grey_erosion_and_dilation(radius, iterations):
+    """The separable erosion / dilation of shadow_score gives ndimage's results bit for bit."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(7)
+    x = (rng.random((61, 47)) * (rng.random((61, 47)) > 0.4)).astype(np.float32)
+    ero, dil = x, x
+    for _ in range(iterations):
+        ero = ndimage.grey_erosion(ero, footprint=mosaic.disk(radius), mode="nearest")
+        dil = ndimage.grey_dilation(dil, footprint=mosaic.disk(radius), mode="nearest")
+    assert np.array_equal(mosaic._focal_extreme(x, radius, iterations, np.minimum), ero)
+    assert np.array_equal(mosaic._focal_extreme(x, radius, iterations, np.maximum), dil)
+
+
+def test_block_mean_ignores_nodata_in_partial_blocks():
+    """Block means over valid pixels only, odd sizes (partial edge blocks), rounded."""
+    img = np.zeros((2, 5, 7), np.uint16)
+    img[:, :4, :6] = np.arange(24, dtype=np.uint16).reshape(4, 6) + 1
+    img[:, 4, 6] = 9
+    out = mosaic.block_mean(img, 2)
+    assert out.shape == (2, 3, 4)
+    assert out[0, 0, 0] == round((1 + 2 + 7 + 8) / 4)
+    assert out[0, 2, 3] == 9 and out[0, 2, 0] == 0 and out[0, 0, 3] == 0

@@ -81,3 +81,31 @@ def test_nodata_survives_and_land_cover_is_never_blended(tmp_path):
     hole = np.isnan(out[0])
     assert 0.01 < hole.mean() < 0.2  # the hole is still there, nothing else became nodata
     assert np.nanmin(out[0]) >= -13.0 and np.nanmax(out[0]) <= -11.0  # never mixed with NaN
+
+
+def test_nearest_warp_between_aligned_grids_is_a_plain_read(tmp_path):
+    """An archive already on the export grid is read, not warped: the same pixels as GDAL's
+    warper, inside and outside the source (nodata), and the warper on a shifted grid."""
+    from affine import Affine
+    from rasterio.vrt import WarpedVRT
+
+    from sen12ms_build.geo import Grid
+    from sen12ms_build.reproject import aligned_window, warp_array
+
+    roi = ROI.at(1, 0, "listed", 11.57, 48.14, 2560.0)
+    path, _ = export(tmp_path, roi, S2, lambda r, c, b: 1 + (r * 7 + c * 3 + b) % 4000)
+    g = roi.export_grid()
+    grids = {"same": g, "overhanging": Grid(g.crs, g.transform @ Affine.translation(-9, 13),
+                                            g.width, g.height),
+             "half-pixel shift": Grid(g.crs, g.transform @ Affine.translation(0.5, 0), 50, 40)}
+    for name, grid in grids.items():
+        with rasterio.open(path) as src:
+            aligned = aligned_window(src, grid, S2.nodata) is not None
+            with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
+                           height=grid.height, nodata=S2.nodata, src_nodata=S2.nodata) as vrt:
+                reference = vrt.read()
+        assert aligned == (name != "half-pixel shift")
+        got = warp_array(path, grid, "nearest", S2.nodata, S2.dtype)
+        assert np.array_equal(got, reference), name
+    over = warp_array(path, grids["overhanging"], "nearest", 0, "uint16")
+    assert (over[:, :, :9] == 0).all() and (over[:, -13:] == 0).all() and over[:, 0, 9:].all()

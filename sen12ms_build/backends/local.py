@@ -105,19 +105,6 @@ def query(acquisitions: list[Acquisition], roi_ring: list[tuple[float, float]],
             if start <= a.date <= end and box(*a.bbox).intersects(roi)]
 
 
-class _Lazy:
-    """The saved images of a merge, each memory-mapped only while it is used."""
-
-    def __init__(self, paths: list[Path]):
-        self.paths = paths
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        return np.load(self.paths[i], mmap_mode="r")
-
-
 class LocalBackend(Backend):
     """Backend over a local archive directory (``s2/``, ``s1/``, ``lc/``)."""
 
@@ -165,14 +152,21 @@ class LocalBackend(Backend):
         # the scene edge still find data; statistics use the exact ROI
         clip_mask = ndimage.binary_dilation(roi_mask, iterations=CLIP_MARGIN_PX)
         merge = mosaic.RunningMerge(grid.shape)  # O(H x W) memory whatever the image count
-        paths, used, cloudy = [], [], []
+        # The mosaic is assembled as the merge runs: each image's winning pixels are copied
+        # as it is merged, so an image is read once and only the "best" images (which go on
+        # top at the end) are kept on disk. Memory: one image, the mosaic and the merge's
+        # planes, whatever the image count.
+        result: np.ndarray | None = None
+        chosen_masks = np.zeros((2, *grid.shape), bool)  # cloud, shadow of the chosen image
+        saved: dict[int, Path] = {}
+        used, cloudy = [], []
         for acq in found:
             try:
                 l1c = warp_array(acq.path, grid, "nearest", S2.nodata, S2.dtype)
             except InputError as exc:
                 log.error("skipping corrupt acquisition: %s", exc)
                 continue
-            l1c[:, ~clip_mask] = 0  # ee.Image.clip(roi), with a margin for the UTM warp
+            np.multiply(l1c, clip_mask, out=l1c)  # ee.Image.clip(roi), with a margin
             if not l1c.any():
                 continue
             az = float(acq.tags["MEAN_SOLAR_AZIMUTH_ANGLE"])
@@ -181,13 +175,22 @@ class LocalBackend(Backend):
             cloud = mosaic.cloud_mask(s.cloud, params)  # the quality layers' cloud and
             shadow = (s.shadow > params.cloud_thresh) & ~cloud  # shadow (AUX_MASKS)
             i = merge.add(s.quality, s.poor)
-            # keep the image and its masks on disk, not in memory: N scenes do not fit
-            paths.append(workdir / f"{i}.npy")
-            try:
-                np.save(paths[-1], l1c)
-                np.save(workdir / f"{i}_masks.npy", np.stack([s.valid, s.poor, cloud, shadow]))
-            except OSError as exc:
-                raise OutputError(explain_os_error(exc, paths[-1])) from exc
+            if result is None:
+                result = np.zeros_like(l1c)
+            won = merge.source == i  # where image i wins the quality mosaic so far
+            for b in range(l1c.shape[0]):
+                np.copyto(result[b], l1c[b], where=won)
+            chosen_masks[0][won] = cloud[won]
+            chosen_masks[1][won] = shadow[won]
+            del won
+            if mosaic.best_images([s.cloudy_percentage], params):  # goes on top at the end
+                saved[i] = workdir / f"{i}.npy"
+                try:
+                    np.save(saved[i], l1c)
+                    np.save(workdir / f"{i}_masks.npy",
+                            np.stack([s.valid, s.poor, cloud, shadow]))
+                except OSError as exc:
+                    raise OutputError(explain_os_error(exc, saved[i])) from exc
             cloudy.append(s.cloudy_percentage)
             used.append({"file": acq.path.name, "time": acq.time.isoformat(),
                          "product_id": acq.tags.get("PRODUCT_ID", acq.path.stem),
@@ -195,16 +198,22 @@ class LocalBackend(Backend):
                          "cloudy_percentage": round(s.cloudy_percentage, 3),
                          "roi_coverage_percent": round(s.roi_coverage_percent, 3)})
             del s, l1c, cloud, shadow
-        if not paths:
+        if result is None:
             raise NoDataError(f"no readable Sentinel-2 acquisition covers ROI {request.roi.id}")
-        k = len(paths)
+        k = len(used)
 
         def masks(i: int) -> tuple[np.ndarray, np.ndarray]:
             valid_poor = np.load(workdir / f"{i}_masks.npy")
             return valid_poor[0], valid_poor[1]
 
         source, chosen_poor, best = merge.finish(cloudy, masks, params)
-        result = mosaic.assemble(_Lazy(paths), source)
+        for i in best:  # the best images on top: their pixels are those the source gives them
+            img = np.load(saved[i], mmap_mode="r")
+            on_top = source == i
+            for b in range(img.shape[0]):
+                np.copyto(result[b], img[b], where=on_top)
+            chosen_masks[:, on_top] = np.load(workdir / f"{i}_masks.npy")[2:4, on_top]
+            del img
         covered = source >= 0
         poor_share = mosaic.poor_share_of(source, chosen_poor)
         _write(out / EXPORT_FILES["s2"], result, crs=grid.crs, transform=grid.transform,
@@ -213,10 +222,7 @@ class LocalBackend(Backend):
         aux = np.full((AUX_MASKS.count, *grid.shape), 255, np.uint8)
         aux[0][covered] = source[covered]
         aux[1][covered] = chosen_poor[covered]
-        for i in range(k):  # the chosen image's cloud and shadow masks
-            here = source == i
-            if here.any():
-                aux[2:4, here] = np.load(workdir / f"{i}_masks.npy")[2:4, here]
+        aux[2:4, covered] = chosen_masks[:, covered]  # the chosen image's cloud and shadow
         _write(out / EXPORT_FILES["aux"], aux, crs=grid.crs, transform=grid.transform,
                nodata=255, descriptions=AUX_MASKS.descriptions)
         for i, u in enumerate(used):
