@@ -191,8 +191,9 @@ def write_lines(path: Path, lines: Iterable[str]) -> None:
 # --- stale patches ---------------------------------------------------------------------------
 
 def remove_stale_patches(root: Path, branch: str, scene: int, keep: Iterable[Path]) -> int:
-    """Delete the patch files of one scene that are not in ``keep`` (the files the tile
-    stage just wrote), e.g. those of an earlier ``tiling.patch_size`` or ``stride``.
+    """Delete the patch files (and quality layers) of one scene that are not in ``keep``
+    (the files the tile stage just wrote), e.g. those of an earlier ``tiling.patch_size``
+    or ``stride``.
 
     Each removal is one ``unlink`` (atomic); the scene's other files are untouched, so
     an interrupted removal is finished by the next run, which tiles the scene again.
@@ -200,7 +201,7 @@ def remove_stale_patches(root: Path, branch: str, scene: int, keep: Iterable[Pat
     """
     keep = {Path(p).resolve() for p in keep}
     n = 0
-    for dd in DATA_IDS:
+    for dd in (*DATA_IDS, "qa"):  # the patches and their quality layers (qa_<scene>/)
         folder = Path(root) / branch / f"{dd}_{scene}"
         for f in folder.glob("*.tif") if folder.is_dir() else ():
             if f.resolve() not in keep:

@@ -183,9 +183,13 @@ def test_file_split_and_bad_method(tiny_run, tmp_path):
     from sen12ms_build.pipeline import finalize
 
     with pytest.raises(ConfigError, match="splits.method: unknown method 'blocks'"):
-        config_from_dict({"splits": {"method": "blocks"}, "sampling": {"rois_file": "x"}})
+        config_from_dict({"splits": {"method": "blocks"}, "sampling": {"rois_file": "x"},
+                          "seasons": {"winter": {"seed": 1, "start": "2016-12-01",
+                                                 "end": "2017-02-28"}}})
     with pytest.raises(ConfigError, match="splits.test_file"):
-        config_from_dict({"splits": {"method": "file"}, "sampling": {"rois_file": "x"}})
+        config_from_dict({"splits": {"method": "file"}, "sampling": {"rois_file": "x"},
+                          "seasons": {"winter": {"seed": 1, "start": "2016-12-01",
+                                                 "end": "2017-02-28"}}})
     names = sorted(p.name for p in root.glob("ROIs1158_spring/s2_2/*.tif"))[:3]
     listed = tmp_path / "published_test.txt"
     listed.write_text("# a published split\n" + "\n".join(names) + "\n")

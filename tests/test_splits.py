@@ -94,8 +94,13 @@ def test_every_scene_can_be_drawn():
 
 
 @pytest.mark.slow
-def test_demo_run_split_lists_follow_the_fraction(demo_run):
-    """The demo run's train/test lists split by scene with the configured fraction."""
+def test_demo_run_split_lists_follow_the_method(demo_run):
+    """The demo run's train/test lists follow its split method: with ``groups`` (the
+    default) whole overlap groups go to one side, so the demo, whose 12 ROIs all overlap
+    in one 19 km scene, is one group and all train (splits.json says so); the per-ROI
+    split of the same scenes follows the configured fraction."""
+    import json
+
     cfg, _ = demo_run
     root = Path(cfg.out)
     scene = lambda name: (layout.parse_patch_filename(name).season,  # noqa: E731
@@ -105,4 +110,13 @@ def test_demo_run_split_lists_follow_the_fraction(demo_run):
     assert not train & test
     n = len(train | test)
     assert n >= 2
-    assert len(test) == expected_n_test(n, cfg.splits.test_fraction), (len(test), n)
+    meta = json.loads((root / "splits.json").read_text())
+    assert cfg.splits.method == meta["method"] == "groups"
+    assert meta["shared_area_m2"] == 0.0
+    in_groups = sorted(k for g in meta["groups"] for k in g)
+    assert len(in_groups) == len(set(in_groups)) == n  # every scene in exactly one group
+    if len(meta["groups"]) == 1:
+        assert not test and meta["test_scenes"] == 0
+    keys_ = sorted({(b, int(sc)) for b, sc in (k.split("/") for k in in_groups)})
+    _, roi_test = split(keys_, cfg.splits.test_fraction, cfg.splits.seed)
+    assert len(roi_test) == expected_n_test(n, cfg.splits.test_fraction), (len(roi_test), n)
