@@ -141,13 +141,8 @@ LEGACY_AUX_BANDS = ["source_index", "poor"]  # products.AUX (exports of earlier 
 
 
 def s2_band_count(expression: dict) -> int:
-    """Bands of a Sentinel-2 request: those of its outermost ``Image.select`` if the
-    result is one, else 13 L1C bands plus the aux bands the graph selects (4, or 2 for a
-    graph of an earlier version)."""
-    root = expression["values"][expression["result"]].get("functionInvocationValue", {})
-    if root.get("functionName") == "Image.select":
-        sel = root["arguments"]["bandSelectors"]
-        return len(sel.get("constantValue") or sel["arrayValue"]["values"])
+    """Bands of a Sentinel-2 request: 13 L1C bands plus the aux bands the graph selects
+    (4, or 2 for a graph of an earlier version, or none)."""
     selects = [a["bandSelectors"] for a in calls(expression, "Image.select")]
     if AUX_BANDS in selects:
         return 13 + len(AUX_BANDS)
@@ -250,6 +245,8 @@ class FakeEarthEngine:
         budget: total compute of all successful computePixels requests; once spent every
             request gets the 429 quota-exhausted answer (None: unlimited). ``spent`` counts.
         images: Sentinel-2 images a scene's mosaic scores (the cost's image factor).
+        legacy_aux: answer Sentinel-2 requests with the 2 aux bands of earlier versions
+            (source index, poor), as exports finished before an upgrade are.
     """
 
     def __init__(self, project: str = PROJECT):
@@ -277,6 +274,7 @@ class FakeEarthEngine:
         self.budget: float | None = None
         self.spent = 0.0
         self.images = 4
+        self.legacy_aux = False
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -309,6 +307,12 @@ class FakeEarthEngine:
         key = "s2" if "COPERNICUS/S2" in text else product_of(text)[0]
         ops = len(invocations(body["expression"]))
         return grid["width"] * grid["height"] * (self.images if key == "s2" else 1) * ops
+
+    def _product(self, text: str) -> tuple[str, int, str]:
+        key, count, dtype = product_of(text)
+        if key == "s2" and self.legacy_aux and count > 13:
+            count = 13 + len(LEGACY_AUX_BANDS)
+        return key, count, dtype
 
     def count(self, suffix: str) -> int:
         with self.lock:
@@ -363,7 +367,7 @@ class FakeEarthEngine:
 
     def _write_export(self, body: dict) -> None:
         text = json.dumps(body["expression"])
-        key, count, dtype = product_of(text)
+        key, count, dtype = self._product(text)
         vals = {}
         for name, args in invocations(body["expression"]):
             if name == "Image.reproject" and "crsTransform" in args:
@@ -478,7 +482,7 @@ class FakeEarthEngine:
                 t = grid_transform(grid)
                 w, h = grid["dimensions"]["width"], grid["dimensions"]["height"]
                 text = json.dumps(body["expression"])
-                key, count, dtype = product_of(text)
+                key, count, dtype = fake._product(text)
                 ident = (key, t.c, t.f, w, h)
                 with fake.lock:
                     attempt = fake.attempts[ident]
