@@ -24,7 +24,7 @@ from rasterio.windows import Window
 
 from ...geo import Grid
 from ...io import GTIFF_PROFILE, InputError, OutputError, atomic_path
-from ...products import AUX, AUX_MASKS, LC, S1, S2, Modality
+from ...products import AUX_MASKS, LC, S1, S2, Modality
 from .chunks import Chunk, Product
 from .errors import TransientError
 from .graphs import S1_FILL
@@ -121,13 +121,6 @@ def aux_to_uint8(arr: np.ndarray) -> np.ndarray:
     data; source indices above 254 (more than 255 images) are clamped to 254."""
     out = np.where(arr == AUX_MASKS.nodata, AUX_MASKS.nodata, np.minimum(arr, 254))
     return out.astype(np.uint8)
-
-
-def aux_modality(s2_band_count: int) -> Modality:
-    """The aux raster of an ``s2`` piece with this many bands: :data:`AUX_MASKS` (13 L1C +
-    4, what the graphs export) or, for pieces exported before the masks were added (13 +
-    2, e.g. a batch export finished by an older version), :data:`AUX`."""
-    return AUX if s2_band_count == S2.count + AUX.count else AUX_MASKS
 
 
 def targets_for(key: str, out_dir: Path, files: dict[str, str], with_aux: bool,
