@@ -98,7 +98,9 @@ MODALITIES: dict[str, Modality] = {m.key: m for m in (S1, S2, LC)}
 
 #: The mosaic's companion raster (not part of the dataset): band 1 the index of the source
 #: image of each pixel (255: none), band 2 the final poor-pixel (cloud or shadow) mask
-#: (1 poor, 0 clear, 255 no data). It feeds curation.
+#: (1 poor, 0 clear, 255 no data). It feeds curation. Both backends now write
+#: :data:`AUX_MASKS` (these two bands first); two-band aux rasters of earlier versions are
+#: still read.
 AUX = Modality(
     key="aux",
     bands=("source_index", "poor"),
@@ -108,11 +110,13 @@ AUX = Modality(
     resampling="nearest",
 )
 
-#: The local backend's aux raster: :data:`AUX`'s two bands, then the chosen image's cloud
+#: The aux raster of both backends: :data:`AUX`'s two bands, then the chosen image's cloud
 #: mask (cloud score above ``cloud_thresh``) and shadow mask (shadow score above
 #: ``cloud_thresh``, not cloud), same coding (1 yes, 0 no, 255 no data). They feed the
-#: quality layers (:mod:`sen12ms_build.provenance`). The Earth Engine backend exports
-#: :data:`AUX` only (its quality layers then carry the poor mask as "cloud or shadow").
+#: quality layers (:mod:`sen12ms_build.provenance`). The Earth Engine backend computes the
+#: same masks in its graph (``graphs.cloud_shadow_masks``). With a scorer that includes
+#: shadows (Cloud Score+: an occlusion score) the shadow score is 0, so ``cloud`` holds
+#: everything the scorer flags and ``shadow`` is 0.
 AUX_MASKS = Modality(
     key="aux",
     bands=AUX.bands + ("cloud", "shadow"),

@@ -18,9 +18,10 @@ GDAL splits a key at ``:`` or ``=``, so STAC's ``prefix:field`` keys cannot be u
 The quality layer (``<branch>/qa_<scene>/<branch>_qa_<scene>_p<patch>.tif``, a folder the
 SEN12MS loaders never look into: they build paths from the s2 names) has three uint8 bands:
 ``cloud`` and ``shadow`` masks (1 yes, 0 no, 255 no data) of the image each pixel was taken
-from, and ``source_index`` (index into the scene's ``s2_images``; 255 none). With an aux
-raster of two bands only (the Earth Engine backend), ``cloud`` holds the combined
-cloud-or-shadow mask and ``shadow`` is 255 (unknown); ``QA_MASKS`` says which.
+from, and ``source_index`` (index into the scene's ``s2_images``; 255 none). Both backends
+export these masks (:data:`products.AUX_MASKS`). With an aux raster of two bands only
+(Earth Engine exports of earlier versions), ``cloud`` holds the combined cloud-or-shadow
+mask and ``shadow`` is 255 (unknown); ``QA_MASKS`` says which.
 """
 
 from __future__ import annotations

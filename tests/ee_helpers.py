@@ -136,10 +136,23 @@ RES = 0.0001
 S1_FILL = -9999.0
 
 
+AUX_BANDS = ["source_index", "poor", "cloud", "shadow"]  # products.AUX_MASKS
+LEGACY_AUX_BANDS = ["source_index", "poor"]  # products.AUX (exports of earlier versions)
+
+
+def s2_band_count(expression: dict) -> int:
+    """Bands of a Sentinel-2 request: 13 L1C bands plus the aux bands the graph selects
+    (4, or 2 for a graph of an earlier version, or none)."""
+    selects = [a["bandSelectors"] for a in calls(expression, "Image.select")]
+    if AUX_BANDS in selects:
+        return 13 + len(AUX_BANDS)
+    return 13 + (len(LEGACY_AUX_BANDS) if LEGACY_AUX_BANDS in selects else 0)
+
+
 def product_of(expression_text: str) -> tuple[str, int, str]:
     """(key, band count, dtype) of a request, recognised from its collection id."""
     if "COPERNICUS/S2" in expression_text:
-        return "s2", (15 if "source_index" in expression_text else 13), "uint16"
+        return "s2", s2_band_count(json.loads(expression_text)), "uint16"
     if "COPERNICUS/S1_GRD" in expression_text:
         return "s1", 2, "float32"
     if "MODIS/061/MCD12Q1" in expression_text:
@@ -164,6 +177,10 @@ def values(key: str, count: int, dtype: str, transform: Affine, width: int, heig
             v = (rows // 64 + cols // 64) % 6
         elif key == "s2" and b == 14:  # poor
             v = np.where((rows // 32 + cols // 32) % 7 == 0, 255, (rows + cols) % 2)
+        elif key == "s2" and b in (15, 16):  # cloud, shadow: a poor pixel is one or other
+            poor = np.where((rows // 32 + cols // 32) % 7 == 0, 255, (rows + cols) % 2)
+            cloud = (cols // 8) % 3 == 0
+            v = np.where(poor == 255, 255, (poor == 1) & (cloud if b == 15 else ~cloud))
         else:
             v = (rows * 7 + cols * 3 + b * 11) % 250 + (1 if key == "s2" else 0)
         out[b] = np.broadcast_to(v, (height, width)).astype(dtype)
@@ -228,6 +245,8 @@ class FakeEarthEngine:
         budget: total compute of all successful computePixels requests; once spent every
             request gets the 429 quota-exhausted answer (None: unlimited). ``spent`` counts.
         images: Sentinel-2 images a scene's mosaic scores (the cost's image factor).
+        legacy_aux: answer Sentinel-2 requests with the 2 aux bands of earlier versions
+            (source index, poor), as exports finished before an upgrade are.
     """
 
     def __init__(self, project: str = PROJECT):
@@ -255,6 +274,7 @@ class FakeEarthEngine:
         self.budget: float | None = None
         self.spent = 0.0
         self.images = 4
+        self.legacy_aux = False
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -283,9 +303,16 @@ class FakeEarthEngine:
         images = :attr:`images` for the Sentinel-2 mosaic (1 for S1 and land cover) and
         operations = the distinct function invocations of its expression."""
         grid = body["grid"]["dimensions"]
-        key = product_of(json.dumps(body["expression"]))[0]
+        text = json.dumps(body["expression"])
+        key = "s2" if "COPERNICUS/S2" in text else product_of(text)[0]
         ops = len(invocations(body["expression"]))
         return grid["width"] * grid["height"] * (self.images if key == "s2" else 1) * ops
+
+    def _product(self, text: str) -> tuple[str, int, str]:
+        key, count, dtype = product_of(text)
+        if key == "s2" and self.legacy_aux and count > 13:
+            count = 13 + len(LEGACY_AUX_BANDS)
+        return key, count, dtype
 
     def count(self, suffix: str) -> int:
         with self.lock:
@@ -340,7 +367,7 @@ class FakeEarthEngine:
 
     def _write_export(self, body: dict) -> None:
         text = json.dumps(body["expression"])
-        key, count, dtype = product_of(text)
+        key, count, dtype = self._product(text)
         vals = {}
         for name, args in invocations(body["expression"]):
             if name == "Image.reproject" and "crsTransform" in args:
@@ -455,7 +482,7 @@ class FakeEarthEngine:
                 t = grid_transform(grid)
                 w, h = grid["dimensions"]["width"], grid["dimensions"]["height"]
                 text = json.dumps(body["expression"])
-                key, count, dtype = product_of(text)
+                key, count, dtype = fake._product(text)
                 ident = (key, t.c, t.f, w, h)
                 with fake.lock:
                     attempt = fake.attempts[ident]
@@ -521,7 +548,7 @@ class FakeEarthEngine:
 def expected(key: str, transform: Affine, width: int, height: int, aux: bool = True
              ) -> np.ndarray:
     """What the emulator's pixels of a product look like on a whole grid."""
-    count = {"s2": 15 if aux else 13, "s1": 2, "lc": 4}[key]
+    count = {"s2": 13 + len(AUX_BANDS) if aux else 13, "s1": 2, "lc": 4}[key]
     dtype = {"s2": "uint16", "s1": "float32", "lc": "uint16"}[key]
     return values(key, count, dtype, transform, width, height)
 
@@ -615,3 +642,66 @@ def evaluate(expr: dict, node: Any, properties: dict[str, float],
         return n
 
     return ev(node)
+
+
+# --- a small evaluator of a serialized graph's pixel-wise image algebra -----------------------
+
+def _binary(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]
+            ) -> Callable[[dict], dict[str, np.ndarray]]:
+    """An ``Image.<op>(image1, image2)``: band by band, a one-band side broadcast to the
+    other, band names of ``image1`` (Earth Engine's rule)."""
+    def op(a: dict) -> dict[str, np.ndarray]:
+        left, right = a["image1"], a["image2"]
+        lv, rv = list(left.values()), list(right.values())
+        if len(lv) == 1 and len(rv) > 1:
+            lv = lv * len(rv)
+        if len(rv) == 1 and len(lv) > 1:
+            rv = rv * len(lv)
+        names = list(left) if len(left) == len(lv) else list(right)
+        return {n: fn(x, y) for n, x, y in zip(names, lv, rv)}
+    return op
+
+
+_IMAGE_OPS: dict[str, Callable[[dict], dict[str, np.ndarray]]] = {
+    "Image.constant": lambda a: {"constant": np.asarray(a["value"], np.float64)},
+    "Image.gt": _binary(lambda x, y: (x > y).astype(np.uint8)),
+    "Image.lt": _binary(lambda x, y: (x < y).astype(np.uint8)),
+    "Image.and": _binary(lambda x, y: ((x != 0) & (y != 0)).astype(np.uint8)),
+    "Image.or": _binary(lambda x, y: ((x != 0) | (y != 0)).astype(np.uint8)),
+    "Image.not": lambda a: {n: (v == 0).astype(np.uint8) for n, v in a["value"].items()},
+    "Image.rename": lambda a: dict(zip(a["names"], a["input"].values())),
+    "Image.addBands": lambda a: {**a["dstImg"], **a["srcImg"]},
+    "Image.select": lambda a: {n: a["input"][n] for n in a["bandSelectors"]},
+}
+
+
+def evaluate_image(expr: dict, images: dict[str, np.ndarray], node: Any = None
+                   ) -> dict[str, np.ndarray]:
+    """Evaluate the pixel-wise image algebra of a serialized expression (its result, or
+    ``node``) on numpy arrays: ``Image.load`` of an id reads ``images[id]`` (one band named
+    by the id); constants, comparisons, ``And`` / ``Or`` / ``Not``, ``rename``,
+    ``addBands`` and ``select`` follow Earth Engine's band rules. Returns band name ->
+    array. Anything else (a kernel, a reprojection...) raises ``KeyError`` naming the
+    function, so a graph that computes the value another way fails loudly."""
+    values = expr["values"]
+
+    def ev(n: Any) -> Any:
+        if isinstance(n, dict):
+            if "valueReference" in n:
+                return ev(values[n["valueReference"]])
+            if "constantValue" in n:
+                return n["constantValue"]
+            if "functionInvocationValue" in n:
+                inv = n["functionInvocationValue"]
+                name = inv.get("functionName")
+                args = {k: ev(v) for k, v in inv.get("arguments", {}).items()}
+                if name == "Image.load":
+                    return {args["id"]: np.asarray(images[args["id"]])}
+                if name not in _IMAGE_OPS:
+                    raise KeyError(f"evaluate_image: {name} is not pixel-wise algebra")
+                return _IMAGE_OPS[name](args)
+            if "arrayValue" in n:
+                return [ev(v) for v in n["arrayValue"]["values"]]
+        return n
+
+    return ev({"valueReference": expr["result"]} if node is None else node)

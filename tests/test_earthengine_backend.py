@@ -92,7 +92,11 @@ def test_export_scene_download_mode(fake, tmp_path):
     best = [SUMMARY["s2"][i]["id"] for i in mosaic.best_images(cloudy)]
     assert meta["s2_best"] == best and len(best) == 3
     assert [i["best"] for i in meta["s2_images"]] == [False, True, True, False, True, False]
-    assert meta["s1_images"] == SUMMARY["s1"] and meta["lc_image"] == "2016_01_01"
+    assert meta["s1_images"] == [a["id"] for a in SUMMARY["s1"]]
+    assert meta["lc_image"] == "2016_01_01"
+    assert [(a["product_id"], a["orbit_pass"]) for a in meta["s1_acquisitions"]] == [
+        (a["id"], "ASCENDING") for a in SUMMARY["s1"]]
+    assert meta["s1_acquisitions"][0]["time"] == "2017-06-03T17:06:03+00:00"
     assert meta["grid"]["width"] == grid.width and meta["requests"]["retries"] == 0
     assert 0 <= meta["poor_share"] <= 1 and meta["mosaic_coverage"] == 1.0
     aux = expected("s2", grid.transform, grid.width, grid.height)[13]
@@ -106,6 +110,62 @@ def test_export_scene_download_mode(fake, tmp_path):
     assert not any((tmp_path / "cache").rglob("*.tif"))
     # nothing secret or machine-specific leaks into the metadata
     assert "credential" not in json.dumps(meta).lower()
+    check_quality_layers(res, grid)
+
+
+def check_quality_layers(res, grid) -> None:
+    """The export's aux raster has the local backend's four bands, and the provenance of a
+    patch cut from it reports real cloud and shadow masks and the S1 orbit passes."""
+    from sen12ms_build import provenance
+    from sen12ms_build.pipeline import _aux_modality
+    from sen12ms_build.products import AUX_MASKS
+
+    aux, prof = read(res.aux)
+    assert prof["descriptions"] == AUX_MASKS.descriptions and _aux_modality(res.aux) is AUX_MASKS
+    window = aux[:, :128, :128]
+    sources = provenance.scene_sources(res.meta, "summer", ROI_SMALL.id, 2016)
+    tags = provenance.patch_tags(sources, window)
+    assert tags["QA_MASKS"] == "cloud,shadow"
+    n = window[0].size
+    assert tags["CLOUD_SHARE"] == f"{(window[2] == 1).sum() / n:.4f}"
+    assert tags["SHADOW_SHARE"] == f"{(window[3] == 1).sum() / n:.4f}"
+    assert float(tags["CLOUD_SHARE"]) > 0 and float(tags["SHADOW_SHARE"]) > 0
+    qa = provenance.quality_array(window)
+    np.testing.assert_array_equal(qa, window[[2, 3, 0]])
+    assert tags["S1_ORBIT_STATES"] == "ascending,ascending,ascending"
+    assert tags["S1_DATETIMES"].split(",")[0] == "2017-06-03T17:06:03Z"
+    assert tags["S1_PRODUCT_IDS"].split(",") == [a["id"] for a in SUMMARY["s1"]]
+
+
+def test_s1_acquisitions_from_the_summary():
+    from sen12ms_build.backends.earthengine.backend import s1_acquisitions
+
+    got = s1_acquisitions([
+        {"id": "S1B_IW_GRDH_1SDV_20170609T053000_20170609T053025_005961_00A79D_5E4F",
+         "time_start": 1496986200000, "orbit_pass": "DESCENDING"},
+        {"id": "S1A_IW_GRDH_1SDV_20170615T170604_20170615T170629_017037_01C639_3B89",
+         "time_start": None, "orbit_pass": None},  # a property Earth Engine did not set
+        "S1A_IW_GRDH_1SDV_20170603T170603_20170603T170628_016862_01C0D7_6C06"])  # older form
+    assert [(a["time"], a["orbit_pass"]) for a in got] == [
+        ("2017-06-09T05:30:00+00:00", "DESCENDING"), ("2017-06-15T17:06:04+00:00", ""),
+        ("2017-06-03T17:06:03+00:00", "")]
+    from sen12ms_build import provenance
+
+    src = provenance.scene_sources({"s1_acquisitions": got}, "summer", "x", 2016)
+    assert [a["orbit_state"] for a in src["s1"]] == ["descending", "", ""]
+
+
+def test_s1_summary_graph_asks_for_the_orbit_pass():
+    from ee_helpers import offline_ee
+
+    from sen12ms_build.backends.earthengine import graphs
+
+    with offline_ee():
+        region = graphs.region_of(ROI_SMALL.ring())
+        expr = graphs.encode(graphs.scene_summary(region, "2017-06-01", "2017-08-31"))
+    props = {a["property"] for a in calls(expr, "Element.get")} | {
+        a["property"] for a in calls(expr, "Image.get")}
+    assert "orbitProperties_pass" in props and graphs.S1_ORBIT_PASS == "orbitProperties_pass"
 
 
 def test_retries_and_resume_through_the_backend(fake, tmp_path):
@@ -176,6 +236,29 @@ def test_batch_export_to_cloud_storage(fake, tmp_path):
     again.export_scene(REQUEST, tmp_path / "scene2")
     assert sum(r["path"].endswith("/image:export") for r in fake.requests) == 3
     check_scene(tmp_path / "scene2", grid)
+
+
+def test_batch_export_of_an_earlier_version_with_two_aux_bands_is_still_pulled(fake, tmp_path,
+                                                                             caplog):
+    """A batch export finished with the 2 aux bands of earlier versions (source, poor) is
+    still pulled, into a 2-band aux raster whose quality layers say cloud_or_shadow."""
+    from sen12ms_build import provenance
+    from sen12ms_build.products import AUX
+
+    fake.legacy_aux = True
+    opts = options(fake, tmp_path, mode="batch", bucket="b", storage_url_base=fake.url)
+    with caplog.at_level(logging.WARNING):
+        res = EarthEngineBackend(**opts).export_scene(REQUEST, tmp_path / "scene")
+    grid = ROI_SMALL.export_grid()
+    aux, prof = read(res.aux)
+    want = expected("s2", grid.transform, grid.width, grid.height)[13:15].astype(np.uint8)
+    np.testing.assert_array_equal(aux, want)
+    assert prof["descriptions"] == AUX.descriptions and "2 aux bands" in caplog.text
+    s2, _ = read(res.s2)
+    np.testing.assert_array_equal(s2, expected("s2", grid.transform, grid.width,
+                                               grid.height)[:13])
+    tags = provenance.patch_tags(provenance.scene_sources(res.meta, "summer", "x", 2016), aux)
+    assert tags["QA_MASKS"] == "cloud_or_shadow" and tags["SHADOW_SHARE"] == ""
 
 
 def test_batch_failure_reports_earth_engines_message_and_resumes(fake, tmp_path):

@@ -57,7 +57,8 @@ def test_check_tiling_on_small_grid_by_pixels():
 
 def test_scene_products_and_bytes_per_pixel():
     p = products(with_aux=True)
-    assert p["s2"].bytes_per_pixel == 15 * 2  # 13 L1C + 2 aux bands, uint16
+    assert p["s2"].bytes_per_pixel == 17 * 2  # 13 L1C + 4 aux bands (AUX_MASKS), uint16
+    assert products(legacy_aux=True)["s2"].bytes_per_pixel == 15 * 2  # earlier: 2 aux
     assert p["s1"].bytes_per_pixel == 2 * 4  # VV, VH float32
     assert p["lc"].bytes_per_pixel == 4 * 2  # 4 land-cover bands uint16
     assert products(with_aux=False)["s2"].bytes_per_pixel == 26

@@ -18,14 +18,14 @@ pytest.importorskip("ee")
 
 import ee  # noqa: E402
 
-from ee_helpers import (calls, constants, evaluate, function_nodes,  # noqa: E402
-                        invocations, offline_ee)
+from ee_helpers import (calls, constants, evaluate, evaluate_image,  # noqa: E402
+                        function_nodes, invocations, offline_ee)
 from sen12ms_build import mosaic, scorers  # noqa: E402
 from sen12ms_build.backends.earthengine import (graphs, landcover_image, s1_image,  # noqa: E402
                                                 s2_mosaic)
 from sen12ms_build.mosaic import MosaicParams  # noqa: E402
-from sen12ms_build.products import (LC_BANDS, LC_MODIS_BANDS, S1_COLLECTION,  # noqa: E402
-                                    S2_BANDS)
+from sen12ms_build.products import (AUX_MASKS, LC_BANDS, LC_MODIS_BANDS,  # noqa: E402
+                                    S1_COLLECTION, S2_BANDS)
 from sen12ms_build.roi import ROI  # noqa: E402
 
 START, END = "2017-06-01", "2017-08-31"
@@ -89,7 +89,92 @@ def test_s2_graph_selects_all_13_bands_and_outputs_uint16(s2_expr):
     unmasks = calls(s2_expr, "Image.unmask")
     fills = sorted(a["value"]["value"] for a in unmasks if "value" in a)
     assert fills == [0, 255] and all(a["sameFootprint"] is False for a in unmasks)
-    assert ["source_index", "poor"] in selects
+    # the aux bands of the local backend's aux raster, in its order
+    assert list(AUX_MASKS.bands) == ["source_index", "poor", "cloud", "shadow"]
+    assert list(AUX_MASKS.bands) in selects
+    assert ["source_index", "poor"] not in selects
+
+
+# --- the aux raster's cloud and shadow masks ---------------------------------------------------
+
+def _local_masks(cloud, shadow, params):
+    """The local backend's definitions (backends/local.py, LocalBackend._s2)."""
+    is_cloud = mosaic.cloud_mask(cloud, params)
+    return is_cloud, (shadow > params.cloud_thresh) & ~is_cloud
+
+
+@pytest.mark.parametrize("thresh", [MosaicParams().cloud_thresh, 0.35])
+def test_cloud_and_shadow_masks_as_values_match_the_local_backend(ee_offline, thresh):
+    """The serialized mask graph, evaluated on score arrays, gives the local backend's
+    masks pixel for pixel (edges at the threshold included: ``>``, not ``>=``)."""
+    p = MosaicParams().with_overrides({"cloud_thresh": thresh})
+    rng = np.random.default_rng(3)
+    cloud = rng.uniform(0, 1, (16, 16))  # float64 on both sides: the threshold exactly
+    shadow = rng.uniform(0, 1, (16, 16))
+    cloud[0, :4] = shadow[1, :4] = thresh  # at the threshold: not flagged
+    shadow[2, :4], cloud[2, :4] = 0.9, 0.9  # both scores high: cloud wins
+    expr = graphs.encode(graphs.cloud_shadow_masks(ee.Image("CLOUD"), ee.Image("SHADOW"), p))
+    got = evaluate_image(expr, {"CLOUD": cloud, "SHADOW": shadow})
+    assert list(got) == ["cloud", "shadow"]
+    want_cloud, want_shadow = _local_masks(cloud, shadow, p)
+    np.testing.assert_array_equal(got["cloud"], want_cloud)
+    np.testing.assert_array_equal(got["shadow"], want_shadow)
+    assert want_cloud.any() and want_shadow.any() and not (want_cloud & want_shadow).any()
+    assert not got["cloud"][0, :4].any() and not got["shadow"][1, :4].any()
+    assert got["cloud"][2, :4].all() and not got["shadow"][2, :4].any()
+
+
+def _mask_node(expr):
+    """The resolved ``cloud_shadow_masks`` of a scored image (the addBands of the two
+    renamed masks), found in a serialized S2 graph."""
+    (node,) = [a for a in calls(expr, "Image.addBands")
+               if a["dstImg"].get("__call__") == "Image.rename"
+               and a["dstImg"]["names"] == ["cloud"]
+               and a["dstImg"]["input"]["__call__"] == "Image.gt"]  # not the statistics
+    return node
+
+
+def test_scored_images_carry_the_masks_through_the_merge(s2_expr):
+    """Every scored image gets the cloud and shadow masks of its own scores (masked outside
+    its footprint, like source_index and poor), so the merge picks each pixel's masks with
+    its pixels: the masks of the image the pixel was taken from."""
+    p = MosaicParams()
+    node = _mask_node(s2_expr)
+    cloud_gt = node["dstImg"]["input"]
+    assert cloud_gt["__call__"] == "Image.gt" and cloud_gt["image2"]["value"] == p.cloud_thresh
+    assert cloud_gt["image1"]["__call__"] == "Image.rename"
+    assert cloud_gt["image1"]["names"] == ["cloudScore"]
+    shadow = node["srcImg"]
+    assert shadow["names"] == ["shadow"] and shadow["input"]["__call__"] == "Image.and"
+    shadow_gt = shadow["input"]["image1"]
+    assert shadow_gt["image1"]["names"] == ["shadowScore"]
+    assert shadow["input"]["image2"] == {"__call__": "Image.not", "value": cloud_gt}
+    # masked by the footprint, cat with the other per-image aux bands
+    masked = [a for a in calls(s2_expr, "Image.updateMask")
+              if a["image"] == {"__call__": "Image.addBands", **node}]
+    assert len(masked) == 1
+    # the export selects the four aux bands after the merge (qualityMosaic / mosaic)
+    (aux_sel,) = [a for a in calls(s2_expr, "Image.select")
+                  if a["bandSelectors"] == list(AUX_MASKS.bands)]
+    assert aux_sel["input"]["__call__"] == "ImageCollection.mosaic"
+
+
+def test_scorer_with_shadows_gives_occlusion_as_cloud_and_no_shadow(region):
+    """Cloud Score+ (``includes_shadow``): its score is occlusion, clouds and shadows; the
+    shadow score is the constant 0, so the shadow mask is 0 and the cloud mask holds all
+    the scorer flags."""
+    p = MosaicParams().with_overrides({"scorer": "cloudscoreplus"})
+    expr = graphs.encode(s2_mosaic(region, START, END, p, with_aux=True))
+    assert not calls(expr, "Image.displace")
+    shadow_score = _mask_node(expr)["srcImg"]["input"]["image1"]["image1"]
+    assert shadow_score == {"__call__": "Image.rename", "names": ["shadowScore"],
+                            "input": {"__call__": "Image.constant", "value": 0}}
+    occlusion = np.array([[0.0, 0.1, 0.5, 1.0]])
+    mask = graphs.encode(graphs.cloud_shadow_masks(
+        ee.Image("CLOUD"), ee.Image.constant(0).rename("shadowScore"), p))
+    got = evaluate_image(mask, {"CLOUD": occlusion})
+    np.testing.assert_array_equal(got["cloud"], occlusion > p.cloud_thresh)
+    assert not got["shadow"].any()
 
 
 def test_s2_cloud_score_indicators_and_thresholds(s2_expr):

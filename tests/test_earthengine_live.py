@@ -67,6 +67,15 @@ def _validate(res, grid) -> None:
         assert lc.shape[0] == 4 and lc.dtype == np.uint16
     assert set(np.unique(lc[0])) <= set(range(1, 18))  # IGBP classes
     assert res.meta["s2_images"] and res.meta["s1_images"] and res.meta["lc_image"]
+    # the orbit pass of every S1 acquisition (orbitProperties_pass)
+    assert {a["orbit_pass"] for a in res.meta["s1_acquisitions"]} <= {"ASCENDING", "DESCENDING"}
+    # the aux raster: source index, poor, cloud and shadow masks (products.AUX_MASKS)
+    with rasterio.open(res.aux) as src:
+        aux = src.read()
+        assert aux.shape[0] == 4 and aux.dtype == np.uint8
+    assert set(np.unique(aux[1:])) <= {0, 1, 255}
+    assert not ((aux[2] == 1) & (aux[3] == 1)).any()  # a shadow is never a cloud
+    assert ((aux[0] == 255) == (aux[2] == 255)).all()  # masks where a source is
 
 
 def test_live_download_mode(tmp_path):

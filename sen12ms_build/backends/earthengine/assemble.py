@@ -24,7 +24,7 @@ from rasterio.windows import Window
 
 from ...geo import Grid
 from ...io import GTIFF_PROFILE, InputError, OutputError, atomic_path
-from ...products import AUX, LC, S1, S2, Modality
+from ...products import AUX_MASKS, LC, S1, S2, Modality
 from .chunks import Chunk, Product
 from .errors import TransientError
 from .graphs import S1_FILL
@@ -117,22 +117,24 @@ def s1_to_nan(arr: np.ndarray) -> np.ndarray:
 
 
 def aux_to_uint8(arr: np.ndarray) -> np.ndarray:
-    """uint16 aux bands (source index, poor) as uint8 with 255 for no data; source indices
-    above 254 (more than 255 images) are clamped to 254."""
-    out = np.where(arr == AUX.nodata, AUX.nodata, np.minimum(arr, 254))
+    """uint16 aux bands (source index, poor[, cloud, shadow]) as uint8 with 255 for no
+    data; source indices above 254 (more than 255 images) are clamped to 254."""
+    out = np.where(arr == AUX_MASKS.nodata, AUX_MASKS.nodata, np.minimum(arr, 254))
     return out.astype(np.uint8)
 
 
 def targets_for(key: str, out_dir: Path, files: dict[str, str], with_aux: bool,
-                tags: dict[str, object] | None = None) -> list[Target]:
-    """The outputs of one product (``s2`` also writes the aux raster)."""
+                tags: dict[str, object] | None = None, aux: Modality = AUX_MASKS
+                ) -> list[Target]:
+    """The outputs of one product (``s2`` also writes the aux raster, with the bands of
+    ``aux``: :data:`AUX_MASKS`, or :data:`AUX` for legacy pieces)."""
     out_dir = Path(out_dir)
     tags = tags or {}
     if key == "s2":
         out = [Target(out_dir / files["s2"], S2, range(S2.count), None, tags)]
         if with_aux:
-            out.append(Target(out_dir / files["aux"], AUX,
-                              range(S2.count, S2.count + AUX.count), aux_to_uint8, tags))
+            out.append(Target(out_dir / files["aux"], aux,
+                              range(S2.count, S2.count + aux.count), aux_to_uint8, tags))
         return out
     if key == "s1":
         return [Target(out_dir / files["s1"], S1, range(S1.count), s1_to_nan, tags)]
@@ -216,7 +218,7 @@ def assemble(grid: Grid, pieces: Iterable[Path], product: Product, targets: Sequ
                 dst.write(arr.astype(t.modality.dtype, copy=False), window=window)
                 if stats is not None and t.modality.key == "aux":
                     src_idx, poor = arr[0], arr[1]
-                    cov = src_idx != AUX.nodata
+                    cov = src_idx != AUX_MASKS.nodata
                     stats.covered += int(cov.sum())
                     stats.poor += int((cov & (poor == 1)).sum())
                     for idx, n in enumerate(np.bincount(src_idx[cov].astype(np.int64))):

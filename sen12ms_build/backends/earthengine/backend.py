@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import re
 import shutil
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -32,7 +33,7 @@ from rasterio.features import geometry_mask
 
 from ... import mosaic
 from ...geo import Grid
-from ...products import CLIP_MARGIN_PX, S2_COLLECTION
+from ...products import AUX, AUX_MASKS, CLIP_MARGIN_PX, S2_COLLECTION
 from .. import EXPORT_FILES, Backend, NoDataError, SceneExport, SceneRequest
 from . import assemble as asm
 from . import chunks, download, graphs, tasks
@@ -74,7 +75,8 @@ class EarthEngineOptions:
         cache_dir: chunk cache root (``<cache_dir>/<season>/<roi>/``); default
             ``<out_dir>/.ee-cache``. Also holds the batch task state by default.
         keep_chunks: keep cached chunks after a scene's outputs were written.
-        export_aux: also export ``s2_aux.tif`` (source image index, poor mask).
+        export_aux: also export ``s2_aux.tif`` (:data:`products.AUX_MASKS`: source image
+            index, poor, cloud and shadow masks), which curation and the quality layers read.
         bucket: Cloud Storage bucket for batch exports.
         drive_folder: Google Drive folder for batch exports (pulled from ``pull_dir``).
         export_prefix: object-name prefix of batch exports.
@@ -185,10 +187,48 @@ def _iso_ms(ms: Any) -> str | None:
         return None
 
 
+def _time_in_id(product_id: str) -> str | None:
+    """The start time in a Sentinel-1 product id (``S1A_IW_GRDH_1SDV_20170603T170603_...``),
+    ISO 8601 UTC; None if it has none."""
+    m = re.search(r"_(\d{8}T\d{6})_", product_id)
+    if not m:
+        return None
+    return dt.datetime.strptime(m.group(1), "%Y%m%dT%H%M%S").replace(
+        tzinfo=dt.UTC).isoformat()
+
+
+def s1_acquisitions(s1: Sequence[Any]) -> list[dict[str, Any]]:
+    """The scene's Sentinel-1 acquisitions from the summary's ``s1`` list (oldest first):
+    ``product_id``, ``time`` (ISO, UTC) and ``orbit_pass`` (``ASCENDING`` / ``DESCENDING``
+    from ``orbitProperties_pass``; "" when Earth Engine reported none), the keys the local
+    backend writes and :func:`sen12ms_build.provenance.scene_sources` reads. Plain id
+    strings (summaries of earlier versions) give the time from the id and no pass."""
+    out = []
+    for a in s1:
+        if not isinstance(a, Mapping):
+            a = {"id": str(a)}
+        pid = str(a.get("id", ""))
+        out.append({"product_id": pid,
+                    "time": _iso_ms(a.get("time_start")) or _time_in_id(pid),
+                    "orbit_pass": str(a.get("orbit_pass") or "").upper()})
+    return out
+
+
 def _cloudy(s2: Sequence[Mapping[str, Any]]) -> list[float]:
     """CLOUDY_PERCENTAGE per image; 100 where Earth Engine returned none."""
     return [float(i["cloudy_percentage"]) if i.get("cloudy_percentage") is not None else 100.0
             for i in s2]
+
+
+def _band_count(path: Path) -> int | None:
+    """Band count of a GeoTIFF, None if unreadable (then verification reports it)."""
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            return src.count
+    except (rasterio.errors.RasterioError, OSError):
+        return None
 
 
 class EarthEngineBackend(Backend):
@@ -301,7 +341,8 @@ class EarthEngineBackend(Backend):
                                          if i.get("roi_coverage_percent") is not None else None),
                 "best": n in best} for n, i in enumerate(s2)],
             "s2_best": [s2[i]["id"] for i in best],
-            "s1_images": list(summary["s1"]),
+            "s1_images": [a["product_id"] for a in s1_acquisitions(summary["s1"])],
+            "s1_acquisitions": s1_acquisitions(summary["s1"]),
             "lc_image": list(summary["lc"])[0],
         }
 
@@ -310,8 +351,10 @@ class EarthEngineBackend(Backend):
                               out_shape=sc.grid.shape, transform=sc.grid.transform)
 
     def _assemble(self, sc: _Scene, pieces: Mapping[str, Sequence[Path]], out: Path,
-                  meta: dict[str, Any], expect_full_cover: bool) -> None:
-        prods = chunks.products(self.options.export_aux)
+                  meta: dict[str, Any], expect_full_cover: bool,
+                  legacy_aux: bool = False) -> None:
+        prods = chunks.products(self.options.export_aux, legacy_aux=legacy_aux)
+        aux = AUX if legacy_aux else AUX_MASKS
         stats = asm.AuxStats()
         tags = {"SOURCE": f"earthengine:{self.options.mode}", "SEASON": sc.request.season,
                 "ROI": sc.request.roi.id}
@@ -321,7 +364,8 @@ class EarthEngineBackend(Backend):
                 ktags.update(MOSAIC_IMAGES=len(meta["s2_images"]),
                              BEST_IMAGES=len(meta["s2_best"]))
             asm.assemble(sc.grid, pieces[key], prods[key],
-                         asm.targets_for(key, out, EXPORT_FILES, self.options.export_aux, ktags),
+                         asm.targets_for(key, out, EXPORT_FILES, self.options.export_aux, ktags,
+                                         aux=aux),
                          expect_full_cover=expect_full_cover,
                          roi_mask=self._roi_mask(sc) if key == "s2" else None,
                          stats=stats if key == "s2" and self.options.export_aux else None)
@@ -485,19 +529,27 @@ class EarthEngineBackend(Backend):
         dest.mkdir(parents=True, exist_ok=True)
         pieces: dict[str, list[Path]] = {}
         task_ids = {}
+        legacy = False
         for key in PRODUCT_KEYS:
             rec = self.store.get(f"{sc.key}/{key}")
             if rec is None or rec.state != tasks.SUCCEEDED:
                 raise BatchTaskError(f"export {sc.key}/{key} is not finished "
                                      f"({rec.state if rec else 'not submitted'})")
             files = source.fetch(rec, dest)
+            if key == "s2" and self.options.export_aux and _band_count(files[0]) == \
+                    len(chunks.products(True, legacy_aux=True)["s2"].bands):
+                # finished by a version that exported 2 aux bands (no cloud/shadow masks)
+                log.warning("%s: export of an earlier version with 2 aux bands (source, "
+                            "poor): its quality layers carry the poor mask only", rec.key)
+                legacy = True
+                prods = chunks.products(True, legacy_aux=True)
             for f in files:
                 if not asm.verify_file(f, prods[key], None):
                     raise BatchTaskError(f"export {rec.key}: {f} is not a complete GeoTIFF "
                                          f"of {len(prods[key].bands)} {prods[key].dtype} bands")
             pieces[key] = files
             task_ids[key] = rec.task_id
-        self._assemble(sc, pieces, out, meta, expect_full_cover=True)
+        self._assemble(sc, pieces, out, meta, expect_full_cover=True, legacy_aux=legacy)
         meta["tasks"] = task_ids
         for key in PRODUCT_KEYS:
             rec = self.store.get(f"{sc.key}/{key}")

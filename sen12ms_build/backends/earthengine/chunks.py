@@ -20,7 +20,7 @@ import numpy as np
 from affine import Affine
 
 from ...geo import Grid
-from ...products import AUX, LC, S1, S2
+from ...products import AUX, AUX_MASKS, LC, S1, S2
 
 #: computePixels response limit: 48 MiB of uncompressed pixel data.
 MAX_REQUEST_BYTES = 50_331_648
@@ -37,10 +37,10 @@ ALIGN_PX = 256
 #: N images (typically 15-40) is scored at 20 m with 40 shadow displacements, two 11 x 11
 #: means and six opening passes, all within one interactive request, which Earth Engine
 #: stops with "Computation timed out." or "User memory limit exceeded." (HTTP 400). The
-#: 48 MiB byte limit alone allows 1,677,721 px (~1295^2) per chunk; heavy composites are
+#: 48 MiB byte limit alone allows 1,480,342 px (~1217^2) per chunk; heavy composites are
 #: known to fail at such sizes and to pass at a quarter of the bytes or less (geedim#11:
 #: "User memory limit exceeded" on a medoid composite, fixed with max_tile_size 8 MB instead
-#: of 32 MB). 512 x 512 px = 7.5 MiB of 15 uint16 bands, 16 Earth Engine 256-px tiles, ~65k
+#: of 32 MB). 512 x 512 px = 8.5 MiB of 17 uint16 bands, 16 Earth Engine 256-px tiles, ~65k
 #: score pixels at 20 m per image. On a compute error a chunk still splits in four (down to
 #: MIN_CHUNK_PX), so a too-large default costs a few failed requests, not the scene.
 S2_CHUNK_PX = 512
@@ -54,8 +54,9 @@ GEOTIFF_OVERHEAD_BYTES = 16_384
 class Product:
     """What one request per chunk returns: band names and the common dtype of the bands.
 
-    ``s2`` carries the two aux bands (source image index, poor mask) after the 13 L1C bands,
-    cast to uint16 like them, so one computation yields both ``s2.tif`` and ``s2_aux.tif``.
+    ``s2`` carries the four aux bands of :data:`~sen12ms_build.products.AUX_MASKS` (source
+    image index, poor, cloud and shadow masks) after the 13 L1C bands, cast to uint16 like
+    them, so one computation yields both ``s2.tif`` and ``s2_aux.tif``.
     """
 
     key: str
@@ -67,9 +68,12 @@ class Product:
         return len(self.bands) * np.dtype(self.dtype).itemsize
 
 
-def products(with_aux: bool = True) -> dict[str, Product]:
-    """The three requests of a scene, in download order."""
-    s2_bands = S2.bands + (AUX.bands if with_aux else ())
+def products(with_aux: bool = True, legacy_aux: bool = False) -> dict[str, Product]:
+    """The three requests of a scene, in download order. ``legacy_aux``: the two aux bands
+    (:data:`~sen12ms_build.products.AUX`) of exports made before the cloud and shadow
+    masks were added, to read such batch exports."""
+    aux = AUX if legacy_aux else AUX_MASKS
+    s2_bands = S2.bands + (aux.bands if with_aux else ())
     return {
         "s2": Product("s2", s2_bands, S2.dtype),
         "s1": Product("s1", S1.bands, S1.dtype),

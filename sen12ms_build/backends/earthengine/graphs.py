@@ -27,8 +27,8 @@ import ee
 
 from ...geo import Grid
 from ...mosaic import DEFAULT_PARAMS, MosaicParams, shadow_displacement_m
-from ...products import (AUX, LC, LC_BANDS, LC_COLLECTION, LC_MODIS_BANDS, LC_YEAR, S1,
-                         S1_COLLECTION, S2, S2_BANDS, S2_COLLECTION)
+from ...products import (AUX_MASKS, LC, LC_BANDS, LC_COLLECTION, LC_MODIS_BANDS, LC_YEAR,
+                         S1, S1_COLLECTION, S2, S2_BANDS, S2_COLLECTION)
 
 #: CRS of the score computations (the scripts' ``reproject('EPSG:4326', null, 20)``).
 SCORE_CRS = "EPSG:4326"
@@ -37,12 +37,17 @@ SCORE_CRS = "EPSG:4326"
 S1_FILL = -9999.0
 #: Bands added to every scored Sentinel-2 image (after the 13 L1C bands).
 QUALITY_BAND = "quality"
-SOURCE_BAND, POOR_BAND = AUX.bands
+#: The aux bands of every scored image, in :data:`products.AUX_MASKS` order (the local
+#: backend's aux raster): source index, poor mask, cloud mask, shadow mask.
+SOURCE_BAND, POOR_BAND, CLOUD_BAND, SHADOW_BAND = AUX_MASKS.bands
 #: Image properties written by :func:`add_statistics` (names of the published scripts).
 CLOUDY_PERCENTAGE = "CLOUDY_PERCENTAGE"
 ROI_COVERAGE_PERCENT = "ROI_COVERAGE_PERCENT"
 #: Image property: position in the time-sorted collection (the merge's tie-breaker).
 SOURCE_INDEX = "SOURCE_INDEX"
+#: Sentinel-1 GRD property with the orbit pass (``ASCENDING`` / ``DESCENDING``), catalog
+#: page COPERNICUS_S1_GRD.
+S1_ORBIT_PASS = "orbitProperties_pass"
 #: ``tileScale`` of the per-image statistics: Earth Engine aggregates in tiles 4 x 4 times
 #: smaller (16 x less memory per tile, "User memory limit exceeded" avoided) at the same
 #: scale and the same result; ``bestEffort`` is not used because it coarsens the scale.
@@ -259,6 +264,19 @@ def poor_mask(quality: ee.Image, params: MosaicParams = DEFAULT_PARAMS) -> ee.Im
     return quality.multiply(-1).gt(params.cloud_thresh).rename(POOR_BAND)
 
 
+def cloud_shadow_masks(cloud: ee.Image, shadow: ee.Image,
+                       params: MosaicParams = DEFAULT_PARAMS) -> ee.Image:
+    """Bands ``cloud`` (cloud score > ``cloud_thresh``, mosaic.cloud_mask) and ``shadow``
+    (shadow score > ``cloud_thresh`` and not cloud): the masks of the local backend's aux
+    raster (:data:`products.AUX_MASKS`), which the quality layers carry. With a scorer that
+    ``includes_shadow`` (Cloud Score+, whose score is occlusion: clouds *and* their
+    shadows) the shadow score is 0, so ``cloud`` marks everything the scorer calls
+    occluded and ``shadow`` is 0 everywhere (the scorer does not tell shadows apart)."""
+    is_cloud = cloud.gt(params.cloud_thresh)
+    is_shadow = shadow.gt(params.cloud_thresh).And(is_cloud.Not())
+    return ee.Image.cat([is_cloud.rename(CLOUD_BAND), is_shadow.rename(SHADOW_BAND)])
+
+
 def footprint(image: ee.Image) -> ee.Image:
     """1 where any L1C band has data (mosaic.footprint), else 0; never masked."""
     return image.select(list(S2_BANDS)).mask().reduce(ee.Reducer.max()).gt(0)
@@ -305,9 +323,10 @@ def scored_collection(region: ee.Geometry, start: str, end: str,
                       collection: str = S2_COLLECTION, statistics: bool = True,
                       clip: ee.Geometry | None = None) -> ee.ImageCollection:
     """Every image of :func:`s2_collection` clipped to ``clip`` (default ``region``) with
-    the bands ``quality``, ``source_index`` (position in the sorted collection) and ``poor``
-    after the 13 L1C bands, and (``statistics``) the cloudy and coverage percentages over
-    ``region``."""
+    the bands ``quality``, ``source_index`` (position in the sorted collection), ``poor``,
+    ``cloud`` and ``shadow`` (:func:`cloud_shadow_masks`) after the 13 L1C bands, masked
+    outside the image's footprint, and (``statistics``) the cloudy and coverage
+    percentages over ``region``."""
     col = s2_collection(region, start, end, collection)
     ids = col.aggregate_array("system:index")
     col = with_scorer_bands(col, params)
@@ -328,6 +347,7 @@ def scored_collection(region: ee.Geometry, start: str, end: str,
             quality.updateMask(valid),
             index.updateMask(valid),
             poor_mask(quality, params).updateMask(valid),
+            cloud_shadow_masks(cloud, shadow, params).updateMask(valid),
         ]))
         if statistics:
             out = add_statistics(out, cloud, valid, region, params)
@@ -390,9 +410,13 @@ def s2_mosaic(region: ee.Geometry, start: str, end: str,
     """Cloud-free Sentinel-2 L1C mosaic of ``region`` over ``[start, end]``.
 
     Returns the 13 bands of :data:`~sen12ms_build.products.S2_BANDS` as uint16 DN, 0 where
-    no image covers a pixel; with ``with_aux`` two more bands, ``source_index`` (position of
-    the source image in the time-sorted collection) and ``poor`` (1 cloud or shadow, 0
-    clear), 255 where no image covers a pixel, cast to uint16 with the rest. ``best_ids``
+    no image covers a pixel; with ``with_aux`` the four bands of
+    :data:`~sen12ms_build.products.AUX_MASKS` after them: ``source_index`` (position of the
+    source image in the time-sorted collection), ``poor`` (1 cloud or shadow by the quality
+    score, 0 clear), and the source image's ``cloud`` and ``shadow`` masks
+    (:func:`cloud_shadow_masks`; 1 yes, 0 no), 255 where no image covers a pixel, cast to
+    uint16 with the rest. The masks travel with the pixels through the merge, so each is
+    the mask of the image the pixel was taken from, as in the local backend. ``best_ids``
     pins the merge's best images (see :func:`best_collection`); without it the server
     computes them from the statistics, as the published scripts do. ``clip`` (default
     ``region``) is the geometry the images are clipped to; statistics use ``region``.
@@ -403,7 +427,7 @@ def s2_mosaic(region: ee.Geometry, start: str, end: str,
     merged = merge(scored, params, best_ids)
     out = merged.select(list(S2_BANDS)).unmask(S2.nodata, False).toUint16()
     if with_aux:
-        aux = merged.select(list(AUX.bands)).unmask(AUX.nodata, False).toUint16()
+        aux = merged.select(list(AUX_MASKS.bands)).unmask(AUX_MASKS.nodata, False).toUint16()
         out = out.addBands(aux)
     return out
 
@@ -468,7 +492,10 @@ def scene_summary(region: ee.Geometry, start: str, end: str,
                   year: int = LC_YEAR) -> ee.Dictionary:
     """What a scene will use: ``s2`` a list (collection order) of one dictionary per image
     (``id``, ``time_start`` ms, ``solar_azimuth``, ``solar_zenith`` degrees,
-    ``cloudy_percentage``, ``roi_coverage_percent``); ``s1`` and ``lc`` lists of ids."""
+    ``cloudy_percentage``, ``roi_coverage_percent``); ``s1`` a list (oldest first) of one
+    dictionary per acquisition (``id`` = ``system:index``, the GRD product id;
+    ``time_start`` ms; ``orbit_pass``, the catalog's ``orbitProperties_pass``:
+    ``ASCENDING`` or ``DESCENDING``); ``lc`` a list of ids."""
     s2 = statistics_collection(region, start, end, params, collection=collection)
 
     def describe(img: ee.ComputedObject) -> ee.Dictionary:
@@ -482,9 +509,18 @@ def scene_summary(region: ee.Geometry, start: str, end: str,
             "roi_coverage_percent": img.get(ROI_COVERAGE_PERCENT),
         })
 
+    def describe_s1(img: ee.ComputedObject) -> ee.Dictionary:
+        img = ee.Image(img)
+        return ee.Dictionary({
+            "id": img.get("system:index"),
+            "time_start": img.get("system:time_start"),
+            "orbit_pass": img.get(S1_ORBIT_PASS),
+        })
+
+    s1 = s1_collection(region, start, end)
     return ee.Dictionary({
         "s2": s2.toList(s2.size().max(1)).map(describe),
-        "s1": s1_collection(region, start, end).aggregate_array("system:index"),
+        "s1": s1.toList(s1.size().max(1)).map(describe_s1),
         "lc": landcover_collection(region, year).aggregate_array("system:index"),
     })
 
