@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -76,15 +77,32 @@ def tiny_config():
 
 #: Fixtures that build the demo archive or run the pipeline on it (tens of seconds).
 SLOW_FIXTURES = {"demo_archive", "demo_config", "demo_run", "small_archive"}
+#: Fixtures whose tree some tests change for a while (a resume test deletes and restores a
+#: patch of the demo run): their users share one pytest-xdist worker.
+RUN_FIXTURES = {"demo_config", "demo_run"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
-    """Mark every test that uses a slow fixture ``slow``, so ``pytest -m "not slow"`` runs
-    the quick tests alone (the mutation gate, scripts/mutation.py, does)."""
+    """Marks and order of the collected tests.
+
+    * ``slow``: every test that uses a slow fixture, so ``pytest -m "not slow"`` runs the
+      quick tests alone (the mutation gate, scripts/mutation.py, does).
+    * ``xdist_group``: the suite runs on two pytest-xdist workers (``--dist loadgroup`` in
+      pyproject.toml); the users of the demo run share one worker, the other users of the
+      demo archive another group, every other test file is a group of its own (so module
+      fixtures are built once).
+    * order: reversed with ``--reverse``, and always in CI (the environment's ``CI``), so
+      CI proves the tests pass in another order than the one developers run.
+    """
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        used = set(getattr(item, "fixturenames", ()))
+        if SLOW_FIXTURES & used:
             item.add_marker(pytest.mark.slow)
-    if config.getoption("--reverse"):  # tests pass in any order: check it with --reverse
+        group = ("demo_run" if RUN_FIXTURES & used else
+                 "demo_archive" if SLOW_FIXTURES & used else item.path.stem)
+        item.add_marker(pytest.mark.xdist_group(group))
+    if config.getoption("--reverse") or os.environ.get("CI", "").lower() in ("1", "true"):
         items.reverse()
 
 

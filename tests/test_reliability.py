@@ -54,7 +54,7 @@ def test_killed_runs_resume_to_the_uninterrupted_result(small_archive, tmp_path,
         return sum(1 for p in root.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
 
     n_ref = n_files(tmp_path / "ref" / "out")
-    for seed in (1, 2, 3):
+    for seed in (1, 2):  # two random points (each costs a killed run and its resume)
         work = tmp_path / f"kill{seed}"
         cfg = tiny_config(work, small_archive)
         out = work / "out"
