@@ -9,6 +9,12 @@ prints, over the Sentinel-2 acquisitions of a demo archive (``archive.json`` + `
   ``score_image(...).poor``, what the merge and curation use) against the truth (cloud or
   shadow), and of its **cloud mask** (``cloud > cloud_thresh``) against the cloud truth;
   CPU seconds per image (``time.process_time`` of ``score_image``, 20 m score scale);
+* for the acquisitions with real clouds (``"clouds": "real"`` in ``archive.json``, the
+  archive written with ``clouds="real"``): the cloud mask pooled over their pixels, recall
+  against the cloud truth (opacity >= 0.5, the opaque core) and precision against it and
+  against "any cloud" (opacity > 0, recomputed with the demo's own
+  ``realclouds.real_cloud_layers``: thin edges are cloud too); the same pooled figures for
+  the synthetic-cloud acquisitions;
 * per season: the residual cloud and shadow share of the merged mosaic (the share of
   covered pixels whose source image is cloud or shadow in the truth), with the paper's
   merge and with the masked one;
@@ -26,11 +32,12 @@ demo's truth).
 
 Usage:
     python scripts/evaluate_clouds.py [ARCHIVE] [--crop N] [--real NPZ] [--png PNG]
-        [--json OUT] [--scorers paper,s2cloudless]
+        [--json OUT] [--scorers paper,s2cloudless] [--clouds real|synthetic]
 
-``ARCHIVE`` defaults to a fresh demo archive in a temporary folder; ``--crop N`` (default
-768) reads the central N x N pixels of every raster (s2cloudless costs ~25 s of CPU per
-full demo image).
+``ARCHIVE`` defaults to a fresh demo archive in a temporary folder, with real clouds
+(``--clouds synthetic`` for the default archive's); ``--crop N`` (default 768) reads the
+central N x N pixels of every raster, 0 the whole rasters (s2cloudless costs ~25 s of CPU
+per full demo image).
 """
 
 from __future__ import annotations
