@@ -114,7 +114,13 @@ def evaluate_archive(root: Path, names: list[str], crop: int | None = 768,
                "layout": e.get("layout"), "clouds": e.get("clouds", "synthetic"),
                "truth_percent": round(100 * float(truth.mean()), 2)}
         # real clouds: their opacity (the truth before its 0.5 cut), for "any cloud"
-        any_t = real_opacity(e, window) > 0 if row["clouds"] == "real" else None
+        any_t = None
+        if row["clouds"] == "real":
+            alpha = real_opacity(e, window)
+            if not np.array_equal(alpha >= summary["demo"]["cloud_truth_alpha"], cloud_t):
+                raise RuntimeError(f"{e['path']}: the recomputed opacity does not give the "
+                                   "archive's cloud truth (another demo version?)")
+            any_t = alpha > 0
         if any_t is not None:
             row["any_cloud_percent"] = round(100 * float(any_t.mean()), 2)
             row["cloud_percent"] = round(100 * float(cloud_t.mean()), 2)
