@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = {r["patch_id"]: r for r in csv.DictReader(open(args.run / "manifest.csv"))}
+    with open(args.run / "manifest.csv", newline="") as f:
+        rows = {r["patch_id"]: r for r in csv.DictReader(f)}
     ids = args.patches.split(",")
     fig, axes = plt.subplots(2, max(len(ids), 4), figsize=(3.3 * max(len(ids), 4), 7.0),
                              squeeze=False)
