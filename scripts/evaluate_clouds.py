@@ -9,6 +9,12 @@ prints, over the Sentinel-2 acquisitions of a demo archive (``archive.json`` + `
   ``score_image(...).poor``, what the merge and curation use) against the truth (cloud or
   shadow), and of its **cloud mask** (``cloud > cloud_thresh``) against the cloud truth;
   CPU seconds per image (``time.process_time`` of ``score_image``, 20 m score scale);
+* for the acquisitions with real clouds (``"clouds": "real"`` in ``archive.json``, the
+  archive written with ``clouds="real"``): the cloud mask pooled over their pixels, recall
+  against the cloud truth (opacity >= 0.5, the opaque core) and precision against it and
+  against "any cloud" (opacity > 0, recomputed with the demo's own
+  ``realclouds.real_cloud_layers``: thin edges are cloud too); the same pooled figures for
+  the synthetic-cloud acquisitions;
 * per season: the residual cloud and shadow share of the merged mosaic (the share of
   covered pixels whose source image is cloud or shadow in the truth), with the paper's
   merge and with the masked one;
@@ -26,11 +32,12 @@ demo's truth).
 
 Usage:
     python scripts/evaluate_clouds.py [ARCHIVE] [--crop N] [--real NPZ] [--png PNG]
-        [--json OUT] [--scorers paper,s2cloudless]
+        [--json OUT] [--scorers paper,s2cloudless] [--clouds real|synthetic]
 
-``ARCHIVE`` defaults to a fresh demo archive in a temporary folder; ``--crop N`` (default
-768) reads the central N x N pixels of every raster (s2cloudless costs ~25 s of CPU per
-full demo image).
+``ARCHIVE`` defaults to a fresh demo archive in a temporary folder, with real clouds
+(``--clouds synthetic`` for the default archive's); ``--crop N`` (default 768) reads the
+central N x N pixels of every raster, 0 the whole rasters (s2cloudless costs ~25 s of CPU
+per full demo image).
 """
 
 from __future__ import annotations
@@ -97,6 +104,7 @@ def evaluate_archive(root: Path, names: list[str], crop: int | None = 768,
     acqs = [e for e in summary["acquisitions"] if e["modality"] == "s2"
             and (dates is None or e["sensing_time"][:10] in dates)]
     rows, seasons, arrays = [], {}, {"images": {}, "masks": {}}
+    window = _eval_window(summary, crop)
     for e in acqs:
         l1c = _read(root / e["path"], crop)
         cloud_t = _read(root / e["truth"]["cloud"], crop)[0].astype(bool)
@@ -105,6 +113,17 @@ def evaluate_archive(root: Path, names: list[str], crop: int | None = 768,
         row = {"date": e["sensing_time"][:10], "season": e["season"],
                "layout": e.get("layout"), "clouds": e.get("clouds", "synthetic"),
                "truth_percent": round(100 * float(truth.mean()), 2)}
+        # real clouds: their opacity (the truth before its 0.5 cut), for "any cloud"
+        any_t = None
+        if row["clouds"] == "real":
+            alpha = real_opacity(e, window)
+            if not np.array_equal(alpha >= summary["demo"]["cloud_truth_alpha"], cloud_t):
+                raise RuntimeError(f"{e['path']}: the recomputed opacity does not give the "
+                                   "archive's cloud truth (another demo version?)")
+            any_t = alpha > 0
+        if any_t is not None:
+            row["any_cloud_percent"] = round(100 * float(any_t.mean()), 2)
+            row["cloud_percent"] = round(100 * float(cloud_t.mean()), 2)
         season = seasons.setdefault(e["season"], {"truth": [], "scores": {n: [] for n in names}})
         season["truth"].append(truth)
         if keep:
@@ -124,7 +143,16 @@ def evaluate_archive(root: Path, names: list[str], crop: int | None = 768,
                          "cloudy_percentage": round(s.cloudy_percentage, 2),
                          # pixel counts, for figures pooled over acquisitions
                          "n_hit": int((s.poor & truth).sum()), "n_truth": int(truth.sum()),
-                         "n_flagged": int(s.poor.sum())}
+                         "n_flagged": int(s.poor.sum()),
+                         "n_cloud_hit": int((cloud_m & cloud_t).sum()),
+                         "n_cloud_truth": int(cloud_t.sum()),
+                         "n_cloud_flagged": int(cloud_m.sum())}
+            if any_t is not None:
+                # precision against any cloud (opacity > 0): thin edges are cloud too
+                row[name]["n_cloud_any_hit"] = int((cloud_m & any_t).sum())
+                row[name]["cloud_precision_any"] = (
+                    round(float((cloud_m & any_t).sum() / cloud_m.sum()), 3)
+                    if cloud_m.any() else None)
             season["scores"][name].append((s.quality, s.valid, s.poor, s.cloudy_percentage))
             if keep:
                 arrays["masks"][(row["date"], name)] = cloud_m
@@ -147,6 +175,50 @@ def evaluate_archive(root: Path, names: list[str], crop: int | None = 768,
                     100 * float((chosen & covered).sum() / max(covered.sum(), 1)), 3)
     return {"acquisitions": rows, "residual_percent": residual,
             "arrays": arrays if keep else None}
+
+
+def _eval_window(summary: dict, crop: int | None) -> tuple[int, int, int, int] | None:
+    """(row0, col0, h, w) in the full demo scene of the pixels evaluated (the archive's own
+    crop, then the central ``crop``), or None when the archive has no real clouds."""
+    demo = summary.get("demo", {})
+    if demo.get("clouds") != "real":
+        return None
+    from sen12ms_build.demo.ground import crop_window, load_ground
+
+    _ground, grid = load_ground()
+    r0, c0, h, w = crop_window(grid.shape, demo.get("crop"))
+    if crop is not None:
+        ch, cw = min(crop, h), min(crop, w)
+        r0, c0, h, w = r0 + (h - crop) // 2, c0 + (w - crop) // 2, ch, cw
+    return r0, c0, h, w
+
+
+def real_opacity(entry: dict, window: tuple[int, int, int, int]) -> np.ndarray:
+    """(h, w) float64 opacity in [0, 1] of a real-cloud acquisition's clouds on ``window``
+    (:func:`sen12ms_build.demo.realclouds.real_cloud_layers`, the same the archive wrote:
+    the cloud truth is opacity >= 0.5). Opacity > 0 is "any cloud", thin edges included."""
+    from sen12ms_build.demo.plan import S2_PLAN
+    from sen12ms_build.demo.realclouds import real_cloud_layers
+
+    index = next(i for i, p in enumerate(S2_PLAN)
+                 if f"{p.sensing_time:%Y-%m-%dT%H:%M:%SZ}" == entry["sensing_time"])
+    return real_cloud_layers(index, window, entry["solar_azimuth_deg"],
+                             entry["solar_zenith_deg"])[0]
+
+
+def pooled_cloud(rows: list[dict], name: str) -> dict[str, float | None]:
+    """A scorer's cloud mask (``cloud > cloud_thresh``) pooled over acquisitions (pixels):
+    recall against the cloud truth (opacity >= 0.5, the opaque core), precision against it
+    and, where every row has real clouds, precision against any cloud (opacity > 0)."""
+    hit = sum(r[name]["n_cloud_hit"] for r in rows)
+    truth = sum(r[name]["n_cloud_truth"] for r in rows)
+    flagged = sum(r[name]["n_cloud_flagged"] for r in rows)
+    out = {"recall": round(hit / truth, 3) if truth else None,
+           "precision": round(hit / flagged, 3) if flagged else None,
+           "precision_any": None}
+    if rows and all("n_cloud_any_hit" in r[name] for r in rows) and flagged:
+        out["precision_any"] = round(sum(r[name]["n_cloud_any_hit"] for r in rows) / flagged, 3)
+    return out
 
 
 def pooled(rows: list[dict], name: str) -> tuple[float | None, float | None]:
@@ -257,7 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--scorers", default=None, help="comma-separated (default: every local one)")
     ap.add_argument("--demo-date", default=None, help="demo acquisition of the picture "
-                    "(default: the one with the most truth)")
+                    "(default: the real-cloud one with the most truth under 50 %%, else the "
+                    "one with the most truth)")
+    ap.add_argument("--clouds", choices=("synthetic", "real"), default="real",
+                    help="clouds of the demo archive written when ARCHIVE is not given")
     args = ap.parse_args(argv)
     names = args.scorers.split(",") if args.scorers else local_scorers()
     crop = args.crop or None
@@ -268,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
 
         tmp = tempfile.TemporaryDirectory()
         root = Path(tmp.name) / "archive"
-        write_demo_archive(root, progress=False)
+        write_demo_archive(root, progress=False, clouds=args.clouds)
     print(f"scorers: {', '.join(names)}; archive {root}; crop {crop}")
     demo = evaluate_archive(root, names, crop, keep=True)
     print("\nper scorer (poor mask pooled over acquisitions; others mean of cloudy ones):")
@@ -281,6 +356,20 @@ def main(argv: list[str] | None = None) -> int:
               f"{_mean([r[n]['cloud_recall'] for r in rows])}  cloud precision "
               f"{_mean([r[n]['cloud_precision'] for r in rows])}  CPU s/image "
               f"{_mean([r[n]['cpu_s'] for r in demo['acquisitions']])}")
+    for kind in ("real", "synthetic"):
+        rows = [r for r in demo["acquisitions"] if r["clouds"] == kind
+                and r[names[0]]["n_cloud_truth"] > 0]
+        if not rows:
+            continue
+        print(f"\ncloud mask pooled over the {len(rows)} cloudy acquisitions with {kind} clouds "
+              "(recall and precision vs the cloud truth, opacity >= 0.5"
+              + ("; precision_any vs any cloud, opacity > 0" if kind == "real" else "") + "):")
+        for n in names:
+            c = pooled_cloud(rows, n)
+            rec, prec = pooled(rows, n)
+            print(f"  {n:12s} cloud recall {c['recall']}  precision {c['precision']}  "
+                  f"precision_any {c['precision_any']}  | poor mask vs cloud + shadow: "
+                  f"recall {rec}  precision {prec}")
     print("\nresidual cloud + shadow of each season's mosaic (% of covered pixels):")
     for season, d in demo["residual_percent"].items():
         print(f"  {season:6s} " + "  ".join(f"{k} {v}" for k, v in d.items()))
@@ -290,7 +379,10 @@ def main(argv: list[str] | None = None) -> int:
     for n, x in real["scorers"].items():
         print(f"  {n:12s} " + "  ".join(f"{k} {v}" for k, v in x.items()))
     print("  IoU " + "  ".join(f"{k} {v}" for k, v in real["iou"].items()))
-    date = args.demo_date or max(demo["acquisitions"], key=lambda r: r["truth_percent"])["date"]
+    real_rows = [r for r in demo["acquisitions"] if r["clouds"] == "real"
+                 and r["truth_percent"] < 50]
+    date = args.demo_date or max(real_rows or demo["acquisitions"],
+                                 key=lambda r: r["truth_percent"])["date"]
     picture(args.png, real, demo, names, date)
     print(f"\npicture: {args.png}")
     if args.json:

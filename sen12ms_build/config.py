@@ -98,8 +98,9 @@ class CurationConfig:
     scene_max_poor_share: float = 0.05  # residual cloud/shadow of the S2 mosaic
     patch_max_nodata_share: float = 0.0  # per modality, patch round
     patch_max_poor_share: float = 0.1
-    # largest connected poor region of a patch (655 px of 65536: ~ a 250 m cloud + halo)
-    patch_max_poor_blob_share: float = 0.01
+    # largest connected poor region of a patch (118 px of 65536: ~ a 110 m cloud; re-tuned
+    # on the demo with real clouds, docs/clouds.md "Curation")
+    patch_max_poor_blob_share: float = 0.0018
     scene_max_haze_share: float = 0.25  # blocks whose blue floor is lifted by a veil
     patch_max_haze_share: float = 0.02  # i.e. more than one of a patch's 64 blocks
     haze_floor_margin: float = 0.05  # lift of the blue dark-object floor that counts as haze

@@ -82,7 +82,10 @@ def test_the_thin_cloud_is_invisible_to_the_mosaic_but_not_to_the_haze_check(def
     for pid in thin.affected:
         r = manifest[pid]
         assert float(r["poor"]) <= cfg.curation.patch_max_poor_share  # the score missed it
-        assert r["reason"] == "haze" and float(r["haze"]) > cfg.curation.patch_max_haze_share
+        # the haze check sees it; where the score flagged the thin cloud's core as one compact
+        # poor region, the residual-cloud check poor_blob (earlier in the order) rejects first
+        assert r["reason"] in ("haze", "poor_blob"), (pid, r["reason"])
+        assert float(r["haze"]) > cfg.curation.patch_max_haze_share
 
 
 def test_rejected_patches_are_kept_aside_with_reason_and_values(defect_run):
