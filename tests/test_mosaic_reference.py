@@ -227,3 +227,8 @@ def test_merge_sources_and_poor_share_small_case():
     assert mosaic.poor_share_of(np.array([[0, 0, -1]], np.int16),
                                 np.array([[True, False, True]])) == 0.5
     assert mosaic.poor_share_of(np.full((1, 2), -1, np.int16), np.ones((1, 2), bool)) == 0.0
+
+
+def test_merge_of_no_images_is_refused():
+    with pytest.raises(ValueError, match="no images to merge"):
+        mosaic.merge_sources(np.zeros((0, 2, 3), np.float32), np.zeros((0, 2, 3), bool), [])
