@@ -232,3 +232,23 @@ def test_merge_sources_and_poor_share_small_case():
 def test_merge_of_no_images_is_refused():
     with pytest.raises(ValueError, match="no images to merge"):
         mosaic.merge_sources(np.zeros((0, 2, 3), np.float32), np.zeros((0, 2, 3), bool), [])
+
+
+def test_score_image_outside_the_footprint():
+    """Outside the footprint: quality -inf (never wins a merge), cloud and shadow 0, not
+    poor; percentages over the footprint only."""
+    img = _rng_l1c((13, 12, 10), seed=8, zero_share=0.0)
+    img[:, :, :4] = 0  # west strip without data
+    s = mosaic.score_image(img, (10.0, 10.0), 150.0, 40.0)
+    valid = np.zeros((12, 10), bool)
+    valid[:, 4:] = True
+    np.testing.assert_array_equal(s.valid, valid)
+    assert np.isneginf(s.quality[~valid]).all() and np.isfinite(s.quality[valid]).all()
+    assert (s.cloud[~valid] == 0).all() and (s.shadow[~valid] == 0).all()
+    assert not s.poor[~valid].any()
+    assert s.roi_coverage_percent == pytest.approx(60.0)
+    assert s.cloudy_percentage == pytest.approx(100.0 * (s.cloud[valid] > 0.2).mean())
+    run = mosaic.RunningMerge((12, 10))
+    run.add(np.full((12, 10), -0.9, np.float32), np.zeros((12, 10), bool))
+    run.add(s.quality, s.poor)  # image 1 cannot win where it has no data
+    assert (run.source[~valid] == 0).all()
