@@ -98,3 +98,38 @@ def test_tile_scene_callbacks_and_removal(triplet, tmp_path):
             assert r["files"] == {} and r["reason"] == "lc"
     assert [r["kept"] for r in recs] == [False, False, True, False, False, True]
     assert not stale.exists()  # patch 2 rejected: its old file is removed
+
+
+def test_patch_windows_are_immutable():
+    import dataclasses
+
+    (w,) = tiling.patch_windows(4, 4, 4, 4)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        w.row = 1  # type: ignore[misc]
+
+
+def test_write_patch_keeps_a_non_square_shape(tmp_path):
+    data = np.arange(2 * 5 * 7, dtype=np.float64).reshape(2, 5, 7)
+    tiling.write_patch(tmp_path / "p.tif", data, "s1", "EPSG:32633", T, {"K": "v"})
+    with rasterio.open(tmp_path / "p.tif") as f:
+        assert (f.count, f.height, f.width, f.dtypes[0]) == (2, 5, 7, "float32")
+        assert f.descriptions == ("VV sigma0 (dB)", "VH sigma0 (dB)")
+        assert f.tags()["K"] == "v" and np.isnan(f.nodata)
+        np.testing.assert_array_equal(f.read(), data.astype(np.float32))
+
+
+def test_tile_scene_defaults_are_256_at_stride_128(tmp_path):
+    """The paper's patches: 256 x 256 at a stride of 128 (a 384 x 256 scene has 2)."""
+    h, w = 256, 384
+    paths = {"s1": _write(tmp_path / "s1.tif", np.zeros((2, h, w), np.float32), float("nan")),
+             "s2": _write(tmp_path / "s2.tif", np.ones((13, h, w), np.uint16), 0),
+             "lc": _write(tmp_path / "lc.tif", np.ones((4, h, w), np.uint16), 255)}
+    sizes = []
+
+    def decide(arrays):
+        sizes.append({k: a.shape for k, a in arrays.items()})
+        return False, "test", {}
+
+    recs = tiling.tile_scene(paths, lambda k, p: tmp_path / f"{k}_{p}.tif", decide)
+    assert [(r["row"], r["col"]) for r in recs] == [(0, 0), (0, 128)]
+    assert sizes[0] == {"s1": (2, 256, 256), "s2": (13, 256, 256), "lc": (4, 256, 256)}
