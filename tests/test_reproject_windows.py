@@ -98,7 +98,7 @@ def test_outside_the_source_is_nodata_or_zero(lc_file):
 
 
 def test_strips_cover_the_raster():
-    got = list(strips(1100, 30, rows=512))
+    got = list(strips(1100, 30))  # 512 rows by default
     assert got == [Window(0, 0, 30, 512), Window(0, 512, 30, 512), Window(0, 1024, 30, 76)]
     assert list(strips(512, 7, rows=512)) == [Window(0, 0, 7, 512)]
 
@@ -119,6 +119,11 @@ def test_warp_to_file_small_grid_profile_and_errors(lc_file, tmp_path):
         assert f.tags()["RESAMPLING"] == "nearest" and f.tags()["SOURCE"] == "lc.tif"
         np.testing.assert_array_equal(f.read(), _gdal(lc_file, grid, 255))
     assert pixel_is_square(dst, 10.0) and not pixel_is_square(dst, 20.0)
+    # a grid wide enough for 256 x 256 blocks but only 8 rows high is not tiled either
+    wide = Grid(CRS, T0, 300, 8)
+    src = _raster(tmp_path / "wide_src.tif", np.ones((4, 8, 300), np.uint16))
+    with rasterio.open(warp_to_file(src, tmp_path / "wide.tif", wide, LC, threads=1)) as f:
+        assert (f.width, f.height) == (300, 8) and not f.profile.get("tiled", False)
     two = _raster(tmp_path / "two.tif", np.ones((2, 4, 4), np.uint16))
     with pytest.raises(InputError, match="expected 4 bands for lc, found 2"):
         warp_to_file(two, tmp_path / "x.tif", grid, LC)
@@ -138,3 +143,7 @@ def test_pixel_is_square_needs_a_projected_north_up_grid(tmp_path):
     rect = _raster(tmp_path / "rect.tif", np.ones((1, 2, 2), np.uint16),
                    transform=Affine(10.0, 0, 0, 0, -10.5, 0))
     assert not pixel_is_square(rect, 10.0)
+    # the default tolerance is 1e-9 m
+    off = _raster(tmp_path / "off.tif", np.ones((1, 2, 2), np.uint16),
+                  transform=Affine(10.0 + 1.3e-9, 0, 0, 0, -10.0, 0))
+    assert not pixel_is_square(off, 10.0) and pixel_is_square(off, 10.0, tol=2e-9)
