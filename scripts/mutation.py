@@ -68,7 +68,8 @@ MODULES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "curation": ("sen12ms_build/curation.py", ("tests/test_curation.py",),
                  ("tests/test_curation_defects.py",)),
     "graphs": ("sen12ms_build/backends/earthengine/graphs.py",
-               ("tests/test_earthengine_graphs.py",), ("tests/test_earthengine_backend.py",)),
+               ("tests/test_earthengine_graphs.py", "tests/test_earthengine_pixel_values.py"),
+               ("tests/test_earthengine_backend.py",)),
 }
 
 _BINOP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
