@@ -143,3 +143,16 @@ def test_pixel_is_square_needs_a_projected_north_up_grid(tmp_path):
     rect = _raster(tmp_path / "rect.tif", np.ones((1, 2, 2), np.uint16),
                    transform=Affine(10.0, 0, 0, 0, -10.5, 0))
     assert not pixel_is_square(rect, 10.0)
+
+
+def test_warp_to_file_256_grid_is_tiled_and_source_nodata_wins(tmp_path):
+    """A 256 x 256 scene gets 256 x 256 blocks; the source's own nodata (0 here, where
+    land cover's is 255) marks its holes, which become 255 in the output."""
+    data = np.full((4, 256, 256), 7, np.uint16)
+    data[:, :10] = 0  # hole in the source, declared by its nodata 0
+    src = _raster(tmp_path / "src.tif", data, nodata=0)
+    grid = Grid(CRS, T0, 256, 256)
+    with rasterio.open(warp_to_file(src, tmp_path / "o.tif", grid, LC, threads=1)) as f:
+        assert f.profile["tiled"] and f.block_shapes[0] == (256, 256)
+        out = f.read()
+    assert (out[:, :10] == 255).all() and (out[:, 10:] == 7).all()
