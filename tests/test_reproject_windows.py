@@ -153,6 +153,6 @@ def test_warp_to_file_256_grid_is_tiled_and_source_nodata_wins(tmp_path):
     src = _raster(tmp_path / "src.tif", data, nodata=0)
     grid = Grid(CRS, T0, 256, 256)
     with rasterio.open(warp_to_file(src, tmp_path / "o.tif", grid, LC, threads=1)) as f:
-        assert f.profile["tiled"] and f.block_shapes[0] == (256, 256)
+        assert f.block_shapes[0] == (256, 256)  # (reads back as untiled: one block wide)
         out = f.read()
     assert (out[:, :10] == 255).all() and (out[:, 10:] == 7).all()
