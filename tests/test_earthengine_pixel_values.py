@@ -128,7 +128,7 @@ def run(expr: dict, pixels: list[dict[float, float | None]]) -> Any:
         if name == "Image.addBands":
             return {**a["dstImg"], **a["srcImg"]}
         if name == "Image.pixelArea":
-            return {"area": AREA}
+            return {"area": px.get("area", AREA)}
         if name in ("Reducer.sum", "Reducer.max", "Reducer.mean"):
             return name.split(".")[1]
         if name in ("Projection", "Kernel.square", "GeometryConstructors.Point"):
@@ -235,6 +235,9 @@ def test_statistics_percentages(ee_offline):
     assert props[graphs.ROI_COVERAGE_PERCENT] == pytest.approx(75.0)
     none = run(expr, [{CLOUD: 0.9, VALID: 0.0}, {CLOUD: 0.0, VALID: 0.0}])["__props__"]
     assert none[graphs.CLOUDY_PERCENTAGE] == 100 and none[graphs.ROI_COVERAGE_PERCENT] == 0
+    # a sliver: reduceRegion weighs pixels by the share of them inside the region
+    sliver = run(expr, [{CLOUD: 0.0, VALID: 1.0, "area": 0.5}])["__props__"]
+    assert sliver[graphs.CLOUDY_PERCENTAGE] == 0
     one = run(expr, [{CLOUD: 0.0, VALID: 1.0}])["__props__"]  # one covered pixel (area 400 m2)
     assert one[graphs.CLOUDY_PERCENTAGE] == 0 and one[graphs.ROI_COVERAGE_PERCENT] == 100
 
@@ -276,3 +279,21 @@ def str_find_points(enc: dict) -> list[dict]:
 def test_s1_fill_value(ee_offline):
     assert graphs.S1_FILL == -9999.0
     assert math.isfinite(graphs.S1_FILL)
+
+
+def test_paper_merge_lays_whole_footprints_and_masked_only_clear_pixels(ee_offline):
+    import json
+
+    col = ee.ImageCollection("TEST/SCORED")
+    paper = json.dumps(graphs.encode(graphs.merge(col, MosaicParams(merge="paper"))))
+    masked = json.dumps(graphs.encode(graphs.merge(col, MosaicParams(merge="masked"))))
+    assert '"Image.not"' not in paper and '"Image.updateMask"' not in paper
+    assert '"Image.not"' in masked and '"Image.updateMask"' in masked
+    assert f'"{graphs.POOR_BAND}"' in masked
+
+
+def test_s2_mosaic_without_aux_has_the_13_bands_only(ee_offline):
+    region = graphs.region_of([(11.0, 48.0), (11.1, 48.0), (11.1, 48.1), (11.0, 48.0)])
+    expr = graphs.encode(graphs.s2_mosaic(region, "2017-06-01", "2017-08-31"))
+    root = expr["values"][expr["result"]]["functionInvocationValue"]
+    assert root["functionName"] == "Image.toUint16"  # with_aux adds bands on top of it
