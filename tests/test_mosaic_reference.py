@@ -252,3 +252,14 @@ def test_score_image_outside_the_footprint():
     run.add(np.full((12, 10), -0.9, np.float32), np.zeros((12, 10), bool))
     run.add(s.quality, s.poor)  # image 1 cannot win where it has no data
     assert (run.source[~valid] == 0).all()
+
+
+def test_project_clouds_takes_an_integer_footprint_as_well():
+    rng = np.random.default_rng(9)
+    score = rng.random((6, 6)).astype(np.float32)
+    valid = rng.random((6, 6)) > 0.3
+    args = ((20.0, 20.0), 200.0, 50.0, [500.0, 1500.0])
+    want = mosaic.project_clouds(score, valid, *args)
+    for dtype in (np.uint8, np.int64):
+        np.testing.assert_array_equal(
+            mosaic.project_clouds(score, valid.astype(dtype), *args), want)
