@@ -153,3 +153,15 @@ def test_weights_and_checks_are_fixed():
     with pytest.raises(dataclasses.FrozenInstanceError):
         curation.CHECKS[0].name = "x"  # type: ignore[misc]
     assert curation.CHECKS[2].sees == "no-data pixels in lc (class 255)"
+
+
+def test_flat_runs_over_leading_axes():
+    """``flat`` is (..., W - 1): a stack of rows gives the rows' results."""
+    rng = np.random.default_rng(6)
+    flat = rng.random((2, 3, 50)) < 0.93
+    got = curation._flat_runs(flat, 16)
+    assert got.shape == (2, 3, 51)
+    for i in range(2):
+        for r in range(3):
+            np.testing.assert_array_equal(got[i, r], _runs_reference(flat[i, r], 16))
+    assert got.any()

@@ -61,3 +61,33 @@ def test_fast_compression_writes_zstd(tmp_path):
         assert src.descriptions == ("a", "b", "c")
         assert src.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "2"
         np.testing.assert_array_equal(src.read(), data)
+
+
+def test_sha256_reads_one_mebibyte_at_a_time(tmp_path, monkeypatch):
+    """Bounded memory on multi-gigabyte scenes: the default chunk is 1 MiB."""
+    import builtins
+    import hashlib
+
+    data = os.urandom((1 << 20) + 5)
+    (tmp_path / "f").write_bytes(data)
+    sizes = []
+    real_open = builtins.open
+
+    class Spy:
+        def __init__(self, f):
+            self.f = f
+
+        def read(self, n=-1):
+            sizes.append(n)
+            return self.f.read(n)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(io, "open", lambda p, mode="r": Spy(real_open(p, mode)),
+                        raising=False)
+    assert io.sha256(tmp_path / "f") == hashlib.sha256(data).hexdigest()
+    assert sizes == [1 << 20] * 3  # two reads with data, one empty at the end

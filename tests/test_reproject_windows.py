@@ -156,3 +156,35 @@ def test_warp_to_file_256_grid_is_tiled_and_source_nodata_wins(tmp_path):
         assert f.block_shapes[0] == (256, 256)  # (reads back as untiled: one block wide)
         out = f.read()
     assert (out[:, :10] == 255).all() and (out[:, 10:] == 7).all()
+
+
+def test_warper_settings_and_when_it_is_skipped(lc_file, tmp_path, monkeypatch):
+    """GDAL's warper runs with a bounded memory (256 MB by default) and, from file to file,
+    on 2 threads for ``ALL_CPUS``; a nearest-neighbour read of an aligned grid skips it,
+    a bilinear one does not."""
+    import sen12ms_build.reproject as rp
+
+    vrts, warps = [], []
+    real_vrt, real_reproject = rp.WarpedVRT, rp.reproject
+
+    def vrt(*a, **k):
+        vrts.append(k)
+        return real_vrt(*a, **k)
+
+    def warp(*a, **k):
+        warps.append(k)
+        return real_reproject(*a, **k)
+
+    monkeypatch.setattr(rp, "WarpedVRT", vrt)
+    monkeypatch.setattr(rp, "reproject", warp)
+    aligned = Grid(CRS, T0 @ Affine.translation(2, 3), 6, 5)
+    plain = warp_array(lc_file, aligned, "nearest", 255)
+    assert vrts == []  # a plain read
+    warped = warp_array(lc_file, aligned, "bilinear", 255)
+    assert len(vrts) == 1 and vrts[0]["warp_mem_limit"] == 256
+    assert vrts[0]["resampling"] == rasterio.enums.Resampling.bilinear
+    np.testing.assert_array_equal(warped, plain)  # whole-pixel shift: same values
+    warp_to_file(lc_file, tmp_path / "a.tif", aligned, LC)
+    warp_to_file(lc_file, tmp_path / "b.tif", aligned, LC, threads=3)
+    assert [w["num_threads"] for w in warps] == [2, 3]
+    assert all(w["warp_mem_limit"] == 256 and w["init_dest_nodata"] for w in warps)
