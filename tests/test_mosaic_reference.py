@@ -258,8 +258,9 @@ def test_project_clouds_takes_an_integer_footprint_as_well():
     rng = np.random.default_rng(9)
     score = rng.random((6, 6)).astype(np.float32)
     valid = rng.random((6, 6)) > 0.3
-    args = ((20.0, 20.0), 200.0, 50.0, [500.0, 1500.0])
+    args = ((20.0, 20.0), 200.0, 45.0, [20.0, 40.0])  # 1 and 2 pixels away
     want = mosaic.project_clouds(score, valid, *args)
+    assert (want > 0).mean() > 0.5
     for dtype in (np.uint8, np.int64):
         np.testing.assert_array_equal(
             mosaic.project_clouds(score, valid.astype(dtype), *args), want)
