@@ -215,11 +215,20 @@ def scratch_copy(dest: Path) -> Path:
     return dest
 
 
+def _one_worker() -> list[str]:
+    """``-n 0`` when pytest-xdist is installed: the project's ``addopts`` may ask for
+    workers, and the gate runs one pytest process per mutant on one core."""
+    import importlib.util
+
+    return ["-n", "0"] if importlib.util.find_spec("xdist") is not None else []
+
+
 def run_tests(work: Path, tests: list[str], slow: bool, timeout: float) -> tuple[str, float]:
     """('passed' | 'failed' | 'timeout' | 'error', seconds) of the tests in ``work``."""
     env = {**os.environ, "PYTHONPATH": str(work), "PYTHONDONTWRITEBYTECODE": "1"}
     cmd = ["nice", "-n", "10", sys.executable, "-m", "pytest", "-q", "-x",
-           "-p", "no:cacheprovider", *([] if slow else ["-m", "not slow"]), *tests]
+           "-p", "no:cacheprovider", *_one_worker(), *([] if slow else ["-m", "not slow"]),
+           *tests]
     t = time.perf_counter()
     try:
         res = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True,
