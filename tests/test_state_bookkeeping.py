@@ -1,0 +1,121 @@
+"""State file bookkeeping (sen12ms_build.state): what counts as done, what is forgotten.
+
+Unit tests on a real SQLite file and real output files written here; no pipeline run.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from sen12ms_build.io import OutputError, sha256
+from sen12ms_build.state import STAGES, State, downstream
+
+
+@pytest.fixture()
+def state(tmp_path: Path):
+    # a nested directory that does not exist yet: State creates its parents
+    with State(tmp_path / "root" / ".work" / "state.sqlite") as st:
+        yield st
+
+
+def _out(tmp_path: Path, name: str, data: bytes) -> Path:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+def test_done_only_with_the_same_fingerprint(state, tmp_path):
+    out = _out(tmp_path, "a.tif", b"x" * 100)
+    assert state.done("b", 1, "warp", "fp1") is None  # nothing recorded yet
+    rec = state.finish("b", 1, "warp", "fp1", {"k": 7, "name": "scene 1"}, [out])
+    assert rec == {"k": 7, "name": "scene 1"}
+    assert state.done("b", 1, "warp", "fp1") == {"k": 7, "name": "scene 1"}
+    assert state.done("b", 1, "warp", "fp2") is None  # changed settings: redo
+    assert state.done("b", 2, "warp", "fp1") is None  # other scene
+    assert state.done("b", 1, "tile", "fp1") is None  # other stage
+    assert state.done("c", 1, "warp", "fp1") is None  # other branch
+
+
+def test_outputs_must_be_present_with_their_size(state, tmp_path):
+    a = _out(tmp_path, "a.tif", b"a" * 50)
+    b = _out(tmp_path, "b.tif", b"b" * 70)
+    state.finish("br", 3, "tile", "fp", {"n": 2}, [a, b])
+    assert state.done("br", 3, "tile", "fp") == {"n": 2}
+    b.write_bytes(b"b" * 69)  # truncated
+    assert state.done("br", 3, "tile", "fp") is None
+    b.write_bytes(b"b" * 70)  # same size again (content is not re-hashed on done)
+    assert state.done("br", 3, "tile", "fp") == {"n": 2}
+    a.unlink()  # deleted
+    assert state.done("br", 3, "tile", "fp") is None
+
+
+def test_finish_records_size_and_sha256(state, tmp_path):
+    a = _out(tmp_path, "a.tif", b"hello world")
+    state.finish("br", 1, "export", "fp", {}, [a])
+    db = sqlite3.connect(state.path)
+    import json
+    outs = json.loads(db.execute("SELECT outputs FROM stages").fetchone()[0])
+    db.close()
+    assert outs == {str(a): [11, sha256(a)]}
+
+
+def test_set_outputs_rerecords_and_reports_missing_stage(state, tmp_path):
+    a = _out(tmp_path, "a.tif", b"a" * 10)
+    b = _out(tmp_path, "b.tif", b"b" * 10)
+    assert state.set_outputs("br", 1, "tile", [a]) is False  # not recorded
+    state.finish("br", 1, "tile", "fp", {"r": 1}, [a, b])
+    b.unlink()  # a reviewer removed a patch on purpose
+    assert state.done("br", 1, "tile", "fp") is None
+    assert state.set_outputs("br", 1, "tile", [a]) is True
+    assert state.done("br", 1, "tile", "fp") == {"r": 1}  # fingerprint and record kept
+
+
+def test_forget_one_scene_or_the_whole_branch(state, tmp_path):
+    for scene in (1, 2, 3):
+        for stage in STAGES:
+            state.finish("br", scene, stage, "fp", {"s": scene})
+    state.finish("other", 1, "tile", "fp", {"s": 1})
+    assert state.forget("br", 2, ("warp", "tile")) == 2
+    assert state.done("br", 2, "export", "fp") == {"s": 2}
+    assert state.done("br", 2, "warp", "fp") is None
+    assert state.done("br", 1, "warp", "fp") == {"s": 1}  # other scenes untouched
+    assert state.forget("br", None, ("tile",)) == 2  # scenes 1 and 3
+    assert state.done("br", 1, "tile", "fp") is None
+    assert state.done("br", 3, "export", "fp") == {"s": 3}
+    assert state.done("other", 1, "tile", "fp") == {"s": 1}  # other branch untouched
+    assert state.forget("br", 7) == 0
+
+
+def test_records_sorted_per_stage(state):
+    state.finish("b2", 1, "tile", "fp", {"x": "b2-1"})
+    state.finish("b1", 9, "tile", "fp", {"x": "b1-9"})
+    state.finish("b1", 2, "tile", "fp", {"x": "b1-2"})
+    state.finish("b1", 5, "warp", "fp", {"x": "warp"})
+    assert state.records() == [("b1", 2, {"x": "b1-2"}), ("b1", 9, {"x": "b1-9"}),
+                               ("b2", 1, {"x": "b2-1"})]
+    assert state.records("warp") == [("b1", 5, {"x": "warp"})]
+
+
+def test_reopen_sees_the_same_rows(tmp_path):
+    path = tmp_path / "deep" / "er" / "state.sqlite"
+    with State(path) as st:
+        st.finish("br", 1, "tile", "fp", {"a": 1})
+    with State(path) as st:  # the directory exists now: opening again is fine
+        assert st.done("br", 1, "tile", "fp") == {"a": 1}
+        assert st._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_unopenable_state_file_is_an_output_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(OutputError, match="cannot open the state file"):
+        State(blocker / "state.sqlite")
+
+
+def test_downstream():
+    assert downstream("export") == ("export", "warp", "tile")
+    assert downstream("warp") == ("warp", "tile")
+    assert downstream("tile") == ("tile",)
