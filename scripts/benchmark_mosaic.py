@@ -68,15 +68,16 @@ def _mirror(n: int, m: int) -> np.ndarray:
 
 def build_archive(work: Path) -> list[Path]:
     """The five variant GeoTIFFs (13 bands uint16, export grid); built once."""
-    from scipy import ndimage
-
-    from sen12ms_build.demo.archive import _smooth_noise, composite, load_ground
-    from sen12ms_build.io import write_raster
-    from sen12ms_build.products import S2
-
     paths = [work / "variants" / f"v{k}.tif" for k in range(len(VARIANTS))]
     if all(p.exists() for p in paths):
         return paths
+    from scipy import ndimage
+
+    from sen12ms_build.demo.clouds import _smooth_noise, composite
+    from sen12ms_build.demo.ground import load_ground
+    from sen12ms_build.io import write_raster
+    from sen12ms_build.products import S2
+
     grid = _roi().export_grid()
     ground, _ = load_ground()
     ground = ground[:, _mirror(grid.height, ground.shape[1])][:, :, _mirror(grid.width,

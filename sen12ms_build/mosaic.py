@@ -113,13 +113,19 @@ def rescale(x: np.ndarray, rng: tuple[float, float]) -> np.ndarray:
 def normalized_difference(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """``(p - q) / (p + q)``; 0 where ``p + q == 0``."""
     s = p + q
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(s != 0, (p - q) / s, 0.0)
-    return out.astype(np.float32)
+    out = np.zeros(s.shape, np.float32)
+    np.divide(p - q, s, out=out, where=s != 0)  # the quotient in the inputs' precision
+    return out
 
 
 def footprint(l1c: np.ndarray) -> np.ndarray:
     """(H, W) bool: pixels with data (not 0 in every band)."""
+    if l1c.dtype.kind in "ui" and l1c.shape[0] > 1:
+        # integers: a pixel is nonzero in some band iff the bitwise OR of its bands is
+        acc = np.bitwise_or(l1c[0], l1c[1])
+        for band in l1c[2:]:
+            np.bitwise_or(acc, band, out=acc)
+        return acc != 0
     valid = l1c[0] != 0
     for band in l1c[1:]:  # band by band: no (13, H, W) temporary
         valid |= band != 0
@@ -131,19 +137,59 @@ def toa_reflectance(l1c: np.ndarray, params: MosaicParams = DEFAULT_PARAMS) -> n
     return (l1c.astype(np.float32) / np.float32(params.reflectance_scale))
 
 
+#: bands the paper's cloud score and shadow candidates read
+_CLOUD_BANDS = ("B1", "B2", "B3", "B4", "B8", "B10", "B11")
+_SHADOW_BANDS = ("B4", "B8", "B11", "B12")
+
+
+class _Reflectance(dict):
+    """:func:`toa_reflectance` of single bands of one (13, H, W) image, computed on first
+    use and kept (the same float32 values as the whole cube's, band by band)."""
+
+    def __init__(self, l1c: np.ndarray, params: MosaicParams):
+        super().__init__()
+        self.l1c = l1c
+        self.scale = np.float32(params.reflectance_scale)
+
+    def __missing__(self, name: str) -> np.ndarray:
+        band = self.l1c[_BAND[name]]
+        out = np.empty(band.shape, np.float32)
+        np.divide(band, self.scale, out=out, dtype=np.float32)
+        self[name] = out
+        return out
+
+
 def focal_mean(x: np.ndarray, radius: int, valid: np.ndarray | None = None) -> np.ndarray:
     """Mean over a (2r+1) x (2r+1) square, over valid pixels only (as Earth Engine's
     ``reduceNeighborhood`` ignores masked pixels). Returns float32; 0 where no valid neighbour."""
+    return _focal_mean(x, radius, valid)
+
+
+def _focal_mean(x: np.ndarray, radius: int, valid: np.ndarray | None,
+                cache: dict | None = None, only_valid: bool = False) -> np.ndarray:
+    """:func:`focal_mean`; ``cache`` keeps the filtered weights (and where they are
+    positive) per radius for further calls with the same ``valid``. With ``only_valid`` the
+    result is also 0 outside ``valid``."""
     size = 2 * radius + 1
-    x = x.astype(np.float64)
     if valid is None:
-        return ndimage.uniform_filter(x, size=size, mode="nearest").astype(np.float32)
-    w = valid.astype(np.float64)
-    num = ndimage.uniform_filter(np.where(valid, x, 0.0), size=size, mode="constant")
-    den = ndimage.uniform_filter(w, size=size, mode="constant")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(den > 1e-9, num / den, 0.0)
-    return out.astype(np.float32)
+        return ndimage.uniform_filter(x.astype(np.float64), size=size,
+                                      mode="nearest").astype(np.float32)
+    num = np.zeros(x.shape, np.float64)
+    np.copyto(num, x, where=valid)  # where(valid, float64(x), 0)
+    num = ndimage.uniform_filter(num, size=size, mode="constant")
+    key = ("den", radius, only_valid)
+    if cache is not None and key in cache:
+        den, ok = cache[key]
+    else:
+        den = ndimage.uniform_filter(valid.astype(np.float64), size=size, mode="constant")
+        ok = den > 1e-9
+        if only_valid:
+            ok &= valid
+        if cache is not None:
+            cache[key] = den, ok
+    out = np.zeros(x.shape, np.float32)
+    np.divide(num, den, out=out, where=ok)  # float64 quotient, rounded to float32
+    return out
 
 
 def disk(radius: float) -> np.ndarray:
@@ -168,6 +214,13 @@ def _focal_extreme(x: np.ndarray, radius: float, iterations: int,
     widths = [int(np.flatnonzero(row).max()) - r for row in fp]  # half width per row
     rects = sorted({(max(abs(dy - r) for dy in range(fp.shape[0]) if widths[dy] >= hw), hw)
                     for hw in set(widths)})
+    if len(rects) == 1 and _no_ties(x):
+        # a rectangle: k iterations with "nearest" edges reach the clamped index range
+        # [i - k h, i + k h] on each axis, the rectangle k times as large, in one pass per axis
+        # (the same element wins: no NaN and no -0.0 whose choice could depend on the order)
+        hh, hw = rects[0]
+        y = filt(x, 2 * hw * iterations + 1, axis=1, mode="nearest") if hw else x
+        return filt(y, 2 * hh * iterations + 1, axis=0, mode="nearest") if hh else y
     for _ in range(iterations):
         out = None
         for hh, hw in rects:
@@ -176,6 +229,14 @@ def _focal_extreme(x: np.ndarray, radius: float, iterations: int,
             out = y if out is None else op(out, y, out=out if out is not x else None)
         x = out
     return x
+
+
+def _no_ties(x: np.ndarray) -> bool:
+    """No NaN and no negative zero in ``x``: every minimum or maximum of its values is one
+    bit pattern, whichever order the elements are compared in."""
+    if x.dtype.kind != "f":
+        return True
+    return not (np.isnan(x).any() or (np.signbit(x) & (x == 0)).any())
 
 
 # --- quality score module ------------------------------------------------------------------
@@ -190,21 +251,24 @@ def cloud_score(l1c: np.ndarray, params: MosaicParams = DEFAULT_PARAMS,
     """
     if valid is None:
         valid = footprint(l1c)
-    r = toa_reflectance(l1c, params)
-    b = {name: r[i] for name, i in _BAND.items()}
-    score = np.ones(l1c.shape[1:], np.float32)
-    for indicator in (
-        rescale(b["B2"], params.b2_range),
-        rescale(b["B1"], params.b1_range),
-        rescale(b["B1"] + b["B10"], params.b1_b10_range),
-        rescale(b["B4"] + b["B3"] + b["B2"], params.rgb_sum_range),
-        rescale(normalized_difference(b["B8"], b["B11"]), params.ndmi_range),
-        rescale(normalized_difference(b["B3"], b["B11"]), params.ndsi_range),
+    return _cloud_score(_Reflectance(l1c, params), valid, params)
+
+
+def _cloud_score(b: _Reflectance, valid: np.ndarray, params: MosaicParams,
+                 cache: dict | None = None) -> np.ndarray:
+    """:func:`cloud_score` of the bands in ``b``; ``cache`` as :func:`_focal_mean`'s."""
+    score = np.ones(valid.shape, np.float32)
+    for indicator in (  # computed one at a time, in the published order
+        lambda: rescale(b["B2"], params.b2_range),
+        lambda: rescale(b["B1"], params.b1_range),
+        lambda: rescale(b["B1"] + b["B10"], params.b1_b10_range),
+        lambda: rescale(b["B4"] + b["B3"] + b["B2"], params.rgb_sum_range),
+        lambda: rescale(normalized_difference(b["B8"], b["B11"]), params.ndmi_range),
+        lambda: rescale(normalized_difference(b["B3"], b["B11"]), params.ndsi_range),
     ):
-        np.minimum(score, indicator, out=score)
-    score = np.maximum(score, np.float32(params.cloud_score_floor))
-    smooth = focal_mean(score, params.cloud_kernel_radius, valid)
-    return np.where(valid, smooth, 0.0).astype(np.float32)
+        np.minimum(score, indicator(), out=score)
+    np.maximum(score, np.float32(params.cloud_score_floor), out=score)
+    return _focal_mean(score, params.cloud_kernel_radius, valid, cache, only_valid=True)
 
 
 def cloud_mask(score: np.ndarray, params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
@@ -286,7 +350,8 @@ def project_clouds(score: np.ndarray, valid: np.ndarray, pixel_size: tuple[float
     """
     h, w = score.shape
     acc = np.zeros((h, w), np.float64)
-    n = np.zeros((h, w), np.int32)
+    # counts up to the number of heights: one byte each while they fit
+    n = np.zeros((h, w), np.uint8 if len(heights_m) < 256 else np.int32)
     # masked score and count once (the same float64 additions in the same order as adding
     # ``where(ok, src, 0)`` per height, so the result is bit-identical)
     masked = np.where(valid, score, 0.0).astype(np.float64, copy=False)
@@ -299,42 +364,67 @@ def project_clouds(score: np.ndarray, valid: np.ndarray, pixel_size: tuple[float
             continue
         acc[r0:r1, c0:c1] += masked[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
         n[r0:r1, c0:c1] += ones[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(n > 0, acc / np.maximum(n, 1), 0.0)
-    return out.astype(np.float32)
+    out = np.zeros((h, w), np.float32)
+    np.divide(acc, n, out=out, where=n > 0)  # float64 mean, rounded to float32
+    return out
 
 
 def shadow_candidates(l1c: np.ndarray, cloud: np.ndarray,
                       params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
     """(H, W) bool: dark (``B8 + B11 + B12 < ir_sum_thresh``), not water
     (``NDVI >= ndvi_thresh``) and not cloud."""
-    r = toa_reflectance(l1c, params)
-    dark = (r[_BAND["B8"]] + r[_BAND["B11"]] + r[_BAND["B12"]]) < params.ir_sum_thresh
-    water = normalized_difference(r[_BAND["B8"]], r[_BAND["B4"]]) < params.ndvi_thresh
-    return dark & ~water & ~cloud_mask(cloud, params) & footprint(l1c)
+    return _shadow_candidates(_Reflectance(l1c, params), footprint(l1c), cloud, params)
+
+
+def _shadow_candidates(r: _Reflectance, valid: np.ndarray, cloud: np.ndarray,
+                       params: MosaicParams) -> np.ndarray:
+    """:func:`shadow_candidates` of the bands in ``r`` and the footprint ``valid``."""
+    dark = (r["B8"] + r["B11"] + r["B12"]) < params.ir_sum_thresh
+    water = normalized_difference(r["B8"], r["B4"]) < params.ndvi_thresh
+    dark &= ~water
+    dark &= ~cloud_mask(cloud, params)
+    dark &= valid
+    return dark
 
 
 def shadow_score(l1c: np.ndarray, cloud: np.ndarray, pixel_size: tuple[float, float],
                  solar_azimuth: float, solar_zenith: float,
                  params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
     """Per-pixel shadow likelihood (spec 2, shadow score steps 1-5). (H, W) float32."""
-    valid = footprint(l1c)
+    return _shadow_score(_Reflectance(l1c, params), footprint(l1c), cloud, pixel_size,
+                         solar_azimuth, solar_zenith, params)
+
+
+def _shadow_score(r: _Reflectance, valid: np.ndarray, cloud: np.ndarray,
+                  pixel_size: tuple[float, float], solar_azimuth: float,
+                  solar_zenith: float, params: MosaicParams) -> np.ndarray:
+    """:func:`shadow_score` of the bands in ``r`` and the footprint ``valid``."""
     projected = project_clouds(cloud, valid, pixel_size, solar_azimuth, solar_zenith,
                                params.cloud_heights_m)
-    s = projected * shadow_candidates(l1c, cloud, params)
+    s = projected * _shadow_candidates(r, valid, cloud, params)
     s = _focal_extreme(s, params.erode_radius_px, params.erode_iterations, np.minimum)
     s = _focal_extreme(s, params.dilate_radius_px, params.dilate_iterations, np.maximum)
     size = 2 * params.shadow_max_radius_px + 1
-    s = ndimage.maximum_filter(s, size=size, mode="nearest")
-    return np.where(valid, s, 0.0).astype(np.float32)
+    s = ndimage.maximum_filter(s, size=size, mode="nearest").astype(np.float32, copy=False)
+    np.copyto(s, np.float32(0), where=~valid)
+    return s
 
 
 def quality_score(cloud: np.ndarray, shadow: np.ndarray, valid: np.ndarray,
                   params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
     """``-mean_r5(max(cloud, shadow))``: higher is better. (H, W) float32; -inf outside
     ``valid`` so that an uncovered pixel never wins the quality mosaic."""
-    q = -focal_mean(np.maximum(cloud, shadow), params.quality_kernel_radius, valid)
-    return np.where(valid, q, -np.inf).astype(np.float32)
+    return _quality_score(cloud, shadow, valid, params)
+
+
+def _quality_score(cloud: np.ndarray, shadow: np.ndarray, valid: np.ndarray,
+                   params: MosaicParams, cache: dict | None = None) -> np.ndarray:
+    """:func:`quality_score`; ``cache`` as :func:`_focal_mean`'s."""
+    q = _focal_mean(np.maximum(cloud, shadow), params.quality_kernel_radius, valid, cache,
+                    only_valid=True)
+    np.negative(q, out=q)
+    np.copyto(q, np.float32(-np.inf), where=~valid)
+    return q
 
 
 def poor_mask(quality: np.ndarray, params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
@@ -348,11 +438,17 @@ def cloudy_percentage(cloud: np.ndarray, valid: np.ndarray,
                       params: MosaicParams = DEFAULT_PARAMS) -> float:
     """CLOUDY_PERCENTAGE: cloudy area inside the ROI over the (ROI-clipped) footprint area,
     x 100. Returns 100.0 for an image with no pixel in the ROI."""
+    return _cloudy_percentage(cloud_mask(cloud, params), valid, roi)
+
+
+def _cloudy_percentage(cloudy: np.ndarray, valid: np.ndarray,
+                       roi: np.ndarray | None) -> float:
+    """:func:`cloudy_percentage` of the cloud mask ``cloudy``."""
     inside = valid if roi is None else valid & roi
-    n = int(inside.sum())
+    n = int(np.count_nonzero(inside))
     if n == 0:
         return 100.0
-    return 100.0 * float((cloud_mask(cloud, params) & inside).sum()) / n
+    return 100.0 * float(np.count_nonzero(cloudy & inside)) / n
 
 
 def roi_coverage_percent(valid: np.ndarray, roi: np.ndarray | None = None) -> float:
@@ -375,34 +471,53 @@ def block_mean(l1c: np.ndarray, factor: int) -> np.ndarray:
     """Average (C, H, W) uint16 over ``factor`` x ``factor`` blocks, ignoring nodata (0);
     edge blocks are partial. Returns (C, ceil(H/f), ceil(W/f)) uint16. Works band by band,
     so its memory is a few (H, W) planes whatever C."""
+    return _block_mean(l1c, factor)
+
+
+def _block_mean(l1c: np.ndarray, factor: int, valid: np.ndarray | None = None) -> np.ndarray:
+    """:func:`block_mean`, given the footprint ``valid`` of ``l1c`` if known."""
     if factor == 1:
         return l1c
     c, h, w = l1c.shape
     hs, ws = -(-h // factor), -(-w // factor)
     # Block sums as exact integers (< 2**24 for factor <= 16, so equal to float32 sums in
-    # any order): one strided slice per offset in the block, no padded copy. Outside the
-    # footprint every band is 0, so masking the sums by the footprint changes nothing.
+    # any order): the rows of a block added first (whole contiguous rows), then the columns,
+    # no padded copy. Outside the footprint every band is 0, so the sum of a block without
+    # data is 0 and its mean 0 / 1 = 0, as masking by the footprint would give.
     exact = factor * factor * 65535 < 2**24
 
     def block_sum(plane: np.ndarray, dtype: type) -> np.ndarray:
-        acc = np.zeros((hs, ws), dtype)
+        rows = plane[0::factor].astype(dtype)  # (hs, w)
+        for dy in range(1, factor):
+            part = plane[dy::factor]
+            rows[:part.shape[0]] += part
+        acc = rows[:, 0::factor].copy()  # (hs, ws)
+        for dx in range(1, factor):
+            part = rows[:, dx::factor]
+            acc[:, :part.shape[1]] += part
+        return acc
+
+    def block_sum_float(plane: np.ndarray) -> np.ndarray:  # pragma: no cover - see below
+        acc = np.zeros((hs, ws), np.float32)
         for dy in range(factor):
             for dx in range(factor):
                 part = plane[dy::factor, dx::factor]
                 acc[:part.shape[0], :part.shape[1]] += part
         return acc
 
-    n = block_sum(footprint(l1c).view(np.uint8), np.uint16).astype(np.float32)
-    out = np.zeros((c, hs, ws), np.uint16)
-    ok = n > 0
-    den = np.maximum(n, 1)
+    if valid is None:
+        valid = footprint(l1c)
+    den = block_sum(valid.view(np.uint8), np.uint16 if factor < 256 else np.uint32)
+    den = np.maximum(den, 1).astype(np.float32)
+    out = np.empty((c, hs, ws), np.uint16)
+    mean = np.empty((hs, ws), np.float32)
     for b in range(c):
-        if exact:
-            total = block_sum(l1c[b], np.uint32).astype(np.float32)
+        if exact:  # uint32 sums cast to float32 (exact) and divided in float32
+            np.divide(block_sum(l1c[b], np.uint32), den, out=mean, dtype=np.float32)
         else:  # pragma: no cover - factors above 16 (scores at >= 170 m from 10 m input)
-            total = block_sum(l1c[b].astype(np.float32), np.float32)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[b] = np.rint(np.where(ok, total / den, 0.0))
+            np.divide(block_sum_float(l1c[b].astype(np.float32)), den, out=mean)
+        np.rint(mean, out=mean)
+        out[b] = mean
     return out
 
 
@@ -410,7 +525,25 @@ def expand(x: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour upsampling of a (h, w) array by ``factor``, cropped to ``shape``."""
     if factor == 1:
         return x[: shape[0], : shape[1]]
-    return np.repeat(np.repeat(x, factor, axis=0), factor, axis=1)[: shape[0], : shape[1]]
+    out = np.empty((min(shape[0], x.shape[0] * factor), min(shape[1], x.shape[1] * factor)),
+                   x.dtype)
+    return _expand_into(x, factor, out)
+
+
+def _expand_into(x: np.ndarray, factor: int, out: np.ndarray) -> np.ndarray:
+    """``out[...] = expand(x, factor, out.shape)`` (cast to ``out.dtype``): each row of
+    ``x`` repeated along the columns once, then copied into its ``factor`` output rows."""
+    hh, ww = out.shape
+    if factor == 1:
+        out[...] = x[:hh, :ww]
+        return out
+    rows = np.empty((x.shape[0], x.shape[1], factor), x.dtype)
+    rows[...] = x[:, :, None]
+    rows = rows.reshape(x.shape[0], x.shape[1] * factor)[:, :ww]
+    for dy in range(factor):
+        part = out[dy::factor]
+        part[...] = rows[:part.shape[0]]
+    return out
 
 
 @dataclass
@@ -446,12 +579,14 @@ def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth:
     poor.
     """
     f = score_factor(pixel_size, params)
-    shape = l1c.shape[1:]
-    small = block_mean(l1c, f)
+    valid = footprint(l1c)
+    small = _block_mean(l1c, f, valid)
     spx = (pixel_size[0] * f, pixel_size[1] * f)
-    valid_s = footprint(small)
-    if params.scorer == "paper":  # the published scripts' path, untouched
-        cloud_s = cloud_score(small, params, valid_s)
+    valid_s = valid if f == 1 else footprint(small)
+    bands = _Reflectance(small, params)  # each band's reflectance computed once, if used
+    cache: dict = {}  # the focal means' weights, shared by the cloud and quality scores
+    if params.scorer == "paper":  # the published scripts' path (the same bits)
+        cloud_s = _cloud_score(bands, valid_s, params, cache)
         includes_shadow = False
     else:
         from . import scorers
@@ -461,22 +596,34 @@ def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth:
     if includes_shadow:
         shadow_s = np.zeros_like(cloud_s)
     else:
-        shadow_s = shadow_score(small, cloud_s, spx, solar_azimuth, solar_zenith, params)
-    quality_s = quality_score(cloud_s, shadow_s, valid_s, params)
-    del small
-    valid = footprint(l1c)
-    cloud = np.where(valid, expand(cloud_s, f, shape), np.float32(0)).astype(np.float32)
-    pct = cloudy_percentage(cloud, valid, roi, params)
-    shadow = np.where(valid, expand(shadow_s, f, shape), np.float32(0)).astype(np.float32) \
-        if components else None
-    quality = np.where(valid, expand(quality_s, f, shape), np.float32(-np.inf)) \
-        .astype(np.float32)
+        shadow_s = _shadow_score(bands, valid_s, cloud_s, spx, solar_azimuth, solar_zenith,
+                                 params)
+    quality_s = _quality_score(cloud_s, shadow_s, valid_s, params, cache)
+    del small, bands, cache
+    invalid = ~valid
+
+    def full(x: np.ndarray, dtype: type, fill: Any) -> np.ndarray:
+        """``where(valid, expand(x), fill)`` as ``dtype``, on the (H, W) grid."""
+        out = _expand_into(x, f, np.empty(valid.shape, dtype))
+        np.copyto(out, fill, where=invalid)
+        return out
+
+    if components:
+        cloud = full(cloud_s, np.float32, np.float32(0))
+        pct = cloudy_percentage(cloud, valid, roi, params)
+        shadow = full(shadow_s, np.float32, np.float32(0))
+    else:  # only inside the footprint counts: the expanded cloud mask is enough
+        cloud = shadow = None
+        pct = _cloudy_percentage(full(cloud_mask(cloud_s, params), bool, False), valid, roi)
+    quality = full(quality_s, np.float32, np.float32(-np.inf))
+    # poor_mask is per pixel and False where quality is -inf (outside the footprint)
+    poor = full(poor_mask(quality_s, params), bool, False)
     return ScoredImage(
-        cloud=cloud if components else None,
+        cloud=cloud,
         shadow=shadow,
         quality=quality,
         valid=valid,
-        poor=poor_mask(quality, params),
+        poor=poor,
         cloudy_percentage=pct,
         roi_coverage_percent=roi_coverage_percent(valid, roi),
     )
