@@ -137,6 +137,11 @@ def toa_reflectance(l1c: np.ndarray, params: MosaicParams = DEFAULT_PARAMS) -> n
     return (l1c.astype(np.float32) / np.float32(params.reflectance_scale))
 
 
+#: rows per band of :func:`project_clouds` and :func:`block_mean` (output rows): sized so
+#: that their partial sums stay in the CPU cache
+_PROJECT_ROWS = 32
+_BLOCK_ROWS = 8
+
 #: bands the paper's cloud score and shadow candidates read
 _CLOUD_BANDS = ("B1", "B2", "B3", "B4", "B8", "B10", "B11")
 _SHADOW_BANDS = ("B4", "B8", "B11", "B12")
@@ -349,23 +354,32 @@ def project_clouds(score: np.ndarray, valid: np.ndarray, pixel_size: tuple[float
     Engine's collection mean). Returns (H, W) float32.
     """
     h, w = score.shape
-    acc = np.zeros((h, w), np.float64)
-    # counts up to the number of heights: one byte each while they fit
-    n = np.zeros((h, w), np.uint8 if len(heights_m) < 256 else np.int32)
+    offsets = shadow_offsets_px(pixel_size, solar_azimuth, solar_zenith, heights_m)
     # masked score and count once (the same float64 additions in the same order as adding
     # ``where(ok, src, 0)`` per height, so the result is bit-identical)
     masked = np.where(valid, score, 0.0).astype(np.float64, copy=False)
     ones = valid.view(np.uint8) if valid.dtype == bool else valid.astype(np.uint8)
-    for dr, dc in shadow_offsets_px(pixel_size, solar_azimuth, solar_zenith, heights_m):
-        # destination rows/cols whose source (r + dr, c + dc) is inside the array
-        r0, r1 = max(0, -dr), min(h, h - dr)
-        c0, c1 = max(0, -dc), min(w, w - dc)
-        if r0 >= r1 or c0 >= c1:
-            continue
-        acc[r0:r1, c0:c1] += masked[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
-        n[r0:r1, c0:c1] += ones[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
     out = np.zeros((h, w), np.float32)
-    np.divide(acc, n, out=out, where=n > 0)  # float64 mean, rounded to float32
+    # by bands of destination rows, so that the sums stay in the CPU cache; every pixel
+    # still adds its heights in order. Counts up to the number of heights: one byte each.
+    k = _PROJECT_ROWS
+    acc = np.empty((min(k, h), w), np.float64)
+    n = np.empty((min(k, h), w), np.uint8 if len(offsets) < 256 else np.int32)
+    for a0 in range(0, h, k):
+        a1 = min(h, a0 + k)
+        acc_k, n_k = acc[:a1 - a0], n[:a1 - a0]
+        acc_k.fill(0.0)
+        n_k.fill(0)
+        for dr, dc in offsets:
+            # destination rows/cols whose source (r + dr, c + dc) is inside the array
+            r0, r1 = max(a0, -dr), min(a1, h - dr)
+            c0, c1 = max(0, -dc), min(w, w - dc)
+            if r0 >= r1 or c0 >= c1:
+                continue
+            acc_k[r0 - a0:r1 - a0, c0:c1] += masked[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+            n_k[r0 - a0:r1 - a0, c0:c1] += ones[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+        # float64 mean, rounded to float32; 0 where no height counts
+        np.divide(acc_k, n_k, out=out[a0:a1], where=n_k > 0)
     return out
 
 
@@ -478,46 +492,79 @@ def _block_mean(l1c: np.ndarray, factor: int, valid: np.ndarray | None = None) -
     """:func:`block_mean`, given the footprint ``valid`` of ``l1c`` if known."""
     if factor == 1:
         return l1c
+    if valid is None:
+        valid = footprint(l1c)
+    # Block sums as exact integers (< 2**24 for factor <= 16, so equal to float32 sums in
+    # any order). Outside the footprint every band is 0, so the sum of a block without data
+    # is 0 and its mean 0 / 1 = 0, as masking by the footprint would give.
+    if factor * factor * 65535 < 2**24:
+        return _block_mean_exact(l1c, factor, valid)
+    return _block_mean_float(l1c, factor, valid)  # pragma: no cover
+
+
+def _block_mean_float(l1c: np.ndarray, factor: int,
+                      valid: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """:func:`block_mean` for factors above 16 (scores at >= 170 m from 10 m input): float32
+    block sums, added in the one order (offset by offset in the block)."""
     c, h, w = l1c.shape
     hs, ws = -(-h // factor), -(-w // factor)
-    # Block sums as exact integers (< 2**24 for factor <= 16, so equal to float32 sums in
-    # any order): the rows of a block added first (whole contiguous rows), then the columns,
-    # no padded copy. Outside the footprint every band is 0, so the sum of a block without
-    # data is 0 and its mean 0 / 1 = 0, as masking by the footprint would give.
-    exact = factor * factor * 65535 < 2**24
 
     def block_sum(plane: np.ndarray, dtype: type) -> np.ndarray:
-        rows = plane[0::factor].astype(dtype)  # (hs, w)
-        for dy in range(1, factor):
-            part = plane[dy::factor]
-            rows[:part.shape[0]] += part
-        acc = rows[:, 0::factor].copy()  # (hs, ws)
-        for dx in range(1, factor):
-            part = rows[:, dx::factor]
-            acc[:, :part.shape[1]] += part
-        return acc
-
-    def block_sum_float(plane: np.ndarray) -> np.ndarray:  # pragma: no cover - see below
-        acc = np.zeros((hs, ws), np.float32)
+        acc = np.zeros((hs, ws), dtype)
         for dy in range(factor):
             for dx in range(factor):
                 part = plane[dy::factor, dx::factor]
                 acc[:part.shape[0], :part.shape[1]] += part
         return acc
 
-    if valid is None:
-        valid = footprint(l1c)
-    den = block_sum(valid.view(np.uint8), np.uint16 if factor < 256 else np.uint32)
-    den = np.maximum(den, 1).astype(np.float32)
+    den = np.maximum(block_sum(valid.view(np.uint8), np.uint32), 1).astype(np.float32)
     out = np.empty((c, hs, ws), np.uint16)
-    mean = np.empty((hs, ws), np.float32)
     for b in range(c):
-        if exact:  # uint32 sums cast to float32 (exact) and divided in float32
-            np.divide(block_sum(l1c[b], np.uint32), den, out=mean, dtype=np.float32)
-        else:  # pragma: no cover - factors above 16 (scores at >= 170 m from 10 m input)
-            np.divide(block_sum_float(l1c[b].astype(np.float32)), den, out=mean)
-        np.rint(mean, out=mean)
-        out[b] = mean
+        out[b] = np.rint(block_sum(l1c[b].astype(np.float32), np.float32) / den)
+    return out
+
+
+def _block_mean_exact(l1c: np.ndarray, factor: int, valid: np.ndarray) -> np.ndarray:
+    """:func:`block_mean` for ``factor * factor * 65535 < 2**24``: the block sums are exact
+    integers (uint32), so equal to float32 sums in any order; each is cast to float32
+    (exact), divided in float32 by the block's footprint count and rounded half to even.
+    Works by bands of :data:`_BLOCK_ROWS` output rows, all channels at once, so that the
+    partial sums stay in the CPU cache."""
+    c, h, w = l1c.shape
+    f = factor
+    hs, ws = -(-h // f), -(-w // f)
+    k = min(_BLOCK_ROWS, hs)
+    out = np.empty((c, hs, ws), np.uint16)
+    flags = valid.view(np.uint8)
+    rows, acc = np.empty((c, k, w), np.uint32), np.empty((c, k, ws), np.uint32)
+    vrows, vacc = np.empty((k, w), np.uint16), np.empty((k, ws), np.uint16)
+    mean, den = np.empty((c, k, ws), np.float32), np.empty((k, ws), np.float32)
+    for r0 in range(0, hs, k):
+        r1 = min(hs, r0 + k)
+        n = r1 - r0
+        src, vsrc = l1c[:, r0 * f:r1 * f], flags[r0 * f:r1 * f]
+        rr, aa, vr, va = rows[:, :n], acc[:, :n], vrows[:n], vacc[:n]
+        np.copyto(rr, src[:, 0::f])  # the block's rows added first (whole rows) ...
+        np.copyto(vr, vsrc[0::f])
+        for dy in range(1, f):
+            part = src[:, dy::f]
+            rr[:, :part.shape[1]] += part
+            part = vsrc[dy::f]
+            vr[:part.shape[0]] += part
+        np.copyto(aa, rr[:, :, 0::f])  # ... then its columns
+        np.copyto(va, vr[:, 0::f])
+        for dx in range(1, f):
+            part = rr[:, :, dx::f]
+            aa[:, :, :part.shape[2]] += part
+            part = vr[:, dx::f]
+            va[:, :part.shape[1]] += part
+        # a block without data sums to 0 in every band: 0 / max(0, 1) = 0
+        d = den[:n]
+        np.maximum(va, 1, out=d, casting="unsafe")
+        m = mean[:, :n]
+        np.divide(aa, d, out=m, dtype=np.float32)
+        np.rint(m, out=m)
+        out[:, r0:r1] = m
     return out
 
 
@@ -528,6 +575,21 @@ def expand(x: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
     out = np.empty((min(shape[0], x.shape[0] * factor), min(shape[1], x.shape[1] * factor)),
                    x.dtype)
     return _expand_into(x, factor, out)
+
+
+def _expand_masked(x: np.ndarray, factor: int, invalid: np.ndarray, dtype: type,
+                   fill: Any) -> np.ndarray:
+    """``where(~invalid, expand(x, factor, invalid.shape), fill)`` as a new ``dtype``
+    array, by bands of rows (each expanded and masked while in the CPU cache)."""
+    out = np.empty(invalid.shape, dtype)
+    k = _BLOCK_ROWS * 4  # score rows per band
+    for r0 in range(0, x.shape[0], k):
+        part = out[r0 * factor:(r0 + k) * factor]
+        if not part.shape[0]:
+            break
+        _expand_into(x[r0:r0 + k], factor, part)
+        np.copyto(part, fill, where=invalid[r0 * factor:(r0 + k) * factor])
+    return out
 
 
 def _expand_into(x: np.ndarray, factor: int, out: np.ndarray) -> np.ndarray:
@@ -604,9 +666,7 @@ def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth:
 
     def full(x: np.ndarray, dtype: type, fill: Any) -> np.ndarray:
         """``where(valid, expand(x), fill)`` as ``dtype``, on the (H, W) grid."""
-        out = _expand_into(x, f, np.empty(valid.shape, dtype))
-        np.copyto(out, fill, where=invalid)
-        return out
+        return _expand_masked(x, f, invalid, dtype, fill)
 
     if components:
         cloud = full(cloud_s, np.float32, np.float32(0))
