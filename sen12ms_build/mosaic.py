@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -141,6 +141,8 @@ def toa_reflectance(l1c: np.ndarray, params: MosaicParams = DEFAULT_PARAMS) -> n
 #: that their partial sums stay in the CPU cache
 _PROJECT_ROWS = 32
 _BLOCK_ROWS = 8
+#: rows per band of the per-pixel arithmetic (cloud score indicators, shadow candidates)
+_PIXEL_ROWS = 16
 
 #: bands the paper's cloud score and shadow candidates read
 _CLOUD_BANDS = ("B1", "B2", "B3", "B4", "B8", "B10", "B11")
@@ -148,8 +150,8 @@ _SHADOW_BANDS = ("B4", "B8", "B11", "B12")
 
 
 class _Reflectance(dict):
-    """:func:`toa_reflectance` of single bands of one (13, H, W) image, computed on first
-    use and kept (the same float32 values as the whole cube's, band by band)."""
+    """:func:`toa_reflectance` of single bands of one (13, H, W) image (or a band of its
+    rows), computed on first use and kept: the same float32 values as the whole cube's."""
 
     def __init__(self, l1c: np.ndarray, params: MosaicParams):
         super().__init__()
@@ -256,23 +258,33 @@ def cloud_score(l1c: np.ndarray, params: MosaicParams = DEFAULT_PARAMS,
     """
     if valid is None:
         valid = footprint(l1c)
-    return _cloud_score(_Reflectance(l1c, params), valid, params)
+    return _cloud_score(l1c, valid, params)
 
 
-def _cloud_score(b: _Reflectance, valid: np.ndarray, params: MosaicParams,
+def _row_bands(height: int) -> Iterator[slice]:
+    """Bands of :data:`_PIXEL_ROWS` rows covering ``height`` rows: per-pixel arithmetic
+    done band by band keeps its temporaries in the CPU cache."""
+    for r0 in range(0, height, _PIXEL_ROWS):
+        yield slice(r0, min(height, r0 + _PIXEL_ROWS))
+
+
+def _cloud_score(l1c: np.ndarray, valid: np.ndarray, params: MosaicParams,
                  cache: dict | None = None) -> np.ndarray:
-    """:func:`cloud_score` of the bands in ``b``; ``cache`` as :func:`_focal_mean`'s."""
+    """:func:`cloud_score`; ``cache`` as :func:`_focal_mean`'s."""
     score = np.ones(valid.shape, np.float32)
-    for indicator in (  # computed one at a time, in the published order
-        lambda: rescale(b["B2"], params.b2_range),
-        lambda: rescale(b["B1"], params.b1_range),
-        lambda: rescale(b["B1"] + b["B10"], params.b1_b10_range),
-        lambda: rescale(b["B4"] + b["B3"] + b["B2"], params.rgb_sum_range),
-        lambda: rescale(normalized_difference(b["B8"], b["B11"]), params.ndmi_range),
-        lambda: rescale(normalized_difference(b["B3"], b["B11"]), params.ndsi_range),
-    ):
-        np.minimum(score, indicator(), out=score)
-    np.maximum(score, np.float32(params.cloud_score_floor), out=score)
+    for rows in _row_bands(valid.shape[0]):
+        b = _Reflectance(l1c[:, rows], params)
+        out = score[rows]
+        for indicator in (  # computed one at a time, in the published order
+            lambda: rescale(b["B2"], params.b2_range),
+            lambda: rescale(b["B1"], params.b1_range),
+            lambda: rescale(b["B1"] + b["B10"], params.b1_b10_range),
+            lambda: rescale(b["B4"] + b["B3"] + b["B2"], params.rgb_sum_range),
+            lambda: rescale(normalized_difference(b["B8"], b["B11"]), params.ndmi_range),
+            lambda: rescale(normalized_difference(b["B3"], b["B11"]), params.ndsi_range),
+        ):
+            np.minimum(out, indicator(), out=out)
+        np.maximum(out, np.float32(params.cloud_score_floor), out=out)
     return _focal_mean(score, params.cloud_kernel_radius, valid, cache, only_valid=True)
 
 
@@ -387,35 +399,38 @@ def shadow_candidates(l1c: np.ndarray, cloud: np.ndarray,
                       params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
     """(H, W) bool: dark (``B8 + B11 + B12 < ir_sum_thresh``), not water
     (``NDVI >= ndvi_thresh``) and not cloud."""
-    return _shadow_candidates(_Reflectance(l1c, params), footprint(l1c), cloud, params)
+    return _shadow_candidates(l1c, footprint(l1c), cloud, params)
 
 
-def _shadow_candidates(r: _Reflectance, valid: np.ndarray, cloud: np.ndarray,
+def _shadow_candidates(l1c: np.ndarray, valid: np.ndarray, cloud: np.ndarray,
                        params: MosaicParams) -> np.ndarray:
-    """:func:`shadow_candidates` of the bands in ``r`` and the footprint ``valid``."""
-    dark = (r["B8"] + r["B11"] + r["B12"]) < params.ir_sum_thresh
-    water = normalized_difference(r["B8"], r["B4"]) < params.ndvi_thresh
-    dark &= ~water
-    dark &= ~cloud_mask(cloud, params)
-    dark &= valid
-    return dark
+    """:func:`shadow_candidates` given the footprint ``valid``."""
+    out = np.empty(valid.shape, bool)
+    for rows in _row_bands(valid.shape[0]):
+        r = _Reflectance(l1c[:, rows], params)
+        dark = (r["B8"] + r["B11"] + r["B12"]) < params.ir_sum_thresh
+        water = normalized_difference(r["B8"], r["B4"]) < params.ndvi_thresh
+        dark &= ~water
+        dark &= ~cloud_mask(cloud[rows], params)
+        np.logical_and(dark, valid[rows], out=out[rows])
+    return out
 
 
 def shadow_score(l1c: np.ndarray, cloud: np.ndarray, pixel_size: tuple[float, float],
                  solar_azimuth: float, solar_zenith: float,
                  params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
     """Per-pixel shadow likelihood (spec 2, shadow score steps 1-5). (H, W) float32."""
-    return _shadow_score(_Reflectance(l1c, params), footprint(l1c), cloud, pixel_size,
+    return _shadow_score(l1c, footprint(l1c), cloud, pixel_size,
                          solar_azimuth, solar_zenith, params)
 
 
-def _shadow_score(r: _Reflectance, valid: np.ndarray, cloud: np.ndarray,
+def _shadow_score(l1c: np.ndarray, valid: np.ndarray, cloud: np.ndarray,
                   pixel_size: tuple[float, float], solar_azimuth: float,
                   solar_zenith: float, params: MosaicParams) -> np.ndarray:
-    """:func:`shadow_score` of the bands in ``r`` and the footprint ``valid``."""
+    """:func:`shadow_score` given the footprint ``valid``."""
     projected = project_clouds(cloud, valid, pixel_size, solar_azimuth, solar_zenith,
                                params.cloud_heights_m)
-    s = projected * _shadow_candidates(r, valid, cloud, params)
+    s = projected * _shadow_candidates(l1c, valid, cloud, params)
     s = _focal_extreme(s, params.erode_radius_px, params.erode_iterations, np.minimum)
     s = _focal_extreme(s, params.dilate_radius_px, params.dilate_iterations, np.maximum)
     size = 2 * params.shadow_max_radius_px + 1
@@ -645,10 +660,9 @@ def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth:
     small = _block_mean(l1c, f, valid)
     spx = (pixel_size[0] * f, pixel_size[1] * f)
     valid_s = valid if f == 1 else footprint(small)
-    bands = _Reflectance(small, params)  # each band's reflectance computed once, if used
     cache: dict = {}  # the focal means' weights, shared by the cloud and quality scores
     if params.scorer == "paper":  # the published scripts' path (the same bits)
-        cloud_s = _cloud_score(bands, valid_s, params, cache)
+        cloud_s = _cloud_score(small, valid_s, params, cache)
         includes_shadow = False
     else:
         from . import scorers
@@ -658,10 +672,10 @@ def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth:
     if includes_shadow:
         shadow_s = np.zeros_like(cloud_s)
     else:
-        shadow_s = _shadow_score(bands, valid_s, cloud_s, spx, solar_azimuth, solar_zenith,
+        shadow_s = _shadow_score(small, valid_s, cloud_s, spx, solar_azimuth, solar_zenith,
                                  params)
     quality_s = _quality_score(cloud_s, shadow_s, valid_s, params, cache)
-    del small, bands, cache
+    del small, cache
     invalid = ~valid
 
     def full(x: np.ndarray, dtype: type, fill: Any) -> np.ndarray:
@@ -777,9 +791,9 @@ class RunningMerge:
         earlier image, as ``argmax``). Returns its index."""
         i = self.n
         better = quality > self.quality
-        self.quality[better] = quality[better]
-        self.source[better] = i
-        self.poor[better] = poor[better]
+        np.copyto(self.quality, quality, where=better)
+        np.copyto(self.source, np.int16(i), where=better)
+        np.copyto(self.poor, poor, where=better)
         self.n += 1
         return i
 
@@ -795,8 +809,8 @@ class RunningMerge:
             valid, poor = load(i)
             if masked:
                 valid = valid & ~poor
-            self.source[valid] = i
-            self.poor[valid] = poor[valid]
+            np.copyto(self.source, np.int16(i), where=valid)
+            np.copyto(self.poor, poor, where=valid)
         return self.source, self.poor & (self.source >= 0), best
 
 
