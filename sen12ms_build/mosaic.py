@@ -614,9 +614,10 @@ def _expand_into(x: np.ndarray, factor: int, out: np.ndarray) -> np.ndarray:
     if factor == 1:
         out[...] = x[:hh, :ww]
         return out
-    rows = np.empty((x.shape[0], x.shape[1], factor), x.dtype)
-    rows[...] = x[:, :, None]
-    rows = rows.reshape(x.shape[0], x.shape[1] * factor)[:, :ww]
+    rows = np.empty((x.shape[0], x.shape[1] * factor), x.dtype)
+    for dx in range(factor):
+        rows[:, dx::factor] = x
+    rows = rows[:, :ww]
     for dy in range(factor):
         part = out[dy::factor]
         part[...] = rows[:part.shape[0]]
