@@ -22,6 +22,7 @@ input to the nearest integer multiple of its pixel size and expands the scores b
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -188,15 +189,47 @@ def _focal_mean(x: np.ndarray, radius: int, valid: np.ndarray | None,
     if cache is not None and key in cache:
         den, ok = cache[key]
     else:
-        den = ndimage.uniform_filter(valid.astype(np.float64), size=size, mode="constant")
-        ok = den > 1e-9
-        if only_valid:
-            ok &= valid
+        den, ok = _focal_weights(valid, radius, only_valid)
         if cache is not None:
             cache[key] = den, ok
     out = np.zeros(x.shape, np.float32)
     np.divide(num, den, out=out, where=ok)  # float64 quotient, rounded to float32
     return out
+
+
+#: the focal weights of the last footprint seen: [(footprint, {(radius, only_valid): (den,
+#: ok)})]. Acquisitions of one ROI clipped to it mostly share their footprint, and the
+#: weights depend on nothing else. Read-only arrays; one entry, so memory stays flat.
+_LAST_WEIGHTS: list = []
+_WEIGHTS_LOCK = threading.Lock()
+
+
+def _focal_weights(valid: np.ndarray, radius: int,
+                   only_valid: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The filtered footprint of :func:`focal_mean` (``den``) and where the mean is taken
+    (``ok``: ``den > 1e-9``, and ``valid`` with ``only_valid``), reused from the last call
+    when the footprint is the same array of values (compared in full, not hashed)."""
+    key = (radius, only_valid)
+    with _WEIGHTS_LOCK:
+        last = _LAST_WEIGHTS[0] if _LAST_WEIGHTS else None
+    same = (last is not None and last[0].shape == valid.shape
+            and np.array_equal(last[0], valid))
+    if same and key in last[1]:
+        return last[1][key]
+    den = ndimage.uniform_filter(valid.astype(np.float64), size=2 * radius + 1,
+                                 mode="constant")
+    ok = den > 1e-9
+    if only_valid:
+        ok &= valid
+    den.flags.writeable = ok.flags.writeable = False
+    with _WEIGHTS_LOCK:
+        if same:
+            last[1][key] = den, ok
+        else:
+            kept = valid.copy()
+            kept.flags.writeable = False
+            _LAST_WEIGHTS[:] = [(kept, {key: (den, ok)})]
+    return den, ok
 
 
 def disk(radius: float) -> np.ndarray:
@@ -539,12 +572,15 @@ def _block_mean_float(l1c: np.ndarray, factor: int,
     return out
 
 
-def _block_mean_exact(l1c: np.ndarray, factor: int, valid: np.ndarray) -> np.ndarray:
+def _block_mean_exact(l1c: np.ndarray, factor: int, valid: np.ndarray,
+                      fill_valid: bool = False) -> np.ndarray:
     """:func:`block_mean` for ``factor * factor * 65535 < 2**24``: the block sums are exact
     integers (uint32), so equal to float32 sums in any order; each is cast to float32
     (exact), divided in float32 by the block's footprint count and rounded half to even.
     Works by bands of :data:`_BLOCK_ROWS` output rows, all channels at once, so that the
-    partial sums stay in the CPU cache."""
+    partial sums stay in the CPU cache. With ``fill_valid`` (integer ``l1c``, several
+    bands) ``valid`` is an (H, W) bool array to fill with :func:`footprint` of ``l1c``,
+    computed band of rows by band of rows as they are read."""
     c, h, w = l1c.shape
     f = factor
     hs, ws = -(-h // f), -(-w // f)
@@ -554,10 +590,17 @@ def _block_mean_exact(l1c: np.ndarray, factor: int, valid: np.ndarray) -> np.nda
     rows, acc = np.empty((c, k, w), np.uint32), np.empty((c, k, ws), np.uint32)
     vrows, vacc = np.empty((k, w), np.uint16), np.empty((k, ws), np.uint16)
     mean, den = np.empty((c, k, ws), np.float32), np.empty((k, ws), np.float32)
+    bits = np.empty((k * f, w), l1c.dtype) if fill_valid else None
     for r0 in range(0, hs, k):
         r1 = min(hs, r0 + k)
         n = r1 - r0
         src, vsrc = l1c[:, r0 * f:r1 * f], flags[r0 * f:r1 * f]
+        if bits is not None:  # footprint(): nonzero in some band iff the bands' OR is
+            b_ = bits[:src.shape[1]]
+            np.bitwise_or(src[0], src[1], out=b_)
+            for band in src[2:]:
+                b_ |= band
+            np.not_equal(b_, 0, out=valid[r0 * f:r1 * f])
         rr, aa, vr, va = rows[:, :n], acc[:, :n], vrows[:n], vacc[:n]
         np.copyto(rr, src[:, 0::f])  # the block's rows added first (whole rows) ...
         np.copyto(vr, vsrc[0::f])
@@ -657,8 +700,12 @@ def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth:
     poor.
     """
     f = score_factor(pixel_size, params)
-    valid = footprint(l1c)
-    small = _block_mean(l1c, f, valid)
+    if f != 1 and f * f * 65535 < 2**24 and l1c.dtype.kind in "ui" and l1c.shape[0] > 1:
+        valid = np.empty(l1c.shape[1:], bool)  # filled with footprint(l1c) as it goes
+        small = _block_mean_exact(l1c, f, valid, fill_valid=True)
+    else:
+        valid = footprint(l1c)
+        small = _block_mean(l1c, f, valid)
     spx = (pixel_size[0] * f, pixel_size[1] * f)
     valid_s = valid if f == 1 else footprint(small)
     cache: dict = {}  # the focal means' weights, shared by the cloud and quality scores
