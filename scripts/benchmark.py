@@ -11,7 +11,13 @@ modalities) it times, in separate processes so each one's peak memory is its own
   ``gdal_retile.py -ps 256 256 -overlap 128`` on each warped modality (it also writes the
   partial edge tiles, which are counted apart; the full tiles are the same patches).
 
-and prints the wall time, patches per second, peak resident memory of each, and the ratio;
+* fused (benchmark only, unless ``--no-fused``): the patches cut from the warped rows in
+  memory (a ``WarpedVRT`` per modality read by full-width strips, the same resampling and
+  nodata), written as ``tile_scene`` writes them, no UTM scene; its patches' SHA-256 are
+  compared with ours (bilinear ones differ slightly: GDAL's approximate transformer depends
+  on the warp's chunks, so the pipeline keeps the two stages);
+
+and prints the wall time, patches per second, peak resident memory of each, and the ratios;
 then, as references measured in the same run, the time to read our UTM scene back strip by
 strip (what cutting patches from the warped rows in memory would save) and the time of plain
 file writes of the same patch files' sizes (the disk's own speed: the floor of any tiler).
@@ -19,6 +25,7 @@ Requires Debian's ``gdal-bin`` and ``python3-gdal``::
 
     apt-get install -y gdal-bin python3-gdal
     .venv/bin/python scripts/benchmark.py [--size 8192] [--workdir /tmp/sen12ms-bench]
+        [--json W.json] [--no-fused]
 
 The input is built once (kept in the work dir): the demo archive's real Sentinel-2 ground,
 mirrored to cover the scene, exported to the paper's EPSG:4326 0.0001 degree grid.
