@@ -306,19 +306,21 @@ def _cloud_score(l1c: np.ndarray, valid: np.ndarray, params: MosaicParams,
     """:func:`cloud_score`; ``cache`` as :func:`_focal_mean`'s."""
     score = np.ones(valid.shape, np.float32)
     for rows in _row_bands(valid.shape[0]):
-        b = _Reflectance(l1c[:, rows], params)
         out = score[rows]
-        for indicator in (  # computed one at a time, in the published order
-            lambda: rescale(b["B2"], params.b2_range),
-            lambda: rescale(b["B1"], params.b1_range),
-            lambda: rescale(b["B1"] + b["B10"], params.b1_b10_range),
-            lambda: rescale(b["B4"] + b["B3"] + b["B2"], params.rgb_sum_range),
-            lambda: rescale(normalized_difference(b["B8"], b["B11"]), params.ndmi_range),
-            lambda: rescale(normalized_difference(b["B3"], b["B11"]), params.ndsi_range),
-        ):
-            np.minimum(out, indicator(), out=out)
+        for indicator in _cloud_indicators(_Reflectance(l1c[:, rows], params), params):
+            np.minimum(out, indicator, out=out)
         np.maximum(out, np.float32(params.cloud_score_floor), out=out)
     return _focal_mean(score, params.cloud_kernel_radius, valid, cache, only_valid=True)
+
+
+def _cloud_indicators(b: _Reflectance, params: MosaicParams) -> Iterator[np.ndarray]:
+    """The six rescaled cloud indicators, one at a time, in the published order."""
+    yield rescale(b["B2"], params.b2_range)
+    yield rescale(b["B1"], params.b1_range)
+    yield rescale(b["B1"] + b["B10"], params.b1_b10_range)
+    yield rescale(b["B4"] + b["B3"] + b["B2"], params.rgb_sum_range)
+    yield rescale(normalized_difference(b["B8"], b["B11"]), params.ndmi_range)
+    yield rescale(normalized_difference(b["B3"], b["B11"]), params.ndsi_range)
 
 
 def cloud_mask(score: np.ndarray, params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
