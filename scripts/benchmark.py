@@ -11,7 +11,13 @@ modalities) it times, in separate processes so each one's peak memory is its own
   ``gdal_retile.py -ps 256 256 -overlap 128`` on each warped modality (it also writes the
   partial edge tiles, which are counted apart; the full tiles are the same patches).
 
-and prints the wall time, patches per second, peak resident memory of each, and the ratio;
+* fused (benchmark only, unless ``--no-fused``): the patches cut from the warped rows in
+  memory (a ``WarpedVRT`` per modality read by full-width strips, the same resampling and
+  nodata), written as ``tile_scene`` writes them, no UTM scene; its patches' SHA-256 are
+  compared with ours (bilinear ones differ slightly: GDAL's approximate transformer depends
+  on the warp's chunks, so the pipeline keeps the two stages);
+
+and prints the wall time, patches per second, peak resident memory of each, and the ratios;
 then, as references measured in the same run, the time to read our UTM scene back strip by
 strip (what cutting patches from the warped rows in memory would save) and the time of plain
 file writes of the same patch files' sizes (the disk's own speed: the floor of any tiler).
@@ -19,6 +25,7 @@ Requires Debian's ``gdal-bin`` and ``python3-gdal``::
 
     apt-get install -y gdal-bin python3-gdal
     .venv/bin/python scripts/benchmark.py [--size 8192] [--workdir /tmp/sen12ms-bench]
+        [--json W.json] [--no-fused]
 
 The input is built once (kept in the work dir): the demo archive's real Sentinel-2 ground,
 mirrored to cover the scene, exported to the paper's EPSG:4326 0.0001 degree grid.
@@ -122,7 +129,82 @@ def run_ours(meta: dict, out: Path) -> dict:
     sizes = [f.stat().st_size for f in files]
     return {"seconds": seconds, "warp_seconds": t_warp, "tile_seconds": seconds - t_warp,
             "readback_seconds": t_readback, **disk_write(out / "raw", sizes),
-            "patches": len(recs), "files": 3 * len(recs)}
+            "patches": len(recs), "files": 3 * len(recs),
+            "digests": patch_digests(out / "patches")}
+
+
+def patch_digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every patch file under ``folder`` (relative path -> hex digest), as the
+    manifest records them; computed after the timed run."""
+    import hashlib
+
+    return {str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(folder.rglob("*.tif"))}
+
+
+def iter_warped_rows(vrts: dict, size: int, stride: int):
+    """:func:`sen12ms_build.tiling.iter_patch_rows` over warped VRTs instead of UTM scene
+    files: each patch row's strips come straight from GDAL's warper (full-width windows,
+    only the rows not already held), nothing is written or read back."""
+    from sen12ms_build.tiling import patch_windows
+
+    first = next(iter(vrts.values()))
+    rows: dict[int, list] = {}
+    for w in patch_windows(first.width, first.height, size, stride):
+        rows.setdefault(w.row, []).append(w)
+    buf: dict = {}
+    top = None
+    for row, ws in rows.items():
+        if top is None or row - top >= size:
+            strip = Window(0, row, first.width, size)
+            buf = {k: v.read(window=strip) for k, v in vrts.items()}
+        else:
+            keep = top + size - row
+            new = Window(0, top + size, first.width, size - keep)
+            buf = {k: np.concatenate([buf[k][:, size - keep:], v.read(window=new)], 1)
+                   for k, v in vrts.items()}
+        top = row
+        yield ws, buf
+
+
+def run_fused(meta: dict, out: Path) -> dict:
+    """Warp + tile fused (child process): the patches are cut from the warped rows in
+    memory (a WarpedVRT per modality, the same resampling and nodata as
+    ``warp_to_file``), written as ``tile_scene`` writes them; no UTM scene file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from affine import Affine
+
+    from sen12ms_build.geo import utm_grid
+    from sen12ms_build.products import MODALITIES
+    from sen12ms_build.reproject import _vrt
+    from sen12ms_build.tiling import WRITE_THREADS, write_patch
+
+    grid = utm_grid(tuple(meta["bounds"]), meta["epsg"])
+    t0 = time.perf_counter()
+    srcs = {k: rasterio.open(p) for k, p in meta["paths"].items()}
+    vrts = {k: _vrt(s, grid, MODALITIES[k].resampling, MODALITIES[k].nodata)
+            for k, s in srcs.items()}
+    n = 0
+    with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+        for ws, strips in iter_warped_rows(vrts, 256, 128):
+            pending = []
+            for w in ws:
+                t = grid.transform * Affine.translation(w.col, w.row)
+                for k in ("s1", "s2", "lc"):
+                    pending.append(pool.submit(
+                        write_patch, out / "patches" / k / f"p{w.patch}.tif",
+                        strips[k][:, :, w.col:w.col + 256], k, grid.crs, t, {}))
+                n += 1
+            for fut in pending:
+                fut.result()
+    for v in vrts.values():
+        v.close()
+    for s_ in srcs.values():
+        s_.close()
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "patches": n, "files": 3 * n,
+            "digests": patch_digests(out / "patches")}
 
 
 def disk_write(folder: Path, sizes: list[int]) -> dict:
@@ -174,7 +256,7 @@ def run_gdal(meta: dict, out: Path) -> dict:
 
 def child(which: str, meta_path: Path, out: Path) -> None:
     meta = json.loads(meta_path.read_text())
-    result = (run_ours if which == "ours" else run_gdal)(meta, out)
+    result = {"ours": run_ours, "gdal": run_gdal, "fused": run_fused}[which](meta, out)
     # own peak: VmHWM (ru_maxrss would carry over the forking parent's peak through exec)
     own = next(int(line.split()[1]) for line in open("/proc/self/status")
                if line.startswith("VmHWM:"))
@@ -187,7 +269,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=8192, help="scene side in UTM pixels")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/sen12ms-bench"))
-    ap.add_argument("--child", choices=["ours", "gdal"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["ours", "gdal", "fused"], help=argparse.SUPPRESS)
+    ap.add_argument("--no-fused", action="store_true",
+                    help="skip the fused warp + tile measurement (benchmark only)")
+    ap.add_argument("--json", type=Path, default=None, help="write the results here")
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -203,7 +288,7 @@ def main() -> None:
     log.info("inputs: export grid %d x %d px -> UTM scene %d x %d px (%.0f s)",
              *meta["export"], meta["width"], meta["height"], time.perf_counter() - t0)
     results = {}
-    for which in ("gdal", "ours"):
+    for which in ("gdal", "ours") + (() if args.no_fused else ("fused",)):
         out = args.workdir / which
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
@@ -225,8 +310,24 @@ def main() -> None:
     log.info("disk: plain writes of the same %d files (%.0f MiB) take %.1f s (%.0f MiB/s): "
              "the floor of the patch writes", o["files"], o["patch_mib"],
              o["raw_write_seconds"], o["raw_write_mib_s"])
-    print(json.dumps({"size": args.size, "gdal": g, "ours": o,
-                      "ratio": g["seconds"] / o["seconds"]}))
+    summary = {"size": args.size, "gdal": g, "ours": o, "ratio": g["seconds"] / o["seconds"]}
+    if "fused" in results:
+        f = results["fused"]
+        same = f["digests"] == o["digests"]
+        differ = sum(f["digests"].get(k) != v for k, v in o["digests"].items())
+        log.info("fused warp + tile (benchmark only: patches cut from the warped rows in "
+                 "memory, no UTM scene): %.1f s, %d patches, %.1f patches/s, peak %.1f "
+                 "MiB; ratio GDAL / fused %.2f, ours / fused %.2f; patches byte-identical "
+                 "to ours: %s (%d of %d files differ)", f["seconds"], f["patches"],
+                 f["patches"] / f["seconds"], f["peak_mib"], g["seconds"] / f["seconds"],
+                 o["seconds"] / f["seconds"], same, differ, len(o["digests"]))
+        summary.update(fused=f, ratio_fused=g["seconds"] / f["seconds"], fused_identical=same,
+                       fused_files_differing=differ)
+    for r in results.values():
+        r.pop("digests", None)
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,11 @@ def main() -> None:
     ap.add_argument("--scorer", default="paper")
     args = ap.parse_args()
     rows = [r for r in json.loads(args.mosaic.read_text()) if r["scorer"] == args.scorer]
-    tile = json.loads(args.tile.read_text().strip().splitlines()[-1])
+    text = args.tile.read_text().strip()
+    try:  # the file of --json, or the JSON line the benchmark prints last
+        tile = json.loads(text)
+    except json.JSONDecodeError:
+        tile = json.loads(text.splitlines()[-1])
     ns = np.array([r["n"] for r in rows], float)
     ts = np.array([r["mosaic"]["seconds"] for r in rows])
     slope, icpt = np.polyfit(ns, ts, 1)
@@ -66,6 +70,11 @@ def main() -> None:
           f"{SCENES * (t_mosaic + t_tile) / h:.1f} h, peak "
           f"{max(mosaic_peak, o['peak_mib']):.0f} MiB per worker, disk {SCENES * patch_gib:.0f}"
           f" GiB of patches + ~{export_gib:.1f} GiB scratch per scene in flight")
+    if "fused" in tile:  # benchmark only: patches cut from the warped rows in memory
+        t_fused = tile["fused"]["seconds"] * scale
+        print(f"fused warp + tile (benchmark only, not in the pipeline): {t_fused:.0f} s per "
+              f"scene, 600 scenes {SCENES * t_fused / h:.1f} h, peak "
+              f"{tile['fused']['peak_mib']:.0f} MiB")
     if len(cpu) >= 2:  # the mosaic is single-threaded: its CPU time is a quiet machine's wall
         cs, ci = np.polyfit([r["n"] for r in cpu], [r["mosaic"]["cpu_seconds"] for r in cpu], 1)
         t_cpu = ci + cs * args.acquisitions

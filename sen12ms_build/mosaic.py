@@ -22,8 +22,9 @@ input to the nearest integer multiple of its pixel size and expands the scores b
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -113,13 +114,19 @@ def rescale(x: np.ndarray, rng: tuple[float, float]) -> np.ndarray:
 def normalized_difference(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """``(p - q) / (p + q)``; 0 where ``p + q == 0``."""
     s = p + q
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(s != 0, (p - q) / s, 0.0)
-    return out.astype(np.float32)
+    out = np.zeros(s.shape, np.float32)
+    np.divide(p - q, s, out=out, where=s != 0)  # the quotient in the inputs' precision
+    return out
 
 
 def footprint(l1c: np.ndarray) -> np.ndarray:
     """(H, W) bool: pixels with data (not 0 in every band)."""
+    if l1c.dtype.kind in "ui" and l1c.shape[0] > 1:
+        # integers: a pixel is nonzero in some band iff the bitwise OR of its bands is
+        acc = np.bitwise_or(l1c[0], l1c[1])
+        for band in l1c[2:]:
+            np.bitwise_or(acc, band, out=acc)
+        return acc != 0
     valid = l1c[0] != 0
     for band in l1c[1:]:  # band by band: no (13, H, W) temporary
         valid |= band != 0
@@ -131,19 +138,98 @@ def toa_reflectance(l1c: np.ndarray, params: MosaicParams = DEFAULT_PARAMS) -> n
     return (l1c.astype(np.float32) / np.float32(params.reflectance_scale))
 
 
+#: rows per band of :func:`project_clouds` and :func:`block_mean` (output rows): sized so
+#: that their partial sums stay in the CPU cache
+_PROJECT_ROWS = 32
+_BLOCK_ROWS = 8
+#: rows per band of the per-pixel arithmetic (cloud score indicators, shadow candidates)
+_PIXEL_ROWS = 16
+
+#: bands the paper's cloud score and shadow candidates read
+_CLOUD_BANDS = ("B1", "B2", "B3", "B4", "B8", "B10", "B11")
+_SHADOW_BANDS = ("B4", "B8", "B11", "B12")
+
+
+class _Reflectance(dict):
+    """:func:`toa_reflectance` of single bands of one (13, H, W) image (or a band of its
+    rows), computed on first use and kept: the same float32 values as the whole cube's."""
+
+    def __init__(self, l1c: np.ndarray, params: MosaicParams):
+        super().__init__()
+        self.l1c = l1c
+        self.scale = np.float32(params.reflectance_scale)
+
+    def __missing__(self, name: str) -> np.ndarray:
+        band = self.l1c[_BAND[name]]
+        out = np.empty(band.shape, np.float32)
+        np.divide(band, self.scale, out=out, dtype=np.float32)
+        self[name] = out
+        return out
+
+
 def focal_mean(x: np.ndarray, radius: int, valid: np.ndarray | None = None) -> np.ndarray:
     """Mean over a (2r+1) x (2r+1) square, over valid pixels only (as Earth Engine's
     ``reduceNeighborhood`` ignores masked pixels). Returns float32; 0 where no valid neighbour."""
+    return _focal_mean(x, radius, valid)
+
+
+def _focal_mean(x: np.ndarray, radius: int, valid: np.ndarray | None,
+                cache: dict | None = None, only_valid: bool = False) -> np.ndarray:
+    """:func:`focal_mean`; ``cache`` keeps the filtered weights (and where they are
+    positive) per radius for further calls with the same ``valid``. With ``only_valid`` the
+    result is also 0 outside ``valid``."""
     size = 2 * radius + 1
-    x = x.astype(np.float64)
     if valid is None:
-        return ndimage.uniform_filter(x, size=size, mode="nearest").astype(np.float32)
-    w = valid.astype(np.float64)
-    num = ndimage.uniform_filter(np.where(valid, x, 0.0), size=size, mode="constant")
-    den = ndimage.uniform_filter(w, size=size, mode="constant")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(den > 1e-9, num / den, 0.0)
-    return out.astype(np.float32)
+        return ndimage.uniform_filter(x.astype(np.float64), size=size,
+                                      mode="nearest").astype(np.float32)
+    num = np.zeros(x.shape, np.float64)
+    np.copyto(num, x, where=valid)  # where(valid, float64(x), 0)
+    num = ndimage.uniform_filter(num, size=size, mode="constant")
+    key = ("den", radius, only_valid)
+    if cache is not None and key in cache:
+        den, ok = cache[key]
+    else:
+        den, ok = _focal_weights(valid, radius, only_valid)
+        if cache is not None:
+            cache[key] = den, ok
+    out = np.zeros(x.shape, np.float32)
+    np.divide(num, den, out=out, where=ok)  # float64 quotient, rounded to float32
+    return out
+
+
+#: the focal weights of the last footprint seen: [(footprint, {(radius, only_valid): (den,
+#: ok)})]. Acquisitions of one ROI clipped to it mostly share their footprint, and the
+#: weights depend on nothing else. Read-only arrays; one entry, so memory stays flat.
+_LAST_WEIGHTS: list = []
+_WEIGHTS_LOCK = threading.Lock()
+
+
+def _focal_weights(valid: np.ndarray, radius: int,
+                   only_valid: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The filtered footprint of :func:`focal_mean` (``den``) and where the mean is taken
+    (``ok``: ``den > 1e-9``, and ``valid`` with ``only_valid``), reused from the last call
+    when the footprint is the same array of values (compared in full, not hashed)."""
+    key = (radius, only_valid)
+    with _WEIGHTS_LOCK:
+        last = _LAST_WEIGHTS[0] if _LAST_WEIGHTS else None
+    same = (last is not None and last[0].shape == valid.shape
+            and np.array_equal(last[0], valid))
+    if same and key in last[1]:
+        return last[1][key]
+    den = ndimage.uniform_filter(valid.astype(np.float64), size=2 * radius + 1,
+                                 mode="constant")
+    ok = den > 1e-9
+    if only_valid:
+        ok &= valid
+    den.flags.writeable = ok.flags.writeable = False
+    with _WEIGHTS_LOCK:
+        if same:
+            last[1][key] = den, ok
+        else:
+            kept = valid.copy()
+            kept.flags.writeable = False
+            _LAST_WEIGHTS[:] = [(kept, {key: (den, ok)})]
+    return den, ok
 
 
 def disk(radius: float) -> np.ndarray:
@@ -168,6 +254,13 @@ def _focal_extreme(x: np.ndarray, radius: float, iterations: int,
     widths = [int(np.flatnonzero(row).max()) - r for row in fp]  # half width per row
     rects = sorted({(max(abs(dy - r) for dy in range(fp.shape[0]) if widths[dy] >= hw), hw)
                     for hw in set(widths)})
+    if len(rects) == 1 and _no_ties(x):
+        # a rectangle: k iterations with "nearest" edges reach the clamped index range
+        # [i - k h, i + k h] on each axis, the rectangle k times as large, in one pass per axis
+        # (the same element wins: no NaN and no -0.0 whose choice could depend on the order)
+        hh, hw = rects[0]
+        y = filt(x, 2 * hw * iterations + 1, axis=1, mode="nearest") if hw else x
+        return filt(y, 2 * hh * iterations + 1, axis=0, mode="nearest") if hh else y
     for _ in range(iterations):
         out = None
         for hh, hw in rects:
@@ -176,6 +269,14 @@ def _focal_extreme(x: np.ndarray, radius: float, iterations: int,
             out = y if out is None else op(out, y, out=out if out is not x else None)
         x = out
     return x
+
+
+def _no_ties(x: np.ndarray) -> bool:
+    """No NaN and no negative zero in ``x``: every minimum or maximum of its values is one
+    bit pattern, whichever order the elements are compared in."""
+    if x.dtype.kind != "f":
+        return True
+    return not (np.isnan(x).any() or (np.signbit(x) & (x == 0)).any())
 
 
 # --- quality score module ------------------------------------------------------------------
@@ -190,21 +291,36 @@ def cloud_score(l1c: np.ndarray, params: MosaicParams = DEFAULT_PARAMS,
     """
     if valid is None:
         valid = footprint(l1c)
-    r = toa_reflectance(l1c, params)
-    b = {name: r[i] for name, i in _BAND.items()}
-    score = np.ones(l1c.shape[1:], np.float32)
-    for indicator in (
-        rescale(b["B2"], params.b2_range),
-        rescale(b["B1"], params.b1_range),
-        rescale(b["B1"] + b["B10"], params.b1_b10_range),
-        rescale(b["B4"] + b["B3"] + b["B2"], params.rgb_sum_range),
-        rescale(normalized_difference(b["B8"], b["B11"]), params.ndmi_range),
-        rescale(normalized_difference(b["B3"], b["B11"]), params.ndsi_range),
-    ):
-        np.minimum(score, indicator, out=score)
-    score = np.maximum(score, np.float32(params.cloud_score_floor))
-    smooth = focal_mean(score, params.cloud_kernel_radius, valid)
-    return np.where(valid, smooth, 0.0).astype(np.float32)
+    return _cloud_score(l1c, valid, params)
+
+
+def _row_bands(height: int) -> Iterator[slice]:
+    """Bands of :data:`_PIXEL_ROWS` rows covering ``height`` rows: per-pixel arithmetic
+    done band by band keeps its temporaries in the CPU cache."""
+    for r0 in range(0, height, _PIXEL_ROWS):
+        yield slice(r0, min(height, r0 + _PIXEL_ROWS))
+
+
+def _cloud_score(l1c: np.ndarray, valid: np.ndarray, params: MosaicParams,
+                 cache: dict | None = None) -> np.ndarray:
+    """:func:`cloud_score`; ``cache`` as :func:`_focal_mean`'s."""
+    score = np.ones(valid.shape, np.float32)
+    for rows in _row_bands(valid.shape[0]):
+        out = score[rows]
+        for indicator in _cloud_indicators(_Reflectance(l1c[:, rows], params), params):
+            np.minimum(out, indicator, out=out)
+        np.maximum(out, np.float32(params.cloud_score_floor), out=out)
+    return _focal_mean(score, params.cloud_kernel_radius, valid, cache, only_valid=True)
+
+
+def _cloud_indicators(b: _Reflectance, params: MosaicParams) -> Iterator[np.ndarray]:
+    """The six rescaled cloud indicators, one at a time, in the published order."""
+    yield rescale(b["B2"], params.b2_range)
+    yield rescale(b["B1"], params.b1_range)
+    yield rescale(b["B1"] + b["B10"], params.b1_b10_range)
+    yield rescale(b["B4"] + b["B3"] + b["B2"], params.rgb_sum_range)
+    yield rescale(normalized_difference(b["B8"], b["B11"]), params.ndmi_range)
+    yield rescale(normalized_difference(b["B3"], b["B11"]), params.ndsi_range)
 
 
 def cloud_mask(score: np.ndarray, params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
@@ -285,56 +401,94 @@ def project_clouds(score: np.ndarray, valid: np.ndarray, pixel_size: tuple[float
     Engine's collection mean). Returns (H, W) float32.
     """
     h, w = score.shape
-    acc = np.zeros((h, w), np.float64)
-    n = np.zeros((h, w), np.int32)
+    offsets = shadow_offsets_px(pixel_size, solar_azimuth, solar_zenith, heights_m)
     # masked score and count once (the same float64 additions in the same order as adding
     # ``where(ok, src, 0)`` per height, so the result is bit-identical)
     masked = np.where(valid, score, 0.0).astype(np.float64, copy=False)
     ones = valid.view(np.uint8) if valid.dtype == bool else valid.astype(np.uint8)
-    for dr, dc in shadow_offsets_px(pixel_size, solar_azimuth, solar_zenith, heights_m):
-        # destination rows/cols whose source (r + dr, c + dc) is inside the array
-        r0, r1 = max(0, -dr), min(h, h - dr)
-        c0, c1 = max(0, -dc), min(w, w - dc)
-        if r0 >= r1 or c0 >= c1:
-            continue
-        acc[r0:r1, c0:c1] += masked[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
-        n[r0:r1, c0:c1] += ones[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(n > 0, acc / np.maximum(n, 1), 0.0)
-    return out.astype(np.float32)
+    out = np.zeros((h, w), np.float32)
+    # by bands of destination rows, so that the sums stay in the CPU cache; every pixel
+    # still adds its heights in order. Counts up to the number of heights: one byte each.
+    k = _PROJECT_ROWS
+    acc = np.empty((min(k, h), w), np.float64)
+    n = np.empty((min(k, h), w), np.uint8 if len(offsets) < 256 else np.int32)
+    for a0 in range(0, h, k):
+        a1 = min(h, a0 + k)
+        acc_k, n_k = acc[:a1 - a0], n[:a1 - a0]
+        acc_k.fill(0.0)
+        n_k.fill(0)
+        for dr, dc in offsets:
+            # destination rows/cols whose source (r + dr, c + dc) is inside the array
+            r0, r1 = max(a0, -dr), min(a1, h - dr)
+            c0, c1 = max(0, -dc), min(w, w - dc)
+            if r0 >= r1 or c0 >= c1:
+                continue
+            acc_k[r0 - a0:r1 - a0, c0:c1] += masked[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+            n_k[r0 - a0:r1 - a0, c0:c1] += ones[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+        # float64 mean, rounded to float32; 0 where no height counts
+        np.divide(acc_k, n_k, out=out[a0:a1], where=n_k > 0)
+    return out
 
 
 def shadow_candidates(l1c: np.ndarray, cloud: np.ndarray,
                       params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
     """(H, W) bool: dark (``B8 + B11 + B12 < ir_sum_thresh``), not water
     (``NDVI >= ndvi_thresh``) and not cloud."""
-    r = toa_reflectance(l1c, params)
-    dark = (r[_BAND["B8"]] + r[_BAND["B11"]] + r[_BAND["B12"]]) < params.ir_sum_thresh
-    water = normalized_difference(r[_BAND["B8"]], r[_BAND["B4"]]) < params.ndvi_thresh
-    return dark & ~water & ~cloud_mask(cloud, params) & footprint(l1c)
+    return _shadow_candidates(l1c, footprint(l1c), cloud, params)
+
+
+def _shadow_candidates(l1c: np.ndarray, valid: np.ndarray, cloud: np.ndarray,
+                       params: MosaicParams) -> np.ndarray:
+    """:func:`shadow_candidates` given the footprint ``valid``."""
+    out = np.empty(valid.shape, bool)
+    for rows in _row_bands(valid.shape[0]):
+        r = _Reflectance(l1c[:, rows], params)
+        dark = (r["B8"] + r["B11"] + r["B12"]) < params.ir_sum_thresh
+        water = normalized_difference(r["B8"], r["B4"]) < params.ndvi_thresh
+        dark &= ~water
+        dark &= ~cloud_mask(cloud[rows], params)
+        np.logical_and(dark, valid[rows], out=out[rows])
+    return out
 
 
 def shadow_score(l1c: np.ndarray, cloud: np.ndarray, pixel_size: tuple[float, float],
                  solar_azimuth: float, solar_zenith: float,
                  params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
     """Per-pixel shadow likelihood (spec 2, shadow score steps 1-5). (H, W) float32."""
-    valid = footprint(l1c)
+    return _shadow_score(l1c, footprint(l1c), cloud, pixel_size,
+                         solar_azimuth, solar_zenith, params)
+
+
+def _shadow_score(l1c: np.ndarray, valid: np.ndarray, cloud: np.ndarray,
+                  pixel_size: tuple[float, float], solar_azimuth: float,
+                  solar_zenith: float, params: MosaicParams) -> np.ndarray:
+    """:func:`shadow_score` given the footprint ``valid``."""
     projected = project_clouds(cloud, valid, pixel_size, solar_azimuth, solar_zenith,
                                params.cloud_heights_m)
-    s = projected * shadow_candidates(l1c, cloud, params)
+    s = projected * _shadow_candidates(l1c, valid, cloud, params)
     s = _focal_extreme(s, params.erode_radius_px, params.erode_iterations, np.minimum)
     s = _focal_extreme(s, params.dilate_radius_px, params.dilate_iterations, np.maximum)
     size = 2 * params.shadow_max_radius_px + 1
-    s = ndimage.maximum_filter(s, size=size, mode="nearest")
-    return np.where(valid, s, 0.0).astype(np.float32)
+    s = ndimage.maximum_filter(s, size=size, mode="nearest").astype(np.float32, copy=False)
+    np.copyto(s, np.float32(0), where=~valid)
+    return s
 
 
 def quality_score(cloud: np.ndarray, shadow: np.ndarray, valid: np.ndarray,
                   params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
     """``-mean_r5(max(cloud, shadow))``: higher is better. (H, W) float32; -inf outside
     ``valid`` so that an uncovered pixel never wins the quality mosaic."""
-    q = -focal_mean(np.maximum(cloud, shadow), params.quality_kernel_radius, valid)
-    return np.where(valid, q, -np.inf).astype(np.float32)
+    return _quality_score(cloud, shadow, valid, params)
+
+
+def _quality_score(cloud: np.ndarray, shadow: np.ndarray, valid: np.ndarray,
+                   params: MosaicParams, cache: dict | None = None) -> np.ndarray:
+    """:func:`quality_score`; ``cache`` as :func:`_focal_mean`'s."""
+    q = _focal_mean(np.maximum(cloud, shadow), params.quality_kernel_radius, valid, cache,
+                    only_valid=True)
+    np.negative(q, out=q)
+    np.copyto(q, np.float32(-np.inf), where=~valid)
+    return q
 
 
 def poor_mask(quality: np.ndarray, params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
@@ -348,11 +502,17 @@ def cloudy_percentage(cloud: np.ndarray, valid: np.ndarray,
                       params: MosaicParams = DEFAULT_PARAMS) -> float:
     """CLOUDY_PERCENTAGE: cloudy area inside the ROI over the (ROI-clipped) footprint area,
     x 100. Returns 100.0 for an image with no pixel in the ROI."""
+    return _cloudy_percentage(cloud_mask(cloud, params), valid, roi)
+
+
+def _cloudy_percentage(cloudy: np.ndarray, valid: np.ndarray,
+                       roi: np.ndarray | None) -> float:
+    """:func:`cloudy_percentage` of the cloud mask ``cloudy``."""
     inside = valid if roi is None else valid & roi
-    n = int(inside.sum())
+    n = int(np.count_nonzero(inside))
     if n == 0:
         return 100.0
-    return 100.0 * float((cloud_mask(cloud, params) & inside).sum()) / n
+    return 100.0 * float(np.count_nonzero(cloudy & inside)) / n
 
 
 def roi_coverage_percent(valid: np.ndarray, roi: np.ndarray | None = None) -> float:
@@ -375,14 +535,29 @@ def block_mean(l1c: np.ndarray, factor: int) -> np.ndarray:
     """Average (C, H, W) uint16 over ``factor`` x ``factor`` blocks, ignoring nodata (0);
     edge blocks are partial. Returns (C, ceil(H/f), ceil(W/f)) uint16. Works band by band,
     so its memory is a few (H, W) planes whatever C."""
+    return _block_mean(l1c, factor)
+
+
+def _block_mean(l1c: np.ndarray, factor: int, valid: np.ndarray | None = None) -> np.ndarray:
+    """:func:`block_mean`, given the footprint ``valid`` of ``l1c`` if known."""
     if factor == 1:
         return l1c
+    if valid is None:
+        valid = footprint(l1c)
+    # Block sums as exact integers (< 2**24 for factor <= 16, so equal to float32 sums in
+    # any order). Outside the footprint every band is 0, so the sum of a block without data
+    # is 0 and its mean 0 / 1 = 0, as masking by the footprint would give.
+    if factor * factor * 65535 < 2**24:
+        return _block_mean_exact(l1c, factor, valid)
+    return _block_mean_float(l1c, factor, valid)  # pragma: no cover
+
+
+def _block_mean_float(l1c: np.ndarray, factor: int,
+                      valid: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """:func:`block_mean` for factors above 16 (scores at >= 170 m from 10 m input): float32
+    block sums, added in the one order (offset by offset in the block)."""
     c, h, w = l1c.shape
     hs, ws = -(-h // factor), -(-w // factor)
-    # Block sums as exact integers (< 2**24 for factor <= 16, so equal to float32 sums in
-    # any order): one strided slice per offset in the block, no padded copy. Outside the
-    # footprint every band is 0, so masking the sums by the footprint changes nothing.
-    exact = factor * factor * 65535 < 2**24
 
     def block_sum(plane: np.ndarray, dtype: type) -> np.ndarray:
         acc = np.zeros((hs, ws), dtype)
@@ -392,17 +567,64 @@ def block_mean(l1c: np.ndarray, factor: int) -> np.ndarray:
                 acc[:part.shape[0], :part.shape[1]] += part
         return acc
 
-    n = block_sum(footprint(l1c).view(np.uint8), np.uint16).astype(np.float32)
-    out = np.zeros((c, hs, ws), np.uint16)
-    ok = n > 0
-    den = np.maximum(n, 1)
+    den = np.maximum(block_sum(valid.view(np.uint8), np.uint32), 1).astype(np.float32)
+    out = np.empty((c, hs, ws), np.uint16)
     for b in range(c):
-        if exact:
-            total = block_sum(l1c[b], np.uint32).astype(np.float32)
-        else:  # pragma: no cover - factors above 16 (scores at >= 170 m from 10 m input)
-            total = block_sum(l1c[b].astype(np.float32), np.float32)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[b] = np.rint(np.where(ok, total / den, 0.0))
+        out[b] = np.rint(block_sum(l1c[b].astype(np.float32), np.float32) / den)
+    return out
+
+
+def _block_mean_exact(l1c: np.ndarray, factor: int, valid: np.ndarray,
+                      fill_valid: bool = False) -> np.ndarray:
+    """:func:`block_mean` for ``factor * factor * 65535 < 2**24``: the block sums are exact
+    integers (uint32), so equal to float32 sums in any order; each is cast to float32
+    (exact), divided in float32 by the block's footprint count and rounded half to even.
+    Works by bands of :data:`_BLOCK_ROWS` output rows, all channels at once, so that the
+    partial sums stay in the CPU cache. With ``fill_valid`` (integer ``l1c``, several
+    bands) ``valid`` is an (H, W) bool array to fill with :func:`footprint` of ``l1c``,
+    computed band of rows by band of rows as they are read."""
+    c, h, w = l1c.shape
+    f = factor
+    hs, ws = -(-h // f), -(-w // f)
+    k = min(_BLOCK_ROWS, hs)
+    out = np.empty((c, hs, ws), np.uint16)
+    flags = valid.view(np.uint8)
+    rows, acc = np.empty((c, k, w), np.uint32), np.empty((c, k, ws), np.uint32)
+    vrows, vacc = np.empty((k, w), np.uint16), np.empty((k, ws), np.uint16)
+    mean, den = np.empty((c, k, ws), np.float32), np.empty((k, ws), np.float32)
+    bits = np.empty((k * f, w), l1c.dtype) if fill_valid else None
+    for r0 in range(0, hs, k):
+        r1 = min(hs, r0 + k)
+        n = r1 - r0
+        src, vsrc = l1c[:, r0 * f:r1 * f], flags[r0 * f:r1 * f]
+        if bits is not None:  # footprint(): nonzero in some band iff the bands' OR is
+            b_ = bits[:src.shape[1]]
+            np.bitwise_or(src[0], src[1], out=b_)
+            for band in src[2:]:
+                b_ |= band
+            np.not_equal(b_, 0, out=valid[r0 * f:r1 * f])
+        rr, aa, vr, va = rows[:, :n], acc[:, :n], vrows[:n], vacc[:n]
+        np.copyto(rr, src[:, 0::f])  # the block's rows added first (whole rows) ...
+        np.copyto(vr, vsrc[0::f])
+        for dy in range(1, f):
+            part = src[:, dy::f]
+            rr[:, :part.shape[1]] += part
+            part = vsrc[dy::f]
+            vr[:part.shape[0]] += part
+        np.copyto(aa, rr[:, :, 0::f])  # ... then its columns
+        np.copyto(va, vr[:, 0::f])
+        for dx in range(1, f):
+            part = rr[:, :, dx::f]
+            aa[:, :, :part.shape[2]] += part
+            part = vr[:, dx::f]
+            va[:, :part.shape[1]] += part
+        # a block without data sums to 0 in every band: 0 / max(0, 1) = 0
+        d = den[:n]
+        np.maximum(va, 1, out=d, casting="unsafe")
+        m = mean[:, :n]
+        np.divide(aa, d, out=m, dtype=np.float32)
+        np.rint(m, out=m)
+        out[:, r0:r1] = m
     return out
 
 
@@ -410,7 +632,41 @@ def expand(x: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour upsampling of a (h, w) array by ``factor``, cropped to ``shape``."""
     if factor == 1:
         return x[: shape[0], : shape[1]]
-    return np.repeat(np.repeat(x, factor, axis=0), factor, axis=1)[: shape[0], : shape[1]]
+    out = np.empty((min(shape[0], x.shape[0] * factor), min(shape[1], x.shape[1] * factor)),
+                   x.dtype)
+    return _expand_into(x, factor, out)
+
+
+def _expand_masked(x: np.ndarray, factor: int, invalid: np.ndarray, dtype: type,
+                   fill: Any) -> np.ndarray:
+    """``where(~invalid, expand(x, factor, invalid.shape), fill)`` as a new ``dtype``
+    array, by bands of rows (each expanded and masked while in the CPU cache)."""
+    out = np.empty(invalid.shape, dtype)
+    k = _BLOCK_ROWS * 4  # score rows per band
+    for r0 in range(0, x.shape[0], k):
+        part = out[r0 * factor:(r0 + k) * factor]
+        if not part.shape[0]:
+            break
+        _expand_into(x[r0:r0 + k], factor, part)
+        np.copyto(part, fill, where=invalid[r0 * factor:(r0 + k) * factor])
+    return out
+
+
+def _expand_into(x: np.ndarray, factor: int, out: np.ndarray) -> np.ndarray:
+    """``out[...] = expand(x, factor, out.shape)`` (cast to ``out.dtype``): each row of
+    ``x`` repeated along the columns once, then copied into its ``factor`` output rows."""
+    hh, ww = out.shape
+    if factor == 1:
+        out[...] = x[:hh, :ww]
+        return out
+    rows = np.empty((x.shape[0], x.shape[1] * factor), x.dtype)
+    for dx in range(factor):
+        rows[:, dx::factor] = x
+    rows = rows[:, :ww]
+    for dy in range(factor):
+        part = out[dy::factor]
+        part[...] = rows[:part.shape[0]]
+    return out
 
 
 @dataclass
@@ -446,12 +702,17 @@ def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth:
     poor.
     """
     f = score_factor(pixel_size, params)
-    shape = l1c.shape[1:]
-    small = block_mean(l1c, f)
+    if f != 1 and f * f * 65535 < 2**24 and l1c.dtype.kind in "ui" and l1c.shape[0] > 1:
+        valid = np.empty(l1c.shape[1:], bool)  # filled with footprint(l1c) as it goes
+        small = _block_mean_exact(l1c, f, valid, fill_valid=True)
+    else:
+        valid = footprint(l1c)
+        small = _block_mean(l1c, f, valid)
     spx = (pixel_size[0] * f, pixel_size[1] * f)
-    valid_s = footprint(small)
-    if params.scorer == "paper":  # the published scripts' path, untouched
-        cloud_s = cloud_score(small, params, valid_s)
+    valid_s = valid if f == 1 else footprint(small)
+    cache: dict = {}  # the focal means' weights, shared by the cloud and quality scores
+    if params.scorer == "paper":  # the published scripts' path (the same bits)
+        cloud_s = _cloud_score(small, valid_s, params, cache)
         includes_shadow = False
     else:
         from . import scorers
@@ -461,22 +722,32 @@ def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth:
     if includes_shadow:
         shadow_s = np.zeros_like(cloud_s)
     else:
-        shadow_s = shadow_score(small, cloud_s, spx, solar_azimuth, solar_zenith, params)
-    quality_s = quality_score(cloud_s, shadow_s, valid_s, params)
-    del small
-    valid = footprint(l1c)
-    cloud = np.where(valid, expand(cloud_s, f, shape), np.float32(0)).astype(np.float32)
-    pct = cloudy_percentage(cloud, valid, roi, params)
-    shadow = np.where(valid, expand(shadow_s, f, shape), np.float32(0)).astype(np.float32) \
-        if components else None
-    quality = np.where(valid, expand(quality_s, f, shape), np.float32(-np.inf)) \
-        .astype(np.float32)
+        shadow_s = _shadow_score(small, valid_s, cloud_s, spx, solar_azimuth, solar_zenith,
+                                 params)
+    quality_s = _quality_score(cloud_s, shadow_s, valid_s, params, cache)
+    del small, cache
+    invalid = ~valid
+
+    def full(x: np.ndarray, dtype: type, fill: Any) -> np.ndarray:
+        """``where(valid, expand(x), fill)`` as ``dtype``, on the (H, W) grid."""
+        return _expand_masked(x, f, invalid, dtype, fill)
+
+    if components:
+        cloud = full(cloud_s, np.float32, np.float32(0))
+        pct = cloudy_percentage(cloud, valid, roi, params)
+        shadow = full(shadow_s, np.float32, np.float32(0))
+    else:  # only inside the footprint counts: the expanded cloud mask is enough
+        cloud = shadow = None
+        pct = _cloudy_percentage(full(cloud_mask(cloud_s, params), bool, False), valid, roi)
+    quality = full(quality_s, np.float32, np.float32(-np.inf))
+    # poor_mask is per pixel and False where quality is -inf (outside the footprint)
+    poor = full(poor_mask(quality_s, params), bool, False)
     return ScoredImage(
-        cloud=cloud if components else None,
+        cloud=cloud,
         shadow=shadow,
         quality=quality,
         valid=valid,
-        poor=poor_mask(quality, params),
+        poor=poor,
         cloudy_percentage=pct,
         roi_coverage_percent=roi_coverage_percent(valid, roi),
     )
@@ -570,9 +841,9 @@ class RunningMerge:
         earlier image, as ``argmax``). Returns its index."""
         i = self.n
         better = quality > self.quality
-        self.quality[better] = quality[better]
-        self.source[better] = i
-        self.poor[better] = poor[better]
+        np.copyto(self.quality, quality, where=better)
+        np.copyto(self.source, np.int16(i), where=better)
+        np.copyto(self.poor, poor, where=better)
         self.n += 1
         return i
 
@@ -588,8 +859,8 @@ class RunningMerge:
             valid, poor = load(i)
             if masked:
                 valid = valid & ~poor
-            self.source[valid] = i
-            self.poor[valid] = poor[valid]
+            np.copyto(self.source, np.int16(i), where=valid)
+            np.copyto(self.poor, poor, where=valid)
         return self.source, self.poor & (self.source >= 0), best
 
 
