@@ -328,6 +328,16 @@ def cloud_mask(score: np.ndarray, params: MosaicParams = DEFAULT_PARAMS) -> np.n
     return score > params.cloud_thresh
 
 
+def cloud_shadow_masks(cloud: np.ndarray, shadow: np.ndarray,
+                       params: MosaicParams = DEFAULT_PARAMS) -> tuple[np.ndarray, np.ndarray]:
+    """The quality layers' masks (:data:`sen12ms_build.products.AUX_MASKS`) from the cloud
+    and shadow scores ((H, W) float32): ``cloud`` = cloud score > ``cloud_thresh``
+    (:func:`cloud_mask`), ``shadow`` = shadow score > ``cloud_thresh`` and not cloud. Returns
+    two (H, W) bool arrays. The Earth Engine side is ``graphs.cloud_shadow_masks``."""
+    is_cloud = cloud_mask(cloud, params)
+    return is_cloud, (shadow > params.cloud_thresh) & ~is_cloud
+
+
 class FloatOps:
     """The arithmetic namespace of :func:`shadow_displacement_m` for Python floats
     (``math``); :class:`sen12ms_build.backends.earthengine.graphs.EEOps` is the same for

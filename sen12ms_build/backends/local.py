@@ -172,16 +172,15 @@ class LocalBackend(Backend):
             az = float(acq.tags["MEAN_SOLAR_AZIMUTH_ANGLE"])
             zen = float(acq.tags["MEAN_SOLAR_ZENITH_ANGLE"])
             s = mosaic.score_image(l1c, px, az, zen, roi_mask, params, components=True)
-            cloud = mosaic.cloud_mask(s.cloud, params)  # the quality layers' cloud and
-            shadow = (s.shadow > params.cloud_thresh) & ~cloud  # shadow (AUX_MASKS)
+            cloud, shadow = mosaic.cloud_shadow_masks(s.cloud, s.shadow, params)  # AUX_MASKS
             i = merge.add(s.quality, s.poor)
             if result is None:
                 result = np.zeros_like(l1c)
             won = merge.source == i  # where image i wins the quality mosaic so far
             for b in range(l1c.shape[0]):
                 np.copyto(result[b], l1c[b], where=won)
-            chosen_masks[0][won] = cloud[won]
-            chosen_masks[1][won] = shadow[won]
+            np.copyto(chosen_masks[0], cloud, where=won)
+            np.copyto(chosen_masks[1], shadow, where=won)
             del won
             if mosaic.best_images([s.cloudy_percentage], params):  # goes on top at the end
                 saved[i] = workdir / f"{i}.npy"

@@ -266,9 +266,9 @@ def poor_mask(quality: ee.Image, params: MosaicParams = DEFAULT_PARAMS) -> ee.Im
 
 def cloud_shadow_masks(cloud: ee.Image, shadow: ee.Image,
                        params: MosaicParams = DEFAULT_PARAMS) -> ee.Image:
-    """Bands ``cloud`` (cloud score > ``cloud_thresh``, mosaic.cloud_mask) and ``shadow``
-    (shadow score > ``cloud_thresh`` and not cloud): the masks of the local backend's aux
-    raster (:data:`products.AUX_MASKS`), which the quality layers carry. With a scorer that
+    """Bands ``cloud`` (cloud score > ``cloud_thresh``) and ``shadow`` (shadow score >
+    ``cloud_thresh`` and not cloud), mosaic.cloud_shadow_masks: the masks of the aux raster
+    (:data:`products.AUX_MASKS`), which the quality layers carry. With a scorer that
     ``includes_shadow`` (Cloud Score+, whose score is occlusion: clouds *and* their
     shadows) the shadow score is 0, so ``cloud`` marks everything the scorer calls
     occluded and ``shadow`` is 0 everywhere (the scorer does not tell shadows apart)."""
