@@ -187,7 +187,7 @@ def _summary_lines(summary: Any) -> list[str]:
             f"skipped inputs: {len(summary.problems)}",
             f"seconds: {summary.seconds}", f"peak memory: {summary.peak_memory_mib} MiB",
             *(f"disk, {part}: {n / 2**20:.1f} MiB"
-              for part, n in getattr(summary, "disk", {}).items())]
+              for part, n in summary.disk.items())]
 
 
 def _run(cfg_path: Path, seasons: tuple[str, ...], overrides: dict[str, Any],

@@ -18,14 +18,11 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 from ..mosaic import MosaicParams
-from ..products import AUX
 from ..roi import ROI
 from ..errors import Sen12msError
 
 #: File names of an export inside its folder; ``aux`` is optional.
 EXPORT_FILES = {"s1": "s1.tif", "s2": "s2.tif", "lc": "lc.tif", "aux": "s2_aux.tif"}
-#: Bands of the optional aux raster: see :data:`sen12ms_build.products.AUX`.
-AUX_BANDS = AUX.bands
 
 
 @dataclass(frozen=True)
