@@ -34,6 +34,7 @@ cProfile (timer: the process's CPU time) and prints its top lines.
 from __future__ import annotations
 
 import argparse
+import inspect
 import datetime as dt
 import json
 import logging
@@ -163,8 +164,11 @@ def run_mosaic(root: Path, out: Path, scorer: str) -> dict:
                        params=params_for(scorer))
     out.mkdir(parents=True, exist_ok=True)
     io0, c0, t0 = _io(), _cpu(), time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=out, prefix=".work-") as wd:
-        meta = backend._s2(req, grid, roi_mask, out, Path(wd))
+    if "workdir" in inspect.signature(backend._s2).parameters:  # before commit 'streamed best'
+        with tempfile.TemporaryDirectory(dir=out, prefix=".work-") as wd:
+            meta = backend._s2(req, grid, roi_mask, out, Path(wd))
+    else:
+        meta = backend._s2(req, grid, roi_mask, out)
     sec = time.perf_counter() - t0
     io1 = _io()
     return {"seconds": sec, "cpu_seconds": _cpu() - c0, "images": len(meta["s2_images"]), "best": len(meta["s2_best"]),

@@ -684,7 +684,8 @@ class ScoredImage:
     """Scores of one acquisition on the mosaic grid (all (H, W)).
 
     ``cloud``/``shadow``/``quality`` float32, ``valid``/``poor`` bool; the percentages are
-    over the ROI mask given to :func:`score_image`.
+    over the ROI mask given to :func:`score_image`. ``masks``: the quality layers' (cloud,
+    shadow) bool masks (:func:`cloud_shadow_masks`), when asked for.
     """
 
     cloud: np.ndarray | None
@@ -695,12 +696,13 @@ class ScoredImage:
     cloudy_percentage: float
     roi_coverage_percent: float
     meta: dict[str, Any] = field(default_factory=dict)
+    masks: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth: float,
                 solar_zenith: float, roi: np.ndarray | None = None,
                 params: MosaicParams = DEFAULT_PARAMS,
-                components: bool = True) -> ScoredImage:
+                components: bool = True, masks: bool = False) -> ScoredImage:
     """Quality score module for one (13, H, W) uint16 image at ``pixel_size`` metres.
 
     Scores are computed at ``score_scale_m`` (block means of ``score_factor`` pixels) and
@@ -709,7 +711,9 @@ def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth:
     (:mod:`sen12ms_build.scorers`); shadows are projected from it with the paper's solar
     geometry unless the scorer already includes them. With ``components=False`` the cloud
     and shadow scores are not kept (``None``): what the merge needs is quality, valid and
-    poor.
+    poor. ``masks=True`` adds the quality layers' cloud and shadow masks
+    (:func:`cloud_shadow_masks`, thresholded at the score scale and then expanded: per pixel,
+    the same masks as thresholding the expanded scores).
     """
     f = score_factor(pixel_size, params)
     if f != 1 and f * f * 65535 < 2**24 and l1c.dtype.kind in "ui" and l1c.shape[0] > 1:
@@ -752,7 +756,11 @@ def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth:
     quality = full(quality_s, np.float32, np.float32(-np.inf))
     # poor_mask is per pixel and False where quality is -inf (outside the footprint)
     poor = full(poor_mask(quality_s, params), bool, False)
+    cs = None
+    if masks:  # thresholds are per pixel, and 0 (the scores' fill) is below them
+        cs = tuple(full(m, bool, False) for m in cloud_shadow_masks(cloud_s, shadow_s, params))
     return ScoredImage(
+        masks=cs,
         cloud=cloud,
         shadow=shadow,
         quality=quality,
@@ -835,9 +843,17 @@ class RunningMerge:
     """:func:`merge_sources` one image at a time, for scenes whose N score planes do not fit
     in memory together: O(H x W) memory whatever N, the same result.
 
-    Feed every image in order with :meth:`add` (its quality and poor planes); then
-    :meth:`finish` puts the "best" images on top, asking ``load(i)`` for the (valid, poor)
-    planes of those images only.
+    Two ways to feed it, with the same result:
+
+    * :meth:`add` every image in order (its quality and poor planes); then :meth:`finish`
+      puts the "best" images on top, asking ``load(i)`` for the (valid, poor) planes of
+      those images only (kept aside by the caller);
+    * :meth:`add_on_top` every image in order (with its footprint and CLOUDY_PERCENTAGE):
+      a best image goes on top at once, above the best images it outranks
+      (:func:`merge_order_key`), so nothing has to be kept aside; then :meth:`finish_on_top`.
+      Each call returns where the image holds the merge now: a caller assembling the mosaic
+      as it goes copies the image's pixels there, and the last copy at each pixel is the
+      merge's choice.
     """
 
     def __init__(self, shape: tuple[int, int]):
@@ -845,6 +861,11 @@ class RunningMerge:
         self.source = np.full(shape, -1, np.int16)
         self.poor = np.zeros(shape, bool)
         self.n = 0
+        # add_on_top: the best image on top of each pixel (-1: none), its poor plane, and
+        # every image's CLOUDY_PERCENTAGE so far
+        self.top: np.ndarray | None = None
+        self.top_poor: np.ndarray | None = None
+        self.cloudy: list[float] = []
 
     def add(self, quality: np.ndarray, poor: np.ndarray) -> int:
         """Take image ``n``: it wins where its quality is strictly higher (ties keep the
@@ -856,6 +877,48 @@ class RunningMerge:
         np.copyto(self.poor, poor, where=better)
         self.n += 1
         return i
+
+    def add_on_top(self, quality: np.ndarray, poor: np.ndarray, valid: np.ndarray,
+                   cloudy_pct: float, params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
+        """Take image ``n`` as :meth:`add` does and, if it is a "best" image
+        (CLOUDY_PERCENTAGE below ``keep_thresh``), put it on top now wherever it has data
+        (``params.merge`` ``masked``: and is not poor) and outranks the best image already
+        there. Returns the (H, W) bool pixels the image holds in the merge now: on top, or
+        winning the quality mosaic where no best image lies on top."""
+        i = self.n
+        better = quality > self.quality
+        np.copyto(self.quality, quality, where=better)
+        np.copyto(self.source, np.int16(i), where=better)
+        np.copyto(self.poor, poor, where=better)
+        self.n += 1
+        self.cloudy.append(float(cloudy_pct))
+        if self.top is None:
+            self.top = np.full(self.source.shape, -1, np.int16)
+            self.top_poor = np.zeros(self.source.shape, bool)
+        if not best_images([cloudy_pct], params):
+            better &= self.top < 0
+            return better
+        on = valid & ~poor if params.merge == "masked" else valid.copy()
+        # outranks: no best image yet (-1), or a best image k whose key is lower
+        key = merge_order_key(self.cloudy[i], i)
+        below = np.array([True] + [merge_order_key(self.cloudy[k], k) < key
+                                   for k in range(i)], bool)
+        on &= below[self.top + 1]
+        np.copyto(self.top, np.int16(i), where=on)
+        np.copyto(self.top_poor, poor, where=on)
+        better &= self.top < 0
+        better |= on
+        return better
+
+    def finish_on_top(self, params: MosaicParams = DEFAULT_PARAMS
+                      ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """:meth:`finish` after :meth:`add_on_top`: (source (H, W) int16, chosen poor (H, W)
+        bool, best indices bottom to top)."""
+        if self.top is not None:
+            on_top = self.top >= 0
+            np.copyto(self.source, self.top, where=on_top)
+            np.copyto(self.poor, self.top_poor, where=on_top)
+        return self.source, self.poor & (self.source >= 0), best_images(self.cloudy, params)
 
     def finish(self, cloudy_pct: Sequence[float],
                load: Callable[[int], tuple[np.ndarray, np.ndarray]],

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sen12ms_build import mosaic
+from sen12ms_build.methods import MergeMethod
 from sen12ms_build.mosaic import DEFAULT_PARAMS, MosaicParams
 from sen12ms_build.products import S2_BANDS
 
@@ -164,18 +165,33 @@ def test_merge_best_on_top_of_quality_mosaic():
                         poor=np.zeros((n, h, w), bool)).poor_share == 0.0
 
 
-def test_running_merge_equals_merge_sources():
+@pytest.mark.parametrize("merge", list(MergeMethod))
+@pytest.mark.parametrize("feed", ["finish", "on_top"])
+def test_running_merge_equals_merge_sources(merge, feed):
+    """Both ways of feeding RunningMerge give merge_sources' result; ``on_top`` also
+    returns, per image, the pixels it holds, whose last holder is the merge's choice."""
     rng = np.random.default_rng(7)
     n, h, w = 6, 40, 50
     valid = rng.random((n, h, w)) > 0.3
     quality = np.where(valid, -rng.random((n, h, w)).round(1), -np.inf).astype(np.float32)
     poor = mosaic.poor_mask(quality)
-    for cloudy in ([50.0] * n, [9.0, 4.0, 30.0, 1.0, 4.0, 2.5]):
-        source, best = mosaic.merge_sources(quality, valid, cloudy)
+    params = DEFAULT_PARAMS.with_overrides({"merge": merge})
+    # no best image; best images with ties in CLOUDY_PERCENTAGE (4.0 twice, later on top);
+    # the clearest first (later best images go below it)
+    for cloudy in ([50.0] * n, [9.0, 4.0, 30.0, 1.0, 4.0, 2.5], [0.5, 4.0, 2.0, 4.0, 9, 1.0]):
+        source, best = mosaic.merge_sources(quality, valid, cloudy, params)
         rm = mosaic.RunningMerge((h, w))
+        held_by = np.full((h, w), -1)
         for i in range(n):
-            assert rm.add(quality[i], poor[i]) == i
-        rsource, rpoor, rbest = rm.finish(cloudy, lambda i: (valid[i], poor[i]))
+            if feed == "finish":
+                assert rm.add(quality[i], poor[i]) == i
+            else:
+                held_by[rm.add_on_top(quality[i], poor[i], valid[i], cloudy[i], params)] = i
+        if feed == "finish":
+            rsource, rpoor, rbest = rm.finish(cloudy, lambda i: (valid[i], poor[i]), params)
+        else:
+            rsource, rpoor, rbest = rm.finish_on_top(params)
+            np.testing.assert_array_equal(held_by, source)
         assert rbest == best
         np.testing.assert_array_equal(rsource, source)  # ties (rounded scores) included
         chosen = np.take_along_axis(poor, np.clip(source, 0, None)[None].astype(np.intp), 0)[0]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,12 +34,29 @@ from shapely.geometry import Polygon, box
 
 from .. import mosaic
 from ..geo import Grid, pixel_size_m
-from ..io import FAST_COMPRESSION, InputError, OutputError, explain_os_error, write_raster
+from ..io import FAST_COMPRESSION, InputError, write_raster
 from ..products import AUX_MASKS, CLIP_MARGIN_PX, LC, S1, S2
 from ..reproject import warp_array
 from . import EXPORT_FILES, Backend, NoDataError, SceneExport, SceneRequest
 
 log = logging.getLogger(__name__)
+
+
+def _copy_where(dst: np.ndarray, src: np.ndarray, where: np.ndarray) -> None:
+    """``dst[:, where] = src[:, where]`` for (C, H, W) arrays and an (H, W) mask, band by
+    band; by flat indices when the mask is sparse (most images hold few pixels of a long
+    season's merge)."""
+    n = np.count_nonzero(where)
+    if not n:
+        return
+    if n > where.size // 8:
+        for b in range(dst.shape[0]):
+            np.copyto(dst[b], src[b], where=where)
+        return
+    idx = np.flatnonzero(where)
+    d, s = dst.reshape(dst.shape[0], -1), src.reshape(src.shape[0], -1)
+    for b in range(dst.shape[0]):
+        d[b, idx] = s[b, idx]
 
 
 def _write(path: Path, data: np.ndarray, **kw: Any) -> None:
@@ -140,8 +156,8 @@ class LocalBackend(Backend):
 
     # -- modalities --------------------------------------------------------------------------
 
-    def _s2(self, request: SceneRequest, grid: Grid, roi_mask: np.ndarray, out: Path,
-            workdir: Path) -> dict[str, Any]:
+    def _s2(self, request: SceneRequest, grid: Grid, roi_mask: np.ndarray,
+            out: Path) -> dict[str, Any]:
         params = request.params
         found = query(self.index("s2"), request.roi.ring(), request.start, request.end)
         if not found:
@@ -151,68 +167,45 @@ class LocalBackend(Backend):
         # clip a few pixels outside the ROI so that the UTM warp's resampling kernels at
         # the scene edge still find data; statistics use the exact ROI
         clip_mask = ndimage.binary_dilation(roi_mask, iterations=CLIP_MARGIN_PX)
+        outside = np.flatnonzero(~clip_mask)  # the few corner pixels the clip zeroes
         merge = mosaic.RunningMerge(grid.shape)  # O(H x W) memory whatever the image count
-        # The mosaic is assembled as the merge runs: each image's winning pixels are copied
-        # as it is merged, so an image is read once and only the "best" images (which go on
-        # top at the end) are kept on disk. Memory: one image, the mosaic and the merge's
-        # planes, whatever the image count.
+        # The mosaic is assembled as the merge runs: each image's pixels are copied where it
+        # holds the merge so far (a "best" image goes on top at once, above the best images
+        # it outranks), so an image is read once and nothing is kept aside. Memory: one
+        # image, the mosaic and the merge's planes, whatever the image count.
         result: np.ndarray | None = None
         chosen_masks = np.zeros((2, *grid.shape), bool)  # cloud, shadow of the chosen image
-        saved: dict[int, Path] = {}
-        used, cloudy = [], []
+        used = []
         for acq in found:
             try:
                 l1c = warp_array(acq.path, grid, "nearest", S2.nodata, S2.dtype)
             except InputError as exc:
                 log.error("skipping corrupt acquisition: %s", exc)
                 continue
-            np.multiply(l1c, clip_mask, out=l1c)  # ee.Image.clip(roi), with a margin
+            l1c.reshape(l1c.shape[0], -1)[:, outside] = 0  # ee.Image.clip(roi), with a margin
             if not l1c.any():
                 continue
             az = float(acq.tags["MEAN_SOLAR_AZIMUTH_ANGLE"])
             zen = float(acq.tags["MEAN_SOLAR_ZENITH_ANGLE"])
-            s = mosaic.score_image(l1c, px, az, zen, roi_mask, params, components=True)
-            cloud, shadow = mosaic.cloud_shadow_masks(s.cloud, s.shadow, params)  # AUX_MASKS
-            i = merge.add(s.quality, s.poor)
+            s = mosaic.score_image(l1c, px, az, zen, roi_mask, params, components=False,
+                                   masks=True)  # AUX_MASKS
+            held = merge.add_on_top(s.quality, s.poor, s.valid, s.cloudy_percentage, params)
             if result is None:
-                result = np.zeros_like(l1c)
-            won = merge.source == i  # where image i wins the quality mosaic so far
-            for b in range(l1c.shape[0]):
-                np.copyto(result[b], l1c[b], where=won)
-            np.copyto(chosen_masks[0], cloud, where=won)
-            np.copyto(chosen_masks[1], shadow, where=won)
-            del won
-            if mosaic.best_images([s.cloudy_percentage], params):  # goes on top at the end
-                saved[i] = workdir / f"{i}.npy"
-                try:
-                    np.save(saved[i], l1c)
-                    np.save(workdir / f"{i}_masks.npy",
-                            np.stack([s.valid, s.poor, cloud, shadow]))
-                except OSError as exc:
-                    raise OutputError(explain_os_error(exc, saved[i])) from exc
-            cloudy.append(s.cloudy_percentage)
+                result = np.zeros(l1c.shape, l1c.dtype)
+            _copy_where(result, l1c, held)
+            for chosen, m in zip(chosen_masks, s.masks):
+                _copy_where(chosen[None], m[None], held)
+            del held
             used.append({"file": acq.path.name, "time": acq.time.isoformat(),
                          "product_id": acq.tags.get("PRODUCT_ID", acq.path.stem),
                          "solar_azimuth": az, "solar_zenith": zen,
                          "cloudy_percentage": round(s.cloudy_percentage, 3),
                          "roi_coverage_percent": round(s.roi_coverage_percent, 3)})
-            del s, l1c, cloud, shadow
+            del s, l1c
         if result is None:
             raise NoDataError(f"no readable Sentinel-2 acquisition covers ROI {request.roi.id}")
         k = len(used)
-
-        def masks(i: int) -> tuple[np.ndarray, np.ndarray]:
-            valid_poor = np.load(workdir / f"{i}_masks.npy")
-            return valid_poor[0], valid_poor[1]
-
-        source, chosen_poor, best = merge.finish(cloudy, masks, params)
-        for i in best:  # the best images on top: their pixels are those the source gives them
-            img = np.load(saved[i], mmap_mode="r")
-            on_top = source == i
-            for b in range(img.shape[0]):
-                np.copyto(result[b], img[b], where=on_top)
-            chosen_masks[:, on_top] = np.load(workdir / f"{i}_masks.npy")[2:4, on_top]
-            del img
+        source, chosen_poor, best = merge.finish_on_top(params)
         covered = source >= 0
         poor_share = mosaic.poor_share_of(source, chosen_poor)
         _write(out / EXPORT_FILES["s2"], result, crs=grid.crs, transform=grid.transform,
@@ -224,9 +217,10 @@ class LocalBackend(Backend):
         aux[2:4, covered] = chosen_masks[:, covered]  # the chosen image's cloud and shadow
         _write(out / EXPORT_FILES["aux"], aux, crs=grid.crs, transform=grid.transform,
                nodata=255, descriptions=AUX_MASKS.descriptions)
+        counts = np.bincount(source[covered], minlength=k)
         for i, u in enumerate(used):
             u["best"] = i in best
-            u["pixels_in_mosaic"] = int((source == i).sum())
+            u["pixels_in_mosaic"] = int(counts[i])
         return {"s2_images": used, "s2_best": [used[i]["file"] for i in best],
                 "poor_share": round(poor_share, 5),
                 "mosaic_coverage": round(float((covered & roi_mask).sum() / roi_mask.sum()), 5)}
@@ -276,8 +270,7 @@ class LocalBackend(Backend):
         meta: dict[str, Any] = {"backend": self.name, "grid": {
             "crs": grid.crs, "transform": list(grid.transform)[:6],
             "width": grid.width, "height": grid.height}}
-        with tempfile.TemporaryDirectory(dir=out, prefix=".work-") as work:
-            meta.update(self._s2(request, grid, roi_mask, out, Path(work)))
+        meta.update(self._s2(request, grid, roi_mask, out))
         meta.update(self._s1(request, grid, out))
         meta.update(self._lc(request, grid, out))
         return SceneExport.in_folder(out, meta)
