@@ -21,6 +21,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,28 @@ from ..reproject import warp_array
 from . import EXPORT_FILES, Backend, NoDataError, SceneExport, SceneRequest
 
 log = logging.getLogger(__name__)
+
+
+def _read_ahead(items: Sequence[Any], read: Callable[[Any], np.ndarray]
+                ) -> Iterator[tuple[Any, np.ndarray | None]]:
+    """``(item, read(item))`` in order, the next item read in a background thread while the
+    caller works on the current one (GDAL decodes without the GIL): the read overlaps the
+    scoring, at the cost of one more image in memory. An :class:`InputError` is logged and
+    yields ``None`` (the acquisition is skipped)."""
+    def safe(item: Any) -> np.ndarray | None:
+        try:
+            return read(item)
+        except InputError as exc:
+            log.error("skipping corrupt acquisition: %s", exc)
+            return None
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        nxt = pool.submit(safe, items[0]) if items else None
+        for k, item in enumerate(items):
+            arr = nxt.result()
+            nxt = pool.submit(safe, items[k + 1]) if k + 1 < len(items) else None
+            yield item, arr
+            del arr
 
 
 def _copy_where(dst: np.ndarray, src: np.ndarray, where: np.ndarray) -> None:
@@ -176,11 +200,9 @@ class LocalBackend(Backend):
         result: np.ndarray | None = None
         chosen_masks = np.zeros((2, *grid.shape), bool)  # cloud, shadow of the chosen image
         used = []
-        for acq in found:
-            try:
-                l1c = warp_array(acq.path, grid, "nearest", S2.nodata, S2.dtype)
-            except InputError as exc:
-                log.error("skipping corrupt acquisition: %s", exc)
+        for acq, l1c in _read_ahead(found, lambda a: warp_array(a.path, grid, "nearest",
+                                                                 S2.nodata, S2.dtype)):
+            if l1c is None:
                 continue
             l1c.reshape(l1c.shape[0], -1)[:, outside] = 0  # ee.Image.clip(roi), with a margin
             if not l1c.any():
