@@ -5,21 +5,32 @@ its local UTM zone at square 10 m x 10 m pixels (section 3.2). Both steps go thr
 :class:`rasterio.vrt.WarpedVRT`, i.e. GDAL's warper, reading and writing window by window
 so memory stays bounded whatever the scene size. Nodata is declared on both sides so it
 survives the warp (GDAL excludes nodata source pixels from the resampling kernels).
+
+Those exclusions cost: with a source nodata GDAL's warper keeps a validity mask per band and
+leaves its fast integer kernels. An export whose pixels in the kernels' reach hold no nodata
+(the usual case: the export grid and the clip keep a margin around the scene) is warped
+through a VRT that declares none: the same bytes (tested), about twice as fast for
+Sentinel-2 (:func:`_warp_source`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from pathlib import Path
 from typing import Iterator
+from xml.sax.saxutils import escape
 
 import numpy as np
 import rasterio
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import reproject
+from rasterio.features import rasterize
+from rasterio.warp import reproject, transform
 from rasterio.windows import Window
+from shapely.affinity import translate
+from shapely.geometry import Polygon
 
 from .geo import Grid
 from .io import (FAST_COMPRESSION, GTIFF_PROFILE, InputError, OutputError, atomic_path,
@@ -124,6 +135,94 @@ def strips(height: int, width: int, rows: int = 512) -> Iterator[Window]:
         yield Window(0, r, width, min(rows, height - r))
 
 
+#: GDAL data type names of the VRT that hides a source's nodata (:func:`_vrt_without_nodata`)
+_GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
+               "int32": "Int32", "float32": "Float32", "float64": "Float64"}
+#: how far (source pixels) from a destination pixel centre's source position each kernel
+#: reads: its half width, plus the approximate transformer's error (0.125 px) with room
+_KERNEL_REACH_PX = {"nearest": 1.0, "bilinear": 1.5, "cubic": 2.5, "cubic_spline": 2.5}
+
+
+def kernel_reach(src: rasterio.DatasetReader, grid: Grid, method: str
+                 ) -> tuple[Window, np.ndarray] | None:
+    """The source pixels GDAL's warper can read for ``grid`` with ``method``: the grid's
+    outline (densified) in source pixels, grown by the kernel's reach
+    (:data:`_KERNEL_REACH_PX`). Returns its bounding window in ``src`` and an (h, w) bool
+    mask of the pixels inside it (any pixel the grown outline touches); ``None`` when it
+    reaches outside the source or the method's reach is not known."""
+    reach = _KERNEL_REACH_PX.get(method)
+    if reach is None:
+        return None
+    left, bottom, right, top = grid.bounds
+    t = np.linspace(0.0, 1.0, 101)
+    xs = np.concatenate([left + (right - left) * t, np.full(t.size, right),
+                         right - (right - left) * t, np.full(t.size, left)])
+    ys = np.concatenate([np.full(t.size, top), top - (top - bottom) * t,
+                         np.full(t.size, bottom), bottom + (top - bottom) * t])
+    sx, sy = transform(grid.crs, src.crs, xs, ys)
+    inv, sx, sy = ~src.transform, np.asarray(sx), np.asarray(sy)
+    cols, rows = inv.a * sx + inv.b * sy + inv.c, inv.d * sx + inv.e * sy + inv.f
+    outline = Polygon(zip(cols, rows)).buffer(reach)
+    c0, r0, c1, r1 = outline.bounds
+    c0, r0, c1, r1 = math.floor(c0), math.floor(r0), math.ceil(c1), math.ceil(r1)
+    if c0 < 0 or r0 < 0 or c1 > src.width or r1 > src.height:
+        return None
+    win = Window(c0, r0, c1 - c0, r1 - r0)
+    inside = rasterize([(translate(outline, -c0, -r0), 1)], out_shape=(r1 - r0, c1 - c0),
+                       all_touched=True, dtype="uint8").view(bool)
+    return win, inside
+
+
+def has_nodata(src: rasterio.DatasetReader, win: Window, nodata: float,
+               where: np.ndarray | None = None, rows: int = 256) -> bool:
+    """True if some band of ``src`` holds ``nodata`` (NaN: any NaN) in ``win`` (only at the
+    pixels ``where`` marks, an (h, w) bool mask, if given); read by strips of ``rows`` rows,
+    stopping at the first one found."""
+    nan = isinstance(nodata, float) and math.isnan(nodata)
+    r0, h = int(win.row_off), int(win.height)
+    for r in range(0, h, rows):
+        n = min(rows, h - r)
+        a = src.read(window=Window(win.col_off, r0 + r, win.width, n))
+        hit = (np.isnan(a) if nan else a == a.dtype.type(nodata)).any(axis=0)
+        if (hit & where[r:r + n]).any() if where is not None else hit.any():
+            return True
+    return False
+
+
+def _vrt_without_nodata(src: rasterio.DatasetReader) -> str:
+    """A VRT (XML text, opened by GDAL as a dataset) of every band of ``src`` with no nodata
+    declared: the pixels, grid and CRS of ``src``."""
+    name = escape(str(Path(src.name).resolve()))
+    bands = "".join(
+        f'<VRTRasterBand dataType="{_GDAL_TYPES[src.dtypes[i]]}" band="{i + 1}">'
+        f'<SimpleSource><SourceFilename relativeToVRT="0">{name}</SourceFilename>'
+        f"<SourceBand>{i + 1}</SourceBand></SimpleSource></VRTRasterBand>"
+        for i in range(src.count))
+    gt = ", ".join(repr(float(v)) for v in src.transform.to_gdal())
+    return (f'<VRTDataset rasterXSize="{src.width}" rasterYSize="{src.height}">'
+            f"<SRS>{escape(src.crs.to_wkt())}</SRS><GeoTransform>{gt}</GeoTransform>"
+            f"{bands}</VRTDataset>")
+
+
+def _warp_source(src: rasterio.DatasetReader, grid: Grid, method: str, nodata: float | None
+                 ) -> tuple[rasterio.DatasetReader | None, float | None]:
+    """(dataset to warp from, its nodata) for :func:`warp_to_file`. GDAL's warper keeps a
+    validity mask per band when the source declares nodata, and its integer kernels run
+    about twice as fast without one. When no pixel the kernels can read holds ``nodata``
+    (:func:`kernel_reach`, :func:`has_nodata`), every mask would be all valid, so the warp
+    reads ``src`` through a VRT without nodata: the same pixels out, faster. Returns
+    ``(None, nodata)`` to warp ``src`` itself (float data: the NaN kernels gain nothing)."""
+    if nodata is None or src.dtypes[0] not in _GDAL_TYPES or src.dtypes[0].startswith("float"):
+        return None, nodata
+    reach = kernel_reach(src, grid, method)
+    if reach is None:
+        return None, nodata
+    with rasterio.open(src.name) as check:  # its own handle: its decoded blocks freed after
+        if has_nodata(check, reach[0], nodata, reach[1]):
+            return None, nodata
+    return rasterio.open(_vrt_without_nodata(src)), None
+
+
 def warp_to_file(src_path: Path | str, dst_path: Path | str, grid: Grid, modality: Modality,
                  method: str | None = None, mem_limit_mb: int = 256,
                  threads: int | str = "ALL_CPUS") -> Path:
@@ -156,9 +255,11 @@ def warp_to_file(src_path: Path | str, dst_path: Path | str, grid: Grid, modalit
                 raise InputError(f"{src_path}: expected {modality.count} bands for "
                                  f"{modality.key}, found {src.count}")
             src_nodata = src.nodata if src.nodata is not None else modality.nodata
-            with atomic_path(dst_path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+            plain, src_nodata = _warp_source(src, grid, method, src_nodata)
+            with (plain or contextlib.nullcontext()), atomic_path(dst_path) as tmp, \
+                    rasterio.open(tmp, "w", **profile) as dst:
                 reproject(
-                    source=rasterio.band(src, bands),
+                    source=rasterio.band(plain or src, bands),
                     destination=rasterio.band(dst, bands),
                     resampling=resampling(method),
                     src_nodata=_nodata(src_nodata),
