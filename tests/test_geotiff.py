@@ -151,13 +151,19 @@ def test_rotated_patch_falls_back_to_rasterio(tmp_path):
         assert src.tags()["SEN12MS_ROI_ID"] == TAGS["SEN12MS_ROI_ID"]
 
 
-def test_geokeys_once_per_crs():
+def test_geokeys_once_per_crs(monkeypatch):
+    from rasterio.crs import CRS
+
     geotiff._geokeys_for_wkt.cache_clear()
+    monkeypatch.setattr(geotiff, "_last_crs", None)
     for _ in range(3):
         for crs in CRSS:
-            geotiff.geokeys(crs)
+            geotiff.geokeys(CRS.from_string(crs))  # equal CRSs, new objects
     info = geotiff._geokeys_for_wkt.cache_info()
     assert (info.misses, info.hits) == (3, 6)
+    crs = CRS.from_string("EPSG:32632")
+    assert geotiff.geokeys(crs) is geotiff.geokeys(crs)
+    assert geotiff._geokeys_for_wkt.cache_info().hits == 7  # same object: not even the WKT
 
 
 @pytest.mark.skipif(not shutil.which("gdalinfo"), reason="needs gdal-bin")
