@@ -35,6 +35,7 @@ import numpy as np
 import rasterio
 
 from . import __version__
+from .geotiff import UnsupportedGeoTIFF, write_geotiff
 from .io import atomic_path
 from .products import LC_COLLECTION
 
@@ -181,10 +182,18 @@ def quality_array(aux: np.ndarray) -> np.ndarray:
 
 
 def write_quality(path: Path, aux: np.ndarray, crs: Any, transform: Any,
-                  tags: Mapping[str, str]) -> None:
+                  tags: Mapping[str, str], *, gdal: bool = False) -> None:
     """Write one quality-layer GeoTIFF (DEFLATE, nodata 255, band descriptions, the patch's
-    provenance tags); atomic."""
+    provenance tags); atomic. Assembled in numpy (:func:`geotiff.write_geotiff`); rasterio
+    writes it when that writer does not cover the raster, or with ``gdal=True``."""
     data = quality_array(aux)
+    if not gdal:
+        try:
+            write_geotiff(path, data, crs=crs, transform=transform, nodata=QA_NODATA,
+                          descriptions=QA_BANDS, tags=tags, compress="deflate")
+            return
+        except UnsupportedGeoTIFF:
+            pass
     profile = {"driver": "GTiff", "count": data.shape[0], "height": data.shape[1],
                "width": data.shape[2], "dtype": "uint8", "crs": crs, "transform": transform,
                "nodata": QA_NODATA, "compress": "deflate"}
