@@ -17,7 +17,8 @@ prints, over the Sentinel-2 acquisitions of a demo archive (``archive.json`` + `
   the synthetic-cloud acquisitions;
 * per season: the residual cloud and shadow share of the merged mosaic (the share of
   covered pixels whose source image is cloud or shadow in the truth), with the paper's
-  merge and with the masked one;
+  merge and with the masked one; beside it the mosaic's own poor share (what the curation
+  reads) and the mean poor share of the season's images;
 * agreement between scorers on the real cloudy scene: flagged shares, intersection over
   union of the cloud masks, each one's recall/precision against the reference mask shipped
   with that scene (by default the real L1C crop of ``tests/fixtures/s2cloudless``; pass
@@ -33,11 +34,14 @@ demo's truth).
 Usage:
     python scripts/evaluate_clouds.py [ARCHIVE] [--crop N] [--real NPZ] [--png PNG]
         [--json OUT] [--scorers paper,s2cloudless] [--clouds real|synthetic]
+        [--config YAML]
 
 ``ARCHIVE`` defaults to a fresh demo archive in a temporary folder, with real clouds
 (``--clouds synthetic`` for the default archive's); ``--crop N`` (default 768) reads the
 central N x N pixels of every raster, 0 the whole rasters (s2cloudless costs ~25 s of CPU
-per full demo image).
+per full demo image). ``--config`` takes the mosaicking constants of a config's ``mosaic:``
+section (e.g. ``configs/sen12ms-plus.yaml``: its ``shadow_over_water``); the scorer and merge
+are still each of the listed ones; without it the paper's constants.
 """
 
 from __future__ import annotations
@@ -141,6 +145,7 @@ def evaluate_archive(root: Path, names: list[str], crop: int | None = 768,
             row[name] = {"recall": r, "precision": pr, "cloud_recall": rc,
                          "cloud_precision": pc, "cpu_s": round(dt, 2),
                          "cloudy_percentage": round(s.cloudy_percentage, 2),
+                         "poor_percent": round(100 * float(s.poor.mean()), 2),
                          # pixel counts, for figures pooled over acquisitions
                          "n_hit": int((s.poor & truth).sum()), "n_truth": int(truth.sum()),
                          "n_flagged": int(s.poor.sum()),
@@ -158,10 +163,10 @@ def evaluate_archive(root: Path, names: list[str], crop: int | None = 768,
                 arrays["masks"][(row["date"], name)] = cloud_m
         rows.append(row)
         print(_row_line(row, names), flush=True)
-    residual = {}
+    residual, flagged = {}, {}
     for season, d in seasons.items():
         truth = np.stack(d["truth"])
-        residual[season] = {}
+        residual[season], flagged[season] = {}, {}
         for name in names:
             q, v, poor, pct = (np.stack([x[i] for x in d["scores"][name]]) if i < 3 else
                                [x[3] for x in d["scores"][name]] for i in range(4))
@@ -173,7 +178,10 @@ def evaluate_archive(root: Path, names: list[str], crop: int | None = 768,
                     np.intp), axis=0)[0]
                 residual[season][f"{name}+{merge}"] = round(
                     100 * float((chosen & covered).sum() / max(covered.sum(), 1)), 3)
+                flagged[season][f"{name}+{merge}"] = round(
+                    100 * mosaic.final_poor_share(source, poor), 3)
     return {"acquisitions": rows, "residual_percent": residual,
+            "mosaic_poor_percent": flagged,
             "arrays": arrays if keep else None}
 
 
@@ -333,7 +341,15 @@ def main(argv: list[str] | None = None) -> int:
                     "one with the most truth)")
     ap.add_argument("--clouds", choices=("synthetic", "real"), default="real",
                     help="clouds of the demo archive written when ARCHIVE is not given")
+    ap.add_argument("--config", type=Path, default=None,
+                    help="YAML config whose mosaic constants to use (scorer and merge are "
+                    "still each of the listed ones); default the paper's")
     args = ap.parse_args(argv)
+    base = None
+    if args.config is not None:
+        from sen12ms_build.config import load_config
+
+        base = load_config(args.config).mosaic_params
     names = args.scorers.split(",") if args.scorers else local_scorers()
     crop = args.crop or None
     tmp = None
@@ -344,8 +360,10 @@ def main(argv: list[str] | None = None) -> int:
         tmp = tempfile.TemporaryDirectory()
         root = Path(tmp.name) / "archive"
         write_demo_archive(root, progress=False, clouds=args.clouds)
-    print(f"scorers: {', '.join(names)}; archive {root}; crop {crop}")
-    demo = evaluate_archive(root, names, crop, keep=True)
+    print(f"scorers: {', '.join(names)}; archive {root}; crop {crop}; constants "
+          f"{args.config or 'the paper'}"
+          + (f" (shadow_over_water {base.shadow_over_water})" if base else ""))
+    demo = evaluate_archive(root, names, crop, keep=True, base=base)
     print("\nper scorer (poor mask pooled over acquisitions; others mean of cloudy ones):")
     for n in names:
         rows = [r for r in demo["acquisitions"] if r["truth_percent"] > 0]
@@ -370,9 +388,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {n:12s} cloud recall {c['recall']}  precision {c['precision']}  "
                   f"precision_any {c['precision_any']}  | poor mask vs cloud + shadow: "
                   f"recall {rec}  precision {prec}")
-    print("\nresidual cloud + shadow of each season's mosaic (% of covered pixels):")
+    print("\nresidual cloud + shadow of each season's mosaic (% of covered pixels; in "
+          "brackets the mosaic's own poor share, what the curation reads, and the mean poor "
+          "share of the season's images):")
     for season, d in demo["residual_percent"].items():
-        print(f"  {season:6s} " + "  ".join(f"{k} {v}" for k, v in d.items()))
+        flagged = demo["mosaic_poor_percent"][season]
+        per_image = {n: _mean([r[n]["poor_percent"] for r in demo["acquisitions"]
+                               if r["season"] == season]) for n in names}
+        print(f"  {season:6s} " + "  ".join(
+            f"{k} {v} ({flagged[k]}; {per_image[k.split('+')[0]]})" for k, v in d.items()))
     real = evaluate_real(args.real, names)
     print(f"\nreal scene {args.real.name}: {real['pixels']} px, reference mask "
           f"{real['reference_percent']} %")

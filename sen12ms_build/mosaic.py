@@ -57,6 +57,9 @@ class MosaicParams:
     # --- shadow score --------------------------------------------------------------------
     ir_sum_thresh: float = 0.3  # (B8 + B11 + B12) reflectance below this is dark
     ndvi_thresh: float = -0.1  # nd(B8, B4) below this is water
+    #: the paper excludes water from the shadow candidates, so a cloud's shadow on water is
+    #: never flagged; True keeps dark water pixels under projected clouds as candidates
+    shadow_over_water: bool = False
     cloud_heights_m: tuple[int, ...] = tuple(range(200, 10000, 250))
     erode_radius_px: float = 1.5  # circular focal minimum ...
     erode_iterations: int = 3
@@ -77,7 +80,14 @@ class MosaicParams:
     cloudscoreplus_clear_thresh: float = 0.6  # cs_cdf >= this is clear (Google's example)
 
     def with_overrides(self, overrides: Mapping[str, Any] | None) -> "MosaicParams":
-        """A copy with some constants replaced; unknown names raise ``KeyError``."""
+        """A copy with some constants replaced, cast to each constant's type.
+
+        Raises:
+            KeyError: an unknown name.
+            TypeError: a switch (bool constant) given anything but ``True``/``False`` (a
+                cast would read the text ``"false"`` as true).
+            ValueError: a value that does not cast to the constant's type.
+        """
         if not overrides:
             return self
         known = {f.name for f in fields(self)}
@@ -87,7 +97,11 @@ class MosaicParams:
         cast: dict[str, Any] = {}
         for key, value in overrides.items():
             current = getattr(self, key)
-            if isinstance(current, tuple):
+            if isinstance(current, bool):
+                if not isinstance(value, (bool, np.bool_)):
+                    raise TypeError(f"{key} must be true or false, got {value!r}")
+                value = bool(value)
+            elif isinstance(current, tuple):
                 value = tuple(type(current[0])(v) for v in value)
             else:
                 value = type(current)(value)
@@ -443,7 +457,8 @@ def project_clouds(score: np.ndarray, valid: np.ndarray, pixel_size: tuple[float
 def shadow_candidates(l1c: np.ndarray, cloud: np.ndarray,
                       params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
     """(H, W) bool: dark (``B8 + B11 + B12 < ir_sum_thresh``), not water
-    (``NDVI >= ndvi_thresh``) and not cloud."""
+    (``NDVI >= ndvi_thresh``; water stays a candidate with ``params.shadow_over_water``) and
+    not cloud."""
     return _shadow_candidates(l1c, footprint(l1c), cloud, params)
 
 
@@ -454,8 +469,9 @@ def _shadow_candidates(l1c: np.ndarray, valid: np.ndarray, cloud: np.ndarray,
     for rows in _row_bands(valid.shape[0]):
         r = _Reflectance(l1c[:, rows], params)
         dark = (r["B8"] + r["B11"] + r["B12"]) < params.ir_sum_thresh
-        water = normalized_difference(r["B8"], r["B4"]) < params.ndvi_thresh
-        dark &= ~water
+        if not params.shadow_over_water:
+            water = normalized_difference(r["B8"], r["B4"]) < params.ndvi_thresh
+            dark &= ~water
         dark &= ~cloud_mask(cloud[rows], params)
         np.logical_and(dark, valid[rows], out=out[rows])
     return out

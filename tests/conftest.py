@@ -75,6 +75,41 @@ def tiny_config():
     return write_tiny_config
 
 
+@pytest.fixture(scope="session")
+def water_scene():
+    """A small synthetic raster where a cloud's shadow falls on water, for the
+    ``shadow_over_water`` switch: (l1c, cloud, water, dark_land, geometry).
+
+    48 x 48 px of 20 m (the score scale), north up. The south half (rows 24-47) is bright
+    land, covered by an opaque cloud (cloud score 1) on rows 28-47; the north half is water
+    on columns 0-31 (nd(B8, B4) = -0.43, dark in B8 + B11 + B12) and dark vegetation on
+    columns 32-47 (the control: a shadow candidate either way). The sun is due south at
+    45 degrees zenith, so the cloud shades the ground north of it: the whole north half.
+    ``l1c`` (13, 48, 48) uint16 DN; ``cloud`` (48, 48) float32; ``water`` / ``dark_land``
+    (48, 48) bool; ``geometry`` = (pixel_size, solar_azimuth, solar_zenith)."""
+    import numpy as np
+
+    from sen12ms_build.products import S2_BANDS
+
+    band = {b: i for i, b in enumerate(S2_BANDS)}
+    l1c = np.full((13, 48, 48), 800, np.uint16)
+
+    def paint(rows, cols, **refl):
+        for b, r in refl.items():
+            l1c[band[b], rows, cols] = round(r * 10000)
+
+    paint(slice(24, 48), slice(None), B4=0.05, B8=0.30, B11=0.20, B12=0.10)  # bright land
+    paint(slice(0, 24), slice(0, 32), B4=0.05, B8=0.02, B11=0.01, B12=0.01)  # water
+    paint(slice(0, 24), slice(32, 48), B4=0.05, B8=0.10, B11=0.05, B12=0.03)  # dark land
+    cloud = np.full((48, 48), 0.001, np.float32)
+    cloud[28:] = 1.0
+    water = np.zeros((48, 48), bool)
+    water[:24, :32] = True
+    dark_land = np.zeros((48, 48), bool)
+    dark_land[:24, 32:] = True
+    return l1c, cloud, water, dark_land, ((20.0, 20.0), 180.0, 45.0)
+
+
 #: Fixtures that build the demo archive or run the pipeline on it (tens of seconds).
 SLOW_FIXTURES = {"demo_archive", "demo_config", "demo_run", "small_archive"}
 #: Fixtures whose tree some tests change for a while (a resume test deletes and restores a

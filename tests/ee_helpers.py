@@ -672,7 +672,21 @@ _IMAGE_OPS: dict[str, Callable[[dict], dict[str, np.ndarray]]] = {
     "Image.rename": lambda a: dict(zip(a["names"], a["input"].values())),
     "Image.addBands": lambda a: {**a["dstImg"], **a["srcImg"]},
     "Image.select": lambda a: {n: a["input"][n] for n in a["bandSelectors"]},
+    "Image.divide": _binary(lambda x, y: np.asarray(x, np.float64) / y),
+    "Image.normalizedDifference": lambda a: {"nd": _nd(*(np.asarray(a["input"][n], np.float64)
+                                                        for n in a["bandNames"]))},
+    "Image.reduce": lambda a: {a["reducer"]: _REDUCERS[a["reducer"]](
+        np.stack([np.asarray(v, np.float64) for v in a["image"].values()]))},
+    "Reducer.sum": lambda a: "sum",
 }
+
+_REDUCERS = {"sum": lambda x: x.sum(axis=0)}
+
+
+def _nd(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Earth Engine's normalizedDifference: (p - q) / (p + q), 0 where both are 0."""
+    s = p + q
+    return np.divide(p - q, s, out=np.zeros_like(s), where=s != 0)
 
 
 def evaluate_image(expr: dict, images: dict[str, np.ndarray], node: Any = None
@@ -680,7 +694,8 @@ def evaluate_image(expr: dict, images: dict[str, np.ndarray], node: Any = None
     """Evaluate the pixel-wise image algebra of a serialized expression (its result, or
     ``node``) on numpy arrays: ``Image.load`` of an id reads ``images[id]`` (one band named
     by the id); constants, comparisons, ``And`` / ``Or`` / ``Not``, ``rename``,
-    ``addBands`` and ``select`` follow Earth Engine's band rules. Returns band name ->
+    ``addBands``, ``select``, ``divide``, ``normalizedDifference`` and ``reduce`` (sum)
+    follow Earth Engine's band rules (arithmetic in float64). Returns band name ->
     array. Anything else (a kernel, a reprojection...) raises ``KeyError`` naming the
     function, so a graph that computes the value another way fails loudly."""
     values = expr["values"]

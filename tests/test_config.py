@@ -51,6 +51,8 @@ def test_shipped_configs_load():
     (lambda d: d["seasons"].update(monsoon=d["seasons"]["spring"]), "seasons.monsoon",
      "unknown season"),
     (lambda d: d["mosaic"].update(cloud_treshold=0.3), "mosaic", "cloud_treshold"),
+    (lambda d: d["mosaic"].update(shadow_over_water="false"), "mosaic",
+     "shadow_over_water must be true or false"),  # not bool("false"), which is True
     (lambda d: d["reproject"]["resampling"].update(lc="bilinear"),
      "reproject.resampling.lc", "must not be interpolated"),
     (lambda d: d["backend"].update(name="gee"), "backend.name", "unknown backend"),

@@ -118,6 +118,24 @@ def test_cloud_and_shadow_masks_as_values_match_the_local_backend(ee_offline, th
     assert got["cloud"][2, :4].all() and not got["shadow"][2, :4].any()
 
 
+@pytest.mark.parametrize("over_water", [False, True])
+def test_shadow_candidates_as_values_match_the_local_backend(ee_offline, water_scene,
+                                                             over_water):
+    """The serialized shadow-candidate graph, evaluated on a raster where a cloud's shadow
+    falls on water, gives the numpy candidates pixel for pixel with ``shadow_over_water``
+    off (the paper: water is never a candidate) and on (dark water is)."""
+    l1c, cloud, water, dark_land, _geometry = water_scene
+    p = MosaicParams(shadow_over_water=over_water)
+    image = ee.Image.cat([ee.Image(b) for b in S2_BANDS])  # band b reads images[b]
+    expr = graphs.encode(graphs.shadow_candidates(image, ee.Image("CLOUD"), p))
+    arrays = {b: l1c[i] for i, b in enumerate(S2_BANDS)} | {"CLOUD": cloud}
+    (got,) = evaluate_image(expr, arrays).values()
+    want = mosaic.shadow_candidates(l1c, cloud, p)  # numpy side
+    np.testing.assert_array_equal(got.astype(bool), want)
+    assert got[dark_land].all() and not got[~(water | dark_land)].any()
+    assert got[water].all() if over_water else not got[water].any()
+
+
 def _mask_node(expr):
     """The resolved ``cloud_shadow_masks`` of a scored image (the addBands of the two
     renamed masks), found in a serialized S2 graph."""
@@ -346,6 +364,12 @@ def test_every_mosaic_constant_reaches_the_earth_engine_graph(region):
         value = getattr(base, f.name)
         if isinstance(value, str) or f.name.startswith("s2cloudless_"):
             continue  # method choices and local-only scorer constants: test_scorers.py
+        if isinstance(value, bool):  # a switch: the graph takes another shape
+            expr = graphs.encode(s2_mosaic(region, START, END,
+                                           base.with_overrides({f.name: not value}),
+                                           with_aux=True))
+            assert expr != graphs.encode(s2_mosaic(region, START, END, base, with_aux=True))
+            continue
         new = _sentinel(f.name, value, i)
         params = base.with_overrides({f.name: list(new) if isinstance(new, tuple) else new})
         ref = default

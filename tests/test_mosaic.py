@@ -93,6 +93,28 @@ def test_shadow_candidates_dark_not_water_not_cloud():
     assert not mosaic.shadow_candidates(dark_land, cloudy).any()
 
 
+@pytest.mark.parametrize("over_water", [False, True])
+def test_shadow_over_water_switch(water_scene, over_water):
+    """The paper never flags a cloud shadow on water (water is not a shadow candidate);
+    ``shadow_over_water`` keeps dark water under the projected cloud as a candidate. Dark
+    land under the same shadow is flagged either way, bright land never."""
+    l1c, cloud, water, dark_land, (pixel, azimuth, zenith) = water_scene
+    p = MosaicParams(shadow_over_water=over_water)
+    candidates = mosaic.shadow_candidates(l1c, cloud, p)
+    np.testing.assert_array_equal(candidates, dark_land | (water if over_water else False))
+    s = mosaic.shadow_score(l1c, cloud, pixel, azimuth, zenith, p)
+    _, shadow = mosaic.cloud_shadow_masks(cloud, s, p)
+    assert shadow[dark_land].all()
+    # water far (> 10 px) from the dark land, beyond the reach of the opening's dilation
+    far = water.copy()
+    far[:, 22:] = False
+    assert shadow[far].all() if over_water else not shadow[far].any()
+    assert not shadow[28:].any()  # under the cloud: cloud, not shadow
+    # the switch touches nothing but the water: the dark land's scores are the same
+    paper = mosaic.shadow_score(l1c, cloud, pixel, azimuth, zenith, MosaicParams())
+    np.testing.assert_array_equal(s[:, 40:], paper[:, 40:])
+
+
 def test_shadow_opening_removes_specks_and_keeps_blobs():
     h = w = 120
     dark = {"B4": 0.05, "B8": 0.15, "B11": 0.08, "B12": 0.05, "B2": 0.05, "B1": 0.05,

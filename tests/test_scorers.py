@@ -233,6 +233,7 @@ def test_plus_config_loads_with_better_than_paper_choices():
     p = cfg.mosaic_params
     assert (p.scorer, p.merge) == ("s2cloudless", "masked")
     paper = load_config(Path(__file__).parent.parent / "configs" / "sen12ms.yaml")
+    assert p.shadow_over_water and not paper.mosaic_params.shadow_over_water
     assert cfg.curation.patch_max_poor_share < paper.curation.patch_max_poor_share
     assert cfg.curation.scene_max_poor_share <= paper.curation.scene_max_poor_share
     # on Earth Engine the plus choices swap in Cloud Score+
@@ -243,7 +244,8 @@ def test_plus_config_loads_with_better_than_paper_choices():
 
 def test_methods_travel_in_the_fingerprinted_params():
     base = MosaicParams().as_dict()
-    for key, value in (("scorer", "s2cloudless"), ("merge", "masked")):
+    for key, value in (("scorer", "s2cloudless"), ("merge", "masked"),
+                       ("shadow_over_water", True)):
         assert MosaicParams().with_overrides({key: value}).as_dict() != base
     from sen12ms_build import layout
 

@@ -212,11 +212,25 @@ def with_scorer_bands(col: ee.ImageCollection, params: MosaicParams) -> ee.Image
     return col
 
 
+def shadow_candidates(image: ee.Image, cloud: ee.Image,
+                      params: MosaicParams = DEFAULT_PARAMS) -> ee.Image:
+    """0/1 image (mosaic.shadow_candidates): dark (``B8 + B11 + B12 < ir_sum_thresh``), not
+    water (``nd(B8, B4) >= ndvi_thresh``; water stays a candidate with
+    ``params.shadow_over_water``) and not cloud (cloud score <= ``cloud_thresh``)."""
+    r = toa(image, params)
+    dark = r.select(["B8", "B11", "B12"]).reduce(ee.Reducer.sum()).lt(params.ir_sum_thresh)
+    if not params.shadow_over_water:  # the paper: a shadow on water is never a candidate
+        water = r.normalizedDifference(["B8", "B4"]).lt(params.ndvi_thresh)
+        dark = dark.And(water.Not())
+    return dark.And(cloud.gt(params.cloud_thresh).Not())
+
+
 def shadow_score(image: ee.Image, cloud: ee.Image,
                  params: MosaicParams = DEFAULT_PARAMS) -> ee.Image:
     """Band ``shadowScore`` (mosaic.shadow_score): the cloud score projected along the solar
-    geometry for every cloud height, averaged, kept on dark non-water non-cloud pixels,
-    opened ("dilated erosion") and maximised over the 3 x 3 window.
+    geometry for every cloud height, averaged, kept on the :func:`shadow_candidates` (dark,
+    non-water, non-cloud pixels), opened ("dilated erosion") and maximised over the 3 x 3
+    window.
 
     The projection is :func:`sen12ms_build.mosaic.shadow_displacement_m` (the numpy side's
     very formula, run with ``ee.Number``): the projected image at p is the cloud score at
@@ -224,11 +238,7 @@ def shadow_score(image: ee.Image, cloud: ee.Image,
     ``az = azimuth + 180``, ``dx = -sin(az) d``, ``dy = -cos(az) d``. The opening and the
     3 x 3 maximum run at the score scale (input and output pinned, see _neighbourhood).
     """
-    r = toa(image, params)
-    dark = r.select(["B8", "B11", "B12"]).reduce(ee.Reducer.sum()).lt(params.ir_sum_thresh)
-    water = r.normalizedDifference(["B8", "B4"]).lt(params.ndvi_thresh)
-    candidates = dark.And(water.Not()).And(cloud.gt(params.cloud_thresh).Not())
-
+    candidates = shadow_candidates(image, cloud, params)
     azimuth = image.get("MEAN_SOLAR_AZIMUTH_ANGLE")
     zenith = image.get("MEAN_SOLAR_ZENITH_ANGLE")
 
