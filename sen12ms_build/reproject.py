@@ -244,7 +244,9 @@ def warp_to_file(src_path: Path | str, dst_path: Path | str, grid: Grid, modalit
     profile = {**GTIFF_PROFILE, **FAST_COMPRESSION, "predictor": predictor(modality.dtype),
                "count": modality.count, "dtype": modality.dtype, "width": grid.width,
                "height": grid.height, "crs": grid.crs, "transform": grid.transform,
-               "nodata": modality.nodata}
+               "nodata": modality.nodata,
+               # blocks compressed by worker threads as the warp goes (the same bytes)
+               "num_threads": threads}
     if grid.width < 256 or grid.height < 256:
         profile.update(tiled=False)
         profile.pop("blockxsize"), profile.pop("blockysize")

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Threads writing patch files (the file write and most of numpy's copy release the GIL).
 WRITE_THREADS = 2
+#: Threads decoding the blocks of the warped scene's strips (GTiff open option NUM_THREADS).
+READ_THREADS = "ALL_CPUS"
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ def iter_patch_rows(paths: Mapping[str, Path], size: int, stride: int
     """Yield, for each row of patches, its windows, one (C, size, W) strip per modality
     and the scene profile. All inputs must share one grid. Each scene row is read once:
     with stride < size, consecutive strips overlap and only the new rows are read."""
-    srcs = {k: rasterio.open(p) for k, p in paths.items()}
+    # GTiff's worker threads decode the blocks of each strip in parallel
+    srcs = {k: rasterio.open(p, num_threads=READ_THREADS) for k, p in paths.items()}
     try:
         first = next(iter(srcs.values()))
         for k, s in srcs.items():
@@ -158,7 +161,8 @@ def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
     """
     records = []
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        pending = []
+        pending: list = []
+        previous: list = []
         for ws, strips, prof in iter_patch_rows(paths, size, stride):
             for w in ws:
                 arrays = {k: a[:, :, w.col:w.col + size] for k, a in strips.items()}
@@ -180,10 +184,14 @@ def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
                 records.append({"patch": w.patch, "row": w.row, "col": w.col,
                                 "bounds": bounds, "kept": keep, "reason": reason,
                                 "values": values, "files": files, "tags": tags})
-            # bound the queue (and the strips it holds) to about one row of patches
-            for fut in pending:
+            # bound the queue (and the strips it holds) to about two rows of patches: the
+            # previous row's files finish while this row's are queued and the next strip is
+            # read and decoded
+            for fut in previous:
                 fut.result()
-            pending = []
+            previous, pending = pending, []
             if progress:
                 progress(len(ws))
+        for fut in previous:
+            fut.result()
     return records
