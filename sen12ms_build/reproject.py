@@ -189,13 +189,15 @@ def has_nodata(src: rasterio.DatasetReader, win: Window, nodata: float,
     return False
 
 
-def _vrt_without_nodata(src: rasterio.DatasetReader) -> str:
+def _vrt_without_nodata(src: rasterio.DatasetReader, threads: int | str = "ALL_CPUS") -> str:
     """A VRT (XML text, opened by GDAL as a dataset) of every band of ``src`` with no nodata
-    declared: the pixels, grid and CRS of ``src``."""
+    declared: the pixels, grid and CRS of ``src``, its blocks decoded by ``threads`` worker
+    threads (GTiff's NUM_THREADS open option)."""
     name = escape(str(Path(src.name).resolve()))
+    opts = f'<OpenOptions><OOI key="NUM_THREADS">{escape(str(threads))}</OOI></OpenOptions>'
     bands = "".join(
         f'<VRTRasterBand dataType="{_GDAL_TYPES[src.dtypes[i]]}" band="{i + 1}">'
-        f'<SimpleSource><SourceFilename relativeToVRT="0">{name}</SourceFilename>'
+        f'<SimpleSource><SourceFilename relativeToVRT="0">{name}</SourceFilename>{opts}'
         f"<SourceBand>{i + 1}</SourceBand></SimpleSource></VRTRasterBand>"
         for i in range(src.count))
     gt = ", ".join(repr(float(v)) for v in src.transform.to_gdal())
@@ -204,7 +206,8 @@ def _vrt_without_nodata(src: rasterio.DatasetReader) -> str:
             f"{bands}</VRTDataset>")
 
 
-def _warp_source(src: rasterio.DatasetReader, grid: Grid, method: str, nodata: float | None
+def _warp_source(src: rasterio.DatasetReader, grid: Grid, method: str, nodata: float | None,
+                 threads: int | str = "ALL_CPUS"
                  ) -> tuple[rasterio.DatasetReader | None, float | None]:
     """(dataset to warp from, its nodata) for :func:`warp_to_file`. GDAL's warper keeps a
     validity mask per band when the source declares nodata, and its integer kernels run
@@ -217,10 +220,11 @@ def _warp_source(src: rasterio.DatasetReader, grid: Grid, method: str, nodata: f
     reach = kernel_reach(src, grid, method)
     if reach is None:
         return None, nodata
-    with rasterio.open(src.name) as check:  # its own handle: its decoded blocks freed after
+    # its own handle: its decoded blocks are freed after the check
+    with rasterio.open(src.name, num_threads=threads) as check:
         if has_nodata(check, reach[0], nodata, reach[1]):
             return None, nodata
-    return rasterio.open(_vrt_without_nodata(src)), None
+    return rasterio.open(_vrt_without_nodata(src, threads)), None
 
 
 def warp_to_file(src_path: Path | str, dst_path: Path | str, grid: Grid, modality: Modality,
@@ -252,12 +256,13 @@ def warp_to_file(src_path: Path | str, dst_path: Path | str, grid: Grid, modalit
         profile.pop("blockxsize"), profile.pop("blockysize")
     bands = list(range(1, modality.count + 1))
     try:
-        with rasterio.open(src_path) as src:
+        # the source's blocks decoded by GTiff's worker threads as the warper reads them
+        with rasterio.open(src_path, num_threads=threads) as src:
             if src.count != modality.count:
                 raise InputError(f"{src_path}: expected {modality.count} bands for "
                                  f"{modality.key}, found {src.count}")
             src_nodata = src.nodata if src.nodata is not None else modality.nodata
-            plain, src_nodata = _warp_source(src, grid, method, src_nodata)
+            plain, src_nodata = _warp_source(src, grid, method, src_nodata, threads)
             with (plain or contextlib.nullcontext()), atomic_path(dst_path) as tmp, \
                     rasterio.open(tmp, "w", **profile) as dst:
                 reproject(

@@ -55,8 +55,8 @@ def _warp(tmp_path, src, name, modality, method, fast, monkeypatch):
     real = rp._warp_source
     taken = []
 
-    def spy(s, grid, method, nodata):
-        plain, nd = real(s, grid, method, nodata) if fast else (None, nodata)
+    def spy(s, grid, method, nodata, *threads):
+        plain, nd = real(s, grid, method, nodata, *threads) if fast else (None, nodata)
         taken.append(plain is not None)
         return plain, nd
 
