@@ -114,7 +114,8 @@ def _scene_base(cfg: Config, season: str, roi: ROI) -> dict[str, Any]:
             "scene": roi.scene, "roi_id": roi.id, "kind": roi.kind, "lon": roi.lon,
             "lat": roi.lat, "utm_zone": roi.utm_zone, "epsg": roi.epsg,
             "start": s.start.isoformat(), "end": s.end.isoformat(),
-            "scorer": cfg.mosaic_params.scorer, "merge": cfg.mosaic_params.merge}
+            "scorer": cfg.mosaic_params.scorer, "merge": cfg.mosaic_params.merge,
+            "shadow_over_water": str(cfg.mosaic_params.shadow_over_water).lower()}
 
 
 def stage_fingerprints(cfg: Config, season: str, roi: ROI, backend_name: str

@@ -11,7 +11,7 @@ memory stays bounded by one strip whatever the scene size.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -161,8 +161,10 @@ def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
     """
     records = []
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        pending: list = []
-        previous: list = []
+        pending: list[Future] = []
+        previous: list[Future] = []
+        extras: list[tuple[dict, Future]] = []
+        previous_extras: list[tuple[dict, Future]] = []
         for ws, strips, prof in iter_patch_rows(paths, size, stride):
             for w in ws:
                 arrays = {k: a[:, :, w.col:w.col + size] for k, a in strips.items()}
@@ -179,19 +181,28 @@ def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
                         files[k] = path
                     else:  # a re-run with stricter rules removes it
                         path.unlink(missing_ok=True)
-                if extra_for:
-                    files.update(extra_for(w.patch, arrays, prof["crs"], t, tags, keep))
+                if extra_for:  # in the pool too; its files join the record when done
+                    extras.append((files, pool.submit(extra_for, w.patch, arrays,
+                                                      prof["crs"], t, tags, keep)))
                 records.append({"patch": w.patch, "row": w.row, "col": w.col,
                                 "bounds": bounds, "kept": keep, "reason": reason,
                                 "values": values, "files": files, "tags": tags})
             # bound the queue (and the strips it holds) to about two rows of patches: the
             # previous row's files finish while this row's are queued and the next strip is
             # read and decoded
-            for fut in previous:
-                fut.result()
+            _finish(previous, previous_extras)
             previous, pending = pending, []
+            previous_extras, extras = extras, []
             if progress:
                 progress(len(ws))
-        for fut in previous:
-            fut.result()
+        _finish(previous, previous_extras)
     return records
+
+
+def _finish(writes: list[Future], extras: list[tuple[dict, Future]]) -> None:
+    """Wait for a row's patch writes (raising their errors) and add the files its extra
+    writes made to their records."""
+    for fut in writes:
+        fut.result()
+    for files, fut in extras:
+        files.update(fut.result())

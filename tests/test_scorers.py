@@ -262,7 +262,8 @@ def test_run_records_scorer_and_merge_in_scenes_csv(small_archive, tmp_path, tin
                                         "--scorer", "s2cloudless", "--merge", "masked"])
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(open(tmp_path / "out" / "scenes.csv")))
-    assert rows and {(r["scorer"], r["merge"]) for r in rows} == {("s2cloudless", "masked")}
+    assert rows and {(r["scorer"], r["merge"], r["shadow_over_water"]) for r in rows} == {
+        ("s2cloudless", "masked", "false")}
 
 
 def test_calibration_floor_makes_clear_pixels_tie():
