@@ -886,13 +886,17 @@ class RunningMerge:
     def add(self, quality: np.ndarray, poor: np.ndarray) -> int:
         """Take image ``n``: it wins where its quality is strictly higher (ties keep the
         earlier image, as ``argmax``). Returns its index."""
+        return self._take(quality, poor)[0]
+
+    def _take(self, quality: np.ndarray, poor: np.ndarray) -> tuple[int, np.ndarray]:
+        """:meth:`add`, returning the index and where the image wins the quality mosaic."""
         i = self.n
         better = quality > self.quality
         np.copyto(self.quality, quality, where=better)
         np.copyto(self.source, np.int16(i), where=better)
         np.copyto(self.poor, poor, where=better)
         self.n += 1
-        return i
+        return i, better
 
     def add_on_top(self, quality: np.ndarray, poor: np.ndarray, valid: np.ndarray,
                    cloudy_pct: float, params: MosaicParams = DEFAULT_PARAMS) -> np.ndarray:
@@ -901,12 +905,7 @@ class RunningMerge:
         (``params.merge`` ``masked``: and is not poor) and outranks the best image already
         there. Returns the (H, W) bool pixels the image holds in the merge now: on top, or
         winning the quality mosaic where no best image lies on top."""
-        i = self.n
-        better = quality > self.quality
-        np.copyto(self.quality, quality, where=better)
-        np.copyto(self.source, np.int16(i), where=better)
-        np.copyto(self.poor, poor, where=better)
-        self.n += 1
+        i, better = self._take(quality, poor)
         self.cloudy.append(float(cloudy_pct))
         if self.top is None:
             self.top = np.full(self.source.shape, -1, np.int16)
