@@ -172,8 +172,8 @@ def run_mosaic(root: Path, out: Path, scorer: str) -> dict:
         meta = backend._s2(req, grid, roi_mask, out)
     sec = time.perf_counter() - t0
     io1 = _io()
-    return {"seconds": sec, "cpu_seconds": _cpu() - c0, "images": len(meta["s2_images"]), "best": len(meta["s2_best"]),
-            "rchar": io1["rchar"] - io0["rchar"], "wchar": io1["wchar"] - io0["wchar"],
+    return {"seconds": sec, "cpu_seconds": _cpu() - c0, "images": len(meta["s2_images"]),
+            "best": len(meta["s2_best"]), "rchar": io1["rchar"] - io0["rchar"], "wchar": io1["wchar"] - io0["wchar"],
             "poor_share": meta["poor_share"]}
 
 
