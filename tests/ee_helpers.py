@@ -615,8 +615,24 @@ def evaluate(expr: dict, node: Any, properties: dict[str, float],
     only value in it), ``Image.constant`` / ``Image.addBands`` give band value lists.
     Anything else raises ``KeyError`` naming the function, so a graph that computes the
     value another way fails loudly."""
+    def invoke(name: str, args: dict, ev: Callable[[Any], Any]) -> Any:
+        if name in ("Element.get", "Image.get"):
+            return float(properties[ev(args["property"])])
+        if name == "Number":  # ee.Number(x) of a computed object
+            return ev(args["number"]) if "number" in args else ev(args["input"])
+        return _NUMBER_OPS[name]({k: ev(v) for k, v in args.items()})
+
+    return _walk(expr, node, invoke, arguments or {})
+
+
+def _walk(expr: dict, node: Any, invoke: Callable[[str, dict, Callable[[Any], Any]], Any],
+          arguments: dict[str, Any] | None = None) -> Any:
+    """The walk both evaluators share: value references, constants and arrays resolved;
+    an argument reference of a mapped function reads ``arguments`` (or the only value in
+    it; left as is when ``arguments`` is None); a function invocation is
+    ``invoke(name, raw arguments, ev)``, which evaluates the arguments it needs with
+    ``ev``."""
     values = expr["values"]
-    arguments = arguments or {}
 
     def ev(n: Any) -> Any:
         if isinstance(n, dict):
@@ -624,7 +640,7 @@ def evaluate(expr: dict, node: Any, properties: dict[str, float],
                 return ev(values[n["valueReference"]])
             if "constantValue" in n:
                 return n["constantValue"]
-            if "argumentReference" in n:
+            if "argumentReference" in n and arguments is not None:
                 ref = n["argumentReference"]
                 if ref in arguments:
                     return arguments[ref]
@@ -632,13 +648,9 @@ def evaluate(expr: dict, node: Any, properties: dict[str, float],
                 return only
             if "functionInvocationValue" in n:
                 inv = n["functionInvocationValue"]
-                name = inv.get("functionName")
-                args = inv.get("arguments", {})
-                if name in ("Element.get", "Image.get"):
-                    return float(properties[ev(args["property"])])
-                if name == "Number":  # ee.Number(x) of a computed object
-                    return ev(args["number"]) if "number" in args else ev(args["input"])
-                return _NUMBER_OPS[name]({k: ev(v) for k, v in args.items()})
+                return invoke(inv.get("functionName"), inv.get("arguments", {}), ev)
+            if "arrayValue" in n:
+                return [ev(v) for v in n["arrayValue"]["values"]]
         return n
 
     return ev(node)
@@ -698,25 +710,12 @@ def evaluate_image(expr: dict, images: dict[str, np.ndarray], node: Any = None
     follow Earth Engine's band rules (arithmetic in float64). Returns band name ->
     array. Anything else (a kernel, a reprojection...) raises ``KeyError`` naming the
     function, so a graph that computes the value another way fails loudly."""
-    values = expr["values"]
+    def invoke(name: str, raw: dict, ev: Callable[[Any], Any]) -> Any:
+        args = {k: ev(v) for k, v in raw.items()}
+        if name == "Image.load":
+            return {args["id"]: np.asarray(images[args["id"]])}
+        if name not in _IMAGE_OPS:
+            raise KeyError(f"evaluate_image: {name} is not pixel-wise algebra")
+        return _IMAGE_OPS[name](args)
 
-    def ev(n: Any) -> Any:
-        if isinstance(n, dict):
-            if "valueReference" in n:
-                return ev(values[n["valueReference"]])
-            if "constantValue" in n:
-                return n["constantValue"]
-            if "functionInvocationValue" in n:
-                inv = n["functionInvocationValue"]
-                name = inv.get("functionName")
-                args = {k: ev(v) for k, v in inv.get("arguments", {}).items()}
-                if name == "Image.load":
-                    return {args["id"]: np.asarray(images[args["id"]])}
-                if name not in _IMAGE_OPS:
-                    raise KeyError(f"evaluate_image: {name} is not pixel-wise algebra")
-                return _IMAGE_OPS[name](args)
-            if "arrayValue" in n:
-                return [ev(v) for v in n["arrayValue"]["values"]]
-        return n
-
-    return ev({"valueReference": expr["result"]} if node is None else node)
+    return _walk(expr, {"valueReference": expr["result"]} if node is None else node, invoke)
