@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from affine import Affine
 from pyproj import CRS, Transformer
@@ -98,8 +99,16 @@ def geographic_ring(bounds: tuple[float, float, float, float], epsg: int,
                     densify: int = 16) -> list[tuple[float, float]]:
     """The UTM ``bounds`` square as a closed lon/lat ring (counter-clockwise), densified
     with ``densify`` points per side so that its edges follow the projection."""
+    return densified_ring(bounds, f"EPSG:{epsg}", "EPSG:4326", densify)
+
+
+def densified_ring(bounds: tuple[float, float, float, float], src_crs: Any, dst_crs: Any,
+                   densify: int = 16) -> list[tuple[float, float]]:
+    """The ``bounds`` rectangle of ``src_crs`` as a closed ring in ``dst_crs`` (x, y order;
+    counter-clockwise), densified with ``densify`` points per side so that its edges follow
+    the projection."""
     left, bottom, right, top = bounds
-    to_geo = Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True)
+    to_geo = Transformer.from_crs(src_crs, dst_crs, always_xy=True)
     pts: list[tuple[float, float]] = []
     corners = [(left, bottom), (right, bottom), (right, top), (left, top)]
     for (x0, y0), (x1, y1) in zip(corners, corners[1:] + corners[:1]):

@@ -27,12 +27,12 @@ import rasterio
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.features import rasterize
-from rasterio.warp import reproject, transform
+from rasterio.warp import reproject
 from rasterio.windows import Window
 from shapely.affinity import translate
 from shapely.geometry import Polygon
 
-from .geo import Grid
+from .geo import Grid, densified_ring
 from .io import (FAST_COMPRESSION, GTIFF_PROFILE, InputError, OutputError, atomic_path,
                  predictor)
 from .products import Modality
@@ -153,14 +153,8 @@ def kernel_reach(src: rasterio.DatasetReader, grid: Grid, method: str
     reach = _KERNEL_REACH_PX.get(method)
     if reach is None:
         return None
-    left, bottom, right, top = grid.bounds
-    t = np.linspace(0.0, 1.0, 101)
-    xs = np.concatenate([left + (right - left) * t, np.full(t.size, right),
-                         right - (right - left) * t, np.full(t.size, left)])
-    ys = np.concatenate([np.full(t.size, top), top - (top - bottom) * t,
-                         np.full(t.size, bottom), bottom + (top - bottom) * t])
-    sx, sy = transform(grid.crs, src.crs, xs, ys)
-    inv, sx, sy = ~src.transform, np.asarray(sx), np.asarray(sy)
+    ring = np.array(densified_ring(grid.bounds, grid.crs, src.crs.to_wkt(), densify=100))
+    inv, sx, sy = ~src.transform, ring[:, 0], ring[:, 1]
     cols, rows = inv.a * sx + inv.b * sy + inv.c, inv.d * sx + inv.e * sy + inv.f
     outline = Polygon(zip(cols, rows)).buffer(reach)
     c0, r0, c1, r1 = outline.bounds
