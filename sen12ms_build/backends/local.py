@@ -66,21 +66,22 @@ def _read_ahead(items: Sequence[Any], read: Callable[[Any], np.ndarray]
             del arr
 
 
-def _copy_where(dst: np.ndarray, src: np.ndarray, where: np.ndarray) -> None:
-    """``dst[:, where] = src[:, where]`` for (C, H, W) arrays and an (H, W) mask, band by
-    band; by flat indices when the mask is sparse (most images hold few pixels of a long
-    season's merge)."""
+def _copy_where(pairs: Sequence[tuple[np.ndarray, np.ndarray]], where: np.ndarray) -> None:
+    """``dst[:, where] = src[:, where]`` for each (dst, src) pair of (C, H, W) arrays and one
+    (H, W) mask, band by band; by flat indices (found once for every pair) when the mask is
+    sparse (most images hold few pixels of a long season's merge)."""
     n = np.count_nonzero(where)
     if not n:
         return
-    if n > where.size // 8:
+    idx = np.flatnonzero(where) if n <= where.size // 8 else None
+    for dst, src in pairs:
+        if idx is None:
+            for b in range(dst.shape[0]):
+                np.copyto(dst[b], src[b], where=where)
+            continue
+        d, s = dst.reshape(dst.shape[0], -1), src.reshape(src.shape[0], -1)
         for b in range(dst.shape[0]):
-            np.copyto(dst[b], src[b], where=where)
-        return
-    idx = np.flatnonzero(where)
-    d, s = dst.reshape(dst.shape[0], -1), src.reshape(src.shape[0], -1)
-    for b in range(dst.shape[0]):
-        d[b, idx] = s[b, idx]
+            d[b, idx] = s[b, idx]
 
 
 def _write(path: Path, data: np.ndarray, **kw: Any) -> None:
@@ -214,9 +215,8 @@ class LocalBackend(Backend):
             held = merge.add_on_top(s.quality, s.poor, s.valid, s.cloudy_percentage, params)
             if result is None:
                 result = np.zeros(l1c.shape, l1c.dtype)
-            _copy_where(result, l1c, held)
-            for chosen, m in zip(chosen_masks, s.masks):
-                _copy_where(chosen[None], m[None], held)
+            _copy_where([(result, l1c), *((c[None], m[None])
+                                          for c, m in zip(chosen_masks, s.masks))], held)
             del held
             used.append({"file": acq.path.name, "time": acq.time.isoformat(),
                          "product_id": acq.tags.get("PRODUCT_ID", acq.path.stem),
