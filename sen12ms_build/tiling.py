@@ -161,10 +161,9 @@ def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
     """
     records = []
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-        pending: list[Future] = []
-        previous: list[Future] = []
-        extras: list[tuple[dict, Future]] = []
-        previous_extras: list[tuple[dict, Future]] = []
+        # a row's writes: (the record's files to add the result to, or None; the future)
+        pending: list[tuple[dict | None, Future]] = []
+        previous: list[tuple[dict | None, Future]] = []
         for ws, strips, prof in iter_patch_rows(paths, size, stride):
             for w in ws:
                 arrays = {k: a[:, :, w.col:w.col + size] for k, a in strips.items()}
@@ -176,33 +175,32 @@ def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
                 for k in ("s1", "s2", "lc"):
                     path = name_for(k, w.patch)
                     if keep:  # same bytes on re-runs
-                        pending.append(pool.submit(write_patch, path, arrays[k], k,
-                                                   prof["crs"], t, tags))
+                        pending.append((None, pool.submit(write_patch, path, arrays[k], k,
+                                                          prof["crs"], t, tags)))
                         files[k] = path
                     else:  # a re-run with stricter rules removes it
                         path.unlink(missing_ok=True)
                 if extra_for:  # in the pool too; its files join the record when done
-                    extras.append((files, pool.submit(extra_for, w.patch, arrays,
-                                                      prof["crs"], t, tags, keep)))
+                    pending.append((files, pool.submit(extra_for, w.patch, arrays,
+                                                       prof["crs"], t, tags, keep)))
                 records.append({"patch": w.patch, "row": w.row, "col": w.col,
                                 "bounds": bounds, "kept": keep, "reason": reason,
                                 "values": values, "files": files, "tags": tags})
             # bound the queue (and the strips it holds) to about two rows of patches: the
             # previous row's files finish while this row's are queued and the next strip is
             # read and decoded
-            _finish(previous, previous_extras)
+            _finish(previous)
             previous, pending = pending, []
-            previous_extras, extras = extras, []
             if progress:
                 progress(len(ws))
-        _finish(previous, previous_extras)
+        _finish(previous)
     return records
 
 
-def _finish(writes: list[Future], extras: list[tuple[dict, Future]]) -> None:
-    """Wait for a row's patch writes (raising their errors) and add the files its extra
-    writes made to their records."""
-    for fut in writes:
-        fut.result()
-    for files, fut in extras:
-        files.update(fut.result())
+def _finish(writes: list[tuple[dict | None, Future]]) -> None:
+    """Wait for a row's writes (raising their errors); the files an ``extra_for`` write made
+    join its record."""
+    for files, fut in writes:
+        made = fut.result()
+        if files is not None:
+            files.update(made)
