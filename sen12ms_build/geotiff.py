@@ -26,6 +26,7 @@ the pixels, as in a cloud-optimised file).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import struct
@@ -40,7 +41,10 @@ from affine import Affine
 
 from .io import atomic_path
 
-__all__ = ["UnsupportedGeoTIFF", "encode_geotiff", "write_geotiff", "geokeys", "read_ifd"]
+__all__ = ["UnsupportedGeoTIFF", "encode_geotiff", "write_geotiff", "write_or_gdal", "geokeys",
+           "read_ifd"]
+
+log = logging.getLogger(__name__)
 
 # TIFF field types
 BYTE, ASCII, SHORT, LONG, DOUBLE = 1, 2, 3, 4, 12
@@ -341,3 +345,36 @@ def write_geotiff(path: Path | str, data: np.ndarray, **kwargs: Any) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(buf)
+
+
+def write_or_gdal(path: Path | str, data: np.ndarray, *, crs: Any, transform: Affine,
+                  nodata: float | None, dtype: str | None = None,
+                  descriptions: Sequence[str | None] | None = None,
+                  tags: Mapping[str, Any] | None = None, compress: str | None = None,
+                  gdal: bool = False) -> None:
+    """Write a small GeoTIFF atomically: assembled in numpy (:func:`write_geotiff`), or
+    through rasterio (GDAL) with the same profile, descriptions and tags when this module
+    does not cover the raster (e.g. a rotated transform) or with ``gdal=True`` (the
+    reference the numpy writer is tested and benchmarked against). Arguments as
+    :func:`encode_geotiff`'s."""
+    if not gdal:
+        try:
+            write_geotiff(path, data, crs=crs, transform=transform, nodata=nodata,
+                          dtype=dtype, descriptions=descriptions, tags=tags,
+                          compress=compress)
+            return
+        except UnsupportedGeoTIFF as exc:
+            log.debug("%s: written with rasterio (%s)", path, exc)
+    import rasterio
+
+    dtype = np.dtype(dtype or data.dtype).name
+    profile = {"driver": "GTiff", "count": data.shape[0], "height": data.shape[1],
+               "width": data.shape[2], "dtype": dtype, "crs": crs, "transform": transform,
+               "nodata": nodata, **({"compress": compress} if compress else {})}
+    with atomic_path(path) as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(data.astype(dtype, copy=False))
+            if descriptions is not None:
+                dst.descriptions = descriptions
+            if tags:
+                dst.update_tags(**tags)

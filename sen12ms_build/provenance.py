@@ -32,11 +32,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import rasterio
 
 from . import __version__
-from .geotiff import UnsupportedGeoTIFF, write_geotiff
-from .io import atomic_path
+from .geotiff import write_or_gdal
 from .products import LC_COLLECTION
 
 QA_ID = "qa"
@@ -184,21 +182,8 @@ def quality_array(aux: np.ndarray) -> np.ndarray:
 def write_quality(path: Path, aux: np.ndarray, crs: Any, transform: Any,
                   tags: Mapping[str, str], *, gdal: bool = False) -> None:
     """Write one quality-layer GeoTIFF (DEFLATE, nodata 255, band descriptions, the patch's
-    provenance tags); atomic. Assembled in numpy (:func:`geotiff.write_geotiff`); rasterio
+    provenance tags); atomic. Assembled in numpy (:func:`geotiff.write_or_gdal`); rasterio
     writes it when that writer does not cover the raster, or with ``gdal=True``."""
-    data = quality_array(aux)
-    if not gdal:
-        try:
-            write_geotiff(path, data, crs=crs, transform=transform, nodata=QA_NODATA,
-                          descriptions=QA_BANDS, tags=tags, compress="deflate")
-            return
-        except UnsupportedGeoTIFF:
-            pass
-    profile = {"driver": "GTiff", "count": data.shape[0], "height": data.shape[1],
-               "width": data.shape[2], "dtype": "uint8", "crs": crs, "transform": transform,
-               "nodata": QA_NODATA, "compress": "deflate"}
-    with atomic_path(path) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(data)
-            dst.descriptions = QA_BANDS
-            dst.update_tags(**tags)
+    write_or_gdal(path, quality_array(aux), crs=crs, transform=transform, nodata=QA_NODATA,
+                  dtype="uint8", descriptions=QA_BANDS, tags=tags, compress="deflate",
+                  gdal=gdal)

@@ -21,8 +21,7 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
-from .geotiff import UnsupportedGeoTIFF, write_geotiff
-from .io import atomic_path
+from .geotiff import write_or_gdal
 from .products import MODALITIES
 
 log = logging.getLogger(__name__)
@@ -110,28 +109,13 @@ def write_patch(path: Path, data: np.ndarray, key: str, crs, transform,
     dtype, band descriptions and nodata, CRS and geotransform, and ``tags`` (provenance,
     GDAL default metadata domain); atomic.
 
-    The file is assembled in numpy (:func:`geotiff.write_geotiff`: what GDAL would write,
+    The file is assembled in numpy (:func:`geotiff.write_or_gdal`: what GDAL would write,
     several times faster than opening the file through GDAL). rasterio writes it when that
     writer does not cover the raster (e.g. a rotated transform), or with ``gdal=True`` (the
     reference the fast writer is tested and benchmarked against)."""
     m = MODALITIES[key]
-    if not gdal:
-        try:
-            write_geotiff(path, data, crs=crs, transform=transform, nodata=m.nodata,
-                          dtype=m.dtype, descriptions=m.descriptions, tags=tags)
-            return
-        except UnsupportedGeoTIFF as exc:
-            log.debug("%s: written with rasterio (%s)", path, exc)
-    profile = {"driver": "GTiff", "count": m.count, "height": data.shape[1],
-               "width": data.shape[2], "dtype": m.dtype, "crs": crs, "transform": transform,
-               "nodata": m.nodata}
-    with atomic_path(path) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(data.astype(m.dtype, copy=False))
-            dst.descriptions = m.descriptions
-            if tags:
-                dst.update_tags(**tags)
-
+    write_or_gdal(path, data, crs=crs, transform=transform, nodata=m.nodata, dtype=m.dtype,
+                  descriptions=m.descriptions, tags=tags, gdal=gdal)
 
 Decision = tuple[bool, str, dict[str, float]]
 
