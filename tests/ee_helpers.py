@@ -109,24 +109,27 @@ def calls(expr: dict, name: str) -> list[dict]:
     return [args for n, args in invocations(expr) if n == name]
 
 
+def _dicts(node: Any) -> Iterator[dict]:
+    """Every dict of a serialized expression's tree, depth first (a node before the nodes
+    inside it)."""
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from _dicts(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _dicts(v)
+
+
 def constants(expr: dict) -> list[Any]:
     """Every constant value of an expression, lists flattened one level as well."""
     out: list[Any] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if "constantValue" in node:
-                v = node["constantValue"]
-                out.append(v)
-                if isinstance(v, list):
-                    out.extend(v)
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(expr)
+    for node in _dicts(expr):
+        if "constantValue" in node:
+            v = node["constantValue"]
+            out.append(v)
+            if isinstance(v, list):
+                out.extend(v)
     return out
 
 
@@ -590,21 +593,8 @@ _NUMBER_OPS: dict[str, Callable[..., Any]] = {
 
 def function_nodes(expr: dict, name: str) -> list[dict]:
     """The raw ``functionInvocationValue`` nodes (arguments unresolved) of ``name``."""
-    out = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            inv = node.get("functionInvocationValue")
-            if inv is not None and inv.get("functionName") == name:
-                out.append(inv)
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(expr["values"])
-    return out
+    return [node["functionInvocationValue"] for node in _dicts(expr["values"])
+            if (node.get("functionInvocationValue") or {}).get("functionName") == name]
 
 
 def evaluate(expr: dict, node: Any, properties: dict[str, float],
