@@ -173,8 +173,8 @@ def run_mosaic(root: Path, out: Path, scorer: str) -> dict:
     sec = time.perf_counter() - t0
     io1 = _io()
     return {"seconds": sec, "cpu_seconds": _cpu() - c0, "images": len(meta["s2_images"]),
-            "best": len(meta["s2_best"]), "rchar": io1["rchar"] - io0["rchar"], "wchar": io1["wchar"] - io0["wchar"],
-            "poor_share": meta["poor_share"]}
+            "best": len(meta["s2_best"]), "rchar": io1["rchar"] - io0["rchar"],
+            "wchar": io1["wchar"] - io0["wchar"], "poor_share": meta["poor_share"]}
 
 
 def run_read(root: Path) -> dict:

@@ -4,9 +4,10 @@
 For each modality (and the quality layer, DEFLATE) it writes ``--files`` 256 x 256 patches
 of real-ish values, one thread, with ``tiling.write_patch(..., gdal=True)`` (rasterio, the
 former writer), with ``tiling.write_patch`` (``geotiff.write_geotiff``) and, as the floor
-measured in the same run, plain ``open().write`` of the same number of bytes (alone, and through ``io.atomic_path``
-as every output is written: the floor of any writer of ours), and prints milliseconds per file
-(wall and process CPU time, best of ``--rounds``) and the ratios::
+measured in the same run, plain ``open().write`` of the same number of bytes (alone, and
+through ``io.atomic_path`` as every output is written: the floor of any writer of ours), and
+prints milliseconds per file (wall and process CPU time, best of ``--rounds``) and the
+ratios::
 
     .venv/bin/python scripts/benchmark_writer.py [--files 300] [--rounds 3]
         [--workdir /tmp/sen12ms-writer] [--json W.json]
