@@ -57,7 +57,7 @@ def build_inputs(work: Path, size: int) -> dict:
     ``size`` px UTM scene centred on the demo archive; written strip by strip."""
     from sen12ms_build.demo.archive import load_ground
     from sen12ms_build.products import LC, S1, S2
-    from sen12ms_build.io import GTIFF_PROFILE
+    from sen12ms_build.raster.io import GTIFF_PROFILE
     from sen12ms_build.roi import ROI
 
     roi = ROI.at(1, 0, "listed", -75.619, 37.673, size * 10.0)
@@ -105,8 +105,8 @@ def run_ours(meta: dict, out: Path) -> dict:
     """Our warp + tile + write (child process)."""
     from sen12ms_build.geo import utm_grid
     from sen12ms_build.products import MODALITIES
-    from sen12ms_build.reproject import warp_to_file
-    from sen12ms_build.tiling import iter_patch_rows, tile_scene
+    from sen12ms_build.raster.warp import warp_to_file
+    from sen12ms_build.raster.tiling import iter_patch_rows, tile_scene
 
     grid = utm_grid(tuple(meta["bounds"]), meta["epsg"])
     t0 = time.perf_counter()
@@ -143,10 +143,10 @@ def patch_digests(folder: Path) -> dict[str, str]:
 
 
 def iter_warped_rows(vrts: dict, size: int, stride: int):
-    """:func:`sen12ms_build.tiling.iter_patch_rows` over warped VRTs instead of UTM scene
+    """:func:`sen12ms_build.raster.tiling.iter_patch_rows` over warped VRTs instead of UTM scene
     files: each patch row's strips come straight from GDAL's warper (full-width windows,
     only the rows not already held), nothing is written or read back."""
-    from sen12ms_build.tiling import patch_windows
+    from sen12ms_build.raster.tiling import patch_windows
 
     first = next(iter(vrts.values()))
     rows: dict[int, list] = {}
@@ -177,8 +177,8 @@ def run_fused(meta: dict, out: Path) -> dict:
 
     from sen12ms_build.geo import utm_grid
     from sen12ms_build.products import MODALITIES
-    from sen12ms_build.reproject import _vrt
-    from sen12ms_build.tiling import WRITE_THREADS, write_patch
+    from sen12ms_build.raster.warp import _vrt
+    from sen12ms_build.raster.tiling import WRITE_THREADS, write_patch
 
     grid = utm_grid(tuple(meta["bounds"]), meta["epsg"])
     t0 = time.perf_counter()

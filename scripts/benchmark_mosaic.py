@@ -26,7 +26,7 @@ All files fit in the page cache, so both sides read from memory: the ratio measu
         [--workdir /tmp/sen12ms-bench-mosaic] [--plot docs/img/benchmark_mosaic.png]
         [--profile 25]
 
-``--scorer`` takes any name of the scorer registry (``sen12ms_build.scorers``) once the
+``--scorer`` takes any name of the scorer registry (``sen12ms_build.mosaic.scorers``) once the
 ``MosaicParams.scorer`` constant exists; ``--profile N`` runs the N-acquisition mosaic under
 cProfile (timer: the main thread's CPU time; the reads run in a read-ahead thread) and
 prints its top lines.
@@ -77,7 +77,7 @@ def build_archive(work: Path) -> list[Path]:
 
     from sen12ms_build.demo.clouds import _smooth_noise, composite
     from sen12ms_build.demo.ground import load_ground
-    from sen12ms_build.io import write_raster
+    from sen12ms_build.raster.io import write_raster
     from sen12ms_build.products import S2
 
     grid = _roi().export_grid()
@@ -108,7 +108,7 @@ def build_archive(work: Path) -> list[Path]:
 
 def case_archive(work: Path, variants: list[Path], n: int) -> Path:
     """An archive folder with ``n`` Sentinel-2 acquisitions (hard links to the variants)."""
-    from sen12ms_build.io import write_raster
+    from sen12ms_build.raster.io import write_raster
 
     root = work / f"archive_{n}"
     s2 = root / "s2"

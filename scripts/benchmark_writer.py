@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 from affine import Affine
 
-from sen12ms_build.geotiff import geokeys
-from sen12ms_build.io import atomic_path
+from sen12ms_build.raster.geotiff import geokeys
+from sen12ms_build.raster.io import atomic_path
 from sen12ms_build.products import MODALITIES
-from sen12ms_build.provenance import write_quality
-from sen12ms_build.tiling import write_patch
+from sen12ms_build.dataset.provenance import write_quality
+from sen12ms_build.raster.tiling import write_patch
 
 TAGS = {"SEN12MS_ROI_ID": "ROIs1158_spring_7", "S2_PRODUCT_IDS": "S2A_MSIL1C_20170301T1020",
         "S2_DATETIMES": "2017-03-01T10:20:31Z", "S2_SHARES": "1.0", "LC_YEAR": "2016"}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Compare the cloud scorers (sen12ms_build.scorers) on the demo archive's truth and on a
+"""Compare the cloud scorers (sen12ms_build.mosaic.scorers) on the demo archive's truth and on a
 real cloudy L1C scene; anyone can rerun it offline.
 
 For every scorer the local backend can run (``paper``, ``s2cloudless`` if installed) it
@@ -58,7 +58,8 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from sen12ms_build import mosaic, scorers
+from sen12ms_build import mosaic
+from sen12ms_build.mosaic import scorers
 from sen12ms_build.methods import Scorer
 from sen12ms_build.mosaic import MosaicParams
 

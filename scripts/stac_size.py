@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sen12ms_build.stac import PARQUET, STAC_DIR, catalog_size
+from sen12ms_build.dataset.stac import PARQUET, STAC_DIR, catalog_size
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ import yaml
 from . import __version__
 from .config import SEASONS, ConfigError, load_config
 from .errors import Sen12msError
-from .io import InputError, output_lock
+from .raster.io import InputError, output_lock
 
 #: The demo scene's smaller side in pixels (1933 x 1947 at 10 m): the largest --crop.
 DEMO_MAX_CROP = 1933
@@ -277,7 +277,7 @@ def sample(config_path: Path, season: tuple[str, ...], out_file: Path | None) ->
     from .pipeline import season_rois
     from .roi import write_geojson
 
-    from .io import atomic_write_text
+    from .raster.io import atomic_write_text
 
     cfg = load_config(config_path)
     seasons = list(season) or list(cfg.seasons)
@@ -427,7 +427,7 @@ def batch(ctx: click.Context, batch_file: Path) -> None:
 def validate(directory: Path, no_checksums: bool) -> None:
     """Check a dataset tree (names, folders, dtypes, band counts, CRS, 10 m pixels, triplet
     alignment, manifest checksums, split lists); exit 1 listing every problem."""
-    from .validate import validate_tree
+    from .dataset.validate import validate_tree
 
     problems = validate_tree(directory, checksums=not no_checksums)
     for p in problems:
@@ -451,7 +451,7 @@ def clean(directory: Path) -> None:
         log.info("disk, %s: %.1f MiB", part, n / 2**20)
 
 
-# --- curation review and report (sen12ms_build.review, sen12ms_build.report) ----------------
+# --- curation review and report (sen12ms_build.curation.review, sen12ms_build.curation.report) ----------------
 
 @main.command()
 @_verbosity_options
@@ -463,7 +463,7 @@ def clean(directory: Path) -> None:
 def review(directory: Path, config_path: Path) -> None:
     """Write the quicklooks (DIRECTORY/quicklooks) and the review pages
     (DIRECTORY/review/<branch>.html) of a dataset root."""
-    from .review import write_review
+    from .curation.review import write_review
 
     cfg = load_config(config_path, {"out": str(directory)})
     _require_tree(directory)
@@ -496,7 +496,7 @@ def apply_review_cmd(directory: Path, review_list: Any, config_path: Path, note:
     """Apply a reviewer's list (the review page's JSON, or one patch id or file name per
     line, '+' in front to re-admit; '-' reads stdin) to the tree, manifest and split lists.
     Decisions are kept in DIRECTORY/review.json, which later runs honour."""
-    from .review import apply_review, parse_list
+    from .curation.review import apply_review, parse_list
 
     try:
         text = review_list.read()
@@ -529,7 +529,7 @@ def apply_review_cmd(directory: Path, review_list: Any, config_path: Path, note:
 def report(directory: Path, truth: Path | None, config_path: Path | None) -> None:
     """Write DIRECTORY/report/report.md with patches per season and scene, class
     histograms per land-cover scheme, rejection reasons and a world map of the ROIs."""
-    from .report import write_report
+    from .curation.report import write_report
 
     size, stride = 256, 128
     if config_path:

@@ -89,7 +89,7 @@ class TilingConfig:
 
 @dataclass(frozen=True)
 class CurationConfig:
-    """Thresholds of the automatic inspection rounds (see :mod:`sen12ms_build.curation` and
+    """Thresholds of the automatic inspection rounds (see :mod:`sen12ms_build.curation.rounds` and
     docs/curation.md): a value above ``scene_max_<key>`` rejects a scene before tiling, above
     ``patch_max_<key>`` a patch. Shares are within 0..1; the seam step is relative (0.1: a
     10 % brightness jump); ``haze_floor_margin`` is TOA reflectance."""
@@ -116,13 +116,13 @@ class CurationConfig:
     patch_max_s1_border_share: float = 0.01
 
 
-#: ``splits.method`` choices (see :mod:`sen12ms_build.splits`).
+#: ``splits.method`` choices (see :mod:`sen12ms_build.dataset.splits`).
 SPLIT_METHODS = ("groups", "roi", "file")
 
 
 @dataclass(frozen=True)
 class SplitsConfig:
-    """Train/test split (:mod:`sen12ms_build.splits`): ``groups`` (default: ROIs whose
+    """Train/test split (:mod:`sen12ms_build.dataset.splits`): ``groups`` (default: ROIs whose
     footprints overlap or touch, in any season, go to one side together), ``roi`` (each
     scene drawn on its own) or ``file`` (the s2 patch names listed in ``test_file`` are the
     test set, to reproduce a published split)."""
@@ -345,8 +345,8 @@ def _check(cfg: Config) -> None:
 
 def _check_methods(params: MosaicParams, backend: str, fail: Any) -> None:
     """``mosaic.scorer`` / ``mosaic.merge``: known choices, and a scorer the backend can run
-    (the capability check of :mod:`sen12ms_build.scorers`)."""
-    from . import scorers
+    (the capability check of :mod:`sen12ms_build.mosaic.scorers`)."""
+    from .mosaic import scorers
 
     for key, enum in (("scorer", Scorer), ("merge", MergeMethod)):
         value = getattr(params, key)

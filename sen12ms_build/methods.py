@@ -19,7 +19,7 @@ class Scorer(str, Enum):
       package; local backend).
     * ``cloudscoreplus``: Google's Cloud Score+ ``cs_cdf`` (Earth Engine backend).
 
-    See ``docs/clouds.md`` and :mod:`sen12ms_build.scorers`.
+    See ``docs/clouds.md`` and :mod:`sen12ms_build.mosaic.scorers`.
     """
 
     PAPER = "paper"

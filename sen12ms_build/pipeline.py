@@ -26,18 +26,20 @@ from typing import Any, Callable, Iterator
 
 from tqdm.auto import tqdm
 
-from . import curation, decisions, layout
+from .curation import rounds as curation
+from .curation import decisions
+from .dataset import layout
 from .backends import Backend, NoDataError, SceneRequest, get_backend
 from .config import Config, ConfigError
 from .errors import Sen12msError
-from .io import (InputError, OutputError, output_lock, remove_stale_temporaries,
+from .raster.io import (InputError, OutputError, output_lock, remove_stale_temporaries,
                  sha256)
-from . import provenance
+from .dataset import provenance
 from .products import AUX, AUX_MASKS, MODALITIES, S2_COVERAGE
-from .reproject import warp_to_file
+from .raster.warp import warp_to_file
 from .roi import ROI, read_geojson, write_geojson
 from .state import State, downstream
-from .tiling import tile_scene
+from .raster.tiling import tile_scene
 
 log = logging.getLogger(__name__)
 
@@ -412,8 +414,8 @@ def _run_locked(cfg: Config, seasons: list[str], root: Path, backend: Backend,
         if rec.get("input_problem") and rec["input_problem"] not in summary.problems:
             summary.problems.append(rec["input_problem"])
     finalize(root, cfg)
-    if cfg.quicklooks:  # --- quicklooks and review pages (sen12ms_build.review) ---
-        from .review import write_review  # the review pages need the finished tree
+    if cfg.quicklooks:  # --- quicklooks and review pages (sen12ms_build.curation.review) ---
+        from .curation.review import write_review  # the review pages need the finished tree
 
         write_review(root, cfg)
     if summary.patches_kept == 0:
@@ -579,7 +581,7 @@ def finalize(root: Path, cfg: Config) -> dict[str, int]:
     """Write ``manifest.csv``, ``scenes.csv``, ``seasons.csv``, ``train_list.txt``,
     ``test_list.txt`` and ``splits.json`` from every finished scene under ``root``, then the
     dataset's descriptions (:func:`publish`: STAC catalog, ``croissant.json``, ``README.md``)."""
-    from . import splits
+    from .dataset import splits
 
     root = Path(root)
     records = decisions.apply_to_records(root, scene_records(root))  # reviewer's decisions
@@ -642,7 +644,9 @@ def finalize(root: Path, cfg: Config) -> dict[str, int]:
 def publish(root: Path, cfg: Config) -> None:
     """The dataset's self-descriptions from its metadata: the STAC catalog (``stac/``),
     ``croissant.json`` and the data card ``README.md``."""
-    from . import croissant, datacard, stac
+    from .dataset import croissant
+    from .dataset import datacard
+    from .dataset import stac
 
     stac.write_catalog(root, cfg)
     croissant.write_croissant(root, cfg)

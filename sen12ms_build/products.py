@@ -113,7 +113,7 @@ AUX = Modality(
 #: The aux raster of both backends: :data:`AUX`'s two bands, then the chosen image's cloud
 #: mask (cloud score above ``cloud_thresh``) and shadow mask (shadow score above
 #: ``cloud_thresh``, not cloud), same coding (1 yes, 0 no, 255 no data). They feed the
-#: quality layers (:mod:`sen12ms_build.provenance`). The Earth Engine backend computes the
+#: quality layers (:mod:`sen12ms_build.dataset.provenance`). The Earth Engine backend computes the
 #: same masks in its graph (``graphs.cloud_shadow_masks``). With a scorer that includes
 #: shadows (Cloud Score+: an occlusion score) the shadow score is 0, so ``cloud`` holds
 #: everything the scorer flags and ``shadow`` is 0.

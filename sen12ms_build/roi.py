@@ -79,7 +79,7 @@ class ROI:
 
 def write_geojson(rois: Iterable[ROI], path: Path, **collection_props: Any) -> None:
     """Write ROIs as a GeoJSON FeatureCollection (EPSG:4326) atomically."""
-    from .io import atomic_write_text
+    from .raster.io import atomic_write_text
 
     fc = {"type": "FeatureCollection", **collection_props,
           "features": [r.to_feature() for r in rois]}

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from .io import OutputError, sha256
+from .raster.io import OutputError, sha256
 
 STAGES = ("export", "warp", "tile")
 SCHEMA = """

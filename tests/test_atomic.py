@@ -22,8 +22,8 @@ import pytest
 import rasterio
 from affine import Affine
 
-from sen12ms_build import io
-from sen12ms_build.io import TMP_SUFFIX, atomic_write_text, sha256, write_raster
+from sen12ms_build.raster import io
+from sen12ms_build.raster.io import TMP_SUFFIX, atomic_write_text, sha256, write_raster
 
 GEO = {"crs": "EPSG:32618", "transform": Affine(10.0, 0.0, 400000.0, 0.0, -10.0, 4200000.0)}
 
@@ -39,7 +39,7 @@ CHILD = textwrap.dedent("""
     import rasterio
     from affine import Affine
 
-    from sen12ms_build import io
+    from sen12ms_build.raster import io
 
     kind, path = sys.argv[1], Path(sys.argv[2])
 

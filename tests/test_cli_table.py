@@ -25,8 +25,8 @@ from click.testing import CliRunner
 
 from sen12ms_build import cli as cli_module
 from sen12ms_build.cli import main
-from sen12ms_build.io import LOCK_NAME, output_lock
-from sen12ms_build.layout import read_csv
+from sen12ms_build.raster.io import LOCK_NAME, output_lock
+from sen12ms_build.dataset.layout import read_csv
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -393,7 +393,7 @@ def test_second_run_into_a_busy_out_refuses_naming_the_holder(env, tmp_path):
         res = invoke("run", "--config", str(env["cfg"]), "--season", "winter")
     assert_clean(res, 1, f"is in use by another run (pid {os.getpid()} on ")
     # a holder that dies (SIGKILL: no clean-up) frees the lock
-    code = ("import os, signal; from sen12ms_build.io import output_lock\n"
+    code = ("import os, signal; from sen12ms_build.raster.io import output_lock\n"
             f"with output_lock({str(env['out'])!r}):\n"
             "    os.kill(os.getpid(), signal.SIGKILL)\n")
     proc = subprocess.run([sys.executable, "-c", code],
@@ -427,7 +427,7 @@ def test_verbosity_before_and_after_the_subcommand(env):
 
 
 def test_unexpected_error_is_one_line_and_a_traceback_with_v(env, monkeypatch):
-    import sen12ms_build.validate as validate
+    import sen12ms_build.dataset.validate as validate
 
     def broken(*a, **k):
         raise ZeroDivisionError("division by zero")

@@ -10,7 +10,8 @@ import pytest
 import rasterio
 from affine import Affine
 
-from sen12ms_build import curation, layout
+from sen12ms_build.curation import rounds as curation
+from sen12ms_build.dataset import layout
 from sen12ms_build.demo import defects
 from sen12ms_build.config import ConfigError, CurationConfig, config_from_dict
 

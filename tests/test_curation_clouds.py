@@ -15,7 +15,8 @@ import pytest
 import rasterio
 from scipy import ndimage
 
-from sen12ms_build import curation, mosaic
+from sen12ms_build import mosaic
+from sen12ms_build.curation import rounds as curation
 from sen12ms_build.config import CurationConfig
 from sen12ms_build.mosaic import MosaicParams
 

@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from sen12ms_build import curation, layout, quicklook, review
+from sen12ms_build.curation import rounds as curation
+from sen12ms_build.dataset import layout
+from sen12ms_build.curation import quicklook
+from sen12ms_build.curation import review
 from sen12ms_build.demo import defects
 from sen12ms_build.pipeline import run
 
@@ -159,7 +162,7 @@ def test_review_page_shows_every_triplet_with_its_checks(defect_run):
 
 
 def test_report(defect_run):
-    from sen12ms_build.report import write_report
+    from sen12ms_build.curation.report import write_report
 
     cfg, archive, _ = defect_run
     md = write_report(cfg.out, archive, evaluate=defects.evaluate).read_text()

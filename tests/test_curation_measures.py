@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from sen12ms_build import curation
+from sen12ms_build.curation import rounds as curation
 from sen12ms_build.products import S2_BANDS
 
 B = {n: i for i, n in enumerate(S2_BANDS)}

@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from sen12ms_build.demo import archive as demo
 from sen12ms_build import mosaic
-from sen12ms_build.io import sha256
+from sen12ms_build.raster.io import sha256
 from sen12ms_build.products import LC_MODIS_BANDS, S1_BANDS, S2_BANDS
 
 pytestmark = pytest.mark.slow

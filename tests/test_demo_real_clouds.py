@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from sen12ms_build.demo import archive as demo
 from sen12ms_build.demo import realclouds
-from sen12ms_build.io import sha256
+from sen12ms_build.raster.io import sha256
 
 pytestmark = pytest.mark.slow
 

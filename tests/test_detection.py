@@ -16,7 +16,7 @@ from sen12ms_build.backends import SceneRequest
 from sen12ms_build.backends.local import LocalBackend, query
 from sen12ms_build.geo import pixel_size_m
 from sen12ms_build.products import CLIP_MARGIN_PX
-from sen12ms_build.reproject import warp_array
+from sen12ms_build.raster.warp import warp_array
 from sen12ms_build.roi import ROI
 
 PERIODS = {

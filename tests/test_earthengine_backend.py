@@ -116,7 +116,7 @@ def test_export_scene_download_mode(fake, tmp_path):
 def check_quality_layers(res, grid) -> None:
     """The export's aux raster has the local backend's four bands, and the provenance of a
     patch cut from it reports real cloud and shadow masks and the S1 orbit passes."""
-    from sen12ms_build import provenance
+    from sen12ms_build.dataset import provenance
     from sen12ms_build.pipeline import _aux_modality
     from sen12ms_build.products import AUX_MASKS
 
@@ -149,7 +149,7 @@ def test_s1_acquisitions_from_the_summary():
     assert [(a["time"], a["orbit_pass"]) for a in got] == [
         ("2017-06-09T05:30:00+00:00", "DESCENDING"), ("2017-06-15T17:06:04+00:00", ""),
         ("2017-06-03T17:06:03+00:00", "")]
-    from sen12ms_build import provenance
+    from sen12ms_build.dataset import provenance
 
     src = provenance.scene_sources({"s1_acquisitions": got}, "summer", "x", 2016)
     assert [a["orbit_state"] for a in src["s1"]] == ["descending", "", ""]
@@ -242,7 +242,7 @@ def test_batch_export_of_an_earlier_version_with_two_aux_bands_is_still_pulled(f
                                                                              caplog):
     """A batch export finished with the 2 aux bands of earlier versions (source, poor) is
     still pulled, into a 2-band aux raster whose quality layers say cloud_or_shadow."""
-    from sen12ms_build import provenance
+    from sen12ms_build.dataset import provenance
     from sen12ms_build.products import AUX
 
     fake.legacy_aux = True

@@ -12,7 +12,7 @@ pytest.importorskip("ee")
 import ee  # noqa: E402
 
 from ee_helpers import calls, constants, offline_ee  # noqa: E402
-from sen12ms_build import scorers  # noqa: E402
+from sen12ms_build.mosaic import scorers  # noqa: E402
 from sen12ms_build.backends.earthengine import graphs, s2_mosaic  # noqa: E402
 from sen12ms_build.methods import MergeMethod, Scorer  # noqa: E402
 from sen12ms_build.mosaic import MosaicParams  # noqa: E402

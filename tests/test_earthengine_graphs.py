@@ -20,7 +20,8 @@ import ee  # noqa: E402
 
 from ee_helpers import (calls, constants, evaluate, evaluate_image,  # noqa: E402
                         function_nodes, invocations, offline_ee)
-from sen12ms_build import mosaic, scorers  # noqa: E402
+from sen12ms_build import mosaic
+from sen12ms_build.mosaic import scorers  # noqa: E402
 from sen12ms_build.backends.earthengine import (graphs, landcover_image, s1_image,  # noqa: E402
                                                 s2_mosaic)
 from sen12ms_build.mosaic import MosaicParams  # noqa: E402

@@ -13,11 +13,11 @@ import pytest
 import rasterio
 from affine import Affine
 
-from sen12ms_build import geotiff
-from sen12ms_build.geotiff import UnsupportedGeoTIFF, encode_geotiff, read_ifd
+from sen12ms_build.raster import geotiff
+from sen12ms_build.raster.geotiff import UnsupportedGeoTIFF, encode_geotiff, read_ifd
 from sen12ms_build.products import MODALITIES
-from sen12ms_build.provenance import QA_BANDS, write_quality
-from sen12ms_build.tiling import write_patch
+from sen12ms_build.dataset.provenance import QA_BANDS, write_quality
+from sen12ms_build.raster.tiling import write_patch
 
 CRSS = {  # a UTM north, a UTM south, geographic
     "EPSG:32632": Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5300000.0),

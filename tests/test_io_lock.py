@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from sen12ms_build import io
+from sen12ms_build.raster import io
 
 
 def test_second_lock_names_the_holder_and_release_clears_it(tmp_path):

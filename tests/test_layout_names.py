@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sen12ms_build import layout
+from sen12ms_build.dataset import layout
 
 
 def test_patch_and_workdir_paths():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sen12ms_build import layout
+from sen12ms_build.dataset import layout
 
 
 def test_quality_path_is_a_sibling_of_the_data_folders():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from sen12ms_build import layout
+from sen12ms_build.dataset import layout
 from sen12ms_build.pipeline import run
 from sen12ms_build.products import LC, S1, S2
 

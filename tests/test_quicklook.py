@@ -10,7 +10,7 @@ import rasterio
 from affine import Affine
 from PIL import Image
 
-from sen12ms_build import quicklook as ql
+from sen12ms_build.curation import quicklook as ql
 
 
 def test_colour_tables_follow_the_modis_palette_and_table_2():

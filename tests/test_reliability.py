@@ -18,7 +18,7 @@ import yaml
 from click.testing import CliRunner
 
 from sen12ms_build.cli import main
-from sen12ms_build.validate import validate_tree
+from sen12ms_build.dataset.validate import validate_tree
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sen12ms_build import report
+from sen12ms_build.curation import report
 
 
 def test_summarise_counts_seasons_reasons_and_splits():

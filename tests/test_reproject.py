@@ -7,9 +7,9 @@ import pytest
 import rasterio
 
 from sen12ms_build.geo import pixel_size_m, utm_epsg
-from sen12ms_build.io import write_raster
+from sen12ms_build.raster.io import write_raster
 from sen12ms_build.products import LC, S1, S2
-from sen12ms_build.reproject import pixel_is_square, warp_to_file
+from sen12ms_build.raster.warp import pixel_is_square, warp_to_file
 from sen12ms_build.roi import ROI
 
 
@@ -90,7 +90,7 @@ def test_nearest_warp_between_aligned_grids_is_a_plain_read(tmp_path):
     from rasterio.vrt import WarpedVRT
 
     from sen12ms_build.geo import Grid
-    from sen12ms_build.reproject import aligned_window, warp_array
+    from sen12ms_build.raster.warp import aligned_window, warp_array
 
     roi = ROI.at(1, 0, "listed", 11.57, 48.14, 2560.0)
     path, _ = export(tmp_path, roi, S2, lambda r, c, b: 1 + (r * 7 + c * 3 + b) % 4000)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import rasterio
 
-import sen12ms_build.reproject as rp
+import sen12ms_build.raster.warp as rp
 from sen12ms_build.demo.ground import load_ground
-from sen12ms_build.io import GTIFF_PROFILE
+from sen12ms_build.raster.io import GTIFF_PROFILE
 from sen12ms_build.products import LC, S1, S2
 from sen12ms_build.roi import ROI
 

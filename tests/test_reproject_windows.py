@@ -13,9 +13,9 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from sen12ms_build.geo import Grid
-from sen12ms_build.io import InputError
+from sen12ms_build.raster.io import InputError
 from sen12ms_build.products import LC
-from sen12ms_build.reproject import (aligned_window, pixel_is_square, resampling, strips,
+from sen12ms_build.raster.warp import (aligned_window, pixel_is_square, resampling, strips,
                                      warp_array, warp_to_file)
 
 CRS = "EPSG:32632"
@@ -162,7 +162,7 @@ def test_warper_settings_and_when_it_is_skipped(lc_file, tmp_path, monkeypatch):
     """GDAL's warper runs with a bounded memory (256 MB by default) and, from file to file,
     on 2 threads for ``ALL_CPUS``; a nearest-neighbour read of an aligned grid skips it,
     a bilinear one does not."""
-    import sen12ms_build.reproject as rp
+    import sen12ms_build.raster.warp as rp
 
     vrts, warps = [], []
     real_vrt, real_reproject = rp.WarpedVRT, rp.reproject

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from sen12ms_build import review
-from sen12ms_build.io import InputError
+from sen12ms_build.curation import review
+from sen12ms_build.raster.io import InputError
 
 
 def test_parse_list_formats():
@@ -73,13 +73,13 @@ def test_load_decisions(tmp_path):
 
 def test_the_tile_stage_applies_decisions_without_the_review_module():
     """pipeline and review no longer import each other at load time: the tile stage uses
-    sen12ms_build.decisions, which needs neither."""
+    sen12ms_build.curation.decisions, which needs neither."""
     import subprocess
     import sys
 
-    code = ("import sys, sen12ms_build.pipeline, sen12ms_build.decisions\n"
-            "assert 'sen12ms_build.review' not in sys.modules, 'pipeline imports review'\n"
-            "import sen12ms_build.review\n"
+    code = ("import sys, sen12ms_build.pipeline, sen12ms_build.curation.decisions\n"
+            "assert 'sen12ms_build.curation.review' not in sys.modules, 'pipeline imports review'\n"
+            "import sen12ms_build.curation.review\n"
             "print('ok')\n")
     from pathlib import Path
 
@@ -87,6 +87,6 @@ def test_the_tile_stage_applies_decisions_without_the_review_module():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=repo, env={**__import__("os").environ, "PYTHONPATH": repo})
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
-    from sen12ms_build import decisions
+    from sen12ms_build.curation import decisions
 
     assert review.honour_decisions is decisions.honour_decisions

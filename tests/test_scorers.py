@@ -1,4 +1,4 @@
-"""Pluggable cloud scorers (sen12ms_build.scorers) and the masked merge, on real rasters:
+"""Pluggable cloud scorers (sen12ms_build.mosaic.scorers) and the masked merge, on real rasters:
 a real cloudy L1C crop (tests/fixtures/s2cloudless, CC BY-SA 4.0) and the demo archive."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from sen12ms_build import cli, mosaic, scorers
+from sen12ms_build import cli, mosaic
+from sen12ms_build.mosaic import scorers
 from sen12ms_build.config import ConfigError, config_from_dict, load_config
 from sen12ms_build.methods import MergeMethod, Scorer, choices
 from sen12ms_build.mosaic import MosaicParams
@@ -247,7 +248,7 @@ def test_methods_travel_in_the_fingerprinted_params():
     for key, value in (("scorer", "s2cloudless"), ("merge", "masked"),
                        ("shadow_over_water", True)):
         assert MosaicParams().with_overrides({key: value}).as_dict() != base
-    from sen12ms_build import layout
+    from sen12ms_build.dataset import layout
 
     assert {"scorer", "merge"} <= set(layout.SCENES_HEADER)
 

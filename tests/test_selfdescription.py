@@ -13,13 +13,16 @@ import pytest
 import rasterio
 from shapely.geometry import box
 
-from sen12ms_build import layout, provenance, splits, stac
+from sen12ms_build.dataset import layout
+from sen12ms_build.dataset import provenance
+from sen12ms_build.dataset import splits
+from sen12ms_build.dataset import stac
 from sen12ms_build.config import load_config
 from sen12ms_build.pipeline import clean, run
 from sen12ms_build.products import LC, S1, S2
 from sen12ms_build.roi import ROI
-from sen12ms_build.selfdescription import check_all
-from sen12ms_build.validate import validate_tree
+from sen12ms_build.dataset.selfdescription import check_all
+from sen12ms_build.dataset.validate import validate_tree
 
 
 def rows(path: Path) -> list[dict[str, str]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sen12ms_build import layout
+from sen12ms_build.dataset import layout
 
 Key = tuple[str, int]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sen12ms_build.io import OutputError, sha256
+from sen12ms_build.raster.io import OutputError, sha256
 from sen12ms_build.state import STAGES, State, downstream
 
 

@@ -10,10 +10,10 @@ import pytest
 import rasterio
 from affine import Affine
 
-from sen12ms_build import layout
-from sen12ms_build.io import write_raster
+from sen12ms_build.dataset import layout
+from sen12ms_build.raster.io import write_raster
 from sen12ms_build.products import LC, S1, S2
-from sen12ms_build.tiling import patch_count, patch_windows, tile_scene
+from sen12ms_build.raster.tiling import patch_count, patch_windows, tile_scene
 
 
 def scene(tmp: Path, width: int, height: int, epsg: int = 32632) -> dict[str, Path]:

@@ -10,7 +10,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from sen12ms_build import tiling
+from sen12ms_build.raster import tiling
 
 T = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5000000.0)
 

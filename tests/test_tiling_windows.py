@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sen12ms_build import tiling
+from sen12ms_build.raster import tiling
 
 
 @pytest.mark.parametrize("size, stride", [(0, 128), (256, 0), (-1, 1), (1, -1), (0, 0)])
@@ -37,7 +37,7 @@ def test_patch_records_carry_their_bounds(tmp_path):
     import numpy as np
     from affine import Affine
 
-    from sen12ms_build.io import write_raster
+    from sen12ms_build.raster.io import write_raster
     from sen12ms_build.products import LC, S1, S2
 
     t = Affine(10.0, 0.0, 600000.0, 0.0, -10.0, 5300000.0)

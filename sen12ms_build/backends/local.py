@@ -36,9 +36,9 @@ from shapely.geometry import Polygon, box
 
 from .. import mosaic
 from ..geo import Grid, pixel_size_m
-from ..io import FAST_COMPRESSION, InputError, write_raster
+from ..raster.io import FAST_COMPRESSION, InputError, write_raster
 from ..products import AUX_MASKS, CLIP_MARGIN_PX, LC, S1, S2
-from ..reproject import warp_array
+from ..raster.warp import warp_array
 from . import EXPORT_FILES, Backend, NoDataError, SceneExport, SceneRequest
 
 log = logging.getLogger(__name__)

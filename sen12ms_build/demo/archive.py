@@ -15,7 +15,7 @@
 Everything is deterministic: every random draw comes from ``numpy.random.default_rng`` with a
 fixed seed, noise normalisation is analytic, and outputs are quantised (DN integers, dB to
 1/1024), so two runs write the same bytes. Writes are atomic
-(:func:`sen12ms_build.io.write_raster`), so an existing file is complete and is skipped on
+(:func:`sen12ms_build.raster.io.write_raster`), so an existing file is complete and is skipped on
 the next call.
 
 The parts live in modules named after them: :mod:`.ground` (the real scene, its land/water
@@ -42,7 +42,7 @@ import numpy as np
 import rasterio
 
 from ..geo import Grid
-from ..io import atomic_write_text, write_raster
+from ..raster.io import atomic_write_text, write_raster
 from ..products import LC_MODIS_BANDS, S1_BANDS, S2_BANDS
 from .clouds import (  # noqa: F401  (re-exported)
     CLOUD_REFLECTANCE,

@@ -46,7 +46,7 @@ import rasterio
 from pyproj import Transformer
 from scipy import ndimage
 
-from ..io import atomic_write_text, write_raster
+from ..raster.io import atomic_write_text, write_raster
 from ..products import S2_BANDS
 
 log = logging.getLogger(__name__)
@@ -481,10 +481,10 @@ def evaluate(root: Path | str, archive: Path | str, size: int = 256, stride: int
     it at all (core or margin); the rest are *marginal* and not scored. A patch counts as
     rejected when the scene round or the patch round rejected it.
     """
-    from .. import layout
+    from ..dataset import layout
     from ..pipeline import scene_records, state_path
     from ..state import State
-    from ..tiling import patch_windows
+    from ..raster.tiling import patch_windows
 
     root, archive = Path(root), Path(archive)
     truth = json.loads((archive / DEFECTS_JSON).read_text())

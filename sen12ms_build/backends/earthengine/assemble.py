@@ -4,7 +4,7 @@ backend's outputs: verification, and the local mosaic of the pieces onto the exp
 A piece is accepted only if it is a complete, decodable GeoTIFF in EPSG:4326 with the
 expected band count, dtype, size and a transform on the export grid. The outputs are
 written window by window into temporary files renamed into place when complete
-(:func:`sen12ms_build.io.atomic_path`), so a file is whole or absent.
+(:func:`sen12ms_build.raster.io.atomic_path`), so a file is whole or absent.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
 from ...geo import Grid
-from ...io import GTIFF_PROFILE, InputError, OutputError, atomic_path
+from ...raster.io import GTIFF_PROFILE, InputError, OutputError, atomic_path
 from ...products import AUX_MASKS, LC, S1, S2, Modality
 from .chunks import Chunk, Product
 from .errors import TransientError

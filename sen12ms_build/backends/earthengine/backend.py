@@ -201,7 +201,7 @@ def s1_acquisitions(s1: Sequence[Any]) -> list[dict[str, Any]]:
     """The scene's Sentinel-1 acquisitions from the summary's ``s1`` list (oldest first):
     ``product_id``, ``time`` (ISO, UTC) and ``orbit_pass`` (``ASCENDING`` / ``DESCENDING``
     from ``orbitProperties_pass``; "" when Earth Engine reported none), the keys the local
-    backend writes and :func:`sen12ms_build.provenance.scene_sources` reads. Plain id
+    backend writes and :func:`sen12ms_build.dataset.provenance.scene_sources` reads. Plain id
     strings (summaries of earlier versions) give the time from the id and no pass."""
     out = []
     for a in s1:

@@ -22,7 +22,7 @@ from typing import Sequence
 from tqdm.auto import tqdm
 
 from ...geo import Grid
-from ...io import atomic_path
+from ...raster.io import atomic_path
 from .assemble import verify_bytes, verify_file
 from .chunks import GEOTIFF_OVERHEAD_BYTES, Chunk, Product, chunk_bytes
 from .client import RestClient

@@ -168,7 +168,7 @@ def cloudscoreplus_score(image: ee.Image, params: MosaicParams = DEFAULT_PARAMS)
     band fully masked) ``cs_cdf`` counts as 0, fully occluded: such an image is never a
     "best" one (a masked score would count as clear in CLOUDY_PERCENTAGE) and never wins
     the quality mosaic."""
-    # sen12ms_build.scorers.calibrate(1 - cs_cdf, 1 - clear, cloud_thresh), written on cs_cdf
+    # sen12ms_build.mosaic.scorers.calibrate(1 - cs_cdf, 1 - clear, cloud_thresh), written on cs_cdf
     cs = image.select(CS_BAND).unmask(0, False).clamp(0, 1)
     clear, ct = params.cloudscoreplus_clear_thresh, params.cloud_thresh
     on_clear_side = ee.Image.constant(1).subtract(cs).multiply(ct / (1.0 - clear))
@@ -179,9 +179,9 @@ def cloudscoreplus_score(image: ee.Image, params: MosaicParams = DEFAULT_PARAMS)
 
 def cloud_band(image: ee.Image, params: MosaicParams = DEFAULT_PARAMS) -> ee.Image:
     """Band ``cloudScore`` of ``params.scorer`` (the Earth Engine side of
-    :mod:`sen12ms_build.scorers`): ``paper`` :func:`cloud_score`, ``cloudscoreplus``
+    :mod:`sen12ms_build.mosaic.scorers`): ``paper`` :func:`cloud_score`, ``cloudscoreplus``
     :func:`cloudscoreplus_score`. ``ValueError`` for a scorer Earth Engine cannot run."""
-    from ...scorers import check_backend
+    from ...mosaic.scorers import check_backend
 
     why = check_backend(params.scorer, "earthengine")
     if why:
@@ -193,7 +193,7 @@ def cloud_band(image: ee.Image, params: MosaicParams = DEFAULT_PARAMS) -> ee.Ima
 
 def includes_shadow(params: MosaicParams) -> bool:
     """Whether ``params.scorer``'s score already covers cloud shadows."""
-    from ...scorers import get
+    from ...mosaic.scorers import get
 
     return get(params.scorer).includes_shadow
 

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Protocol, Sequence
 from tqdm.auto import tqdm
 
 from ...geo import Grid
-from ...io import atomic_path, atomic_write_text
+from ...raster.io import atomic_path, atomic_write_text
 from .errors import BatchTaskError, EarthEngineError
 
 log = logging.getLogger(__name__)

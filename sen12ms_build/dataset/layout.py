@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from .io import atomic_write_text
+from ..raster.io import atomic_write_text
 
 DATA_IDS = ("s1", "s2", "lc")
 PATCH_RE = re.compile(
@@ -145,7 +145,7 @@ CHECK_COLUMNS = ["nodata_s2", "nodata_s1", "nodata_lc", "poor", "poor_blob", "sa
 MANIFEST_HEADER = ["patch_id", "branch", "season", "scene", "patch", "status", "reason",
                    "crs", "left", "bottom", "right", "top", *CHECK_COLUMNS, "review",
                    "s1", "s2", "lc", "sha256_s1", "sha256_s2", "sha256_lc",
-                   # provenance (sen12ms_build.provenance.MANIFEST_COLUMNS), quality layer,
+                   # provenance (sen12ms_build.dataset.provenance.MANIFEST_COLUMNS), quality layer,
                    # split of kept patches (train/test)
                    "roi_id", "s2_product_ids", "s2_datetimes", "s2_shares", "s1_product_ids",
                    "s1_datetimes", "s1_orbit_states", "lc_product", "lc_year",

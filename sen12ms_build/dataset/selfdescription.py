@@ -13,7 +13,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from . import croissant, layout, provenance, splits, stac
-from .io import sha256
+from ..raster.io import sha256
 
 def check_tags(root: Path, rows: list[dict[str, str]]) -> list[str]:
     """Every kept patch file carries every provenance tag, the same in s1/s2/lc, and the

@@ -14,9 +14,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from . import __version__, layout
-from .io import atomic_write_text
-from .products import LC_COLLECTION, S1_COLLECTION, S2_COLLECTION
+from .. import __version__
+from . import layout
+from ..raster.io import atomic_write_text
+from ..products import LC_COLLECTION, S1_COLLECTION, S2_COLLECTION
 
 IGBP_NAMES = {1: "Evergreen Needleleaf Forests", 2: "Evergreen Broadleaf Forests",
               3: "Deciduous Needleleaf Forests", 4: "Deciduous Broadleaf Forests",

@@ -18,8 +18,9 @@ from typing import Any
 
 from pyproj import Transformer
 
-from . import __version__, layout
-from .io import atomic_write_text, sha256
+from .. import __version__
+from . import layout
+from ..raster.io import atomic_write_text, sha256
 
 CROISSANT = "croissant.json"
 SPLIT_DIR = "croissant"

@@ -18,8 +18,8 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from . import layout
-from .io import sha256
-from .products import MODALITIES
+from ..raster.io import sha256
+from ..products import MODALITIES
 
 log = logging.getLogger(__name__)
 

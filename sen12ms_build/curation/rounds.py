@@ -32,8 +32,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .config import CurationConfig
-from .products import MODALITIES, S2_BANDS
+from ..config import CurationConfig
+from ..products import MODALITIES, S2_BANDS
 
 Decision = tuple[bool, str, dict[str, float]]
 Arrays = Mapping[str, np.ndarray]

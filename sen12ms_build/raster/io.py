@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import numpy as np
 import rasterio
 from rasterio.errors import RasterioIOError
-from .errors import Sen12msError
+from ..errors import Sen12msError
 
 log = logging.getLogger(__name__)
 

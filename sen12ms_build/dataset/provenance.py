@@ -33,9 +33,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import __version__
-from .geotiff import write_or_gdal
-from .products import LC_COLLECTION
+from .. import __version__
+from ..raster.geotiff import write_or_gdal
+from ..products import LC_COLLECTION
 
 QA_ID = "qa"
 QA_BANDS = ("cloud", "shadow", "source_index")

@@ -32,7 +32,7 @@ from typing import Any, Iterator
 from pyproj import Transformer
 
 from . import layout
-from .products import S2_BANDS
+from ..products import S2_BANDS
 
 log = logging.getLogger(__name__)
 

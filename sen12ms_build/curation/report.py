@@ -26,8 +26,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from . import layout
-from .io import InputError, atomic_path, atomic_write_text
+from ..dataset import layout
+from ..raster.io import InputError, atomic_path, atomic_write_text
 from .quicklook import SCHEMES
 
 log = logging.getLogger(__name__)

@@ -32,10 +32,10 @@ from rasterio.windows import Window
 from shapely.affinity import translate
 from shapely.geometry import Polygon
 
-from .geo import Grid, densified_ring
+from ..geo import Grid, densified_ring
 from .io import (FAST_COMPRESSION, GTIFF_PROFILE, InputError, OutputError, atomic_path,
                  predictor)
-from .products import Modality
+from ..products import Modality
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 After a run (``quicklooks: true``), :func:`write_review` writes
 
 * a quicklook PNG per scene, ``<root>/quicklooks/<branch>/scene_<n>.png``
-  (:mod:`sen12ms_build.quicklook`), from the scene's UTM rasters in ``.work``;
+  (:mod:`sen12ms_build.curation.quicklook`), from the scene's UTM rasters in ``.work``;
 * a static HTML page per season, ``<root>/review/<branch>.html``: every scene with its scene
   round values, and every patch triplet cut out of the scene's quicklook (S1, S2 RGB,
   S2 SWIR, IGBP, LCCS) with its checks' values, status and reason. A reviewer ticks the
@@ -31,10 +31,10 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import layout
+from ..dataset import layout
 from .decisions import (REVIEW_JSON, _patch_files, apply_to_records, cut_patch,  # noqa: F401
                         honour_decisions, load_decisions, patch_id)
-from .io import InputError, atomic_write_text, sha256
+from ..raster.io import InputError, atomic_write_text, sha256
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +117,8 @@ def apply_review(root: Path | str, cfg: Any, rejects: Iterable[str] = (),
     manifest, ``scenes.csv`` and the split lists (:func:`pipeline.finalize`) and the review
     pages. Raises :class:`InputError` for an unknown patch or a re-admission whose scene
     rasters are gone. Returns counts."""
-    from .pipeline import finalize, scene_records, state_path
-    from .state import State
+    from ..pipeline import finalize, scene_records, state_path
+    from ..state import State
 
     root = Path(root)
     rejects, readmits = list(dict.fromkeys(rejects)), list(dict.fromkeys(readmits))
@@ -211,7 +211,7 @@ def write_quicklooks(root: Path, records: list[tuple[dict, list[dict]]]) -> int:
 def write_review(root: Path | str, cfg: Any) -> list[Path]:
     """Quicklooks (missing or outdated ones) and the review page of every season under
     ``root``; returns the pages written."""
-    from .pipeline import scene_records
+    from ..pipeline import scene_records
 
     root = Path(root)
     records = scene_records(root)
@@ -224,7 +224,7 @@ def write_review(root: Path | str, cfg: Any) -> list[Path]:
 def write_pages(root: Path, cfg: Any,
                 records: list[tuple[dict, list[dict]]] | None = None) -> list[Path]:
     """The review page of every season (branch) under ``root``."""
-    from .pipeline import scene_records
+    from ..pipeline import scene_records
 
     root = Path(root)
     records = apply_to_records(root, records if records is not None else scene_records(root))
@@ -259,7 +259,7 @@ def page_html(branch: str, records: list[tuple[dict, list[dict]]], cfg: Any,
               root: Path) -> str:
     """The static review page of one season (self-contained but for the quicklook PNGs,
     linked relatively from ``<root>/review/``)."""
-    from .curation import CHECKS, thresholds
+    from .rounds import CHECKS, thresholds
     from .quicklook import PANEL_TITLES, PANELS, quicklook_path, read_layout
 
     cur = cfg.curation

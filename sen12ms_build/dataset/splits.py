@@ -28,8 +28,8 @@ from pyproj import Geod
 from shapely import STRtree
 from shapely.geometry import Polygon
 
-from .errors import Sen12msError
-from .roi import read_geojson
+from ..errors import Sen12msError
+from ..roi import read_geojson
 
 Key = tuple[str, int]  # (branch, scene)
 SPLITS_JSON = "splits.json"
@@ -190,7 +190,7 @@ def footprint_report(root: Path, train: Iterable[Key], test: Iterable[Key]) -> d
 
 
 def write_info(root: Path, info: dict) -> None:
-    from .io import atomic_write_text
+    from ..raster.io import atomic_write_text
 
     atomic_write_text(Path(root) / SPLITS_JSON, json.dumps(info, indent=1) + "\n")
 

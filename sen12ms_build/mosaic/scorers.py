@@ -32,8 +32,9 @@ from typing import Any, Callable
 import numpy as np
 from scipy import ndimage
 
-from .errors import Sen12msError
-from .methods import Scorer
+from ..errors import Sen12msError
+from ..methods import Scorer
+from .scores import cloud_score
 
 #: ``scorer(l1c, valid, params) -> (h, w) float32 score in [0, 1]`` (see the module doc).
 CloudScorer = Callable[[np.ndarray, np.ndarray, Any], np.ndarray]
@@ -83,9 +84,7 @@ def calibrate(p: np.ndarray, threshold: float, cloud_thresh: float, p_floor: flo
 
 
 def paper_score(l1c: np.ndarray, valid: np.ndarray, params: Any) -> np.ndarray:
-    """The SEN12MS scripts' cloud score (:func:`sen12ms_build.mosaic.cloud_score`)."""
-    from .mosaic import cloud_score
-
+    """The SEN12MS scripts' cloud score (:func:`sen12ms_build.mosaic.scores.cloud_score`)."""
     return cloud_score(l1c, params, valid)
 
 

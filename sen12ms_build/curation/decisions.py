@@ -3,7 +3,7 @@
 This module needs neither the pipeline nor the review pages: the tile stage applies the
 reviewer's decisions to a freshly tiled scene through :func:`honour_decisions`,
 :func:`pipeline.finalize` applies them to the records through :func:`apply_to_records`,
-and :mod:`sen12ms_build.review` writes them (``apply-review``).
+and :mod:`sen12ms_build.curation.review` writes them (``apply-review``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import layout
-from .io import InputError, sha256
+from ..dataset import layout
+from ..raster.io import InputError, sha256
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def cut_patch(utm: Mapping[str, Path], row: int, col: int, size: int,
     from affine import Affine
     from rasterio.windows import Window
 
-    from .tiling import write_patch
+    from ..raster.tiling import write_patch
 
     win = Window(col, row, size, size)
     for dd, path in paths.items():

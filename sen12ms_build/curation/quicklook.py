@@ -10,7 +10,7 @@ composites use a robust percentile stretch (:data:`STRETCH` percentiles per chan
 scene's valid pixels), so every patch of a scene shares one stretch; no-data is black.
 
 The panels sit at exact pixel offsets (:class:`QuicklookLayout`, also saved beside the PNG
-as ``scene_<n>.json``), so the review page (:mod:`sen12ms_build.review`) can crop each
+as ``scene_<n>.json``), so the review page (:mod:`sen12ms_build.curation.review`) can crop each
 patch out of the scene's PNG. Scenes larger than :data:`MAX_PANEL_PX` are reduced by an
 integer factor (block mean for S1/S2, nearest for land cover).
 
@@ -29,8 +29,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .io import atomic_path, atomic_write_text
-from .products import S2_BANDS
+from ..raster.io import atomic_path, atomic_write_text
+from ..products import S2_BANDS
 
 log = logging.getLogger(__name__)
 

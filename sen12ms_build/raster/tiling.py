@@ -22,7 +22,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from .geotiff import write_or_gdal
-from .products import MODALITIES
+from ..products import MODALITIES
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The dataset: layout and names, splits, provenance, the STAC catalog, Croissant, the data card, validation and finalize."""
