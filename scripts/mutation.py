@@ -45,9 +45,12 @@ REPO = Path(__file__).resolve().parent.parent
 #: Core modules and the quick tests that cover each (``-m "not slow"``); ``--slow`` adds the
 #: slow tests (demo archive, whole runs) listed second.
 MODULES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
-    "mosaic": ("sen12ms_build/mosaic.py",
+    "mosaic": ("sen12ms_build/mosaic/scores.py",
                ("tests/test_mosaic.py", "tests/test_mosaic_reference.py"),
                ("tests/test_demo_archive.py", "tests/test_detection.py")),
+    "merging": ("sen12ms_build/mosaic/merging.py",
+                ("tests/test_mosaic.py", "tests/test_mosaic_reference.py"),
+                ("tests/test_demo_archive.py", "tests/test_detection.py")),
     "tiling": ("sen12ms_build/raster/tiling.py",
                ("tests/test_tiling.py", "tests/test_tiling_windows.py",
                 "tests/test_tiling_strips.py"),

@@ -451,7 +451,7 @@ def clean(directory: Path) -> None:
         log.info("disk, %s: %.1f MiB", part, n / 2**20)
 
 
-# --- curation review and report (sen12ms_build.curation.review, sen12ms_build.curation.report) ----------------
+# --- curation review and report (sen12ms_build.curation.review, .report) ------------------
 
 @main.command()
 @_verbosity_options

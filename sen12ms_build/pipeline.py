@@ -29,16 +29,17 @@ from tqdm.auto import tqdm
 from .curation import rounds as curation
 from .curation import decisions
 from .dataset import layout
-from .backends import Backend, NoDataError, SceneRequest, get_backend
+from .backends import Backend, ExportGrid, NoDataError, SceneRequest, get_backend
 from .config import Config, ConfigError
 from .errors import Sen12msError
 from .raster.io import (InputError, OutputError, output_lock, remove_stale_temporaries,
                  sha256)
 from .dataset import provenance
 from .products import AUX, AUX_MASKS, MODALITIES, S2_COVERAGE
-from .raster.warp import warp_to_file
+from .raster.warp import adopt_on_grid, warp_to_file
 from .roi import ROI, read_geojson, write_geojson
-from .state import State, downstream
+from .dataset.finalize import finalize
+from .state import State, downstream, state_path
 from .raster.tiling import tile_scene
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,6 @@ def fingerprint(*parts: Any) -> str:
     """Short stable hash of JSON-able settings."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def state_path(root: Path) -> Path:
-    """The run's SQLite state file."""
-    return Path(root) / layout.WORK_DIR / "state.sqlite"
 
 
 # --- ROIs --------------------------------------------------------------------------------
@@ -100,7 +96,8 @@ def scene_request(cfg: Config, season: str, roi: ROI) -> SceneRequest:
     """What the backend is asked for one scene."""
     s = cfg.season(season)
     return SceneRequest(roi=roi, season=season, start=s.start, end=s.end,
-                        params=cfg.mosaic_params, landcover_year=cfg.landcover_year)
+                        params=cfg.mosaic_params, landcover_year=cfg.landcover_year,
+                        resolution_m=cfg.reproject.resolution_m)
 
 
 @dataclass
@@ -120,13 +117,17 @@ def _scene_base(cfg: Config, season: str, roi: ROI) -> dict[str, Any]:
             "shadow_over_water": str(cfg.mosaic_params.shadow_over_water).lower()}
 
 
-def stage_fingerprints(cfg: Config, season: str, roi: ROI, backend_name: str
+def stage_fingerprints(cfg: Config, season: str, roi: ROI, backend_name: str,
+                       export_grid: ExportGrid = ExportGrid.GEOGRAPHIC
                        ) -> tuple[str, str, str]:
     """The fingerprints of a scene's export, warp and tile stages (each includes the
-    settings of the stages before it)."""
+    settings of the stages before it; an export on the scene grid includes its pixel
+    size)."""
     base = _scene_base(cfg, season, roi)
+    scene_grid = (cfg.reproject.resolution_m,) if export_grid is ExportGrid.SCENE else ()
     fp_export = fingerprint(asdict(roi), base["start"], base["end"],
-                            cfg.mosaic_params.as_dict(), backend_name, cfg.landcover_year)
+                            cfg.mosaic_params.as_dict(), backend_name, cfg.landcover_year,
+                            *scene_grid)
     fp_warp = fingerprint(fp_export, asdict(cfg.reproject))
     fp_tile = fingerprint(fp_warp, asdict(cfg.tiling), asdict(cfg.curation),
                           provenance.PROVENANCE_VERSION, cfg.quality_layers)
@@ -151,7 +152,8 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
     wd = layout.scene_workdir(root, s.seed, season, roi.scene)
     base = _scene_base(cfg, season, roi)
 
-    fp_export, fp_warp, fp_tile = stage_fingerprints(cfg, season, roi, backend.name)
+    fp_export, fp_warp, fp_tile = stage_fingerprints(cfg, season, roi, backend.name,
+                                                     backend.export_grid)
     done = state.done(branch, roi.scene, "tile", fp_tile)
     if done and not done.get("input_problem"):  # a damaged input is tried again
         return SceneResult(done, skipped=True)
@@ -161,7 +163,8 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
                      outputs)
         return SceneResult({**record, "patch_records": patches}, time.perf_counter() - t0)
 
-    # 1. export on the backend's grid (EPSG:4326, 0.0001 degrees)
+    # 1. export on the backend's grid (Backend.export_grid: EPSG:4326 at 0.0001 degrees, or
+    #    the scene's UTM grid itself)
     export = state.done(branch, roi.scene, "export", fp_export)
     if export is None:
         try:
@@ -182,15 +185,19 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
                               {"meta": result.meta}, outputs)
     meta = export["meta"]
 
-    # 2. warp to the local UTM zone at square pixels
+    # 2. warp to the local UTM zone at square pixels (adopted as is when already on it)
     grid = roi.scene_grid(cfg.reproject.resolution_m)
     utm = {k: wd / "utm" / f"{k}.tif" for k in ("s1", "s2", "lc", "aux")}
     if not (wd / "export" / "s2_aux.tif").exists():
         utm.pop("aux")
     if state.done(branch, roi.scene, "warp", fp_warp) is None:
+        on_scene_grid = backend.export_grid is ExportGrid.SCENE
         for k, dst in utm.items():
             src = wd / "export" / ("s2_aux.tif" if k == "aux" else f"{k}.tif")
             modality = _aux_modality(src) if k == "aux" else MODALITIES[k]
+            if on_scene_grid:  # read straight onto the scene grid: no second resampling
+                adopt_on_grid(src, dst, grid, modality)
+                continue
             method = cfg.reproject.resampling.get(k, modality.resampling)
             warp_to_file(src, dst, grid, modality, method, cfg.reproject.warp_mem_limit_mb)
         state.finish(branch, roi.scene, "warp", fp_warp,
@@ -389,7 +396,8 @@ def _run_locked(cfg: Config, seasons: list[str], root: Path, backend: Backend,
     with State(state_path(root)) as state:
         summary.resumed = sum(
             not (state.done(cfg.branch(n), r.scene, "tile",
-                            stage_fingerprints(cfg, n, r, backend.name)[2]) or
+                            stage_fingerprints(cfg, n, r, backend.name,
+                                               backend.export_grid)[2]) or
                  {"input_problem": 1}).get("input_problem")
             for n, r in tasks)
     if summary.resumed:
@@ -564,90 +572,3 @@ def peak_memory_mib() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, kids) / 1024.0
-
-
-def scene_records(root: Path) -> list[tuple[dict, list[dict]]]:
-    """(scene record, patch records) of every finished scene under ``root``."""
-    path = state_path(root)
-    if not path.exists():
-        return []
-    with State(path) as state:
-        rows = state.records("tile")
-    return [({k: v for k, v in rec.items() if k != "patch_records"},
-             rec.get("patch_records", [])) for _, _, rec in rows]
-
-
-def finalize(root: Path, cfg: Config) -> dict[str, int]:
-    """Write ``manifest.csv``, ``scenes.csv``, ``seasons.csv``, ``train_list.txt``,
-    ``test_list.txt`` and ``splits.json`` from every finished scene under ``root``, then the
-    dataset's descriptions (:func:`publish`: STAC catalog, ``croissant.json``, ``README.md``)."""
-    from .dataset import splits
-
-    root = Path(root)
-    records = decisions.apply_to_records(root, scene_records(root))  # reviewer's decisions
-    manifest, scenes = [], []
-    kept_scenes = [r for r, _ in records if r["status"] == "kept"]
-    sp = cfg.splits
-    test, test_names, info = splits.assign(sp.method, root, kept_scenes, sp.test_fraction,
-                                           sp.seed, sp.test_file)
-    train_list, test_list = [], []
-    for rec, patches in records:
-        scenes.append(rec)
-        for p in patches:
-            left, bottom, right, top = p["bounds"]
-            if not p["kept"]:  # a reviewer's rejection leaves no quality layer behind
-                layout.quality_path(root, rec["seed"], rec["season"], rec["scene"],
-                                    p["patch"]).unlink(missing_ok=True)
-            split = ""
-            if p["kept"]:
-                name = Path(p["files"]["s2"]).name
-                in_test = name in test_names if test_names is not None else \
-                    (rec["branch"], rec["scene"]) in test
-                split = "test" if in_test else "train"
-                (test_list if in_test else train_list).append(name)
-            manifest.append({
-                **p["values"],
-                **provenance.manifest_values(p.get("tags", {})),
-                "patch_id": f"{rec['branch']}_{rec['scene']}_p{p['patch']}",
-                "branch": rec["branch"], "season": rec["season"], "scene": rec["scene"],
-                "patch": p["patch"], "status": "kept" if p["kept"] else "rejected",
-                "reason": p["reason"], "crs": rec.get("crs", ""), "left": left,
-                "bottom": bottom, "right": right, "top": top, "review": p.get("review", ""),
-                "roi_id": rec.get("roi_id", ""), "split": split,
-                **{k: p["files"].get(k, "") for k in (*layout.DATA_IDS, provenance.QA_ID)},
-                **{f"sha256_{k}": p.get("sha256", {}).get(k, "")
-                   for k in (*layout.DATA_IDS, provenance.QA_ID)}})
-    layout.write_csv(root / "manifest.csv", layout.MANIFEST_HEADER, manifest)
-    layout.write_csv(root / "scenes.csv", layout.SCENES_HEADER, scenes)
-    layout.write_csv(root / "seasons.csv", layout.SEASONS_HEADER,
-                     layout.seasons_rows([r for r, _ in records]))
-    layout.write_lines(root / "train_list.txt", train_list)
-    layout.write_lines(root / "test_list.txt", test_list)
-    scene_split = {}
-    for row in manifest:
-        if row["split"]:
-            scene_split.setdefault((row["branch"], int(row["scene"])), set()).add(row["split"])
-    info.update(splits.footprint_report(
-        root, [k for k, v in scene_split.items() if "train" in v],
-        [k for k, v in scene_split.items() if "test" in v]) if scene_split else {})
-    info.update(train_patches=len(train_list), test_patches=len(test_list))
-    if train_list and not test_list and sp.method == "groups" and sp.test_fraction > 0:
-        log.warning("splits: the %d kept scene(s) form %d overlap group(s), so a leak-free "
-                    "split has no test set; sample ROIs further apart or set splits.method "
-                    "roi (which leaks)", len(kept_scenes), len(info.get("groups", [])))
-    splits.write_info(root, info)
-    publish(root, cfg)
-    return {"scenes": len(records), "patches": len(manifest),
-            "train": len(train_list), "test": len(test_list)}
-
-
-def publish(root: Path, cfg: Config) -> None:
-    """The dataset's self-descriptions from its metadata: the STAC catalog (``stac/``),
-    ``croissant.json`` and the data card ``README.md``."""
-    from .dataset import croissant
-    from .dataset import datacard
-    from .dataset import stac
-
-    stac.write_catalog(root, cfg)
-    croissant.write_croissant(root, cfg)
-    datacard.write_datacard(root, cfg)

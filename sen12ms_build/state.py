@@ -18,6 +18,14 @@ from typing import Any, Iterable
 
 from .raster.io import OutputError, sha256
 
+#: The run's folder of intermediates and bookkeeping below a dataset root.
+WORK_DIR = ".work"
+
+
+def state_path(root: Path | str) -> Path:
+    """The run's SQLite state file, ``<root>/.work/state.sqlite``."""
+    return Path(root) / WORK_DIR / "state.sqlite"
+
 STAGES = ("export", "warp", "tile")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS stages (

@@ -22,6 +22,9 @@ from ee_helpers import (calls, constants, evaluate, evaluate_image,  # noqa: E40
                         function_nodes, invocations, offline_ee)
 from sen12ms_build import mosaic
 from sen12ms_build.mosaic import scorers  # noqa: E402
+from sen12ms_build.mosaic import image as mosaic_image  # noqa: E402
+from sen12ms_build.mosaic import merging as mosaic_merging  # noqa: E402
+from sen12ms_build.mosaic import scores as mosaic_scores  # noqa: E402
 from sen12ms_build.backends.earthengine import (graphs, landcover_image, s1_image,  # noqa: E402
                                                 s2_mosaic)
 from sen12ms_build.mosaic import MosaicParams  # noqa: E402
@@ -403,7 +406,8 @@ def test_numpy_and_earth_engine_read_every_constant_from_mosaic_params():
     # scorer-specific constants are read by the backends that run that scorer only
     local_only = {n for n in every if n.startswith("s2cloudless_")}
     ee_only = {n for n in every if n.startswith("cloudscoreplus_")}
-    numpy_side = _params_attributes(mosaic) | _params_attributes(scorers)
+    numpy_side = set().union(*(_params_attributes(m) for m in (
+        mosaic_scores, mosaic_image, mosaic_merging, scorers)))
     assert every - ee_only <= numpy_side, every - ee_only - numpy_side
     assert every - local_only <= _params_attributes(graphs), \
         every - local_only - _params_attributes(graphs)

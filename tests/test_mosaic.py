@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sen12ms_build import mosaic
+from sen12ms_build.mosaic import scores as mosaic_scores
 from sen12ms_build.methods import MergeMethod
 from sen12ms_build.mosaic import DEFAULT_PARAMS, MosaicParams
 from sen12ms_build.products import S2_BANDS
@@ -261,8 +262,8 @@ def test_focal_extremes_equal_grey_erosion_and_dilation(radius, iterations):
     for _ in range(iterations):
         ero = ndimage.grey_erosion(ero, footprint=mosaic.disk(radius), mode="nearest")
         dil = ndimage.grey_dilation(dil, footprint=mosaic.disk(radius), mode="nearest")
-    assert np.array_equal(mosaic._focal_extreme(x, radius, iterations, np.minimum), ero)
-    assert np.array_equal(mosaic._focal_extreme(x, radius, iterations, np.maximum), dil)
+    assert np.array_equal(mosaic_scores._focal_extreme(x, radius, iterations, np.minimum), ero)
+    assert np.array_equal(mosaic_scores._focal_extreme(x, radius, iterations, np.maximum), dil)
 
 
 def test_block_mean_ignores_nodata_in_partial_blocks():

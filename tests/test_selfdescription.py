@@ -183,7 +183,7 @@ def test_file_split_and_bad_method(tiny_run, tmp_path):
     from dataclasses import replace
 
     from sen12ms_build.config import ConfigError, config_from_dict
-    from sen12ms_build.pipeline import finalize
+    from sen12ms_build.dataset.finalize import finalize
 
     with pytest.raises(ConfigError, match="splits.method: unknown method 'blocks'"):
         config_from_dict({"splits": {"method": "blocks"}, "sampling": {"rois_file": "x"},

@@ -2,7 +2,15 @@
 
 Every backend answers one question through :class:`Backend`: for an ROI and a period, give
 the cloud-free Sentinel-2 mosaic, the Sentinel-1 VV/VH image and the 4-band land cover, each
-as a GeoTIFF on the ROI's export grid (EPSG:4326 at 0.0001 degrees, :meth:`ROI.export_grid`).
+as a GeoTIFF on one grid that the backend declares (:attr:`Backend.export_grid`):
+
+* :attr:`ExportGrid.GEOGRAPHIC` (the paper's path, ``local`` and ``earthengine``): the ROI's
+  export grid, EPSG:4326 at 0.0001 degrees (:meth:`ROI.export_grid`), which the pipeline
+  then warps to the scene's UTM grid (:mod:`sen12ms_build.raster.warp`);
+* :attr:`ExportGrid.SCENE`: the scene's final UTM grid at square pixels
+  (:meth:`ROI.scene_grid` at :attr:`SceneRequest.resolution_m`), for a backend that reads
+  its sources straight onto it (one resampling); the warp stage then only checks the grid
+  and adopts the files, without resampling them again.
 
 * ``local`` (:mod:`.local`) runs the query / score / merge of :mod:`sen12ms_build.mosaic` on
   a local archive of rasters (no network).
@@ -14,21 +22,33 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
 
 from ..mosaic import MosaicParams
 from ..roi import ROI
 from ..errors import Sen12msError
+from ..geo import Grid
 
 #: File names of an export inside its folder; ``aux`` is optional.
 EXPORT_FILES = {"s1": "s1.tif", "s2": "s2.tif", "lc": "lc.tif", "aux": "s2_aux.tif"}
 
 
+class ExportGrid(str, Enum):
+    """The grid a backend exports on (:attr:`Backend.export_grid`)."""
+
+    #: EPSG:4326 at 0.0001 degrees (:meth:`ROI.export_grid`); the pipeline warps it to UTM.
+    GEOGRAPHIC = "geographic"
+    #: the scene's final UTM grid at square pixels (:meth:`ROI.scene_grid`); no second warp.
+    SCENE = "scene"
+
+
 @dataclass(frozen=True)
 class SceneRequest:
     """What to export: an ROI, a period ``[start, end]`` (inclusive dates), the mosaicking
-    constants and the land-cover year."""
+    constants, the land-cover year and the scene's pixel size (metres, for a backend that
+    exports on the scene grid)."""
 
     roi: ROI
     season: str
@@ -36,12 +56,20 @@ class SceneRequest:
     end: dt.date
     params: MosaicParams = field(default_factory=MosaicParams)
     landcover_year: int = 2016
+    resolution_m: float = 10.0
+
+    def grid(self, kind: "ExportGrid") -> Grid:
+        """The grid a backend of ``kind`` exports this scene on."""
+        if ExportGrid(kind) is ExportGrid.SCENE:
+            return self.roi.scene_grid(self.resolution_m)
+        return self.roi.export_grid()
 
 
 @dataclass
 class SceneExport:
-    """A backend's answer: paths of the exported GeoTIFFs (EPSG:4326, 0.0001 degrees, one
-    identical grid) and metadata (images used, cloudy percentages, poor-pixel share ...)."""
+    """A backend's answer: paths of the exported GeoTIFFs (all on the grid the backend
+    declares, :attr:`Backend.export_grid`) and metadata (images used, cloudy percentages,
+    poor-pixel share ...)."""
 
     s1: Path
     s2: Path
@@ -81,10 +109,13 @@ class Backend(Protocol):
     """
 
     name: str
+    #: the grid every export of this backend is on (:class:`ExportGrid`)
+    export_grid: ClassVar[ExportGrid] = ExportGrid.GEOGRAPHIC
 
     def export_scene(self, request: SceneRequest, out_dir: Path) -> SceneExport:
         """Write ``s1.tif``, ``s2.tif``, ``lc.tif`` (and optionally ``s2_aux.tif``) for the
-        request into ``out_dir`` atomically and return their paths and metadata.
+        request into ``out_dir`` atomically, on ``request.grid(self.export_grid)``, and
+        return their paths and metadata.
 
         Raises:
             NoDataError: a modality has no acquisition for the ROI and period.

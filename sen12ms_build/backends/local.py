@@ -21,8 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,57 +29,16 @@ import numpy as np
 import rasterio
 from rasterio.features import geometry_mask
 from rasterio.warp import transform_bounds
-from scipy import ndimage
 from shapely.geometry import Polygon, box
 
-from .. import mosaic
 from ..geo import Grid, pixel_size_m
+from ..mosaic import engine
 from ..raster.io import FAST_COMPRESSION, InputError, write_raster
-from ..products import AUX_MASKS, CLIP_MARGIN_PX, LC, S1, S2
+from ..products import AUX_MASKS, LC, S1, S2
 from ..raster.warp import warp_array
 from . import EXPORT_FILES, Backend, NoDataError, SceneExport, SceneRequest
 
 log = logging.getLogger(__name__)
-
-
-def _read_ahead(items: Sequence[Any], read: Callable[[Any], np.ndarray]
-                ) -> Iterator[tuple[Any, np.ndarray | None]]:
-    """``(item, read(item))`` in order, the next item read in a background thread while the
-    caller works on the current one (GDAL decodes without the GIL): the read overlaps the
-    scoring, at the cost of one more image in memory. An :class:`InputError` is logged and
-    yields ``None`` (the acquisition is skipped)."""
-    def safe(item: Any) -> np.ndarray | None:
-        try:
-            return read(item)
-        except InputError as exc:
-            log.error("skipping corrupt acquisition: %s", exc)
-            return None
-
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
-        nxt = pool.submit(safe, items[0]) if items else None
-        for k, item in enumerate(items):
-            arr = nxt.result()
-            nxt = pool.submit(safe, items[k + 1]) if k + 1 < len(items) else None
-            yield item, arr
-            del arr
-
-
-def _copy_where(pairs: Sequence[tuple[np.ndarray, np.ndarray]], where: np.ndarray) -> None:
-    """``dst[:, where] = src[:, where]`` for each (dst, src) pair of (C, H, W) arrays and one
-    (H, W) mask, band by band; by flat indices (found once for every pair) when the mask is
-    sparse (most images hold few pixels of a long season's merge)."""
-    n = np.count_nonzero(where)
-    if not n:
-        return
-    idx = np.flatnonzero(where) if n <= where.size // 8 else None
-    for dst, src in pairs:
-        if idx is None:
-            for b in range(dst.shape[0]):
-                np.copyto(dst[b], src[b], where=where)
-            continue
-        d, s = dst.reshape(dst.shape[0], -1), src.reshape(src.shape[0], -1)
-        for b in range(dst.shape[0]):
-            d[b, idx] = s[b, idx]
 
 
 def _write(path: Path, data: np.ndarray, **kw: Any) -> None:
@@ -138,6 +95,15 @@ def scan(folder: Path, count: int | None = None) -> tuple[list[Acquisition], lis
     return acquisitions, problems
 
 
+def _engine_acquisition(acq: Acquisition) -> engine.Acquisition:
+    """The mosaicking engine's view of an archive file."""
+    return engine.Acquisition(
+        name=acq.path.name, time=acq.time,
+        solar_azimuth=float(acq.tags["MEAN_SOLAR_AZIMUTH_ANGLE"]),
+        solar_zenith=float(acq.tags["MEAN_SOLAR_ZENITH_ANGLE"]),
+        product_id=acq.tags.get("PRODUCT_ID", acq.path.stem), footprint=acq.bbox)
+
+
 def query(acquisitions: list[Acquisition], roi_ring: list[tuple[float, float]],
           start: dt.date, end: dt.date) -> list[Acquisition]:
     """Acquisitions sensed in ``[start, end]`` whose bounding box intersects the ROI."""
@@ -188,64 +154,26 @@ class LocalBackend(Backend):
         if not found:
             raise NoDataError(f"no Sentinel-2 acquisition for ROI {request.roi.id} in "
                               f"{request.start}..{request.end}")
-        px = pixel_size_m(grid)
-        # clip a few pixels outside the ROI so that the UTM warp's resampling kernels at
-        # the scene edge still find data; statistics use the exact ROI
-        clip_mask = ndimage.binary_dilation(roi_mask, iterations=CLIP_MARGIN_PX)
-        outside = np.flatnonzero(~clip_mask)  # the few corner pixels the clip zeroes
-        merge = mosaic.RunningMerge(grid.shape)  # O(H x W) memory whatever the image count
-        # The mosaic is assembled as the merge runs: each image's pixels are copied where it
-        # holds the merge so far (a "best" image goes on top at once, above the best images
-        # it outranks), so an image is read once and nothing is kept aside. Memory: one
-        # image, the mosaic and the merge's planes, whatever the image count.
-        result: np.ndarray | None = None
-        chosen_masks = np.zeros((2, *grid.shape), bool)  # cloud, shadow of the chosen image
-        used = []
-        for acq, l1c in _read_ahead(found, lambda a: warp_array(a.path, grid, "nearest",
-                                                                 S2.nodata, S2.dtype)):
-            if l1c is None:
-                continue
-            l1c.reshape(l1c.shape[0], -1)[:, outside] = 0  # ee.Image.clip(roi), with a margin
-            if not l1c.any():
-                continue
-            az = float(acq.tags["MEAN_SOLAR_AZIMUTH_ANGLE"])
-            zen = float(acq.tags["MEAN_SOLAR_ZENITH_ANGLE"])
-            s = mosaic.score_image(l1c, px, az, zen, roi_mask, params, components=False,
-                                   masks=True)  # AUX_MASKS
-            held = merge.add_on_top(s.quality, s.poor, s.valid, s.cloudy_percentage, params)
-            if result is None:
-                result = np.zeros(l1c.shape, l1c.dtype)
-            _copy_where([(result, l1c), *((c[None], m[None])
-                                          for c, m in zip(chosen_masks, s.masks))], held)
-            del held
-            used.append({"file": acq.path.name, "time": acq.time.isoformat(),
-                         "product_id": acq.tags.get("PRODUCT_ID", acq.path.stem),
-                         "solar_azimuth": az, "solar_zenith": zen,
-                         "cloudy_percentage": round(s.cloudy_percentage, 3),
-                         "roi_coverage_percent": round(s.roi_coverage_percent, 3)})
-            del s, l1c
-        if result is None:
+        files = {a.path.name: a for a in found}
+
+        def read(acq: engine.Acquisition) -> np.ndarray | None:
+            try:
+                return warp_array(files[acq.name].path, grid, "nearest", S2.nodata, S2.dtype)
+            except InputError as exc:
+                log.error("skipping corrupt acquisition: %s", exc)
+                return None
+
+        res = engine.mosaic_acquisitions([_engine_acquisition(a) for a in found], read,
+                                         pixel_size_m(grid), roi_mask, params)
+        if res is None:
             raise NoDataError(f"no readable Sentinel-2 acquisition covers ROI {request.roi.id}")
-        k = len(used)
-        source, chosen_poor, best = merge.finish_on_top(params)
-        covered = source >= 0
-        poor_share = mosaic.poor_share_of(source, chosen_poor)
-        _write(out / EXPORT_FILES["s2"], result, crs=grid.crs, transform=grid.transform,
+        _write(out / EXPORT_FILES["s2"], res.mosaic, crs=grid.crs, transform=grid.transform,
                nodata=S2.nodata, descriptions=S2.descriptions,
-               tags={"MOSAIC_IMAGES": k, "BEST_IMAGES": len(best)})
-        aux = np.full((AUX_MASKS.count, *grid.shape), 255, np.uint8)
-        aux[0][covered] = source[covered]
-        aux[1][covered] = chosen_poor[covered]
-        aux[2:4, covered] = chosen_masks[:, covered]  # the chosen image's cloud and shadow
-        _write(out / EXPORT_FILES["aux"], aux, crs=grid.crs, transform=grid.transform,
+               tags={"MOSAIC_IMAGES": len(res.meta["s2_images"]),
+                     "BEST_IMAGES": len(res.meta["s2_best"])})
+        _write(out / EXPORT_FILES["aux"], res.aux, crs=grid.crs, transform=grid.transform,
                nodata=255, descriptions=AUX_MASKS.descriptions)
-        counts = np.bincount(source[covered], minlength=k)
-        for i, u in enumerate(used):
-            u["best"] = i in best
-            u["pixels_in_mosaic"] = int(counts[i])
-        return {"s2_images": used, "s2_best": [used[i]["file"] for i in best],
-                "poor_share": round(poor_share, 5),
-                "mosaic_coverage": round(float((covered & roi_mask).sum() / roi_mask.sum()), 5)}
+        return res.meta
 
     def _s1(self, request: SceneRequest, grid: Grid, out: Path) -> dict[str, Any]:
         found = query(self.index("s1"), request.roi.ring(), request.start, request.end)
@@ -286,7 +214,7 @@ class LocalBackend(Backend):
         """See :class:`sen12ms_build.backends.Backend`."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        grid = request.roi.export_grid()
+        grid = request.grid(self.export_grid)
         roi_mask = ~geometry_mask([{"type": "Polygon", "coordinates": [request.roi.ring()]}],
                                   out_shape=grid.shape, transform=grid.transform)
         meta: dict[str, Any] = {"backend": self.name, "grid": {

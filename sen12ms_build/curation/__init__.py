@@ -1,1 +1,2 @@
-"""Curation: the scene and patch rounds, reviewers' decisions, review pages, quicklooks and the report."""
+"""Curation: the scene and patch rounds, reviewers' decisions, review pages, quicklooks and
+the report."""

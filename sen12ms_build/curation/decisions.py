@@ -2,7 +2,7 @@
 
 This module needs neither the pipeline nor the review pages: the tile stage applies the
 reviewer's decisions to a freshly tiled scene through :func:`honour_decisions`,
-:func:`pipeline.finalize` applies them to the records through :func:`apply_to_records`,
+:func:`dataset.finalize.finalize` applies them to the records through :func:`apply_to_records`,
 and :mod:`sen12ms_build.curation.review` writes them (``apply-review``).
 """
 

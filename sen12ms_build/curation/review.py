@@ -14,8 +14,8 @@ After a run (``quicklooks: true``), :func:`write_review` writes
 (or plain text: one patch id or file name per line, ``+`` in front to re-admit), records it
 in ``<root>/review.json`` and applies it: a rejected patch's files leave the tree, a
 re-admitted patch is cut again from the scene's UTM rasters (same bytes as the tiler
-writes), and :func:`pipeline.finalize` rewrites the manifest, ``scenes.csv`` and the split
-lists. ``review.json`` is the reviewer's record: :func:`pipeline.finalize` applies it to
+writes), and :func:`dataset.finalize.finalize` rewrites the manifest, ``scenes.csv`` and the split
+lists. ``review.json`` is the reviewer's record: :func:`dataset.finalize.finalize` applies it to
 the automatic decisions (:func:`apply_to_records`) and the patch round honours it when a
 scene is tiled again (:func:`honour_decisions`), so a later ``run`` never undoes a review.
 """
@@ -114,10 +114,11 @@ def apply_review(root: Path | str, cfg: Any, rejects: Iterable[str] = (),
                  readmits: Iterable[str] = (), note: str = "") -> dict[str, int]:
     """Apply a reviewer's lists to a dataset root: record them in ``review.json``, remove
     rejected patches from the tree, cut re-admitted ones again from ``.work``, rewrite the
-    manifest, ``scenes.csv`` and the split lists (:func:`pipeline.finalize`) and the review
+    manifest, ``scenes.csv`` and the split lists (:func:`dataset.finalize.finalize`) and the review
     pages. Raises :class:`InputError` for an unknown patch or a re-admission whose scene
     rasters are gone. Returns counts."""
-    from ..pipeline import finalize, scene_records, state_path
+    from ..dataset.finalize import finalize, scene_records
+    from ..state import state_path
     from ..state import State
 
     root = Path(root)
@@ -211,7 +212,7 @@ def write_quicklooks(root: Path, records: list[tuple[dict, list[dict]]]) -> int:
 def write_review(root: Path | str, cfg: Any) -> list[Path]:
     """Quicklooks (missing or outdated ones) and the review page of every season under
     ``root``; returns the pages written."""
-    from ..pipeline import scene_records
+    from ..dataset.finalize import scene_records
 
     root = Path(root)
     records = scene_records(root)
@@ -224,7 +225,7 @@ def write_review(root: Path | str, cfg: Any) -> list[Path]:
 def write_pages(root: Path, cfg: Any,
                 records: list[tuple[dict, list[dict]]] | None = None) -> list[Path]:
     """The review page of every season (branch) under ``root``."""
-    from ..pipeline import scene_records
+    from ..dataset.finalize import scene_records
 
     root = Path(root)
     records = apply_to_records(root, records if records is not None else scene_records(root))

@@ -27,12 +27,12 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ..raster.io import atomic_write_text
+from ..state import WORK_DIR  # noqa: F401 (defined once, with the state file)
 
 DATA_IDS = ("s1", "s2", "lc")
 PATCH_RE = re.compile(
     r"^ROIs(?P<seed>\d+)_(?P<season>spring|summer|fall|winter)_(?P<dd>s1|s2|lc)_"
     r"(?P<scene>\d+)_p(?P<patch>\d+)\.tif$")
-WORK_DIR = ".work"
 
 
 def branch_name(seed: int, season: str) -> str:

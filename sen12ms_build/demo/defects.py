@@ -482,7 +482,8 @@ def evaluate(root: Path | str, archive: Path | str, size: int = 256, stride: int
     rejected when the scene round or the patch round rejected it.
     """
     from ..dataset import layout
-    from ..pipeline import scene_records, state_path
+    from ..dataset.finalize import scene_records
+    from ..state import state_path
     from ..state import State
     from ..raster.tiling import patch_windows
 

@@ -1,1 +1,2 @@
-"""Raster I/O at the edges: atomic files, the GeoTIFF writer, the warp to UTM and the tiler."""
+"""Raster I/O at the edges: atomic files, the GeoTIFF writer, the warp to UTM and the
+tiler."""

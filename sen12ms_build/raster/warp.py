@@ -18,12 +18,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import shutil
 from pathlib import Path
 from typing import Iterator
 from xml.sax.saxutils import escape
 
 import numpy as np
 import rasterio
+import rasterio.crs
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.features import rasterize
@@ -288,3 +291,41 @@ def pixel_is_square(path: Path | str, res_m: float = 10.0, tol: float = 1e-9) ->
         a, e = src.transform.a, src.transform.e
         return (src.crs is not None and src.crs.is_projected and
                 math.isclose(a, res_m, abs_tol=tol) and math.isclose(-e, res_m, abs_tol=tol))
+
+
+def adopt_on_grid(src_path: Path | str, dst_path: Path | str, grid: Grid,
+                  modality: Modality) -> Path:
+    """Take an export that is already on the scene ``grid`` as the scene file, without
+    resampling it again (a backend that declares :attr:`ExportGrid.SCENE
+    <sen12ms_build.backends.ExportGrid>`): the grid, band count and dtype are checked, then
+    the file is hard-linked (or copied) into place atomically.
+
+    Raises:
+        InputError: the export is not on ``grid`` (CRS, transform or size differ), or its
+            bands or dtype are not the modality's.
+    """
+    src_path, dst_path = Path(src_path), Path(dst_path)
+    try:
+        with rasterio.open(src_path) as src:
+            same = (src.crs is not None and src.crs == rasterio.crs.CRS.from_user_input(grid.crs)
+                    and src.width == grid.width and src.height == grid.height
+                    and src.transform.almost_equals(grid.transform, precision=1e-6))
+            if not same:
+                raise InputError(
+                    f"{src_path}: the backend declares the scene grid but exported "
+                    f"{src.width}x{src.height} px in {src.crs} at {tuple(src.transform)[:6]}"
+                    f", not {grid.width}x{grid.height} px in {grid.crs}")
+            if src.count != modality.count or src.dtypes[0] != modality.dtype:
+                raise InputError(f"{src_path}: expected {modality.count} {modality.dtype} "
+                                 f"bands for {modality.key}, found {src.count} "
+                                 f"{src.dtypes[0]}")
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputError(f"{src_path}: unreadable or truncated raster ({exc})") from exc
+    with atomic_path(dst_path) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src_path, tmp)
+        except OSError:
+            shutil.copyfile(src_path, tmp)
+    log.debug("adopted %s as %s (already on the scene grid)", src_path, dst_path)
+    return dst_path
