@@ -35,7 +35,7 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
     """Write ``manifest.csv``, ``scenes.csv``, ``seasons.csv``, ``train_list.txt``,
     ``test_list.txt`` and ``splits.json`` from every finished scene under ``root``, then the
     dataset's descriptions (:func:`publish`: STAC catalog, ``croissant.json``, ``README.md``)."""
-    from .dataset import splits
+    from . import splits
 
     root = Path(root)
     records = decisions.apply_to_records(root, scene_records(root))  # reviewer's decisions
@@ -98,9 +98,9 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
 def publish(root: Path, cfg: Any) -> None:
     """The dataset's self-descriptions from its metadata: the STAC catalog (``stac/``),
     ``croissant.json`` and the data card ``README.md``."""
-    from .dataset import croissant
-    from .dataset import datacard
-    from .dataset import stac
+    from . import croissant
+    from . import datacard
+    from . import stac
 
     stac.write_catalog(root, cfg)
     croissant.write_croissant(root, cfg)

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 STAC_DIR = "stac"
 PARQUET = "items.parquet"
-SCHEMA_DIR = Path(__file__).resolve().parent / "schemas" / "stac"
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "stac"
 _CORE = "https://schemas.stacspec.org/v1.1.0"
 ML_AOI = "https://stac-extensions.github.io/ml-aoi/v0.2.0/schema.json"
 LICENSE = "CC-BY-4.0"  # SEN12MS's licence; sources: see the data card (README.md)
