@@ -251,13 +251,16 @@ def demo(ctx: click.Context, out: Path, config_path: Path | None,
     """Build the demo archive and run the whole pipeline on it, offline."""
     from .demo.archive import write_demo_archive
 
-    config_path = config_path or REPO_CONFIGS / "demo.yaml"
+    planned = {}
+    if config_path is None:  # the checkout's demo: its planned ROIs, from any folder
+        config_path = REPO_CONFIGS / "demo.yaml"
+        planned = {"sampling.rois_file": str(REPO_CONFIGS / "demo_rois.csv")}
     if not config_path.exists():
         raise ConfigError(str(config_path), "", "demo config not found; pass --config")
     archive = out / "archive"
     write_demo_archive(archive, progress=ctx.obj["progress"])
     _run(config_path, season, {"backend.archive": str(archive), "backend.name": "local",
-                               "out": str(out / "sen12ms"),
+                               "out": str(out / "sen12ms"), **planned,
                                **_method_overrides(scorer, merge_method)},
          ctx.obj["progress"])
     log.info("dataset written to %s", out / "sen12ms")

@@ -123,7 +123,8 @@ SPLIT_METHODS = ("groups", "roi", "file")
 @dataclass(frozen=True)
 class SplitsConfig:
     """Train/test split (:mod:`sen12ms_build.dataset.splits`): ``groups`` (default: ROIs whose
-    footprints overlap or touch, in any season, go to one side together), ``roi`` (each
+    footprints overlap, touch or lie within ``leak_distance_m``, in any season, go to one
+    side together), ``roi`` (each
     scene drawn on its own) or ``file`` (the s2 patch names listed in ``test_file`` are the
     test set, to reproduce a published split)."""
 
@@ -131,6 +132,9 @@ class SplitsConfig:
     seed: int = 0
     method: str = "groups"
     test_file: str | None = None
+    #: ``groups``: footprints closer than this (metres) are one group; 0 joins the ones
+    #: that overlap or touch. No test footprint lies within it of a train footprint.
+    leak_distance_m: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -333,6 +337,8 @@ def _check(cfg: Config) -> None:
             fail(f"curation.{f.name}", "must be a share within 0..1")
     if not 0.0 <= cfg.splits.test_fraction < 1.0:
         fail("splits.test_fraction", "must be within 0..1 (exclusive of 1)")
+    if not 0.0 <= cfg.splits.leak_distance_m <= 100000.0:
+        fail("splits.leak_distance_m", "must be within 0..100000 metres")
     if cfg.splits.method not in SPLIT_METHODS:
         fail("splits.method", f"unknown method {cfg.splits.method!r}; choose one of "
              f"{', '.join(SPLIT_METHODS)}")

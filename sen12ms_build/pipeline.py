@@ -64,7 +64,7 @@ def season_rois(cfg: Config, season: str) -> list[ROI]:
                               f"ROI list {sp.rois_file} not found")
         try:
             return sampling.read_roi_list(Path(sp.rois_file), seed=s.seed,
-                                          roi_size_m=sp.roi_size_m)
+                                          roi_size_m=sp.roi_size_m, season=season)
         except sampling.RoiListError as exc:
             raise sampling.RoiListError(f"sampling.rois_file: {exc}") from None
     return sampling.sample_rois(

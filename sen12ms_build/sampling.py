@@ -49,6 +49,7 @@ import shapely
 from shapely.geometry import Polygon, box, shape
 
 from .geo import utm_epsg
+from .config import SEASONS as _SEASON_NAMES
 from .roi import ROI
 from .errors import Sen12msError
 
@@ -427,18 +428,32 @@ def rois_summary(rois: Sequence[ROI]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- listed ROIs
 
 
-def read_roi_list(path: Path, *, seed: int, roi_size_m: float) -> list[ROI]:
+def read_roi_list(path: Path, *, seed: int, roi_size_m: float,
+                  season: str | None = None) -> list[ROI]:
     """ROIs listed in a file instead of sampled.
 
     * GeoJSON (FeatureCollection or one Feature, EPSG:4326): a Point is the centre; a
       Polygon's centre is its centroid computed in the UTM zone of its lon/lat centroid.
-    * CSV with a header: ``lon,lat`` required; ``scene``, ``size_m``, ``kind``, ``place``
-      optional (other columns are ignored with a warning).
+    * CSV with a header: ``lon,lat`` required; ``scene``, ``size_m``, ``kind``, ``place``,
+      ``season`` optional (other columns are ignored with a warning).
 
     Per entry, ``size_m`` defaults to ``roi_size_m``, ``kind`` to ``listed``, ``scene`` to
-    the 1-based position in the file (scenes must be unique). The land share is estimated
-    as for sampled ROIs. Raises :class:`RoiListError` naming the file and the line or
-    feature at fault.
+    the 1-based position among the entries of its season. An entry with a ``season`` (CSV
+    column or GeoJSON property) belongs to that season's branch only, one without to every
+    season, so one file can hold a published per-season ROI set; scenes must be unique
+    within a season. The land share is estimated as for sampled ROIs.
+
+    Args:
+        path: the ``.geojson``/``.json`` or ``.csv`` file.
+        seed: the branch's seed (ROI ids are ``<seed>_<kind>_<scene>``).
+        roi_size_m: side of an entry without ``size_m``, metres.
+        season: keep the entries of this season (and those without one); None keeps all.
+
+    Returns:
+        The listed ROIs in file order.
+
+    Raises:
+        RoiListError: naming the file and the line or feature at fault.
     """
     path = Path(path)
     try:
@@ -455,6 +470,14 @@ def read_roi_list(path: Path, *, seed: int, roi_size_m: float) -> list[ROI]:
     if not entries:
         raise RoiListError(f"{path}: no ROIs listed")
 
+    for where, e in entries:
+        if e.get("season", "") not in ("", *_SEASON_NAMES):
+            raise RoiListError(f"{where}: season {e['season']!r} must be one of "
+                               f"{', '.join(_SEASON_NAMES)} (or empty: every season)")
+    if season is not None:
+        entries = [(w, e) for w, e in entries if e.get("season", "") in ("", season)]
+        if not entries:
+            raise RoiListError(f"{path}: no ROI listed for season {season}")
     rois: list[ROI] = []
     seen: dict[int, str] = {}
     for pos, (where, e) in enumerate(entries, start=1):
@@ -503,7 +526,7 @@ def _optional(where: str, props: dict[str, Any]) -> dict[str, Any]:
         value = props.get(key)
         if value is not None and value != "":
             out[key] = _number(where, key, value, integer=key == "scene")
-    for key in ("kind", "place"):
+    for key in ("kind", "place", "season"):
         value = props.get(key)
         if value is not None and value != "":
             if not isinstance(value, str):
@@ -585,11 +608,11 @@ def _csv_entries(path: Path, text: str) -> list[tuple[str, dict[str, Any]]]:
     missing = [c for c in ("lon", "lat") if c not in header]
     if missing:
         raise RoiListError(f"{path}:1: header lacks column(s) {', '.join(missing)} "
-                           f"(need lon,lat; optional scene,size_m,kind,place), got {header}")
+                           f"(need lon,lat; optional scene,size_m,kind,place,season), got {header}")
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise RoiListError(f"{path}:1: duplicate column(s) {', '.join(dupes)}")
-    known = ("lon", "lat", "scene", "size_m", "kind", "place")
+    known = ("lon", "lat", "scene", "size_m", "kind", "place", "season")
     ignored = [h for h in header if h not in known]
     if ignored:
         log.warning("%s: ignoring column(s) %s", path, ", ".join(ignored))

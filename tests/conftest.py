@@ -13,6 +13,7 @@ from sen12ms_build.config import load_config
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO / "configs" / "demo.yaml"
+DEMO_ROIS = REPO / "configs" / "demo_rois.csv"  # the demo's planned ROIs (cwd-independent)
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +29,8 @@ def demo_archive(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_config(demo_archive, tmp_path_factory):
     out = tmp_path_factory.mktemp("demo_out") / "sen12ms"
-    return load_config(DEMO_CONFIG, {"backend.archive": str(demo_archive), "out": str(out)})
+    return load_config(DEMO_CONFIG, {"backend.archive": str(demo_archive), "out": str(out),
+                                     "sampling.rois_file": str(DEMO_ROIS)})
 
 
 @pytest.fixture(scope="session")

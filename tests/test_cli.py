@@ -27,10 +27,19 @@ def test_version_and_help():
         assert option in res.output
 
 
+def sampler_config(tmp_path: Path) -> Path:
+    """configs/demo.yaml with the seeded sampler instead of its planned ROI list."""
+    data = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    del data["sampling"]["rois_file"]
+    path = tmp_path / "sampler.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 def test_sample_writes_the_rois_as_geojson(tmp_path):
     out = tmp_path / "winter.geojson"
-    res = cli("sample", "--config", str(REPO / "configs" / "demo.yaml"), "--season", "winter",
-              "--out", str(out))
+    config = str(sampler_config(tmp_path))
+    res = cli("sample", "--config", config, "--season", "winter", "--out", str(out))
     assert res.exit_code == 0, res.output
     fc = json.loads(out.read_text())
     assert fc["seed"] == 2017 and fc["season"] == "winter"
@@ -39,7 +48,7 @@ def test_sample_writes_the_rois_as_geojson(tmp_path):
     assert [p["id"] for p in props] == ["2017_urban_1", "2017_land_2", "2017_land_3"]
     assert {p["utm_zone"] for p in props} == {"18N"} and {p["seed"] for p in props} == {2017}
     # same seed, same ROIs, also through stdout for every season
-    res = cli("sample", "--config", str(REPO / "configs" / "demo.yaml"))
+    res = cli("sample", "--config", config)
     allfc = json.loads(res.output)
     winter = [f["properties"]["id"] for f in allfc["features"]
               if f["properties"]["season"] == "winter"]

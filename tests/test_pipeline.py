@@ -87,11 +87,11 @@ def test_manifest_checksums_and_splits(demo_run):
     assert sorted(train + test) == sorted(Path(r["s2"]).name for r in kept)
     scene_of = lambda n: (layout.parse_patch_filename(n).season, layout.parse_patch_filename(n).scene)  # noqa: E731
     assert not {scene_of(n) for n in train} & {scene_of(n) for n in test}
-    # splits.method groups (default): the demo's 12 ROIs overlap in one connected group
-    # across seasons, so the leak-free split puts every scene in train
+    # splits.method groups (default): the demo's planned ROIs form three groups more than
+    # splits.leak_distance_m apart; whole groups go to one side, and one is test
     info = json.loads((root / "splits.json").read_text())
     assert info["method"] == "groups" and info["shared_area_m2"] == 0.0
-    assert len(info["groups"]) == 1 and not test
+    assert len(info["groups"]) == 3 and test and train
     on_disk = {p.name for p in root.glob("ROIs*/s2_*/*.tif")}
     assert on_disk == set(train + test)  # rejected patches are not in the tree
 

@@ -4,6 +4,7 @@ area-uniformity, region restriction, UTM zones, failures and listed-ROI files.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import math
 import os
 import subprocess
@@ -336,7 +337,42 @@ def test_read_csv(tmp_path, caplog):
     assert "ignoring column(s) note" in caplog.text
 
 
+def test_read_csv_with_seasons(tmp_path):
+    """Rows with a season belong to that branch only, rows without to every branch; scenes
+    are unique per season and numbered by position among the season's rows."""
+    path = tmp_path / "rois.csv"
+    path.write_text("season,scene,lon,lat\n"
+                    "spring,1,-75.6,37.7\n"
+                    "winter,1,-75.5,37.6\n"
+                    ",2,10.0,50.0\n"
+                    "spring,,11.0,50.0\n")
+    spring = read_roi_list(path, seed=1158, roi_size_m=6400.0, season="spring")
+    winter = read_roi_list(path, seed=2017, roi_size_m=6400.0, season="winter")
+    assert [(r.scene, r.lon) for r in spring] == [(1, -75.6), (2, 10.0), (3, 11.0)]
+    assert [(r.scene, r.lon) for r in winter] == [(1, -75.5), (2, 10.0)]
+    with pytest.raises(RoiListError, match=r"rois\.csv:3: scene 1 already used"):
+        read_roi_list(path, seed=1, roi_size_m=6400.0)  # no season chosen: every row
+    only = tmp_path / "only.csv"
+    only.write_text("season,lon,lat\nspring,1,2\n")
+    with pytest.raises(RoiListError, match=r"only\.csv: no ROI listed for season summer"):
+        read_roi_list(only, seed=1, roi_size_m=1.0, season="summer")
+
+
+def test_the_demo_roi_plan_lists_three_rois_per_season():
+    """configs/demo_rois.csv: per season one urban and two land ROIs (the sampler's kinds
+    and numbering), every one inside the demo archive's footprint."""
+    plan = Path(__file__).resolve().parent.parent / "configs" / "demo_rois.csv"
+    for season in ("spring", "summer", "fall", "winter"):
+        rois = read_roi_list(plan, seed=1, roi_size_m=6400.0, season=season)
+        assert [(r.scene, r.kind) for r in rois] == [(1, "urban"), (2, "land"), (3, "land")]
+        for r in rois:  # the archive's footprint (EPSG:32618), demo/ground.py's scene
+            left, bottom, right, top = r.utm_bounds()
+            assert r.epsg == 32618
+            assert 435730 <= left and right <= 455060 and 4159990 <= bottom and top <= 4179460
+
+
 @pytest.mark.parametrize("name, text, match", [
+    ("j.csv", "lon,lat,season\n1,2,autumn\n", r"j\.csv:2: season 'autumn' must be one of"),
     ("a.csv", "x,y\n1,2\n", r"a\.csv:1: header lacks column\(s\) lon, lat"),
     ("b.csv", "lon,lat\n1,2\n3,abc\n", r"b\.csv:3: lat must be a number, got 'abc'"),
     ("c.csv", "lon,lat\n1,89\n", r"c\.csv:2: lat 89.0 outside the UTM domain"),

@@ -93,13 +93,48 @@ def test_every_scene_can_be_drawn():
     assert drawn == set(ks)
 
 
+def _utm_square(cx: float, cy: float, size: float, to_geo) -> "Polygon":
+    from shapely.geometry import Polygon
+
+    h = size / 2
+    return Polygon([to_geo.transform(x, y) for x, y in
+                    ((cx - h, cy - h), (cx + h, cy - h), (cx + h, cy + h), (cx - h, cy + h))])
+
+
+@pytest.mark.parametrize("gap, distance, n_groups", [
+    (350.0, 0.0, 2), (350.0, 300.0, 2), (350.0, 400.0, 1), (0.0, 0.0, 1), (-100.0, 0.0, 1)])
+def test_groups_join_footprints_within_the_leak_distance(gap, distance, n_groups):
+    """Two 6.4 km UTM squares ``gap`` metres apart (east of each other; negative: overlap)
+    are one group exactly when the gap is at most the leak distance (touching counts)."""
+    from pyproj import Transformer
+
+    from sen12ms_build.dataset.splits import distance_m, overlap_groups
+
+    to_geo = Transformer.from_crs("EPSG:32618", "EPSG:4326", always_xy=True)
+    a = _utm_square(440_000.0, 4_170_000.0, 6400.0, to_geo)
+    b = _utm_square(440_000.0 + 6400.0 + gap, 4_170_000.0, 6400.0, to_geo)
+    assert len(overlap_groups({"a": a, "b": b}, distance)) == n_groups
+    assert distance_m(a, b) == pytest.approx(max(gap, 0.0), abs=0.5)
+
+
+def _box_gap(a: tuple, b: tuple) -> float:
+    """Distance between two axis-aligned boxes (left, bottom, right, top), metres."""
+    dx = max(b[0] - a[2], a[0] - b[2], 0.0)
+    dy = max(b[1] - a[3], a[1] - b[3], 0.0)
+    return math.hypot(dx, dy)
+
+
 @pytest.mark.slow
 def test_demo_run_split_lists_follow_the_method(demo_run):
-    """The demo run's train/test lists follow its split method: with ``groups`` (the
-    default) whole overlap groups go to one side, so the demo, whose 12 ROIs all overlap
-    in one 19 km scene, is one group and all train (splits.json says so); the per-ROI
-    split of the same scenes follows the configured fraction."""
+    """The demo run's train/test lists follow its split method: with ``groups`` whole
+    groups of ROIs closer than ``splits.leak_distance_m`` go to one side. The demo's planned
+    ROIs (configs/demo_rois.csv) form three such groups, so it has a test set, and no test
+    scene lies within the leak distance of a train scene: checked on the UTM squares of
+    the listed centres, computed here, not from the run's footprints."""
+    import csv
     import json
+
+    from pyproj import Transformer
 
     cfg, _ = demo_run
     root = Path(cfg.out)
@@ -107,16 +142,25 @@ def test_demo_run_split_lists_follow_the_method(demo_run):
                           layout.parse_patch_filename(name).scene)
     train = {scene(n) for n in (root / "train_list.txt").read_text().split()}
     test = {scene(n) for n in (root / "test_list.txt").read_text().split()}
-    assert not train & test
-    n = len(train | test)
-    assert n >= 2
+    assert test and train and not train & test
     meta = json.loads((root / "splits.json").read_text())
     assert cfg.splits.method == meta["method"] == "groups"
-    assert meta["shared_area_m2"] == 0.0
+    assert meta["shared_area_m2"] == 0.0 and len(meta["groups"]) >= 2
+    assert meta["leak_distance_m"] == cfg.splits.leak_distance_m > 0
+
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32618", always_xy=True)
+    half = cfg.sampling.roi_size_m / 2
+    boxes = {}
+    with open(cfg.sampling.rois_file, newline="") as f:
+        for row in csv.DictReader(f):
+            x, y = to_utm.transform(float(row["lon"]), float(row["lat"]))
+            boxes[(row["season"], int(row["scene"]))] = (x - half, y - half, x + half, y + half)
+    gaps = [_box_gap(boxes[a], boxes[b]) for a in train for b in test]
+    assert min(gaps) >= cfg.splits.leak_distance_m, min(gaps)
+    assert meta["min_train_test_distance_m"] == pytest.approx(min(gaps), abs=15.0)
+    n = len(train | test)
     in_groups = sorted(k for g in meta["groups"] for k in g)
     assert len(in_groups) == len(set(in_groups)) == n  # every scene in exactly one group
-    if len(meta["groups"]) == 1:
-        assert not test and meta["test_scenes"] == 0
     keys_ = sorted({(b, int(sc)) for b, sc in (k.split("/") for k in in_groups)})
     _, roi_test = split(keys_, cfg.splits.test_fraction, cfg.splits.seed)
     assert len(roi_test) == expected_n_test(n, cfg.splits.test_fraction), (len(roi_test), n)

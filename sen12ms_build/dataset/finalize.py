@@ -43,7 +43,7 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
     kept_scenes = [r for r, _ in records if r["status"] == "kept"]
     sp = cfg.splits
     test, test_names, info = splits.assign(sp.method, root, kept_scenes, sp.test_fraction,
-                                           sp.seed, sp.test_file)
+                                           sp.seed, sp.test_file, sp.leak_distance_m)
     train_list, test_list = [], []
     for rec, patches in records:
         scenes.append(rec)
@@ -87,8 +87,8 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
     info.update(train_patches=len(train_list), test_patches=len(test_list))
     if train_list and not test_list and sp.method == "groups" and sp.test_fraction > 0:
         log.warning("splits: the %d kept scene(s) form %d overlap group(s), so a leak-free "
-                    "split has no test set; sample ROIs further apart or set splits.method "
-                    "roi (which leaks)", len(kept_scenes), len(info.get("groups", [])))
+                    "split has no test set; sample ROIs further apart (or lower "
+                    "splits.leak_distance_m) or set splits.method roi (which leaks)", len(kept_scenes), len(info.get("groups", [])))
     splits.write_info(root, info)
     publish(root, cfg)
     return {"scenes": len(records), "patches": len(manifest),

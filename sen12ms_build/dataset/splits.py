@@ -2,7 +2,8 @@
 
 ``splits.method`` (:data:`sen12ms_build.config.SPLIT_METHODS`):
 
-* ``groups`` (default): ROIs whose footprints overlap or touch, in any season, form one group
+* ``groups`` (default): ROIs whose footprints overlap, touch or lie within
+  ``splits.leak_distance_m`` of each other, in any season, form one group
   (union-find over the footprints); whole groups go to train or test by a seeded draw
   stratified by season and ROI kind, aiming at ``test_fraction`` of the scenes. No test
   footprint shares any area with a train footprint, over the whole dataset. The paper's
@@ -19,16 +20,20 @@ scene square, which the patches tile).
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 from typing import Hashable, Iterable, Mapping
 
 import numpy as np
-from pyproj import Geod
+import shapely
+import shapely.ops
+from pyproj import Geod, Transformer
 from shapely import STRtree
-from shapely.geometry import Polygon
+from shapely.geometry import Polygon, box
 
 from ..errors import Sen12msError
+from ..geo import utm_epsg
 from ..roi import read_geojson
 
 Key = tuple[str, int]  # (branch, scene)
@@ -63,9 +68,41 @@ def footprints(root: Path, keys: Iterable[Key]) -> dict[Key, Polygon]:
     return out
 
 
-def overlap_groups(polys: Mapping[Hashable, Polygon]) -> list[list[Hashable]]:
-    """Connected groups of footprints that overlap or touch (union-find), each sorted, the
-    list sorted by its first member."""
+def _utm(poly: Polygon) -> Transformer:
+    """lon/lat -> the UTM zone of the polygon's centroid (metres)."""
+    c = poly.centroid
+    return Transformer.from_crs("EPSG:4326", f"EPSG:{utm_epsg(c.x, c.y)}", always_xy=True)
+
+
+def distance_m(a: Polygon, b: Polygon) -> float:
+    """Shortest distance in metres between two lon/lat footprints (0 when they touch or
+    overlap), measured in the UTM zone of ``a`` (footprints are tens of km: the scale error
+    of a neighbouring zone is below 0.1 %)."""
+    if a.intersects(b):
+        return 0.0
+    to = _utm(a)
+    return float(shapely.distance(shapely.ops.transform(to.transform, a),
+                                  shapely.ops.transform(to.transform, b)))
+
+
+def _near(geoms: list[Polygon], i: int, tree: STRtree, distance: float) -> list[int]:
+    """Indices of the footprints within ``distance`` metres of footprint ``i`` (touching
+    counts), found among the bounding-box candidates grown by that distance in degrees."""
+    g = geoms[i]
+    if distance <= 0:
+        return [int(j) for j in tree.query(g, predicate="intersects")]
+    lat = max(abs(g.bounds[1]), abs(g.bounds[3]))
+    dlat = distance / 110_000.0  # a degree of latitude is more than 110 km everywhere
+    dlon = dlat / max(math.cos(math.radians(min(lat, 89.0))), 1e-6)
+    x0, y0, x1, y1 = g.bounds
+    cand = tree.query(box(x0 - dlon, y0 - dlat, x1 + dlon, y1 + dlat))
+    return [int(j) for j in cand if distance_m(g, geoms[int(j)]) <= distance]
+
+
+def overlap_groups(polys: Mapping[Hashable, Polygon],
+                   distance: float = 0.0) -> list[list[Hashable]]:
+    """Connected groups of footprints that overlap, touch or lie within ``distance`` metres
+    of each other (union-find), each sorted, the list sorted by its first member."""
     keys = sorted(polys)
     parent = list(range(len(keys)))
 
@@ -77,9 +114,9 @@ def overlap_groups(polys: Mapping[Hashable, Polygon]) -> list[list[Hashable]]:
 
     geoms = [polys[k] for k in keys]
     tree = STRtree(geoms)
-    for i, g in enumerate(geoms):
-        for j in tree.query(g, predicate="intersects"):  # touching counts
-            a, b = find(i), find(int(j))
+    for i in range(len(geoms)):
+        for j in _near(geoms, i, tree, distance):
+            a, b = find(i), find(j)
             if a != b:
                 parent[max(a, b)] = min(a, b)
     groups: dict[int, list] = {}
@@ -153,12 +190,14 @@ def read_test_file(path: Path | str) -> set[str]:
 
 
 def assign(method: str, root: Path, scenes: list[dict], test_fraction: float, seed: int,
-           test_file: str | None = None) -> tuple[set[Key], set[str] | None, dict]:
+           test_file: str | None = None, leak_distance_m: float = 0.0
+           ) -> tuple[set[Key], set[str] | None, dict]:
     """The test scenes (``groups``, ``roi``) or test patch names (``file``) and a JSON-able
     summary of the split (written to ``splits.json`` and the dataset's metadata).
 
     Args:
         scenes: records of the kept scenes (``branch``, ``scene``, ``season``, ``kind``).
+        leak_distance_m: ``groups``: footprints this close (metres) are one group.
     Returns:
         (test scene keys, test s2 names or None, info).
     """
@@ -174,19 +213,26 @@ def assign(method: str, root: Path, scenes: list[dict], test_fraction: float, se
         return layout.split_scenes(keys, test_fraction, seed), None, info
     polys = footprints(root, keys)
     strata = {(r["branch"], int(r["scene"])): f"{r['season']}/{r['kind']}" for r in scenes}
-    groups = overlap_groups(polys)
+    groups = overlap_groups(polys, leak_distance_m)
     test = draw_groups(groups, strata, test_fraction, seed)
+    info["leak_distance_m"] = leak_distance_m
     info["groups"] = [[f"{b}/{s}" for b, s in g] for g in groups]
     return test, None, info
 
 
 def footprint_report(root: Path, train: Iterable[Key], test: Iterable[Key]) -> dict:
-    """Scene counts and the shared area between train and test footprints (m²)."""
+    """Scene counts, the shared area between train and test footprints (m²) and the
+    shortest distance between a train and a test footprint (m; absent without a test
+    or train set)."""
     train, test = sorted(set(train)), sorted(set(test))
     polys = footprints(root, [*train, *test])
     area = shared_area_m2([polys[k] for k in train], [polys[k] for k in test])
-    return {"train_scenes": len(train), "test_scenes": len(test),
-            "shared_area_m2": round(area, 1)}
+    out = {"train_scenes": len(train), "test_scenes": len(test),
+           "shared_area_m2": round(area, 1)}
+    if train and test:
+        out["min_train_test_distance_m"] = round(min(
+            distance_m(polys[a], polys[b]) for a in train for b in test), 1)
+    return out
 
 
 def write_info(root: Path, info: dict) -> None:
@@ -202,5 +248,6 @@ def read_info(root: Path) -> dict | None:
         return None
 
 
-__all__ = ["assign", "draw_groups", "footprint_report", "footprints", "overlap_groups",
-           "read_info", "read_test_file", "shared_area_m2", "write_info", "SplitError"]
+__all__ = ["assign", "distance_m", "draw_groups", "footprint_report", "footprints",
+           "overlap_groups", "read_info", "read_test_file", "shared_area_m2", "write_info",
+           "SplitError"]

@@ -96,7 +96,7 @@ class Defect:
 
 ALL_SEASONS = ("spring", "summer", "fall", "winter")
 
-#: The demo's defects. Positions target the ROIs that ``configs/demo.yaml`` samples (fall
+#: The demo's defects. Positions target the demo's planned ROIs (``configs/demo_rois.csv``; fall
 #: scene 3, land cover under winter scene 2, spring scene 2, winter scene 3, summer scenes 1
 #: and 2, fall scene 2); ``evaluate`` reports how many patches each one reaches.
 DEFECTS: tuple[Defect, ...] = (
