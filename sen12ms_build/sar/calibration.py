@@ -41,27 +41,33 @@ class VectorLut:
         """The LUT interpolated bilinearly at every (row, col) of a window.
 
         Args:
-            rows: (R,) line numbers (int or float).
+            rows: (R,) line numbers, increasing.
             cols: (C,) pixel numbers.
         Returns:
-            (R, C) float64; rows and columns beyond the first and last vector or pixel take
+            (R, C) float32; rows and columns beyond the first and last vector or pixel take
             the nearest vector's or pixel's value.
         """
         rows = np.asarray(rows, np.float64)
         cols = np.asarray(cols, np.float64)
-        lo = int(np.clip(np.searchsorted(self.lines, rows.min(), "right") - 1, 0,
-                         len(self.lines) - 1))
-        hi = int(np.clip(np.searchsorted(self.lines, rows.max(), "left"), 0,
-                         len(self.lines) - 1))
-        idx = np.arange(lo, hi + 1)
-        along = np.stack([np.interp(cols, self.pixels[i], self.values[i]) for i in idx])
-        if len(idx) == 1:
-            return np.broadcast_to(along[0], (len(rows), len(cols))).copy()
-        k = np.clip(np.searchsorted(self.lines[idx], rows, "right") - 1, 0, len(idx) - 2)
-        l0 = self.lines[idx][k].astype(np.float64)
-        l1 = self.lines[idx][k + 1].astype(np.float64)
-        w = np.clip((rows - l0) / (l1 - l0), 0.0, 1.0)[:, None]
-        return along[k] * (1.0 - w) + along[k + 1] * w
+        out = np.empty((len(rows), len(cols)), np.float32)
+        if len(self.lines) == 1 or len(rows) == 0:
+            out[:] = np.interp(cols, self.pixels[0], self.values[0])
+            return out
+        k = np.clip(np.searchsorted(self.lines, rows, "right") - 1, 0, len(self.lines) - 2)
+        w = np.clip((rows - self.lines[k]) / (self.lines[k + 1] - self.lines[k]), 0.0, 1.0)
+        cache: dict[int, np.ndarray] = {}
+
+        def vector(i: int) -> np.ndarray:
+            if i not in cache:
+                cache[i] = np.interp(cols, self.pixels[i], self.values[i]).astype(np.float32)
+            return cache[i]
+
+        starts = np.flatnonzero(np.diff(k, prepend=-1))  # runs of rows between two vectors
+        for a, b in zip(starts, np.append(starts[1:], len(rows))):
+            v0, v1 = vector(int(k[a])), vector(int(k[a]) + 1)
+            wk = w[a:b, None].astype(np.float32)
+            out[a:b] = v0 + (v1 - v0) * wk
+        return out
 
 
 @dataclass(frozen=True)

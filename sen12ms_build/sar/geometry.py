@@ -110,12 +110,17 @@ class RadarGeometry:
         the annotation's geolocation grid agrees with it to 0.01 pixel, while interpolating
         two polynomials in time misses it by up to half a pixel)."""
         stg = self.annotation.slant_to_ground
-        k = np.clip(np.searchsorted(stg.time, t), 1, max(len(stg.time) - 1, 1))
+        t = np.asarray(t, np.float64)
+        slant_range = np.asarray(slant_range, np.float64)
         if len(stg.time) == 1:
-            k = np.zeros(np.shape(t), np.int64)
-        else:
-            k = np.where(np.abs(t - stg.time[k - 1]) <= np.abs(stg.time[k] - t), k - 1, k)
-        return _poly(stg.srgr[k], slant_range - stg.sr0[k])
+            return _poly(stg.srgr[0], slant_range - stg.sr0[0])
+        k = np.clip(np.searchsorted(stg.time, t), 1, len(stg.time) - 1)
+        k = np.where(np.abs(t - stg.time[k - 1]) <= np.abs(stg.time[k] - t), k - 1, k)
+        out = np.zeros(np.broadcast_shapes(t.shape, slant_range.shape))
+        for kk in range(int(k.min()), int(k.max()) + 1):
+            g = _poly(stg.srgr[kk], slant_range - stg.sr0[kk])
+            out = np.where(k == kk, g, out)
+        return out
 
     def radar_coordinates(self, points: np.ndarray) -> RadarCoordinates:
         """Line, pixel and angles of (N, 3) ECEF ground points (see the module docstring)."""

@@ -51,25 +51,24 @@ class Noise:
         """Noise power (DN**2) at every (row, col) of a window.
 
         Args:
-            rows: (R,) int line numbers; cols: (C,) int pixel numbers.
+            rows: (R,) int line numbers, increasing; cols: (C,) int pixel numbers, increasing.
         Returns:
-            (R, C) float64.
+            (R, C) float32.
         """
         rows = np.asarray(rows)
         cols = np.asarray(cols)
         power = self.range.at(rows, cols)
         if not self.azimuth:
             return power
-        factor = np.zeros_like(power)
+        factor = np.zeros(power.shape, np.float32)
         for b in self.azimuth:
-            r = (rows >= b.first_line) & (rows <= b.last_line)
-            c = (cols >= b.first_sample) & (cols <= b.last_sample)
-            if not (r.any() and c.any()):
-                continue
-            prof = np.interp(rows[r], b.lines, b.values)
-            ri, ci = np.flatnonzero(r), np.flatnonzero(c)
-            factor[ri[0]:ri[-1] + 1, ci[0]:ci[-1] + 1] = prof[:, None]
-        return power * factor
+            r = np.flatnonzero((rows >= b.first_line) & (rows <= b.last_line))
+            c = np.flatnonzero((cols >= b.first_sample) & (cols <= b.last_sample))
+            if r.size and c.size:
+                prof = np.interp(rows[r], b.lines, b.values).astype(np.float32)
+                factor[r[0]:r[-1] + 1, c[0]:c[-1] + 1] = prof[:, None]
+        power *= factor
+        return power
 
 
 def parse_noise(xml: bytes, what: str = "noise annotation") -> Noise:
