@@ -19,6 +19,7 @@ column = pixel; no CRS, the geometry comes from the annotation). Two constructor
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 import rasterio
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from ..raster.io import InputError
@@ -190,7 +192,10 @@ def window_reader(path: Path | str, band: int = 1) -> DnReader:
 
     def read(rows: slice, cols: slice) -> np.ndarray:
         try:
-            with rasterio.open(path) as src:
+            with warnings.catch_warnings():  # radar geometry: no geotransform, by design
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                src = rasterio.open(path)
+            with src:
                 if rows.start < 0 or cols.start < 0 or rows.stop > src.height \
                         or cols.stop > src.width:
                     raise InputError(f"{path}: window rows {rows.start}:{rows.stop}, cols "
