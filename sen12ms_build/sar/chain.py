@@ -13,6 +13,11 @@
 5. bilinear resampling of sigma0 (linear power) at each grid pixel's line and pixel;
 6. layover and shadow (:mod:`.layover`) set to NaN;
 7. 10*log10, float32, NaN nodata.
+
+Layover and shadow are found along range profiles inside the grid: terrain outside it is
+unknown, so near the grid's along-track edges (where profiles, slanted against the rows,
+leave the grid) layover or shadow cast by terrain beyond the edge is missed. Give a grid
+with a margin of the expected shadow length and crop, when that matters.
 """
 
 from __future__ import annotations
