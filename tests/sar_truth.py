@@ -1,7 +1,7 @@
 """Test-side truth for the Sentinel-1 GRD chain, written independently of sen12ms_build.sar:
 
-* the real S1B IW GRDH product's metadata (tests/fixtures/sentinel1, from the sarsen 0.9.6
-  sdist; see the README there), read with ElementTree here;
+* the real S1B IW GRDH product's metadata (sen12ms_build/demo/data/s1b_grd, from the sarsen
+  0.9.6 sdist; tests/fixtures/sentinel1/README.md), read with ElementTree here;
 * ESA's calibration equations inverted: DN = sqrt(sigma0 * A**2 + N), with A (sigmaNought)
   and N (noise range x azimuth) interpolated bilinearly by scipy's RegularGridInterpolator
   over the LUT nodes (the chain interpolates with its own code);
@@ -25,7 +25,9 @@ from scipy.interpolate import RegularGridInterpolator
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sentinel1"
 SAFE_NAME = "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371.SAFE"
-SAFE = FIXTURES / SAFE_NAME
+#: the real product's XML (package data of the demo, which builds its GRD products from it)
+SAFE = (Path(__file__).resolve().parent.parent / "sen12ms_build" / "demo" / "data"
+        / "s1b_grd" / SAFE_NAME)
 STEM = "s1b-iw-grd-vv-20211223t051122-20211223t051147-030148-039993-001"
 ROME_DEM = FIXTURES / "Rome-30m-DEM.tif"
 PC_ITEM = FIXTURES / "pc-sentinel-1-grd-item.json"
