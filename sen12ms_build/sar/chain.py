@@ -54,7 +54,7 @@ def ellipsoidal_heights(grid: Grid, dem: np.ndarray) -> np.ndarray:
         grid: the DEM's grid.
         dem: (H, W) heights in metres, NaN nodata.
     Returns:
-        (H, W) float64 ellipsoidal heights, NaN where ``dem`` is NaN.
+        (H, W) float32 ellipsoidal heights, NaN where ``dem`` is NaN.
     """
     h, w = grid.shape
     rows = np.unique(np.append(np.arange(0, h, TIE_STEP_PX), h - 1))
@@ -63,10 +63,17 @@ def ellipsoidal_heights(grid: Grid, dem: np.ndarray) -> np.ndarray:
     xx, yy = np.meshgrid(t.c + t.a * (cols + 0.5), t.f + t.e * (rows + 0.5))
     lon, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(xx, yy)
     n_tie = undulation(lat, lon)
-    # separable linear interpolation (np.interp along columns, then rows)
-    n_cols = np.stack([np.interp(np.arange(w), cols, r) for r in n_tie])
-    n_full = np.stack([np.interp(np.arange(h), rows, c) for c in n_cols.T], axis=1)
-    return np.asarray(dem, np.float64) + n_full
+    n_cols = np.stack([np.interp(np.arange(w), cols, r) for r in n_tie])  # (tie rows, W)
+    out = np.array(dem, np.float32, copy=True)
+    if len(rows) == 1:
+        out += n_cols[0].astype(np.float32)
+        return out
+    k = np.clip(np.searchsorted(rows, np.arange(h), "right") - 1, 0, len(rows) - 2)
+    wgt = (np.arange(h) - rows[k]) / (rows[k + 1] - rows[k])
+    for r in range(h):  # row by row: no (H, W) float64 temporary
+        out[r] += (n_cols[k[r]] * (1.0 - wgt[r]) + n_cols[k[r] + 1] * wgt[r]).astype(
+            np.float32)
+    return out
 
 
 def _window(geo: MapGeocoding, lines: int, samples: int) -> tuple[slice, slice] | None:
@@ -114,9 +121,10 @@ def sigma0_db_on_grid(product: GrdProduct, grid: Grid, dem: np.ndarray, *,
     ann = vv.annotation
     if (vh.annotation.lines, vh.annotation.samples) != (ann.lines, ann.samples):
         raise InputError(f"{product.product_id}: VV and VH rasters differ in size")
-    height = (np.asarray(dem, np.float64) if dem_is_ellipsoidal
+    height = (np.asarray(dem, np.float32) if dem_is_ellipsoidal
               else ellipsoidal_heights(grid, dem))
     geo = geocode_grid(RadarGeometry(ann), grid, height)
+    del height
     out = np.full((S1.count,) + grid.shape, np.nan, np.float32)
     n = float(grid.width * grid.height)
     meta: dict[str, Any] = {
@@ -139,8 +147,11 @@ def sigma0_db_on_grid(product: GrdProduct, grid: Grid, dem: np.ndarray, *,
         return out, meta
     rows, cols = window
     meta["window"] = {"rows": [rows.start, rows.stop], "cols": [cols.start, cols.stop]}
-    sampler = BilinearSampler(geo.line - rows.start, geo.pixel - cols.start,
+    layover, shadow = layover_shadow(geo.line, geo.slant_range, geo.look_angle)
+    sampler = BilinearSampler(geo.line - np.float32(rows.start),
+                              geo.pixel - np.float32(cols.start),
                               (rows.stop - rows.start, cols.stop - cols.start))
+    del geo
     inside = sampler.ok
     border_any = np.zeros(grid.shape, bool)
     for band, pol in enumerate((vv, vh)):
@@ -154,7 +165,6 @@ def sigma0_db_on_grid(product: GrdProduct, grid: Grid, dem: np.ndarray, *,
         out[band] = sampler(sigma0)
         del sigma0, dn
         border_any |= inside & ~np.isfinite(out[band])
-    layover, shadow = layover_shadow(geo.line, geo.slant_range, geo.look_angle)
     out[:, layover | shadow] = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
         np.log10(out, out=out)

@@ -33,8 +33,8 @@ def _median_step(a: np.ndarray, axis: int) -> float:
 
 def _shear_index(h: int, w: int, slope: float) -> tuple[np.ndarray, int]:
     """Sheared-row index (h, w) of every pixel: rows of one profile share it."""
-    offset = np.rint(slope * np.arange(w)).astype(np.int64)
-    q = np.arange(h)[:, None] - offset[None, :] + offset.max()
+    offset = np.rint(slope * np.arange(w)).astype(np.int32)
+    q = np.arange(h, dtype=np.int32)[:, None] - offset[None, :] + offset.max()
     return q, h + int(offset.max() - offset.min())
 
 
@@ -81,15 +81,17 @@ def layover_shadow(line: np.ndarray, slant_range: np.ndarray,
 
 def _before_max(a: np.ndarray) -> np.ndarray:
     """True where a value is below the maximum of the values before it in its row."""
-    filled = np.where(np.isfinite(a), a, -np.inf)
+    filled = np.where(np.isfinite(a), a, -np.inf).astype(a.dtype)
     run = np.maximum.accumulate(filled, axis=1)
-    before = np.concatenate([np.full((a.shape[0], 1), -np.inf), run[:, :-1]], axis=1)
-    return np.isfinite(a) & (filled < before)
+    out = np.zeros(a.shape, bool)
+    np.less(filled[:, 1:], run[:, :-1], out=out[:, 1:])
+    return out & np.isfinite(a)
 
 
 def _after_min(a: np.ndarray) -> np.ndarray:
     """True where a value is above the minimum of the values after it in its row."""
-    filled = np.where(np.isfinite(a), a, np.inf)
+    filled = np.where(np.isfinite(a), a, np.inf).astype(a.dtype)
     run = np.minimum.accumulate(filled[:, ::-1], axis=1)[:, ::-1]
-    after = np.concatenate([run[:, 1:], np.full((a.shape[0], 1), np.inf)], axis=1)
-    return np.isfinite(a) & (filled > after)
+    out = np.zeros(a.shape, bool)
+    np.greater(filled[:, :-1], run[:, 1:], out=out[:, :-1])
+    return out & np.isfinite(a)

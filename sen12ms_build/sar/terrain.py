@@ -78,12 +78,13 @@ def geocode_grid(geometry: RadarGeometry, grid: Grid, height: np.ndarray) -> Map
     Args:
         geometry: the product's range-Doppler model.
         grid: the output grid (any projected or geographic CRS pyproj knows).
-        height: (H, W) ellipsoidal heights in metres on ``grid``, NaN where unknown.
+        height: (H, W) ellipsoidal heights in metres on ``grid`` (float32 or float64), NaN
+            where unknown.
     Returns:
         The :class:`MapGeocoding` of the grid.
     """
     h_px, w_px = grid.shape
-    height = np.asarray(height, np.float64)
+    height = np.asarray(height)
     blank = [np.full((h_px, w_px), np.nan, np.float32) for _ in range(4)]
     finite = np.isfinite(height)
     if not finite.any():
@@ -117,7 +118,7 @@ def geocode_grid(geometry: RadarGeometry, grid: Grid, height: np.ndarray) -> Map
         r1 = min(r0 + TILE_ROWS, h_px)
         i, wr = _weights(np.arange(r0, r1, dtype=np.float64), rows)
         wr = wr[:, None]
-        u = (height[r0:r1] - centre) / half
+        u = (height[r0:r1].astype(np.float64) - centre) / half
         line, slant_range, look = (_horner(coef_cols[q], i, wr, u) for q in range(3))
         out.line[r0:r1] = line
         out.look_angle[r0:r1] = look
@@ -151,18 +152,21 @@ class BilinearSampler:
     def __init__(self, line: np.ndarray, pixel: np.ndarray, shape: tuple[int, int]):
         h, w = shape
         self.shape = np.shape(line)
-        self.w = w
-        y = np.asarray(line, np.float64)
-        x = np.asarray(pixel, np.float64)
+        y = np.asarray(line)
+        x = np.asarray(pixel)
         with np.errstate(invalid="ignore"):
             self.ok = (np.isfinite(y) & np.isfinite(x) & (y >= 0) & (x >= 0)
                        & (y <= h - 1) & (x <= w - 1))
-        yo, xo = y[self.ok], x[self.ok]
-        y0 = np.minimum(np.floor(yo).astype(np.int64), max(h - 2, 0))
-        x0 = np.minimum(np.floor(xo).astype(np.int64), max(w - 2, 0))
+        yo = y[self.ok]
+        y0 = np.minimum(np.floor(yo), max(h - 2, 0))
         self.fy = (yo - y0).astype(np.float32)
+        del yo
+        xo = x[self.ok]
+        x0 = np.minimum(np.floor(xo), max(w - 2, 0))
         self.fx = (xo - x0).astype(np.float32)
-        self.index = y0 * w + x0
+        del xo
+        itype = np.int32 if h * w < 2**31 - w - 2 else np.int64
+        self.index = y0.astype(itype) * itype(w) + x0.astype(itype)
         self.dy = w if h > 1 else 0
         self.dx = 1 if w > 1 else 0
 
