@@ -39,7 +39,7 @@ EPSG = 32633
 
 
 def _grid(size_m: float):
-    from sen12ms_build.demo.grd import SOURCE_STEM, source_xml  # noqa: F401
+    from sen12ms_build.demo.grd import source_xml
     from sen12ms_build.geo import square_utm_bounds, utm_grid
     from sen12ms_build.sar.annotation import parse_annotation
 
@@ -115,7 +115,6 @@ def prepare(size_m: float, work: Path) -> dict:
 def run_ours(job: dict) -> dict:
     import tracemalloc
 
-    from sen12ms_build.raster.io import InputError  # noqa: F401
     from sen12ms_build.sar.chain import sigma0_db_on_grid
     from sen12ms_build.sar.product import GrdProduct
 

@@ -76,7 +76,8 @@ class Luts:
                                  int(v.findtext("lastAzimuthLine")),
                                  int(v.findtext("firstRangeSample")),
                                  int(v.findtext("lastRangeSample")),
-                                 _floats(v.findtext("line")), _floats(v.findtext("noiseAzimuthLut"))))
+                                 _floats(v.findtext("line")),
+                                 _floats(v.findtext("noiseAzimuthLut"))))
 
     def sigma_lut(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """(R, C) sigmaNought LUT A at product lines ``rows`` and pixels ``cols``."""

@@ -11,7 +11,7 @@ import rasterio
 from pyproj import Transformer
 from rasterio.warp import Resampling, reproject
 
-from sar_truth import N_EGM96_ROME, ROME_DEM, Luts, geolocation, grid_point, manifest, xml
+from sar_truth import N_EGM96_ROME, ROME_DEM, Luts, grid_point, manifest, xml
 from sen12ms_build.geo import square_utm_bounds, utm_grid
 from sen12ms_build.sar.annotation import parse_annotation
 from sen12ms_build.sar.chain import sigma0_db_on_grid
@@ -154,3 +154,27 @@ def test_relief_shifts_the_feature_by_height_over_tan_incidence(node_frame):
     assert shift == pytest.approx(h / tan_inc, abs=10.0) and shift > 50.0
     # and the relief-corrected spot is where ESA's grid (at its own height) puts it
     assert np.linalg.norm(at_relief - xy) < 10.0 + abs(h - p["height"]) / tan_inc
+
+
+def test_zero_doppler_solution_agrees_with_sarsen(geometry):
+    """sarsen 0.9.6 (its own orbit polynomial and Newton solver) on the geolocation grid's
+    points: the same zero-Doppler times and slant ranges."""
+    xr = pytest.importorskip("xarray")
+    apps = pytest.importorskip("sarsen.apps")
+    from sarsen import orbit
+
+    ann = parse_annotation(xml("annotation"))
+    times = ann.epoch + (ann.orbit.time * 1e9).astype("timedelta64[ns]")
+    position = xr.DataArray(ann.orbit.position.T, dims=("axis", "azimuth_time"),
+                            coords={"axis": [0, 1, 2], "azimuth_time": times})
+    interp = orbit.OrbitPolyfitInterpolator.from_position(position)
+    g = ann.geolocation
+    ecef = geodetic_to_ecef(g.latitude, g.longitude, g.height)
+    dem_ecef = xr.DataArray(ecef.T[:, None, :], dims=("axis", "y", "x"),
+                            coords={"axis": [0, 1, 2]})
+    acq = apps.simulate_acquisition(dem_ecef, interp)
+    t_sarsen = (acq.azimuth_time.values[0] - ann.epoch) / np.timedelta64(1, "s")
+    r_sarsen = acq.slant_range_time.values[0] * SPEED_OF_LIGHT / 2
+    ours = geometry.radar_coordinates(ecef)
+    assert np.abs(ours.time - t_sarsen).max() < 5e-5  # s: < 0.04 line
+    assert np.abs(ours.slant_range - r_sarsen).max() < 0.1  # m

@@ -89,6 +89,7 @@ class RadarGeometry:
         self.annotation = annotation
         self.orbit = Orbit(annotation.orbit)
         self._t0 = 0.5 * annotation.last_line_time
+        self._tables: dict[int, tuple[float, np.ndarray]] = {}
 
     def zero_doppler_time(self, points: np.ndarray) -> np.ndarray:
         """Zero-Doppler times (s since the epoch) of (N, 3) ECEF points (Newton's method)."""
@@ -118,9 +119,28 @@ class RadarGeometry:
         k = np.where(np.abs(t - stg.time[k - 1]) <= np.abs(stg.time[k] - t), k - 1, k)
         out = np.zeros(np.broadcast_shapes(t.shape, slant_range.shape))
         for kk in range(int(k.min()), int(k.max()) + 1):
-            g = _poly(stg.srgr[kk], slant_range - stg.sr0[kk])
+            g = self._srgr(kk, slant_range - stg.sr0[kk])
             out = np.where(k == kk, g, out)
         return out
+
+    def _srgr(self, k: int, x: np.ndarray) -> np.ndarray:
+        """Record ``k``'s slant-to-ground polynomial at ``x`` (slant range - sr0, m): exact
+        for few points; for many, a cached table every :data:`TABLE_STEP_M` metres
+        interpolated linearly (error < 1e-4 m: the polynomial's second derivative is below
+        1e-4 per metre over the swath)."""
+        coef = self.annotation.slant_to_ground.srgr[k]
+        finite = x[np.isfinite(x)]
+        if x.size < 4096 or finite.size == 0:
+            return _poly(coef, x)
+        lo, hi = float(finite.min()), float(finite.max())
+        start, table = self._tables.get(k, (np.inf, np.empty(0)))
+        if lo < start or hi > start + TABLE_STEP_M * (len(table) - 1):
+            lo = min(lo, start) - 1000.0
+            hi = max(hi, start + TABLE_STEP_M * (len(table) - 1) if table.size else hi) + 1000.0
+            nodes = lo + TABLE_STEP_M * np.arange(int(np.ceil((hi - lo) / TABLE_STEP_M)) + 1)
+            start, table = lo, _poly(coef, nodes)
+            self._tables[k] = (start, table)
+        return np.interp(x, start + TABLE_STEP_M * np.arange(len(table)), table)
 
     def radar_coordinates(self, points: np.ndarray) -> RadarCoordinates:
         """Line, pixel and angles of (N, 3) ECEF ground points (see the module docstring)."""
@@ -143,6 +163,10 @@ def incidence_angle(points: np.ndarray, satellite: np.ndarray, lat: np.ndarray,
     los /= np.linalg.norm(los, axis=-1, keepdims=True)
     n = ellipsoid_normal(lat, lon)
     return np.degrees(np.arccos(np.clip(np.sum(los * n, axis=-1), -1.0, 1.0)))
+
+
+#: Slant-to-ground polynomials of many points are tabulated every this many metres.
+TABLE_STEP_M = 2.0
 
 
 def _poly(coef: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ from rasterio.windows import Window
 from ..raster.io import InputError
 from .annotation import ProductAnnotation, parse_annotation
 from .calibration import Calibration, parse_calibration
-from .manifest import ManifestInfo, parse_manifest
+from .manifest import parse_manifest
 from .noise import Noise, parse_noise
 
 #: DN window reader: (rows, cols) slices of the measurement raster -> uint16 (h, w).

@@ -85,10 +85,9 @@ def geocode_grid(geometry: RadarGeometry, grid: Grid, height: np.ndarray) -> Map
     """
     h_px, w_px = grid.shape
     height = np.asarray(height)
-    blank = [np.full((h_px, w_px), np.nan, np.float32) for _ in range(4)]
     finite = np.isfinite(height)
     if not finite.any():
-        return MapGeocoding(*blank)
+        return MapGeocoding(*(np.full((h_px, w_px), np.nan, np.float32) for _ in range(4)))
     hmin, hmax = float(height[finite].min()), float(height[finite].max())
     centre = 0.5 * (hmin + hmax)
     half = max(0.5 * (hmax - hmin), MIN_HALF_RANGE_M) * 1.001
@@ -108,34 +107,43 @@ def geocode_grid(geometry: RadarGeometry, grid: Grid, height: np.ndarray) -> Map
             values[q, i] = v.reshape(xx.shape)
     # coefficients of the polynomial in u, (3, K, rows, cols), then interpolated along columns
     coef = np.linalg.solve(vander, values.reshape(3, HEIGHT_NODES, -1)).reshape(values.shape)
-    out = MapGeocoding(*blank, range_origin=float(np.floor(values[1].min())))
+    origin = float(np.floor(values[1].min()))
+    coef[1, 0] -= origin
+    out = MapGeocoding(*(np.empty((h_px, w_px), np.float32) for _ in range(4)),
+                       range_origin=origin)
     interval = geometry.annotation.azimuth_time_interval
     spacing = geometry.annotation.range_pixel_spacing
     j, wc = _weights(np.arange(w_px, dtype=np.float64), cols)
     coef_cols = coef[..., j] * (1.0 - wc) + coef[..., j + 1] * wc  # (3, K, len(rows), W)
 
-    for r0 in range(0, h_px, TILE_ROWS):
-        r1 = min(r0 + TILE_ROWS, h_px)
-        i, wr = _weights(np.arange(r0, r1, dtype=np.float64), rows)
-        wr = wr[:, None]
+    # between two tie rows the coefficients vary linearly: evaluate row blocks at once
+    for n in range(len(rows) - 1):
+        r0, r1 = int(rows[n]), (int(rows[n + 1]) if n < len(rows) - 2 else h_px)
+        if r1 <= r0:
+            continue
+        wr = ((np.arange(r0, r1) - rows[n]) / (rows[n + 1] - rows[n]))[:, None]
         u = (height[r0:r1].astype(np.float64) - centre) / half
-        line, slant_range, look = (_horner(coef_cols[q], i, wr, u) for q in range(3))
+        line, slant, look = (_horner(coef_cols[q, :, n], coef_cols[q, :, n + 1], wr, u)
+                             for q in range(3))
         out.line[r0:r1] = line
         out.look_angle[r0:r1] = look
-        out.slant_range[r0:r1] = slant_range - out.range_origin
-        ok = np.isfinite(slant_range)
-        pixel = np.full(line.shape, np.nan)
-        pixel[ok] = geometry.ground_range(line[ok] * interval, slant_range[ok]) / spacing
-        out.pixel[r0:r1] = pixel
+        out.slant_range[r0:r1] = slant
+        ok = np.isfinite(slant)
+        if ok.all():
+            out.pixel[r0:r1] = geometry.ground_range(line * interval, slant + origin) / spacing
+        else:
+            pixel = np.full(line.shape, np.nan)
+            pixel[ok] = geometry.ground_range(line[ok] * interval, slant[ok] + origin) / spacing
+            out.pixel[r0:r1] = pixel
     return out
 
 
-def _horner(coef: np.ndarray, i: np.ndarray, wr: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """sum_k c_k u**k with each c_k (rows, W) interpolated between rows i and i + 1."""
-    acc = coef[-1, i] * (1.0 - wr) + coef[-1, i + 1] * wr
-    for deg in range(coef.shape[0] - 2, -1, -1):
+def _horner(c0: np.ndarray, c1: np.ndarray, wr: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """sum_k c_k u**k, each c_k (W,) interpolated between two tie rows with weights wr."""
+    acc = c0[-1] + (c1[-1] - c0[-1]) * wr
+    for deg in range(c0.shape[0] - 2, -1, -1):
         acc *= u
-        acc += coef[deg, i] * (1.0 - wr) + coef[deg, i + 1] * wr
+        acc += c0[deg] + (c1[deg] - c0[deg]) * wr
     return acc
 
 
