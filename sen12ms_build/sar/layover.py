@@ -57,22 +57,25 @@ def layover_shadow(line: np.ndarray, slant_range: np.ndarray,
     d_row, d_col = _median_step(line, 0), _median_step(line, 1)
     slope = -d_col / d_row if d_row else 0.0  # rows per column that keep the line constant
     q, height = _shear_index(h, w, slope)
-    cols = np.broadcast_to(np.arange(w), (h, w))
-    # along a profile, does the pixel (range) grow with the column?
+    # along a profile, does the slant range grow with the column? if not, reverse columns
     flip = _median_step(slant_range, 1) + slope * _median_step(slant_range, 0) < 0
+    col = np.arange(w - 1, -1, -1) if flip else np.arange(w)
+    flat = (q.astype(np.int64) * w + col[None, :]).ravel()  # sheared position of each pixel
+    del q
 
     def shear(a: np.ndarray) -> np.ndarray:
-        out = np.full((height, w), np.nan, np.float32)
-        out[q, cols] = a
-        return out[:, ::-1] if flip else out
+        out = np.full(height * w, np.nan, np.float32)
+        out[flat] = a.ravel()
+        return out.reshape(height, w)
 
-    def unshear(a: np.ndarray) -> np.ndarray:
-        a = a[:, ::-1] if flip else a
-        return a[q, cols]
+    def unshear(mask: np.ndarray) -> np.ndarray:
+        return mask.ravel()[flat].reshape(h, w)
 
-    p, look = shear(slant_range), shear(look_angle)
-    lay = _before_max(p) | _after_min(p)
-    shadow = _before_max(look)
+    p = shear(slant_range)
+    lay = _before_max(p)
+    lay |= _after_min(p)
+    del p
+    shadow = _before_max(shear(look_angle))
     layover, shadow = unshear(lay), unshear(shadow)
     if transpose:
         layover, shadow = layover.T, shadow.T
@@ -80,18 +83,17 @@ def layover_shadow(line: np.ndarray, slant_range: np.ndarray,
 
 
 def _before_max(a: np.ndarray) -> np.ndarray:
-    """True where a value is below the maximum of the values before it in its row."""
-    filled = np.where(np.isfinite(a), a, -np.inf).astype(a.dtype)
-    run = np.maximum.accumulate(filled, axis=1)
+    """True where a value is below the maximum of the values before it in its row (NaN:
+    no value, never True)."""
+    run = np.fmax.accumulate(a, axis=1)
     out = np.zeros(a.shape, bool)
-    np.less(filled[:, 1:], run[:, :-1], out=out[:, 1:])
-    return out & np.isfinite(a)
+    np.less(a[:, 1:], run[:, :-1], out=out[:, 1:])
+    return out
 
 
 def _after_min(a: np.ndarray) -> np.ndarray:
     """True where a value is above the minimum of the values after it in its row."""
-    filled = np.where(np.isfinite(a), a, np.inf).astype(a.dtype)
-    run = np.minimum.accumulate(filled[:, ::-1], axis=1)[:, ::-1]
+    run = np.fmin.accumulate(a[:, ::-1], axis=1)[:, ::-1]
     out = np.zeros(a.shape, bool)
-    np.greater(filled[:, :-1], run[:, 1:], out=out[:, :-1])
-    return out & np.isfinite(a)
+    np.greater(a[:, :-1], run[:, 1:], out=out[:, :-1])
+    return out
