@@ -94,8 +94,17 @@ class State:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            self._adopt_outputs()
         except (OSError, sqlite3.Error) as exc:
             raise OutputError(f"cannot open the state file {self.path}: {exc}") from exc
+
+    def _adopt_outputs(self) -> None:
+        """A state file of an earlier version has no record of written files: its stages'
+        outputs are the files it knows the tool wrote."""
+        if self._db.execute("SELECT 1 FROM files LIMIT 1").fetchone() is not None:
+            return
+        rows = self._db.execute("SELECT outputs FROM stages").fetchall()
+        self._record(self.rel(self.abs(path)) for (outs,) in rows for path in json.loads(outs))
 
     # -- paths: relative to the root when below it -------------------------------------------
 
@@ -219,6 +228,39 @@ class State:
                 "SELECT path FROM files WHERE path >= ? AND path < ? ORDER BY path",
                 (prefix, prefix[:-1] + chr(ord(os.sep) + 1))).fetchall()
         return [self.abs(r[0]) for r in rows]
+
+    def discard(self, paths: Iterable[Path | str]) -> int:
+        """Remove files the tool wrote: each of ``paths`` that is in the record is deleted
+        and dropped from it, and the folders this leaves empty are removed (up to the
+        root, never the root). A path not in the record is left alone. Returns the number
+        of files deleted."""
+        recorded = [self.rel(p) for p in paths]
+        if not recorded:
+            return 0
+        mine = set()
+        for i in range(0, len(recorded), 500):
+            chunk = recorded[i:i + 500]
+            mine |= {r for (r,) in self._db.execute(
+                f"SELECT path FROM files WHERE path IN ({','.join('?' * len(chunk))})",
+                chunk)}
+        n, folders = 0, set()
+        for r in sorted(mine):
+            p = self.abs(r)
+            try:
+                p.unlink()
+                n += 1
+            except FileNotFoundError:
+                pass
+            folders.add(p.parent)
+        self._db.executemany("DELETE FROM files WHERE path=?", [(r,) for r in mine])
+        for folder in sorted(folders, key=lambda f: -len(f.parts)):
+            while folder != self.root and self.root in folder.parents:
+                try:
+                    folder.rmdir()  # only when empty
+                except OSError:
+                    break
+                folder = folder.parent
+        return n
 
     def scenes(self) -> list[tuple[str, int]]:
         """(branch, scene) of every scene with a recorded stage, sorted."""
