@@ -237,7 +237,7 @@ def _rewrite(drop_tags: tuple[str, ...] = (), crs: str | None = None, north_m: f
             prof, data, tags = f.profile, f.read(), f.tags()
             descriptions = f.descriptions
         prof.update(crs=crs or prof["crs"],
-                    transform=Affine.translation(0, north_m) * prof["transform"])
+                    transform=Affine.translation(0, north_m) @ prof["transform"])
         with rasterio.open(dst, "w", **prof) as f:
             f.write(data)
             f.update_tags(**{k: v for k, v in tags.items() if k not in drop_tags})
@@ -256,12 +256,12 @@ def _names_victim(*more: str):
 
 
 def _duplicate(prefix: str, extra: str):
-    """The tiny config as YAML text with ``extra`` inserted after its first line starting
-    with ``prefix``."""
+    """The tiny config as YAML text with ``extra`` (``{tmp}``: the test's folder) inserted
+    after its first line starting with ``prefix``."""
     def setup(e, tmp):
         lines = e["cfg"].read_text().splitlines(keepends=True)
         i = next(n for n, line in enumerate(lines) if line.startswith(prefix))
-        lines.insert(i + 1, extra)
+        lines.insert(i + 1, extra.format(tmp=tmp))
         p = tmp / "dup.yaml"
         p.write_text("".join(lines))
         return ["run", "--config", str(p), "--season", "winter"]
@@ -273,7 +273,7 @@ def _duplicate_lines(prefix: str, extra: str):
     def after(e, tmp, output):
         lines = (tmp / "dup.yaml").read_text().splitlines()
         first = next(n for n, line in enumerate(lines, start=1) if line.startswith(prefix))
-        second = lines.index(extra.rstrip("\n")) + 1
+        second = lines.index(extra.format(tmp=tmp).rstrip("\n")) + 1
         assert second == first + 1
         assert f"lines {first} and {second}" in output, output
     return after
@@ -386,8 +386,8 @@ CASES = [
          after=_names_victim("UTM zone 18")),
     Case("S2 file whose footprint misses every ROI: recorded", _archive_with(_rewrite(
         north_m=600_000.0)), 0, None, also=("misses every ROI",), after=_names_victim()),
-    Case("duplicate top-level key", _duplicate("out:", "out: elsewhere\n"), 1,
-         "out: duplicate key", after=_duplicate_lines("out:", "out: elsewhere\n")),
+    Case("duplicate top-level key", _duplicate("out:", "out: {tmp}/elsewhere\n"), 1,
+         "out: duplicate key", after=_duplicate_lines("out:", "out: {tmp}/elsewhere\n")),
     Case("duplicate nested key", _duplicate("  stride:", "  stride: 64\n"), 1,
          "tiling.stride: duplicate key",
          after=_duplicate_lines("  stride:", "  stride: 64\n")),
