@@ -45,7 +45,12 @@ def built(small_archive, tmp_path_factory, tiny_config):
     cfg = tiny_config(base, small_archive, quicklooks=False,
                       tiling={"patch_size": 128, "stride": 128})
     (base / "rois.csv").write_text("lon,lat,scene\n-75.64,37.70,1\n")
-    res = invoke("run", "--config", str(cfg), "--season", "winter")
+    cwd = os.getcwd()
+    os.chdir(base)  # a relative --out, as users give it
+    try:
+        res = invoke("run", "--config", str(cfg), "--season", "winter", "--out", "out")
+    finally:
+        os.chdir(cwd)
     return {"cfg": cfg, "out": base / "out", "output": ok(res), "base": base}
 
 
@@ -70,8 +75,10 @@ def with_seed(cfg: Path, dst: Path, seed: int) -> Path:
 
 def test_run_ends_naming_the_dataset_and_leaves_no_lock(built):
     last = [line for line in built["output"].splitlines() if line.strip()][-1]
-    assert "dataset written to" in last and last.rstrip().endswith(str(built["out"])), last
+    assert last.rstrip().endswith("dataset written to out"), last  # as the user named it
     assert not (built["out"] / LOCK_NAME).exists()
+    res = invoke("validate", str(built["out"]))  # a tree the tool wrote: valid, no stray
+    assert res.exit_code == 0 and "WARNING" not in res.output, res.output
 
 
 # --- 13: every description from the run's real values -----------------------------------

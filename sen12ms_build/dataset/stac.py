@@ -177,7 +177,8 @@ def write_catalog(root: Path, cfg: Any) -> dict[str, Any]:
     res_m = cfg.reproject.resolution_m if cfg is not None else 10.0
     (root / layout.WORK_DIR).mkdir(parents=True, exist_ok=True)
     # written whole into a folder of its own, then moved in place file by file
-    tmp = Path(tempfile.mkdtemp(prefix="stac_partial.", dir=root / layout.WORK_DIR))
+    # (absolute, and without a dot in its name: pystac takes a dotted name for a file's)
+    tmp = Path(tempfile.mkdtemp(prefix="stac_partial_", dir=root / layout.WORK_DIR)).absolute()
     try:
         catalog = pystac.Catalog(
             id="sen12ms", title="SEN12MS-style patch triplets",
