@@ -100,11 +100,13 @@ class State:
 
     def _adopt_outputs(self) -> None:
         """A state file of an earlier version has no record of written files: its stages'
-        outputs are the files it knows the tool wrote."""
+        outputs are the files it knows the tool wrote (recorded as given: absolute, or
+        relative to the working folder of that run)."""
         if self._db.execute("SELECT 1 FROM files LIMIT 1").fetchone() is not None:
             return
         rows = self._db.execute("SELECT outputs FROM stages").fetchall()
-        self._record(self.rel(self.abs(path)) for (outs,) in rows for path in json.loads(outs))
+        self._record(path if len(entry) > 2 else self.rel(path)
+                     for (outs,) in rows for path, entry in json.loads(outs).items())
 
     # -- paths: relative to the root when below it -------------------------------------------
 
@@ -142,7 +144,7 @@ class State:
             return None, []
         damaged = []
         for path, (size, digest, *mtime) in json.loads(row[2]).items():
-            p = self.abs(path)
+            p = self.abs(path) if mtime else Path(path)  # (an earlier version's: as given)
             try:
                 st = p.stat()
             except OSError:

@@ -173,3 +173,29 @@ def test_is_state_file_reads_without_changing(tmp_path):
     foreign.write_bytes(b"not a database at all")
     assert not is_state_file(foreign) and foreign.read_bytes() == b"not a database at all"
     assert not is_state_file(tmp_path / "missing.sqlite")
+
+
+def test_an_earlier_versions_state_file_is_read_as_written(tmp_path, monkeypatch):
+    """Rows of an earlier version: outputs as given (absolute, or relative to the run's
+    working folder), size and checksum only; their files are adopted into the record."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "out"
+    patch = root / "ROIs1_spring" / "s2_1" / "p.tif"
+    patch.parent.mkdir(parents=True)
+    patch.write_bytes(b"y" * 8)
+    path = root / ".work" / "state.sqlite"
+    path.parent.mkdir()
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE stages (branch TEXT NOT NULL, scene INTEGER NOT NULL, stage TEXT "
+               "NOT NULL, fingerprint TEXT NOT NULL, record TEXT NOT NULL, outputs TEXT NOT "
+               "NULL, finished REAL NOT NULL, PRIMARY KEY (branch, scene, stage))")
+    outs = {"out/ROIs1_spring/s2_1/p.tif": [8, sha256(patch)]}  # relative to the cwd
+    db.execute("INSERT INTO stages VALUES ('b', 1, 'tile', 'fp', '{}', ?, 0)",
+               (json.dumps(outs),))
+    db.commit()
+    db.close()
+    with State(path) as st:
+        assert st.done("b", 1, "tile", "fp") == {}
+        assert st.written() == [patch]

@@ -196,9 +196,11 @@ def write_quicklooks(root: Path, records: list[tuple[dict, list[dict]]]) -> int:
     for rec, _ in records:
         wd = layout.scene_workdir(root, rec["seed"], rec["season"], rec["scene"])
         utm = {dd: wd / "utm" / f"{dd}.tif" for dd in layout.DATA_IDS}
-        if not all(p.exists() for p in utm.values()):
-            continue
         png = quicklook_path(root, rec["branch"], rec["scene"])
+        if not all(p.exists() for p in utm.values()):
+            # kept as it is (a tree of an earlier version: its quicklook is the tool's)
+            record_written(root, [p for p in (png, png.with_suffix(".json")) if p.exists()])
+            continue
         newest = max(p.stat().st_mtime for p in utm.values())
         if png.exists() and png.with_suffix(".json").exists() and \
                 png.stat().st_mtime >= newest:
