@@ -208,8 +208,8 @@ def _bytes(tmp: Path, data: bytes, name: str) -> str:
 
 
 def _archive_with(change: Callable[[Path, Path], None]):
-    """``run`` on a copy of the small archive (links to its files) where ``change(src, dst)``
-    writes one winter Sentinel-2 acquisition anew."""
+    """``run`` (one ROI) on a copy of the small archive (links to its files) where
+    ``change(src, dst)`` writes one winter Sentinel-2 acquisition anew."""
     def setup(e, tmp):
         arch = tmp / "archive"
         for kind in ("s2", "s1", "lc"):
@@ -219,7 +219,9 @@ def _archive_with(change: Callable[[Path, Path], None]):
         victim = arch / "s2" / _victim(e)
         victim.unlink()
         change(e["archive"] / "s2" / victim.name, victim)
-        return _cfg(_set("backend.archive", str(arch)))(e, tmp)
+        one = rois(tmp, "lon,lat,scene\n-75.64,37.70,1\n")
+        return _cfg(lambda d: (_set("backend.archive", str(arch))(d),
+                               _set("sampling.rois_file", one)(d)))(e, tmp)
     return setup
 
 
@@ -228,16 +230,19 @@ def _victim(e) -> str:
 
 
 def _rewrite(drop_tags: tuple[str, ...] = (), crs: str | None = None, north_m: float = 0.0):
-    """Copy a GeoTIFF without some tags, with another CRS, or moved north."""
+    """Copy a GeoTIFF's first 256 x 256 pixels (enough to be an acquisition, quick to write)
+    without some tags, with another CRS, or moved north."""
     def change(src: Path, dst: Path) -> None:
         import rasterio
         from affine import Affine
+        from rasterio.windows import Window
 
         with rasterio.open(src) as f:
-            prof, data, tags = f.profile, f.read(), f.tags()
-            descriptions = f.descriptions
-        prof.update(crs=crs or prof["crs"],
-                    transform=Affine.translation(0, north_m) @ prof["transform"])
+            win = Window(0, 0, 256, 256)
+            prof, data, tags = f.profile, f.read(window=win), f.tags()
+            descriptions, transform = f.descriptions, f.window_transform(win)
+        prof.update(crs=crs or prof["crs"], width=256, height=256,
+                    transform=Affine.translation(0, north_m) @ transform)
         with rasterio.open(dst, "w", **prof) as f:
             f.write(data)
             f.update_tags(**{k: v for k, v in tags.items() if k not in drop_tags})

@@ -189,8 +189,13 @@ def test_interrupted_first_run_before_any_scene_leaves_nothing(small_archive, tm
         raise KeyboardInterrupt
 
     monkeypatch.setattr(pipeline, "process_scene", interrupted)
+    rois = tmp_path / "rois.csv"
+    rois.write_text("lon,lat,scene\n-75.64,37.70,1\n")
+    sampling = {"land_count": 0, "urban_count": 0, "roi_size_m": 3840,
+                "rois_file": str(rois)}
     new = tmp_path / "new"
-    res = invoke("run", "--config", str(config(tmp_path, small_archive, str(new))))
+    res = invoke("run", "--config", str(config(tmp_path, small_archive, str(new),
+                                               sampling=sampling)))
     assert res.exit_code == 1 and "interrupted" in res.output, res.output
     assert not new.exists(), sorted(new.rglob("*"))
 
