@@ -53,19 +53,6 @@ def test_a_lock_on_a_file_removed_meanwhile_is_taken_again(tmp_path, monkeypatch
                 pass
 
 
-def test_stale_temporaries_are_only_the_atomic_writers(tmp_path):
-    with io.atomic_path(tmp_path / "a.csv") as tmp:
-        left = tmp.with_name(tmp.name)  # an interrupted write's temporary, kept by hand
-        left.write_text("partial")
-        os.link(left, tmp_path / "kept.tmp")
-    os.rename(tmp_path / "kept.tmp", left)
-    mine = [tmp_path / "notes.tmp", tmp_path / ".notes.tmp", tmp_path / ".a.b.tmp"]
-    for p in mine:
-        p.write_text("mine")
-    assert io.remove_stale_temporaries(tmp_path) == 1
-    assert not left.exists() and all(p.read_text() == "mine" for p in mine)
-
-
 def test_a_holder_that_wrote_nothing_is_unknown(tmp_path):
     fd = os.open(tmp_path / io.LOCK_NAME, os.O_RDWR | os.O_CREAT)
     try:
