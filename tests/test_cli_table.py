@@ -330,6 +330,7 @@ CASES = [
          also=("MCD12Q1_2016.tif: unreadable or truncated", "skipped inputs: 1")),
     Case("earthengine without credentials", _ee_no_credentials, 1,
          "no Earth Engine credentials found", also=("earthengine authenticate",),
+         after=_nothing_at("out"),  # checked before any file is written (issue 20, 16)
          extra_env={"EARTHENGINE_SERVICE_ACCOUNT_KEY": None, "EARTHENGINE_PROJECT": None,
                     "GOOGLE_APPLICATION_CREDENTIALS": None, "GOOGLE_CLOUD_PROJECT": None,
                     "CLOUDSDK_CONFIG": "/nonexistent"}),
