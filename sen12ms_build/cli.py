@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import click
-import yaml
 
 from . import __version__
-from .config import SEASONS, ConfigError, load_config
+from .config import MAX_WORKERS, SEASONS, ConfigError, load_config, load_yaml
 from .errors import Sen12msError
 from .raster.io import InputError, output_lock
+from .raster.outdir import check_output, require_made
 
 #: The demo scene's smaller side in pixels (1933 x 1947 at 10 m): the largest --crop.
 DEMO_MAX_CROP = 1933
@@ -161,6 +161,16 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     _setup_logging(verbose, quiet)
 
 
+class _NamedPath(click.Path):
+    """A path that must be named: an empty one (``--out ''``) would be the current folder,
+    so it is refused when the command line is read."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path would be the current folder; name a folder", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 season_option = click.option(
     "--season", "-s", type=click.Choice(SEASONS), multiple=True,
     help="Season(s) to process (repeatable); default: every season in the config.")
@@ -204,6 +214,7 @@ def _run(cfg_path: Path, seasons: tuple[str, ...], overrides: dict[str, Any],
         from .pipeline import NoPatchesError
 
         raise NoPatchesError(summary.empty_reason)
+    log.info("dataset written to %s", cfg.out)
     return summary
 
 
@@ -236,7 +247,7 @@ def demo_archive_cmd(ctx: click.Context, directory: Path, crop: int | None,
 
 @main.command()
 @_verbosity_options
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", type=_NamedPath(file_okay=False, path_type=Path),
               default=Path("demo_out"), show_default=True,
               help="Folder for the demo archive (OUT/archive) and dataset (OUT/sen12ms).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -258,12 +269,16 @@ def demo(ctx: click.Context, out: Path, config_path: Path | None,
     if not config_path.exists():
         raise ConfigError(str(config_path), "", "demo config not found; pass --config")
     archive = out / "archive"
+    overrides = {"backend.archive": str(archive), "backend.name": "local",
+                 "out": str(out / "sen12ms"), **planned,
+                 **_method_overrides(scorer, merge_method)}
+    cfg = load_config(config_path, overrides)  # the scorer's capabilities, every key
+    for name in season:
+        cfg.season(name)
+    check_output(archive, "archive", "--out")  # both folders before the archive's
+    check_output(out / "sen12ms", "dataset", "--out")  # first file
     write_demo_archive(archive, progress=ctx.obj["progress"])
-    _run(config_path, season, {"backend.archive": str(archive), "backend.name": "local",
-                               "out": str(out / "sen12ms"), **planned,
-                               **_method_overrides(scorer, merge_method)},
-         ctx.obj["progress"])
-    log.info("dataset written to %s", out / "sen12ms")
+    _run(config_path, season, overrides, ctx.obj["progress"])
 
 
 @main.command()
@@ -271,7 +286,7 @@ def demo(ctx: click.Context, out: Path, config_path: Path | None,
 @click.option("--config", "config_path", required=True,
               type=click.Path(dir_okay=False, path_type=Path), help="YAML run config.")
 @season_option
-@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--out", "out_file", type=_NamedPath(dir_okay=False, path_type=Path),
               default=None, help="Write the GeoJSON here instead of stdout (several "
               "seasons: one collection, each feature with its season).")
 @_errors
@@ -312,11 +327,12 @@ def _run_options(fn: Callable) -> Callable:
         season_option,
         click.option("--archive", type=click.Path(file_okay=False, path_type=Path),
                      default=None, help="Local archive directory (overrides backend.archive)."),
-        click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     help="Dataset root (overrides out)."),
+        click.option("--out", type=_NamedPath(file_okay=False, path_type=Path), default=None,
+                     help="Dataset root (overrides out): a new or empty folder, or a dataset "
+                          "sen12ms-build made."),
         click.option("--backend", type=click.Choice(["local", "earthengine"]), default=None,
                      help="Backend (overrides backend.name)."),
-        click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
+        click.option("--workers", "-j", type=click.IntRange(1, MAX_WORKERS), default=None,
                      help="Scenes processed in parallel (overrides workers)."),
         click.option("--force", type=click.Choice(["export", "warp", "tile"]),
                      multiple=True, help="Redo a stage and those after it (repeatable)."),
@@ -378,10 +394,9 @@ def batch(ctx: click.Context, batch_file: Path) -> None:
       - {config: configs/sen12ms.yaml, season: summer, out: out/sen12ms}
       - {config: configs/sen12ms.yaml, seasons: [fall, winter], backend: earthengine}
     """
-    try:
-        data = yaml.safe_load(batch_file.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(str(batch_file), "", f"cannot read batch file: {exc}") from None
+    if not batch_file.is_file():
+        raise ConfigError(str(batch_file), "", "cannot read batch file: not found")
+    data = load_yaml(batch_file, "batch file")
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
         raise ConfigError(str(batch_file), "runs", "expected a list of runs under 'runs:'")
     if set(data) - {"runs"}:
@@ -406,10 +421,11 @@ def batch(ctx: click.Context, batch_file: Path) -> None:
                                   f"unknown season {s!r}; choose one of {', '.join(SEASONS)}")
         overrides = {"backend.archive": job.get("archive"), "out": job.get("out"),
                      "backend.name": job.get("backend")}
-        try:  # validate every job before running any
+        try:  # validate every job, and its output folder, before running any
             cfg = load_config(job["config"], overrides)
             for s in seasons:
                 cfg.season(s)
+            check_output(cfg.out, "dataset", f"{key}.out")
         except Sen12msError as exc:
             raise ConfigError(str(batch_file), key, f"job {i + 1}: {exc}") from None
         jobs.append((Path(job["config"]), tuple(seasons), overrides))
@@ -430,25 +446,34 @@ def batch(ctx: click.Context, batch_file: Path) -> None:
 def validate(directory: Path, no_checksums: bool) -> None:
     """Check a dataset tree (names, folders, dtypes, band counts, CRS, 10 m pixels, triplet
     alignment, manifest checksums, split lists); exit 1 listing every problem."""
-    from .dataset.validate import validate_tree
+    from .dataset.validate import stray_files, validate_tree
 
     problems = validate_tree(directory, checksums=not no_checksums)
     for p in problems:
         log.error("%s", p)
+    for p in stray_files(directory) if directory.is_dir() else ():  # warnings, not failures
+        why = ("GDAL's statistics; `sen12ms-build clean` removes it" if
+               p.name.endswith(".aux.xml") else "move it out of the dataset if it is yours")
+        log.warning("%s: not part of the dataset (sen12ms-build did not write it; %s)", p,
+                    why)
     if problems:
         raise click.ClickException(f"{directory}: {len(problems)} problem(s)")
     log.info("%s: valid", directory)
 
 
 @main.command()
+@_verbosity_options
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @_errors
 def clean(directory: Path) -> None:
-    """Remove the intermediate exports and UTM scenes (DIRECTORY/.work/<branch>/); finished
-    scenes still resume as finished (the state file is kept)."""
+    """Remove the intermediate exports and UTM scenes (DIRECTORY/.work/<branch>/) and the
+    .aux.xml files GDAL left beside the dataset's files; finished scenes still resume as
+    finished (the state file is kept). Only files sen12ms-build wrote are removed."""
     from .pipeline import clean as clean_root, disk_usage
 
-    freed = clean_root(directory)
+    require_made(directory, "dataset")
+    with output_lock(directory):  # not while a run writes the same tree
+        freed = clean_root(directory)
     log.info("%s: %.1f MiB of intermediates removed", directory, freed / 2**20)
     for part, n in disk_usage(directory).items():
         log.info("disk, %s: %.1f MiB", part, n / 2**20)
@@ -469,21 +494,13 @@ def review(directory: Path, config_path: Path) -> None:
     from .curation.review import write_review
 
     cfg = load_config(config_path, {"out": str(directory)})
-    _require_tree(directory)
-    pages = write_review(directory, cfg)
+    require_made(directory, "dataset", ".work/state.sqlite")
+    with output_lock(directory):  # not while a run writes the same tree
+        pages = write_review(directory, cfg)
     if not pages:
         raise InputError(f"{directory}: no finished scene to review (run the pipeline "
                          "first)")
     log.info("%d review page(s) in %s", len(pages), directory / "review")
-
-
-def _require_tree(directory: Path, needs: str = ".work/state.sqlite") -> None:
-    """A dataset root made by a run (``needs`` inside it), or a one-line error."""
-    if not directory.is_dir():
-        raise InputError(f"{directory}: no such folder")
-    if not (directory / needs).exists():
-        raise InputError(f"{directory}: not a dataset root made by `sen12ms-build run` "
-                         f"(no {needs})")
 
 
 @main.command("apply-review")
@@ -513,7 +530,7 @@ def apply_review_cmd(directory: Path, review_list: Any, config_path: Path, note:
     if not rejects and not readmits:
         raise InputError(f"{review_list.name}: lists no patch to reject or re-admit")
     cfg = load_config(config_path, {"out": str(directory)})
-    _require_tree(directory)
+    require_made(directory, "dataset", ".work/state.sqlite")
     with output_lock(directory):  # not while a run writes the same tree
         counts = apply_review(directory, cfg, rejects, readmits, note)
     log.info("%d rejected, %d re-admitted; %d train and %d test patches", counts["rejected"],
@@ -545,8 +562,9 @@ def report(directory: Path, truth: Path | None, config_path: Path | None) -> Non
         if not (truth / "truth" / "defects.json").is_file():
             raise InputError(f"{truth}: no truth/defects.json; --truth needs an archive made "
                              "by `sen12ms-build demo-archive DIR --defects`")
-    _require_tree(directory, "manifest.csv")
-    write_report(directory, truth, size, stride, evaluate)
+    require_made(directory, "dataset", "manifest.csv")
+    with output_lock(directory):  # not while a run writes the same tree
+        write_report(directory, truth, size, stride, evaluate)
 
 
 if __name__ == "__main__":  # pragma: no cover

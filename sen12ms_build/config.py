@@ -26,6 +26,9 @@ from .errors import Sen12msError
 SEASONS: tuple[str, ...] = ("spring", "summer", "fall", "winter")
 RESAMPLING_METHODS = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average",
                       "mode")
+#: The most scenes processed in parallel (``workers``, ``run --workers``): far above any
+#: machine's cores, and small enough for every process pool and Dask cluster.
+MAX_WORKERS = 1024
 
 
 class ConfigError(Sen12msError, ValueError):
@@ -345,8 +348,11 @@ def _check(cfg: Config) -> None:
     if cfg.splits.method == "file" and not cfg.splits.test_file:
         fail("splits.test_file", "splits.method 'file' needs a test_file (one s2 patch file "
              "name per line)")
-    if cfg.workers < 1:
-        fail("workers", "must be >= 1")
+    if not 1 <= cfg.workers <= MAX_WORKERS:
+        fail("workers", f"must be within 1..{MAX_WORKERS}")
+    if not str(cfg.out).strip():
+        fail("out", "empty; name the dataset folder (a new or empty one, or a dataset "
+             "sen12ms-build made)")
 
 
 def _check_methods(params: MosaicParams, backend: str, fail: Any) -> None:
@@ -395,20 +401,65 @@ _Loader.yaml_implicit_resolvers = {
     for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
 
+def _duplicate_key(node: yaml.Node, prefix: str = "") -> tuple[str, int, int] | None:
+    """The first key written twice in one mapping of a composed YAML document, as (dotted
+    key, first line, second line; 1-based), or None."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key is not None and key != "<<":
+                dotted = f"{prefix}.{key}" if prefix else str(key)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    return dotted, seen[key], line
+                seen[key] = line
+                found = _duplicate_key(value_node, dotted)
+            else:
+                found = _duplicate_key(value_node, prefix)
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found = _duplicate_key(item, f"{prefix}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def load_yaml(path: Path | str, what: str = "config file") -> Any:
+    """Parse a YAML file the user wrote (a config, a batch file) strictly: a file that is
+    not UTF-8 text, not valid YAML or that writes a key twice in one mapping (YAML would
+    keep the last silently) is a :class:`ConfigError` naming the file (and the key with
+    both line numbers)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", f"{what} not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "", f"not a UTF-8 text file; is it the {what}? (save "
+                          "it as UTF-8 YAML)") from None
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc}") from None
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        dup = _duplicate_key(node) if node is not None else None
+        if dup:
+            key, first, second = dup
+            where = f"twice on line {first}" if first == second else \
+                f"lines {first} and {second}"
+            raise ConfigError(str(path), key, f"duplicate key ({where}); keep one of them")
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), "", f"not valid YAML: {exc}") from None
+
+
 def load_config(path: Path | str, overrides: Mapping[str, Any] | None = None) -> Config:
     """Load and validate a YAML config. ``overrides`` maps dotted keys (``backend.name``)
     to values that replace the file's (as the CLI options do)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(str(path), "", "config file not found") from None
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read: {exc}") from None
-    try:
-        data = yaml.load(text, Loader=_Loader) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), "", f"not valid YAML: {exc}") from None
+    data = load_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(str(path), "", "the top level must be a mapping of keys")
     for dotted, value in (overrides or {}).items():

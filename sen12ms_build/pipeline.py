@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import logging
+import multiprocessing
+import os
 import resource
-import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -29,17 +29,19 @@ from tqdm.auto import tqdm
 from .curation import rounds as curation
 from .curation import decisions
 from .dataset import layout
-from .backends import Backend, ExportGrid, NoDataError, SceneRequest, get_backend
+from .backends import (EXPORT_FILES, Backend, ExportGrid, NoDataError, SceneRequest,
+                       get_backend)
 from .config import Config, ConfigError
 from .errors import Sen12msError
 from .raster.io import (InputError, OutputError, output_lock, remove_stale_temporaries,
-                 sha256)
+                        sha256)
+from .raster.outdir import MARKER, Claim, check_output, claim_output
 from .dataset import provenance
 from .products import AUX, AUX_MASKS, MODALITIES, S2_COVERAGE
 from .raster.warp import adopt_on_grid, warp_to_file
 from .roi import ROI, read_geojson, write_geojson
 from .dataset.finalize import finalize
-from .state import State, downstream, state_path
+from .state import State, downstream, record_written, state_path
 from .raster.tiling import tile_scene
 
 log = logging.getLogger(__name__)
@@ -82,11 +84,14 @@ def rois_for_run(cfg: Config, season: str, root: Path) -> list[ROI]:
     if path.exists():
         try:
             if json.loads(path.read_text()).get("fingerprint") == fp:
-                return read_geojson(path)
+                rois = read_geojson(path)
+                record_written(root, [path])  # (a tree of an earlier version: not yet)
+                return rois
         except (OSError, json.JSONDecodeError, KeyError, TypeError):
             pass
     rois = season_rois(cfg, season)
     write_geojson(rois, path, fingerprint=fp, seed=s.seed, season=season)
+    record_written(root, [path])
     return rois
 
 
@@ -178,7 +183,10 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
                 record["input_problem"] = str(exc)
             else:
                 log.warning("scene %s %d rejected: %s", branch, roi.scene, exc)
-            _remove_patches(root, branch, roi.scene)
+            # what the backend wrote before it stopped is the tool's (clean may remove it)
+            state.wrote(p for p in (wd / "export" / n for n in EXPORT_FILES.values())
+                        if p.exists())
+            _remove_patches(root, branch, roi.scene, state)
             return finish_tile(record, [], [])
         outputs = [p for p in (result.s1, result.s2, result.lc, result.aux) if p]
         export = state.finish(branch, roi.scene, "export", fp_export,
@@ -214,7 +222,7 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
     if not keep:
         log.info("scene %s %d rejected by the scene round: %s=%s", branch, roi.scene,
                  reason, values.get(reason))
-        _remove_patches(root, branch, roi.scene)
+        _remove_patches(root, branch, roi.scene, state)
         record.update(status="rejected", reason=reason, patches=0, patches_kept=0)
         return finish_tile(record, [], [])
 
@@ -241,7 +249,12 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
     for p in patches:
         outputs += p["files"].values()
     # patches of an earlier patch_size or stride: gone, so the tree holds this tiling only
-    stale = layout.remove_stale_patches(root, branch, roi.scene, outputs)
+    # (only files the tool wrote: the record of written files, state.written)
+    owned = [f for dd in (*layout.DATA_IDS, provenance.QA_ID)
+             for f in state.written(Path(root) / branch / f"{dd}_{roi.scene}")]
+    stale = layout.remove_stale_patches(root, branch, roi.scene, outputs, owned)
+    current = {state.rel(f) for f in outputs}
+    state.unwrote(f for f in owned if state.rel(f) not in current)
     if stale:
         log.info("scene %s %d: %d stale patch file(s) of an earlier tiling removed", branch,
                  roi.scene, stale)
@@ -274,9 +287,11 @@ def _quality_writer(cfg: Config, root: Path, seed: int, season: str, scene: int)
     return extra
 
 
-def _remove_patches(root: Path, branch: str, scene: int) -> None:
-    for dd in (*layout.DATA_IDS, provenance.QA_ID):
-        shutil.rmtree(Path(root) / branch / f"{dd}_{scene}", ignore_errors=True)
+def _remove_patches(root: Path, branch: str, scene: int, state: State) -> int:
+    """Remove the patch files (and quality layers) the tool wrote for a scene; returns the
+    count (a file of the user's in those folders stays)."""
+    return state.discard(f for dd in (*layout.DATA_IDS, provenance.QA_ID)
+                         for f in state.written(Path(root) / branch / f"{dd}_{scene}"))
 
 
 # --- a season, and the root metadata --------------------------------------------------------
@@ -337,12 +352,24 @@ def _why_no_patch(cfg: Config, records: list[dict]) -> str:
             f"{'; or '.join(hints)}")
 
 
+#: Seconds to wait for a Dask scheduler (``run --executor dask --scheduler ADDRESS``)
+#: before the run stops naming it (Dask's own default is 30 s).
+DASK_CONNECT_TIMEOUT_S = 10
+
+
 def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = None,
         backend: Backend | None = None, progress: bool = True,
         force: tuple[str, ...] = (), workers: int | None = None,
         executor: str = "process", scheduler: str | None = None,
         on_scene: Callable[[SceneResult], None] | None = None) -> RunSummary:
     """Build (or resume) the dataset for ``seasons`` (default: every configured season).
+
+    Everything that can be checked is checked before the first file is written: the
+    seasons, the output folder (a new or empty folder, or a dataset this tool made:
+    :func:`sen12ms_build.raster.outdir.check_output`), the backend and the Dask scheduler.
+    The folder's marker is written first. A first run into a new or empty folder that fails
+    (or keeps no patch) leaves the folder as it was, unless scenes finished (an interrupted
+    run resumes); a run that ends leaves no lock file.
 
     Args:
         force: stages to redo (``export``, ``warp``, ``tile``; each with those after it).
@@ -356,33 +383,132 @@ def run(cfg: Config, seasons: list[str] | None = None, *, root: Path | None = No
 
     Raises:
         LockedError: another run holds ``<root>/.sen12ms.lock`` (:func:`io.output_lock`).
-        ConfigError, InputError, OutputError: bad settings, inputs or outputs (one line).
+        ConfigError, InputError, OutputError: bad settings, inputs or outputs (one line);
+            a folder the tool did not make is an OutputError, before any work.
     """
+    from .dataset.datacard import config_fingerprint
+
     t0 = time.perf_counter()
     root = Path(root or cfg.out)
     seasons = seasons or list(cfg.seasons)
     for name in seasons:
         cfg.season(name)  # unknown / unconfigured season: ConfigError before any work
     workers = workers or cfg.workers
+    if executor not in ("process", "dask"):
+        raise ConfigError(cfg.source, "executor", f"unknown executor {executor!r}; "
+                          "choose 'process' or 'dask'")
+    check_output(root, "dataset")  # a folder of the user's: refused before any work
     if backend is None:
         backend = make_backend(cfg)
+    with _dask_client(cfg, executor, scheduler, workers) as client:
+        claim = claim_output(root, "dataset", config_fingerprint(cfg))
+        summary = None
+        try:
+            with output_lock(root):
+                try:
+                    summary = _run_locked(cfg, seasons, root, backend, progress, force,
+                                          workers, client, on_scene, t0, claim.fresh)
+                finally:
+                    if claim.fresh and (summary is None or summary.empty_reason):
+                        _undo_first_run(root, claim, keep_finished=summary is None)
+        finally:
+            if claim.created and root.is_dir() and not any(root.iterdir()):
+                root.rmdir()  # the folder this failed first run made
+    return summary
+
+
+def _dask_client(cfg: Config, executor: str, scheduler: str | None, workers: int) -> Any:
+    """A context holding the Dask client of a ``dask`` run (connected before any work;
+    an unreachable scheduler is one line naming it), else nothing."""
+    import contextlib
+
+    if executor != "dask":
+        return contextlib.nullcontext(None)
     try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the output folder {root}: {exc}") from exc
-    with output_lock(root):
-        return _run_locked(cfg, seasons, root, backend, progress, force, workers, executor,
-                           scheduler, on_scene, t0)
+        from dask.distributed import Client
+    except ImportError:
+        raise ConfigError(cfg.source, "executor", "the dask executor needs the `dask` "
+                          "extra: pip install 'sen12ms-build[dask]'") from None
+    if not scheduler:
+        return Client(n_workers=workers, threads_per_worker=1)
+    try:
+        return Client(scheduler, timeout=DASK_CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError, ValueError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ConfigError("", "--scheduler", f"cannot reach the Dask scheduler at "
+                          f"{scheduler} within {DASK_CONNECT_TIMEOUT_S} s ({first}); start "
+                          "it (`dask scheduler`), or check the address") from None
+
+
+def _undo_first_run(root: Path, claim: Claim, keep_finished: bool) -> None:
+    """After a failed first run into a new or empty folder: remove what it wrote (the
+    record of written files, the state file, the marker), so no skeleton is left. With
+    ``keep_finished`` (the run stopped on an error or an interrupt), scenes that finished a
+    stage are kept for the resume."""
+    path = state_path(root)
+    if path.exists():
+        with State(path) as state:
+            if keep_finished and state.scenes():
+                log.info("finished work is kept in %s: run the same command again to resume",
+                         root)
+                return
+            state.discard(state.written())
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        for folder in (path.parent, root / "rois"):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+    remove_stale_temporaries(root)
+    (root / MARKER).unlink(missing_ok=True)
+    for folder, _, _ in sorted(os.walk(root), key=lambda w: -len(Path(w[0]).parts)):
+        if Path(folder) != root and not os.listdir(folder):
+            os.rmdir(folder)  # the (empty) folders this run made in its new folder
+    left = [p for p in root.iterdir() if p.name != ".sen12ms.lock"] if root.is_dir() else []
+    if left:
+        log.warning("%s: %d entr(y/ies) not written by this run left in place: %s", root,
+                    len(left), ", ".join(sorted(p.name for p in left)[:5]))
+
+
+def _remove_stale(cfg: Config, plan: dict[str, list[ROI]], root: Path,
+                  state: State) -> None:
+    """Scenes of the seasons being run that this run's settings no longer make (another
+    ``seasons.<s>.seed``, a shorter ROI list): their files (those the tool wrote: patches,
+    quality layers, intermediates, quicklook, ROI list, review page) and state records go,
+    so the tree, manifest and splits hold this run's scenes only."""
+    wanted = {(cfg.branch(n), r.scene) for n, rois in plan.items() for r in rois}
+    stale = [(b, s) for b, s in state.scenes()
+             if b.split("_", 1)[-1] in plan and (b, s) not in wanted]
+    if not stale:
+        return
+    by_branch: dict[str, list[int]] = {}
+    for branch, scene in stale:
+        by_branch.setdefault(branch, []).append(scene)
+        n = _remove_patches(root, branch, scene, state)
+        wd = Path(root) / layout.WORK_DIR / branch / f"scene_{scene}"
+        n += state.discard(state.written(wd))
+        n += state.discard(f for f in state.written(Path(root) / "quicklooks" / branch)
+                           if f.stem == f"scene_{scene}")
+        state.forget(branch, scene)
+    live = {b for b, _ in state.scenes()}
+    for branch, scenes in sorted(by_branch.items()):
+        if branch not in live:  # the whole branch is gone: its ROI list and review page
+            state.discard(f for folder in ("rois", "review", "quicklooks")
+                          for f in state.written(Path(root) / folder)
+                          if f.name.startswith(f"{branch}.") or branch in f.parts)
+        log.info("%s: %d scene(s) no longer made by these settings removed (%s)", branch,
+                 len(scenes), "the whole branch" if branch not in live else
+                 f"scene(s) {', '.join(map(str, sorted(scenes)))}")
 
 
 def _run_locked(cfg: Config, seasons: list[str], root: Path, backend: Backend,
-                progress: bool, force: tuple[str, ...], workers: int, executor: str,
-                scheduler: str | None, on_scene: Callable[[SceneResult], None] | None,
-                t0: float) -> RunSummary:
+                progress: bool, force: tuple[str, ...], workers: int, client: Any,
+                on_scene: Callable[[SceneResult], None] | None, t0: float,
+                fresh: bool) -> RunSummary:
     remove_stale_temporaries(root)
     summary = RunSummary(seasons=list(seasons))
-    plan = {name: rois_for_run(cfg, name, root) for name in seasons}
-    with State(state_path(root)) as state:
+    with State(state_path(root)) as state:  # (made first: it records every file written)
+        plan = {name: rois_for_run(cfg, name, root) for name in seasons}
+        _remove_stale(cfg, plan, root, state)
         for stage in force:
             for name in seasons:
                 n = state.forget(cfg.branch(name), None, downstream(stage))
@@ -394,18 +520,19 @@ def _run_locked(cfg: Config, seasons: list[str], root: Path, backend: Backend,
     for name, rois in plan.items():
         log.info("season %s: %d ROI(s) -> %s", name, len(rois), cfg.branch(name))
     with State(state_path(root)) as state:
-        summary.resumed = sum(
-            not (state.done(cfg.branch(n), r.scene, "tile",
-                            stage_fingerprints(cfg, n, r, backend.name,
-                                               backend.export_grid)[2]) or
-                 {"input_problem": 1}).get("input_problem")
-            for n, r in tasks)
+        for n, r in tasks:
+            fp_tile = stage_fingerprints(cfg, n, r, backend.name, backend.export_grid)[2]
+            record, damaged = state.check(cfg.branch(n), r.scene, "tile", fp_tile)
+            summary.resumed += bool(record) and not record.get("input_problem")
+            if damaged:  # finished, but its files are not the ones written: redone
+                log.warning("%s scene %d is done again: %s%s", cfg.branch(n), r.scene,
+                            "; ".join(damaged[:5]), " ..." if len(damaged) > 5 else "")
     if summary.resumed:
         log.info("resuming: %d of %d scenes already done", summary.resumed, len(tasks))
     bar = tqdm(total=len(tasks), desc="scenes", unit="scene", disable=not progress)
     records = []
     try:
-        for res in _execute(cfg, tasks, root, backend, workers, executor, scheduler, progress):
+        for res in _execute(cfg, tasks, root, backend, workers, client, progress):
             bar.update(1)
             if on_scene:
                 on_scene(res)
@@ -421,15 +548,18 @@ def _run_locked(cfg: Config, seasons: list[str], root: Path, backend: Backend,
     for rec in records:  # damaged archive files met in the scenes (any worker)
         if rec.get("input_problem") and rec["input_problem"] not in summary.problems:
             summary.problems.append(rec["input_problem"])
+    if summary.patches_kept == 0:
+        summary.empty_reason = _why_no_patch(cfg, records)
+    summary.seconds = round(time.perf_counter() - t0, 2)
+    summary.peak_memory_mib = round(peak_memory_mib(), 1)
+    if summary.empty_reason and fresh:  # a failed first run: no empty dataset skeleton
+        return summary
     finalize(root, cfg)
     if cfg.quicklooks:  # --- quicklooks and review pages (sen12ms_build.curation.review) ---
         from .curation.review import write_review  # the review pages need the finished tree
 
         write_review(root, cfg)
-    if summary.patches_kept == 0:
-        summary.empty_reason = _why_no_patch(cfg, records)
     summary.seconds = round(time.perf_counter() - t0, 2)
-    summary.peak_memory_mib = round(peak_memory_mib(), 1)
     summary.disk = disk_usage(root)
     return summary
 
@@ -459,18 +589,32 @@ def disk_usage(root: Path) -> dict[str, int]:
 
 
 def clean(root: Path) -> int:
-    """Remove the scenes' intermediate files (``.work/<branch>/``: exports and UTM scenes);
+    """Remove the scenes' intermediate files (``.work/<branch>/``: exports and UTM scenes)
+    and the ``.aux.xml`` files GDAL leaves beside the dataset's files (``gdalinfo -stats``);
     keep the state file, so finished scenes still resume as finished (their tile stage's
-    outputs are the patches). Returns the bytes freed. Re-admitting a patch by review, the
-    quicklooks and ``--force tile`` need the intermediates: the next run exports them again."""
-    work = Path(root) / layout.WORK_DIR
-    if not Path(root).is_dir():
+    outputs are the patches). Only files the tool wrote (its record of written files) are
+    removed, and the sidecars of those. Returns the bytes freed. Re-admitting a patch by
+    review, the quicklooks and ``--force tile`` need the intermediates: the next run
+    exports them again."""
+    root = Path(root)
+    if not root.is_dir():
         raise InputError(f"{root}: no such dataset folder")
-    freed = 0
-    for sub in sorted(work.glob("ROIs*")) + sorted(work.glob("stac_partial")):
-        if sub.is_dir():
-            freed += _bytes(sub)
-            shutil.rmtree(sub)
+    path = state_path(root)
+    if not path.exists():
+        return 0
+    with State(path) as state:
+        work_dir = state.root / layout.WORK_DIR
+        work = [f for f in state.written(work_dir)
+                if f.relative_to(work_dir).parts[0].startswith("ROIs")]
+        sidecars = [a for f in state.written() if (a := f.with_name(f"{f.name}.aux.xml"))
+                    .is_file()]
+        freed = sum(f.stat().st_size for f in work + sidecars if f.is_file())
+        state.discard(work)
+        for a in sidecars:  # GDAL's statistics of a file the tool wrote
+            a.unlink()
+        if sidecars:
+            log.info("%s: %d .aux.xml file(s) of GDAL removed", root, len(sidecars))
+    remove_stale_temporaries(root)
     return freed
 
 
@@ -487,26 +631,17 @@ def scene_task(cfg: Config, season: str, roi: ROI, root: str) -> SceneResult:
 
 
 def _execute(cfg: Config, tasks: list[tuple[str, ROI]], root: Path, backend: Backend,
-             workers: int, executor: str, scheduler: str | None, progress: bool
-             ) -> Iterator[SceneResult]:
-    """Run the scene tasks; yield results as they complete."""
-    if executor == "dask":
-        try:
-            from dask.distributed import Client
-            from dask.distributed import as_completed as dask_completed
-        except ImportError:
-            raise ConfigError(cfg.source, "executor", "the dask executor needs the `dask` "
-                              "extra: pip install 'sen12ms-build[dask]'") from None
-        with Client(scheduler) if scheduler else Client(n_workers=workers,
-                                                        threads_per_worker=1) as client:
-            futures = [client.submit(scene_task, cfg, n, r, str(root), pure=False)
-                       for n, r in tasks]
-            for fut in dask_completed(futures):
-                yield fut.result()
+             workers: int, client: Any, progress: bool) -> Iterator[SceneResult]:
+    """Run the scene tasks (on the Dask ``client`` when given); yield results as they
+    complete."""
+    if client is not None:
+        from dask.distributed import as_completed as dask_completed
+
+        futures = [client.submit(scene_task, cfg, n, r, str(root), pure=False)
+                   for n, r in tasks]
+        for fut in dask_completed(futures):
+            yield fut.result()
         return
-    if executor != "process":
-        raise ConfigError(cfg.source, "executor", f"unknown executor {executor!r}; "
-                          "choose 'process' or 'dask'")
     if workers <= 1:
         with State(state_path(root)) as state:
             for name, roi in tasks:

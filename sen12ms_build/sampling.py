@@ -66,19 +66,20 @@ _EARTH_R = 6371008.8  # mean Earth radius (m), only for the overlap pre-filter
 _GEOD = Geod(ellps="WGS84")
 _KIND_RE = re.compile(r"^[A-Za-z0-9-]+$")
 
-# rejection rules: (key, message, config keys to relax)
-_RULES: dict[str, tuple[str, str]] = {
+# rejection rules: key -> (message, the config keys to relax, each with a note or "")
+_RULES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
     "utm_domain": ("centre at |lat| >= 84 (outside UTM)",
-                   "sampling.region (centres need |lat| < 84)"),
+                   (("sampling.region", "centres need |lat| < 84"),)),
     "region": ("jittered centre outside the region",
-               "urban_jitter_m or sampling.region"),
+               (("sampling.region", "wider than the urban jitter, a quarter of the ROI size"),
+                ("sampling.roi_size_m", "a smaller ROI is moved less from its town"))),
     "not_land": ("centre not on land",
-                 "sampling.region (it is mostly sea) or sampling.max_attempts"),
+                 (("sampling.region", "it is mostly sea"), ("sampling.max_attempts", ""))),
     "overlap": ("overlaps an accepted ROI",
-                "sampling.land_count/urban_count, sampling.roi_size_m or a larger "
-                "sampling.region"),
+                (("sampling.land_count", ""), ("sampling.urban_count", ""),
+                 ("sampling.roi_size_m", ""), ("sampling.region", "a larger one"))),
     "land_share": ("land share below min_land_share",
-                   "sampling.min_land_share (or sampling.roi_size_m)"),
+                   (("sampling.min_land_share", ""), ("sampling.roi_size_m", ""))),
 }
 _RULE_ORDER = tuple(_RULES)
 
@@ -389,12 +390,26 @@ def _run(kind: str, count: int, batches: Any, placed: _Placed, ctx: dict[str, An
               {k: v for k, v in rejected.items() if v})
 
 
+def _relax(rules: Sequence[str]) -> str:
+    """The config keys to relax for the given rejection rules, each named once, with its
+    note: ``sampling.region (it is mostly sea) or sampling.max_attempts``."""
+    named: dict[str, str] = {}
+    for rule in rules:
+        for key, note in _RULES[rule][1]:
+            if key not in named:
+                named[key] = f"{key} ({note})" if note else key
+            elif note and "(" not in named[key]:
+                named[key] = f"{key} ({note})"
+    items = list(named.values()) or ["sampling.max_attempts"]
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
 def _failure(kind: str, accepted: int, rejected: dict[str, int], placed: _Placed,
              ctx: dict[str, Any]) -> str:
     ranked = sorted((k for k in _RULE_ORDER if rejected[k]),
                     key=lambda k: (-rejected[k], _RULE_ORDER.index(k)))
     reasons = "; ".join(f"{_RULES[k][0]}: {rejected[k]}" for k in ranked) or "none"
-    relax = " / ".join(_RULES[k][1] for k in ranked[:2]) or "sampling.max_attempts"
+    relax = _relax(ranked[:2])
     after = (f" (after all {ctx['urban_count']} urban ROIs)"
              if kind == "land" and ctx["urban_count"] else "")
     return (f"seed {ctx['seed']}: placed only {accepted} of {ctx[kind + '_count']} {kind} "

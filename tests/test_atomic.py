@@ -211,9 +211,25 @@ def test_sha256_reads_in_chunks(tmp_path):
 
 def test_remove_stale_temporaries_counts_only_ours(tmp_path):
     (tmp_path / "a").mkdir()
-    (tmp_path / "a" / f".x.tif.123{TMP_SUFFIX}").write_text("")
-    (tmp_path / f".y.csv.9{TMP_SUFFIX}").write_text("")
+    # atomic_path's names: ".<name>.<8 random characters of mkstemp>.tmp"
+    (tmp_path / "a" / f".x.tif.a1b2c3d4{TMP_SUFFIX}").write_text("")
+    (tmp_path / f".y.csv.zz_9yy0q{TMP_SUFFIX}").write_text("")
     (tmp_path / f"keep{TMP_SUFFIX}").write_text("")  # not one of ours (no leading dot)
+    (tmp_path / f".notes{TMP_SUFFIX}").write_text("")  # a user's: no random part
     assert io.remove_stale_temporaries(tmp_path) == 2
-    assert [p.name for p in tmp_path.rglob(f"*{TMP_SUFFIX}")] == [f"keep{TMP_SUFFIX}"]
+    assert sorted(p.name for p in tmp_path.rglob(f"*{TMP_SUFFIX}")) == \
+        [f".notes{TMP_SUFFIX}", f"keep{TMP_SUFFIX}"]
     assert io.remove_stale_temporaries(tmp_path) == 0
+
+
+def test_the_names_atomic_path_gives_are_those_removed(tmp_path):
+    """The pattern of stale temporaries matches what mkstemp really names them, as a
+    killed run leaves one; a user's dotfile ending in .tmp is not taken for one."""
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(tmp_path / "a.csv") as tmp:
+            name = tmp.name
+            raise RuntimeError("killed")
+    (tmp_path / name).write_text("partial")  # what a SIGKILL would have left
+    (tmp_path / ".a.csv.tmp").write_text("mine")
+    assert io.remove_stale_temporaries(tmp_path) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [".a.csv.tmp"]

@@ -109,6 +109,8 @@ class Case:
     words: str | None
     also: tuple[str, ...] = ()  # more substrings of the whole output
     extra_env: dict = field(default_factory=dict)
+    #: ``after(env, tmp, output)``: more checks once the command ended (files left, ...)
+    after: Callable[[dict, Path, str], None] | None = None
 
 
 def _cfg(change=None):
@@ -197,6 +199,125 @@ def _not_a_tree(cmd):
     return setup
 
 
+# --- issue 20's single-command cases: inputs and options that reached the catch-all --------
+
+def _bytes(tmp: Path, data: bytes, name: str) -> str:
+    p = tmp / name
+    p.write_bytes(data)
+    return str(p)
+
+
+def _archive_with(change: Callable[[Path, Path], None]):
+    """``run`` (one ROI) on a copy of the small archive (links to its files) where
+    ``change(src, dst)`` writes one winter Sentinel-2 acquisition anew."""
+    def setup(e, tmp):
+        arch = tmp / "archive"
+        for kind in ("s2", "s1", "lc"):
+            (arch / kind).mkdir(parents=True)
+            for f in sorted((e["archive"] / kind).glob("*.tif")):
+                (arch / kind / f.name).symlink_to(f)
+        victim = arch / "s2" / _victim(e)
+        victim.unlink()
+        change(e["archive"] / "s2" / victim.name, victim)
+        one = rois(tmp, "lon,lat,scene\n-75.64,37.70,1\n")
+        return _cfg(lambda d: (_set("backend.archive", str(arch))(d),
+                               _set("sampling.rois_file", one)(d)))(e, tmp)
+    return setup
+
+
+def _victim(e) -> str:
+    return sorted((e["archive"] / "s2").glob("2017011*.tif"))[0].name
+
+
+def _rewrite(drop_tags: tuple[str, ...] = (), crs: str | None = None, north_m: float = 0.0):
+    """Copy a GeoTIFF's first 256 x 256 pixels (enough to be an acquisition, quick to write)
+    without some tags, with another CRS, or moved north."""
+    def change(src: Path, dst: Path) -> None:
+        import rasterio
+        from affine import Affine
+        from rasterio.windows import Window
+
+        with rasterio.open(src) as f:
+            win = Window(0, 0, 256, 256)
+            prof, data, tags = f.profile, f.read(window=win), f.tags()
+            descriptions, transform = f.descriptions, f.window_transform(win)
+        prof.update(crs=crs or prof["crs"], width=256, height=256,
+                    transform=Affine.translation(0, north_m) @ transform)
+        with rasterio.open(dst, "w", **prof) as f:
+            f.write(data)
+            f.update_tags(**{k: v for k, v in tags.items() if k not in drop_tags})
+            for i, d in enumerate(descriptions, start=1):
+                f.set_band_description(i, d or "")
+    return change
+
+
+def _names_victim(*more: str):
+    def after(e, tmp, output):
+        assert _victim(e) in output, output
+        assert "skipped inputs: 1" in output, output
+        for words in more:
+            assert words in output, output
+    return after
+
+
+def _duplicate(prefix: str, extra: str):
+    """The tiny config as YAML text with ``extra`` (``{tmp}``: the test's folder) inserted
+    after its first line starting with ``prefix``."""
+    def setup(e, tmp):
+        lines = e["cfg"].read_text().splitlines(keepends=True)
+        i = next(n for n, line in enumerate(lines) if line.startswith(prefix))
+        lines.insert(i + 1, extra.format(tmp=tmp))
+        p = tmp / "dup.yaml"
+        p.write_text("".join(lines))
+        return ["run", "--config", str(p), "--season", "winter"]
+    return setup
+
+
+def _duplicate_lines(prefix: str, extra: str):
+    """Both line numbers (1-based, read from the file) are in the message."""
+    def after(e, tmp, output):
+        lines = (tmp / "dup.yaml").read_text().splitlines()
+        first = next(n for n, line in enumerate(lines, start=1) if line.startswith(prefix))
+        second = lines.index(extra.format(tmp=tmp).rstrip("\n")) + 1
+        assert second == first + 1
+        assert f"lines {first} and {second}" in output, output
+    return after
+
+
+def _sampling_fails(e, tmp):
+    """Urban ROIs around an island town in a small region: the jitter leaves the region and
+    some centres fall in the sea (two rejection rules)."""
+    cfg = edit_config(e["cfg"], tmp / "c.yaml", lambda d: [f(d) for f in (
+        _set("sampling.rois_file", None), _set("sampling.land_count", 0),
+        _set("sampling.urban_count", 1), _set("sampling.roi_size_m", 38400),
+        _set("sampling.max_attempts", 50), _set("seasons.winter.seed", 1),
+        _set("sampling.region", [-76.05, 37.78, -75.95, 37.86]))])
+    return ["sample", "--config", str(cfg), "--season", "winter"]
+
+
+def _relax_names_real_keys_once(e, tmp, output):
+    from dataclasses import fields
+
+    from sen12ms_build.config import Config, SamplingConfig
+
+    line = error_lines(output)[0]
+    relax = line.split("Relax:", 1)[1]
+    named = re.findall(r"\b([a-z_]+(?:\.[a-z_]+)*)\b", relax)
+    keys = [k for k in named if "." in k]
+    assert keys, line
+    assert len(keys) == len(set(keys)), line  # no key named twice
+    known = {f"sampling.{f.name}" for f in fields(SamplingConfig)} | \
+        {f.name for f in fields(Config)}
+    assert set(keys) <= known, line
+    assert "urban_jitter_m" not in line  # not a config key
+
+
+def _nothing_at(name: str):
+    def after(e, tmp, output):
+        assert not (tmp / name).exists(), sorted((tmp / name).rglob("*"))
+    return after
+
+
 CASES = [
     # --- the issue's table ---
     Case("no patch: region outside the archive", _far_rois, 1,
@@ -209,6 +330,7 @@ CASES = [
          also=("MCD12Q1_2016.tif: unreadable or truncated", "skipped inputs: 1")),
     Case("earthengine without credentials", _ee_no_credentials, 1,
          "no Earth Engine credentials found", also=("earthengine authenticate",),
+         after=_nothing_at("out"),  # checked before any file is written (issue 20, 16)
          extra_env={"EARTHENGINE_SERVICE_ACCOUNT_KEY": None, "EARTHENGINE_PROJECT": None,
                     "GOOGLE_APPLICATION_CREDENTIALS": None, "GOOGLE_CLOUD_PROJECT": None,
                     "CLOUDSDK_CONFIG": "/nonexistent"}),
@@ -247,6 +369,40 @@ CASES = [
          "runs[1]: job 2:", also=("season 'summer' is not configured",)),
     Case("validate: broken manifest header", _broken_manifest, 1, "1 problem(s)",
          also=("header lacks column(s)",)),
+    # --- issue 20 (docs/hardening.md): inputs and options the catch-all used to meet ---
+    Case("config not UTF-8: binary", lambda e, t: [
+        "run", "--config", _bytes(t, bytes(range(256)) * 4, "bin.yaml")], 1,
+         "bin.yaml: not a UTF-8 text file"),
+    Case("config not UTF-8: Latin-1", lambda e, t: [
+        "run", "--config", _bytes(t, "out: caf\xe9\n".encode("latin-1"), "l1.yaml")], 1,
+         "l1.yaml: not a UTF-8 text file"),
+    Case("batch file not UTF-8", lambda e, t: [
+        "batch", _bytes(t, b"runs:\n  - {config: \xff\xfe}\n", "jobs.yaml")], 1,
+         "jobs.yaml: not a UTF-8 text file"),
+    Case("--workers beyond any machine", lambda e, t: [
+        "run", "--config", str(e["cfg"]), "--workers", "99999999999999999999", "--out",
+        str(t / "new")], 2, "is not in the range 1<=x<=", after=_nothing_at("new")),
+    Case("workers beyond any machine in the config", _cfg(_set("workers", 10 ** 20)), 1,
+         "workers: must be within 1.."),
+    Case("S2 file without solar-angle tags: skipped, named", _archive_with(_rewrite(
+        drop_tags=("MEAN_SOLAR_AZIMUTH_ANGLE", "MEAN_SOLAR_ZENITH_ANGLE"))), 0, None,
+         also=("skipped input:", "MEAN_SOLAR_AZIMUTH_ANGLE"), after=_names_victim()),
+    Case("S2 file whose CRS contradicts its tile: skipped, named", _archive_with(_rewrite(
+        crs="EPSG:32633")), 0, None, also=("skipped input:", "EPSG:32633"),
+         after=_names_victim("UTM zone 18")),
+    Case("S2 file whose footprint misses every ROI: recorded", _archive_with(_rewrite(
+        north_m=600_000.0)), 0, None, also=("misses every ROI",), after=_names_victim()),
+    Case("duplicate top-level key", _duplicate("out:", "out: {tmp}/elsewhere\n"), 1,
+         "out: duplicate key", after=_duplicate_lines("out:", "out: {tmp}/elsewhere\n")),
+    Case("duplicate nested key", _duplicate("  stride:", "  stride: 64\n"), 1,
+         "tiling.stride: duplicate key",
+         after=_duplicate_lines("  stride:", "  stride: 64\n")),
+    Case("sampling cannot place the ROIs: real keys, each once", _sampling_fails, 1, "Relax:",
+         after=_relax_names_real_keys_once),
+    Case("demo with a scorer the demo cannot run: before any work", lambda e, t: [
+        "demo", "--out", str(t / "d"), "--scorer", "cloudscoreplus"], 1,
+         "scorer 'cloudscoreplus' runs on the earthengine backend only",
+         after=_nothing_at("d")),
     # --- cases that already worked (kept so that they stay so) ---
     Case("misspelt config key", _cfg(_set("tiling.patch_sise", 256)), 1,
          "tiling.patch_sise: unknown key"),
@@ -291,7 +447,8 @@ CASES = [
     Case("archive folder missing", _cfg(_set("backend.archive", "/nonexistent/archive")), 1,
          "archive directory not found: /nonexistent/archive"),
     Case("--workers 0", lambda e, t: [
-        "run", "--config", str(e["cfg"]), "--workers", "0"], 2, "0 is not in the range x>=1"),
+        "run", "--config", str(e["cfg"]), "--workers", "0"], 2,
+         "0 is not in the range 1<=x<="),
     Case("batch file missing", lambda e, t: ["batch", str(t / "jobs.yaml")], 1,
          "cannot read batch file"),
     Case("batch: unknown top-level key", lambda e, t: [
@@ -327,6 +484,8 @@ def test_cli_table(case: Case, env, tmp_path, monkeypatch):
     assert_clean(res, case.code, case.words)
     for words in case.also:
         assert words in res.output, res.output
+    if case.after:
+        case.after(env, tmp_path, res.output)
 
 
 # --- cases of more than one command -----------------------------------------------------------

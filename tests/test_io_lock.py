@@ -28,9 +28,29 @@ def test_second_lock_names_the_holder_and_release_clears_it(tmp_path):
         msg = str(err.value)
         assert f"is in use by another run (pid {os.getpid()} on " in msg
         assert msg.startswith(str(tmp_path)) and "use another --out" in msg
-    assert lock.exists() and lock.stat().st_size == 0  # released: no stale holder shown
+    assert not lock.exists()  # released: no lock file left behind (issue 20, case 16)
     with io.output_lock(tmp_path):  # free again
         pass
+
+
+def test_a_lock_on_a_file_removed_meanwhile_is_taken_again(tmp_path, monkeypatch):
+    """A run that opened the lock file just before its holder released (and removed) it
+    must not hold a lock on the removed file while a third run locks a new one."""
+    real_flock, calls = fcntl.flock, []
+
+    def flock_after_release(fd, op):
+        if op & fcntl.LOCK_EX:
+            calls.append(fd)
+            if len(calls) == 1:  # the holder releases between our open and our flock
+                (tmp_path / io.LOCK_NAME).unlink()
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_release)
+    with io.output_lock(tmp_path) as path:
+        assert len(calls) == 2 and path.exists()  # locked, found removed, locked again
+        with pytest.raises(io.LockedError):  # the live file is the held one
+            with io.output_lock(tmp_path):
+                pass
 
 
 def test_a_holder_that_wrote_nothing_is_unknown(tmp_path):

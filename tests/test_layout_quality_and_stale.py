@@ -28,14 +28,16 @@ def test_remove_stale_patches_keeps_exactly_the_given_files(tmp_path):
     other_scene = _patch(tmp_path, "s2", 4, 9)
     note = tmp_path / branch / "s2_3" / "notes.txt"  # not a .tif: untouched
     note.write_text("x")
-    n = layout.remove_stale_patches(tmp_path, branch, 3, keep)
+    mine = _patch(tmp_path, "s2", 3, 7)  # a patch-like file the tool did not write
+    owned = keep + stale + [other_scene, note]  # the record of written files
+    n = layout.remove_stale_patches(tmp_path, branch, 3, keep, owned)
     assert n == len(stale) == 4
     assert all(p.exists() for p in keep)
     assert not any(p.exists() for p in stale)
-    assert other_scene.exists() and note.exists()
+    assert other_scene.exists() and note.exists() and mine.exists()
     # nothing left to remove; a scene with no folders at all
-    assert layout.remove_stale_patches(tmp_path, branch, 3, keep) == 0
-    assert layout.remove_stale_patches(tmp_path, branch, 99, []) == 0
+    assert layout.remove_stale_patches(tmp_path, branch, 3, keep, owned) == 0
+    assert layout.remove_stale_patches(tmp_path, branch, 99, [], owned) == 0
 
 
 def test_write_lines_one_per_line(tmp_path):

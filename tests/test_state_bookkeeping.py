@@ -46,8 +46,11 @@ def test_outputs_must_be_present_with_their_size(state, tmp_path):
     assert state.done("br", 3, "tile", "fp") == {"n": 2}
     b.write_bytes(b"b" * 69)  # truncated
     assert state.done("br", 3, "tile", "fp") is None
-    b.write_bytes(b"b" * 70)  # same size again (content is not re-hashed on done)
+    b.write_bytes(b"b" * 70)  # the same bytes again (re-hashed: its time changed)
     assert state.done("br", 3, "tile", "fp") == {"n": 2}
+    b.write_bytes(b"b" * 35 + b"c" + b"b" * 34)  # one byte changed, same size (issue 20)
+    record, damaged = state.check("br", 3, "tile", "fp")
+    assert record is None and damaged == [f"{b} was changed after it was written"]
     a.unlink()  # deleted
     assert state.done("br", 3, "tile", "fp") is None
 
@@ -59,7 +62,7 @@ def test_finish_records_size_and_sha256(state, tmp_path):
     import json
     outs = json.loads(db.execute("SELECT outputs FROM stages").fetchone()[0])
     db.close()
-    assert outs == {str(a): [11, sha256(a)]}
+    assert outs == {str(a): [11, sha256(a), a.stat().st_mtime_ns]}
 
 
 def test_set_outputs_rerecords_and_reports_missing_stage(state, tmp_path):
@@ -119,3 +122,80 @@ def test_downstream():
     assert downstream("export") == ("export", "warp", "tile")
     assert downstream("warp") == ("warp", "tile")
     assert downstream("tile") == ("tile",)
+
+
+def test_outputs_below_the_root_are_relative_so_a_copied_tree_resumes(tmp_path):
+    import shutil
+
+    root = tmp_path / "root"
+    out = root / "ROIs1_spring" / "s2_1" / "p.tif"
+    out.parent.mkdir(parents=True)
+    out.write_bytes(b"x" * 10)
+    with State(root / ".work" / "state.sqlite") as st:
+        st.finish("br", 1, "tile", "fp", {"r": 1}, [out])
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    out.unlink()  # the original's file: the copy must not depend on it
+    with State(copy / ".work" / "state.sqlite") as st:
+        assert st.done("br", 1, "tile", "fp") == {"r": 1}
+        assert st.written() == [copy / "ROIs1_spring" / "s2_1" / "p.tif"]
+        (copy / "ROIs1_spring" / "s2_1" / "p.tif").unlink()
+        assert st.check("br", 1, "tile", "fp") == (
+            None, [f"{copy / 'ROIs1_spring' / 's2_1' / 'p.tif'} is missing"])
+
+
+def test_record_of_written_files(state, tmp_path):
+    """Outputs of finished stages and files recorded by hand; ``written(under)`` is exact
+    about folder names (no prefix of another folder, no SQL wildcard)."""
+    root = state.root
+    files = [root / "ROIs1_spring" / "s2_1" / "a.tif", root / "ROIs1_spring" / "s2_10" / "b",
+             root / "ROIs1%spring" / "c", root / "stac" / "catalog.json"]
+    for f in files:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"1")
+    state.finish("br", 1, "tile", "fp", {}, files[:1])
+    state.wrote(files[1:])
+    assert state.written() == sorted(files)
+    assert state.written(root / "ROIs1_spring" / "s2_1") == [files[0]]
+    assert state.written(root / "ROIs1_spring") == files[:2]
+    state.unwrote([files[0]])
+    assert state.written(root / "ROIs1_spring") == [files[1]]
+    assert state.scenes() == [("br", 1)]
+
+
+def test_is_state_file_reads_without_changing(tmp_path):
+    from sen12ms_build.state import is_state_file
+
+    with State(tmp_path / "s.sqlite") as st:
+        st.finish("b", 1, "tile", "fp", {})
+    assert is_state_file(tmp_path / "s.sqlite")
+    foreign = tmp_path / "other.sqlite"
+    foreign.write_bytes(b"not a database at all")
+    assert not is_state_file(foreign) and foreign.read_bytes() == b"not a database at all"
+    assert not is_state_file(tmp_path / "missing.sqlite")
+
+
+def test_an_earlier_versions_state_file_is_read_as_written(tmp_path, monkeypatch):
+    """Rows of an earlier version: outputs as given (absolute, or relative to the run's
+    working folder), size and checksum only; their files are adopted into the record."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "out"
+    patch = root / "ROIs1_spring" / "s2_1" / "p.tif"
+    patch.parent.mkdir(parents=True)
+    patch.write_bytes(b"y" * 8)
+    path = root / ".work" / "state.sqlite"
+    path.parent.mkdir()
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE stages (branch TEXT NOT NULL, scene INTEGER NOT NULL, stage TEXT "
+               "NOT NULL, fingerprint TEXT NOT NULL, record TEXT NOT NULL, outputs TEXT NOT "
+               "NULL, finished REAL NOT NULL, PRIMARY KEY (branch, scene, stage))")
+    outs = {"out/ROIs1_spring/s2_1/p.tif": [8, sha256(patch)]}  # relative to the cwd
+    db.execute("INSERT INTO stages VALUES ('b', 1, 'tile', 'fp', '{}', ?, 0)",
+               (json.dumps(outs),))
+    db.commit()
+    db.close()
+    with State(path) as st:
+        assert st.done("b", 1, "tile", "fp") == {}
+        assert st.written() == [patch]

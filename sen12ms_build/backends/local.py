@@ -23,7 +23,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import rasterio
@@ -73,9 +73,72 @@ def _parse_time(tags: dict[str, str], path: Path) -> dt.datetime:
     raise InputError(f"{path}: no SENSING_TIME tag and no YYYYMMDDTHHMMSS in the file name")
 
 
-def scan(folder: Path, count: int | None = None) -> tuple[list[Acquisition], list[str]]:
+#: Tags every Sentinel-2 file must carry (docs/archive.md): the mosaicking's shadow test
+#: projects clouds along the sun's direction.
+S2_REQUIRED_TAGS = ("MEAN_SOLAR_AZIMUTH_ANGLE", "MEAN_SOLAR_ZENITH_ANGLE")
+#: A Sentinel-2 tile id (MGRS: UTM zone, latitude band, 100 km square), e.g. ``T18SVG``.
+TILE_RE = re.compile(r"(?:^|_)T?(\d{2})([C-HJ-NP-X])([A-HJ-NP-Z]{2})(?:_|$)")
+#: How far (degrees of longitude) a tile's footprint may reach beyond its UTM zone: MGRS
+#: tiles overlap the next zone by up to about 100 km.
+ZONE_MARGIN_DEG = 2.0
+
+
+def _check_tags(path: Path, tags: dict[str, str], required: tuple[str, ...]) -> None:
+    for key in required:
+        if key not in tags:
+            raise InputError(f"{path}: no {key} tag (required, degrees; docs/archive.md); "
+                             "add it or remove the file")
+        try:
+            float(tags[key])
+        except ValueError:
+            raise InputError(f"{path}: tag {key} is {tags[key]!r}, not a number of "
+                             "degrees") from None
+
+
+def tile_of(path: Path, tags: dict[str, str]) -> str | None:
+    """The Sentinel-2 tile (``18SVG``) a file says it is: its ``MGRS_TILE`` tag, else the
+    tile in its ``PRODUCT_ID`` tag or file name (``..._T18SVG...``); None when none."""
+    if tags.get("MGRS_TILE"):
+        m = TILE_RE.search(tags["MGRS_TILE"].strip().upper())
+        if m:
+            return "".join(m.groups())
+    for text in (tags.get("PRODUCT_ID", ""), path.stem):
+        m = TILE_RE.search(text.upper())
+        if m:
+            return "".join(m.groups())
+    return None
+
+
+def _check_tile(path: Path, crs: Any, bbox: tuple[float, float, float, float],
+                tags: dict[str, str]) -> None:
+    """A file whose CRS or footprint contradicts the tile it names (a file re-tagged with
+    another UTM zone lands far from its ROIs and silently drops out of every mosaic)."""
+    tile = tile_of(path, tags)
+    if tile is None:
+        return
+    zone, north = int(tile[:2]), tile[2] >= "N"
+    epsg = crs.to_epsg() if crs is not None else None
+    if epsg and (32601 <= epsg <= 32660 or 32701 <= epsg <= 32760):
+        crs_zone, crs_north = epsg % 100, epsg < 32700
+        if (crs_zone, crs_north) != (zone, north):
+            raise InputError(
+                f"{path}: its CRS EPSG:{epsg} (UTM zone {crs_zone}{'N' if crs_north else 'S'}) "
+                f"contradicts its tile T{tile} (UTM zone {zone}{'N' if north else 'S'}); "
+                "fix the file's CRS")
+    west, east = -180.0 + 6 * (zone - 1), -180.0 + 6 * zone
+    lon = (bbox[0] + bbox[2]) / 2
+    if not west - ZONE_MARGIN_DEG <= lon <= east + ZONE_MARGIN_DEG:
+        raise InputError(f"{path}: its footprint (centre at longitude {lon:.2f}) lies outside "
+                         f"the UTM zone {zone} of its tile T{tile}; fix the file's CRS or "
+                         "geotransform")
+
+
+def scan(folder: Path, count: int | None = None, required_tags: tuple[str, ...] = (),
+         tiles: bool = False) -> tuple[list[Acquisition], list[str]]:
     """Read the headers of every ``*.tif`` in ``folder``; returns the acquisitions sorted by
-    time and the problems found (unreadable files, wrong band count), which are skipped."""
+    time and the problems found, which are skipped: unreadable files, wrong band count, a
+    missing or non-numeric ``required_tags`` tag, and (``tiles``) a CRS or footprint that
+    contradicts the Sentinel-2 tile the file names."""
     acquisitions, problems = [], []
     for path in sorted(Path(folder).glob("*.tif")):
         try:
@@ -86,6 +149,10 @@ def scan(folder: Path, count: int | None = None) -> tuple[list[Acquisition], lis
                     raise InputError(f"{path}: no CRS")
                 tags = src.tags()
                 bbox = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
+                crs = src.crs
+            _check_tags(path, tags, required_tags)
+            if tiles:
+                _check_tile(path, crs, bbox, tags)
             acquisitions.append(Acquisition(path, _parse_time(tags, path), bbox, tags))
         except (InputError, rasterio.errors.RasterioError, OSError) as exc:
             msg = str(exc) if isinstance(exc, InputError) else f"{path}: unreadable ({exc})"
@@ -128,22 +195,44 @@ class LocalBackend(Backend):
                                  "(layout: docs/archive.md)")
         self.progress = progress
         self._index: dict[str, tuple[list[Acquisition], list[str]]] = {}
+        self._unused: list[str] = []
 
     def index(self, kind: str) -> list[Acquisition]:
         """Acquisitions of ``s2`` or ``s1`` (cached after the first scan)."""
         if kind not in self._index:
-            count = {"s2": S2.count, "s1": S1.count}[kind]
-            self._index[kind] = scan(self.archive / kind, count)
+            if kind == "s2":
+                self._index[kind] = scan(self.archive / kind, S2.count, S2_REQUIRED_TAGS,
+                                         tiles=True)
+            else:
+                self._index[kind] = scan(self.archive / kind, {"s1": S1.count}[kind])
         return self._index[kind][0]
 
     def supports(self, ability: str) -> bool:
-        """See :meth:`Backend.supports`: the local backend reports skipped files."""
-        return ability == "problems"
+        """See :meth:`Backend.supports`: the local backend reports skipped files and, in
+        :meth:`prepare`, the files no ROI of the run can use."""
+        return ability in ("problems", "prepare")
+
+    def prepare(self, requests: Sequence[SceneRequest]) -> None:
+        """Record the archive files sensed in a requested period whose footprint misses
+        every ROI requested for that period: a file with a wrong CRS or geotransform is
+        never used, and would otherwise go unmentioned."""
+        self._unused = []
+        for kind in ("s2", "s1"):
+            for acq in self.index(kind):
+                periods = [r for r in requests if r.start <= acq.date <= r.end]
+                if periods and not any(box(*acq.bbox).intersects(Polygon(r.roi.ring()))
+                                       for r in periods):
+                    self._unused.append(
+                        f"{acq.path}: its footprint (lon {acq.bbox[0]:.3f}..{acq.bbox[2]:.3f}, "
+                        f"lat {acq.bbox[1]:.3f}..{acq.bbox[3]:.3f}) misses every ROI of "
+                        "this run in its period; not used (check its CRS and geotransform)")
+        for line in self._unused:
+            log.warning("archive file not used: %s", line)
 
     @property
     def problems(self) -> list[str]:
-        """Archive files skipped so far (path and reason)."""
-        return [p for _, probs in self._index.values() for p in probs]
+        """Archive files skipped so far (path and reason), and those no ROI can use."""
+        return [p for _, probs in self._index.values() for p in probs] + self._unused
 
     # -- modalities --------------------------------------------------------------------------
 

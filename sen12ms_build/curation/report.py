@@ -28,11 +28,15 @@ import numpy as np
 
 from ..dataset import layout
 from ..raster.io import InputError, atomic_path, atomic_write_text
+from ..state import record_written
 from .quicklook import SCHEMES
 
 log = logging.getLogger(__name__)
 
 REPORT_DIR = "report"
+#: How each ``splits.method`` drew the split, for the report's text.
+SPLIT_TEXT = {"groups": "split by groups of overlapping ROI footprints",
+              "roi": "split by ROI", "file": "split by the listed test file"}
 SEASON_COLOURS = {"spring": "#2e7d32", "summer": "#f9a825", "fall": "#d84315",
                   "winter": "#1565c0"}
 
@@ -196,6 +200,17 @@ def _table(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
     return "\n".join(out)
 
 
+def split_text(root: Path) -> str:
+    """How the tree's split was drawn, from its ``splits.json`` (the split that was made):
+    ``split by ROI, splits.method `roi```."""
+    from ..dataset.splits import read_info
+
+    method = (read_info(root) or {}).get("method")
+    if method is None:
+        return "split: splits.json is missing"
+    return f"{SPLIT_TEXT.get(method, 'split')}, splits.method `{method}`"
+
+
 def write_report(root: Path | str, truth: Path | str | None = None,
                  size: int = 256, stride: int = 128,
                  evaluate: Callable[[Path, Path, int, int], Any] | None = None) -> Path:
@@ -228,7 +243,7 @@ def write_report(root: Path | str, truth: Path | str | None = None,
     md = [f"# Dataset report: `{root}`", "",
           f"{tot['scenes']} scene(s), {tot['scenes_kept']} kept by the scene round; "
           f"{tot['patches']} patch triplet(s) cut, **{tot['patches_kept']} kept** "
-          f"({tot['train']} train, {tot['test']} test, split by ROI).", "",
+          f"({tot['train']} train, {tot['test']} test, {split_text(root)}).", "",
           "## Patches per season", "",
           _table(["branch", "scenes kept / all", "patches kept / all", "train", "test"],
                  [(b, f"{v['scenes_kept']} / {v['scenes']}",
@@ -275,6 +290,8 @@ def write_report(root: Path | str, truth: Path | str | None = None,
                "archive's own clouds.", "", "```", *ev.lines(), "```", ""]
         lines += ev.lines()
     atomic_write_text(out / "report.md", "\n".join(md))
+    record_written(root, [out / n for n in ("report.md", "classes.png", "world_map.png")
+                          if (out / n).exists()])
     for line in lines:
         log.info("%s", line)
     for b, v in sorted(s.branches.items()):

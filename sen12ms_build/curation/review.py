@@ -35,6 +35,7 @@ from ..dataset import layout
 from .decisions import (REVIEW_JSON, _patch_files, apply_to_records, cut_patch,  # noqa: F401
                         honour_decisions, load_decisions, patch_id)
 from ..raster.io import InputError, atomic_write_text, sha256
+from ..state import record_written
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ def apply_review(root: Path | str, cfg: Any, rejects: Iterable[str] = (),
     # the tile stage's outputs changed on purpose: record them, so a later run does not
     # take the scenes for damaged and tile them again
     with State(state_path(root)) as state:
+        state.wrote([root / REVIEW_JSON])
         for rec in {id(index[pid][0]): index[pid][0] for pid in rejects + readmits}.values():
             current = [root / f for p in next(ps for r, ps in records if r is rec)
                        for f in _patch_files(root, rec, p["patch"]).values()
@@ -194,17 +196,21 @@ def write_quicklooks(root: Path, records: list[tuple[dict, list[dict]]]) -> int:
     for rec, _ in records:
         wd = layout.scene_workdir(root, rec["seed"], rec["season"], rec["scene"])
         utm = {dd: wd / "utm" / f"{dd}.tif" for dd in layout.DATA_IDS}
-        if not all(p.exists() for p in utm.values()):
-            continue
         png = quicklook_path(root, rec["branch"], rec["scene"])
+        if not all(p.exists() for p in utm.values()):
+            # kept as it is (a tree of an earlier version: its quicklook is the tool's)
+            record_written(root, [p for p in (png, png.with_suffix(".json")) if p.exists()])
+            continue
         newest = max(p.stat().st_mtime for p in utm.values())
         if png.exists() and png.with_suffix(".json").exists() and \
                 png.stat().st_mtime >= newest:
+            record_written(root, [png, png.with_suffix(".json")])  # (an earlier version's)
             continue
         title = (f"{rec['branch']} scene {rec['scene']}  {rec.get('roi_id', '')} "
                  f"({rec.get('kind', '')})  lon {rec.get('lon', 0):.4f} lat "
                  f"{rec.get('lat', 0):.4f}  {rec.get('start', '')}..{rec.get('end', '')}")
         write_quicklook(utm, png, title)
+        record_written(root, [png, png.with_suffix(".json")])
         n += 1
     return n
 
@@ -237,6 +243,7 @@ def write_pages(root: Path, cfg: Any,
         path = root / REVIEW_DIR / f"{branch}.html"
         atomic_write_text(path, page_html(branch, recs, cfg, root))
         pages.append(path)
+    record_written(root, pages)
     if pages:
         log.info("review pages: %s", ", ".join(str(p) for p in pages))
     return pages

@@ -114,8 +114,8 @@ def write_croissant(root: Path, cfg: Any) -> Path:
         "name": root.name or "sen12ms",
         "description": "SEN12MS-style patch triplets: Sentinel-1 dual-pol SAR (VV, VH, dB), "
                        "cloud-free Sentinel-2 L1C mosaics (13 bands) and MODIS MCD12Q1 land "
-                       "cover (IGBP, LCCS), 256 x 256 px at 10 m in UTM, built with "
-                       f"sen12ms-build {__version__}.",
+                       f"cover (IGBP, LCCS), {layout.patch_description(cfg)} in UTM, built "
+                       f"with sen12ms-build {__version__}.",
         "conformsTo": "http://mlcommons.org/croissant/1.0",
         "license": "https://creativecommons.org/licenses/by/4.0/",
         "url": "https://mediatum.ub.tum.de/1474000",

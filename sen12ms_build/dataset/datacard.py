@@ -56,8 +56,9 @@ def write_datacard(root: Path, cfg: Any) -> Path:
     scenes = layout.read_csv(root / "scenes.csv")
     lines = [f"# {root.name}: a SEN12MS-style dataset", "",
              "Sentinel-1 SAR (VV, VH, sigma0 dB), cloud-free Sentinel-2 L1C mosaics (13 bands) "
-             "and MODIS land cover (IGBP, LCCS) as 256 x 256 px patch triplets at 10 m in "
-             "UTM, in the SEN12MS layout (`ROIs<seed>_<season>/<s1|s2|lc>_<scene>/`). "
+             "and MODIS land cover (IGBP, LCCS) as patch triplets of "
+             f"{layout.patch_description(cfg)} in UTM, in the SEN12MS layout "
+             "(`ROIs<seed>_<season>/<s1|s2|lc>_<scene>/`). "
              "Quality layers (cloud, shadow, source-image index) are in `qa_<scene>/`; "
              "every patch's GeoTIFF tags give its sources (`gdalinfo` shows them); "
              "`manifest.csv` has one row per patch; `stac/` a STAC catalog; "

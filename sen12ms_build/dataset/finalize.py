@@ -14,8 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from ..curation import decisions
-from ..state import State, state_path
+from ..state import State, record_written, state_path
 from . import layout, provenance
+
+#: The root files :func:`finalize` and :func:`publish` write (beside the STAC catalog,
+#: which records its own files).
+ROOT_FILES = ("manifest.csv", "scenes.csv", "seasons.csv", "train_list.txt", "test_list.txt",
+              "splits.json", "croissant.json", "croissant/train.csv", "croissant/test.csv",
+              "README.md")
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +97,15 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
                     "splits.leak_distance_m) or set splits.method roi (which leaks)", len(kept_scenes), len(info.get("groups", [])))
     splits.write_info(root, info)
     publish(root, cfg)
+    record_written(root, [root / f for f in ROOT_FILES if (root / f).exists()])
     return {"scenes": len(records), "patches": len(manifest),
             "train": len(train_list), "test": len(test_list)}
 
 
 def publish(root: Path, cfg: Any) -> None:
     """The dataset's self-descriptions from its metadata: the STAC catalog (``stac/``),
-    ``croissant.json`` and the data card ``README.md``."""
+    ``croissant.json`` and the data card ``README.md``. Each describes the patches with the
+    run's own values (:func:`layout.patch_description`)."""
     from . import croissant
     from . import datacard
     from . import stac
@@ -105,3 +113,4 @@ def publish(root: Path, cfg: Any) -> None:
     stac.write_catalog(root, cfg)
     croissant.write_croissant(root, cfg)
     datacard.write_datacard(root, cfg)
+

@@ -9,7 +9,7 @@
       manifest.csv      one row per patch (kept or rejected), with checksums
       scenes.csv        one row per scene with the scene round's decision
       seasons.csv       meteorological branch -> climatic season of each scene
-      train_list.txt    s2 patch file names, split by ROI
+      train_list.txt    s2 patch file names of the train split (splits.json: how)
       test_list.txt
       .work/            intermediate exports and warped scenes (resumable runs)
 """
@@ -33,6 +33,8 @@ DATA_IDS = ("s1", "s2", "lc")
 PATCH_RE = re.compile(
     r"^ROIs(?P<seed>\d+)_(?P<season>spring|summer|fall|winter)_(?P<dd>s1|s2|lc)_"
     r"(?P<scene>\d+)_p(?P<patch>\d+)\.tif$")
+#: A quality layer's name (:func:`quality_path`).
+QA_RE = re.compile(r"^ROIs\d+_(spring|summer|fall|winter)_qa_\d+_p\d+\.tif$")
 
 
 def branch_name(seed: int, season: str) -> str:
@@ -49,6 +51,15 @@ def patch_path(root: Path, seed: int, season: str, dd: str, scene: int, patch: i
     """Path of a patch file in the tree."""
     return (Path(root) / branch_name(seed, season) / f"{dd}_{scene}" /
             patch_filename(seed, season, dd, scene, patch))
+
+
+def patch_description(cfg: Any) -> str:
+    """``128 x 128 px at 10 m``: the patches as a run cut them (its ``tiling.patch_size``
+    and ``reproject.resolution_m``; SEN12MS's 256 px at 10 m without a config). Every
+    description of the dataset (data card, Croissant, STAC) says this."""
+    size = cfg.tiling.patch_size if cfg is not None else 256
+    res = cfg.reproject.resolution_m if cfg is not None else 10.0
+    return f"{size} x {size} px at {res:g} m"
 
 
 @dataclass(frozen=True)
@@ -190,21 +201,25 @@ def write_lines(path: Path, lines: Iterable[str]) -> None:
 
 # --- stale patches ---------------------------------------------------------------------------
 
-def remove_stale_patches(root: Path, branch: str, scene: int, keep: Iterable[Path]) -> int:
-    """Delete the patch files (and quality layers) of one scene that are not in ``keep``
-    (the files the tile stage just wrote), e.g. those of an earlier ``tiling.patch_size``
-    or ``stride``.
+def remove_stale_patches(root: Path, branch: str, scene: int, keep: Iterable[Path],
+                         owned: Iterable[Path]) -> int:
+    """Delete the patch files (and quality layers) of one scene that the tool wrote
+    (``owned``: the record of written files, :meth:`sen12ms_build.state.State.written`) and
+    that are not in ``keep`` (the files the tile stage just wrote), e.g. those of an earlier
+    ``tiling.patch_size`` or ``stride``. A file the tool did not write is never deleted,
+    even in the scene's folders.
 
     Each removal is one ``unlink`` (atomic); the scene's other files are untouched, so
     an interrupted removal is finished by the next run, which tiles the scene again.
     Returns the number of files removed.
     """
     keep = {Path(p).resolve() for p in keep}
+    folders = {(Path(root) / branch / f"{dd}_{scene}").resolve() for dd in (*DATA_IDS, "qa")}
     n = 0
-    for dd in (*DATA_IDS, "qa"):  # the patches and their quality layers (qa_<scene>/)
-        folder = Path(root) / branch / f"{dd}_{scene}"
-        for f in folder.glob("*.tif") if folder.is_dir() else ():
-            if f.resolve() not in keep:
-                f.unlink(missing_ok=True)
-                n += 1
+    for f in owned:  # the patches and their quality layers (qa_<scene>/)
+        f = Path(f)
+        if f.suffix == ".tif" and f.resolve().parent in folders and f.resolve() not in keep \
+                and f.exists():
+            f.unlink()
+            n += 1
     return n

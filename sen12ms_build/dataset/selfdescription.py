@@ -79,7 +79,7 @@ def check_quality_layers(root: Path, rows: list[dict[str, str]], checksums: bool
         if checksums and r.get("sha256_qa") and sha256(path) != r["sha256_qa"]:
             problems.append(f"manifest.csv: checksum of {rel} does not match")
     for p in sorted(Path(root).glob("ROIs*/qa_*/*.tif")):
-        if str(p.relative_to(root)) not in listed:
+        if layout.QA_RE.match(p.name) and str(p.relative_to(root)) not in listed:
             problems.append(f"{p}: quality layer not in manifest.csv")
     return problems
 
@@ -122,7 +122,9 @@ def check_stac(root: Path, rows: list[dict[str, str]]) -> list[str]:
     """The catalog validates offline and has one Item per kept patch."""
     problems = stac.validate_catalog(root)
     if (root / stac.STAC_DIR / "catalog.json").exists():
-        items = {p.stem for p in (root / stac.STAC_DIR).glob("*/*/*.json")}
+        out = root / stac.STAC_DIR
+        items = {p.stem for p in stac.catalog_files(root)
+                 if p.suffix == ".json" and p.parent.parent.parent == out}
         want = {r["patch_id"] for r in rows}
         for pid in sorted(want - items):
             problems.append(f"{root / stac.STAC_DIR}: no Item for patch {pid}")

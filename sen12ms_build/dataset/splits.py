@@ -186,6 +186,9 @@ def read_test_file(path: Path | str) -> set[str]:
     except OSError as exc:
         raise SplitError(f"splits.test_file {path}: cannot read ({exc.strerror or exc})") \
             from None
+    except UnicodeDecodeError:
+        raise SplitError(f"splits.test_file {path}: not a UTF-8 text file (one s2 patch file "
+                         "name per line)") from None
     return {Path(x.strip()).name for x in lines if x.strip() and not x.startswith("#")}
 
 

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -88,8 +89,9 @@ def _rel(target: Path, start: Path) -> str:
 
 
 def make_item(row: dict[str, str], root: Path, item_dir: Path, season_start: str,
-              season_end: str):
-    """The pystac Item of one kept manifest row (assets relative to ``item_dir``)."""
+              season_end: str, res_m: float = 10.0):
+    """The pystac Item of one kept manifest row (assets relative to ``item_dir``; its
+    ``proj:shape`` from the row's bounds at ``res_m`` metres per pixel)."""
     import pystac
     from pystac.extensions.eo import Band, EOExtension
     from pystac.extensions.label import LabelClasses, LabelExtension, LabelType
@@ -138,7 +140,7 @@ def make_item(row: dict[str, str], root: Path, item_dir: Path, season_start: str
     proj = ProjectionExtension.ext(item, add_if_missing=True)
     epsg = int(row["crs"].split(":")[1])
     x0, y1 = float(row["left"]), float(row["top"])
-    size = round((float(row["right"]) - x0) / 10.0) or 256
+    size = round((float(row["right"]) - x0) / res_m) or 256
     res = (float(row["right"]) - x0) / size
     proj.apply(epsg=epsg, shape=[size, size], transform=[res, 0.0, x0, 0.0, -res, y1])
     label = LabelExtension.ext(item, add_if_missing=True)
@@ -172,43 +174,72 @@ def write_catalog(root: Path, cfg: Any) -> dict[str, Any]:
     root = Path(root)
     out = root / STAC_DIR
     rows = [r for r in layout.read_csv(root / "manifest.csv") if r["status"] == "kept"]
-    tmp = root / layout.WORK_DIR / "stac_partial"  # written whole, then moved in place
-    shutil.rmtree(tmp, ignore_errors=True)
-    catalog = pystac.Catalog(id="sen12ms", title="SEN12MS-style patch triplets",
-                             description="Sentinel-1 SAR, cloud-free Sentinel-2 mosaics and "
-                             "MODIS land cover as 256 x 256 patch triplets (sen12ms-build).")
-    catalog.add_link(pystac.Link("license", "../README.md", media_type="text/markdown",
-                                 title="data card: sources and licences"))
-    items_all = []
-    for branch in sorted({r["branch"] for r in rows}):
-        season = branch.split("_", 1)[1]
-        sc = cfg.seasons.get(season) if cfg else None
-        s0 = f"{sc.start}T00:00:00Z" if sc else "2017-01-01T00:00:00Z"
-        s1 = f"{sc.end}T23:59:59Z" if sc else s0
-        mine = [r for r in rows if r["branch"] == branch]
-        items = [make_item(r, root, root / STAC_DIR / branch / r["patch_id"], s0, s1)
-                 for r in mine]
-        bbox = [min(i.bbox[0] for i in items), min(i.bbox[1] for i in items),
-                max(i.bbox[2] for i in items), max(i.bbox[3] for i in items)]
-        coll = pystac.Collection(
-            id=branch, description=f"{season} branch ({branch}): {len(items)} triplets",
-            extent=pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent(
-                [[_time(s0), _time(s1)]])), license=LICENSE,
-            summaries=pystac.Summaries({"ml-aoi:split": sorted({r["split"] for r in mine}),
-                                        "sar:instrument_mode": ["IW"],
-                                        "sar:polarizations": ["VV", "VH"]}))
-        coll.stac_extensions += [ML_AOI, "https://stac-extensions.github.io/sar/v1.0.0/"
-                                 "schema.json"]
-        coll.add_items(items)
-        catalog.add_child(coll)
-        items_all += items
-    catalog.normalize_hrefs(str(tmp) + "/")
-    catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    if items_all:
-        write_parquet(items_all, out / PARQUET)
+    res_m = cfg.reproject.resolution_m if cfg is not None else 10.0
+    (root / layout.WORK_DIR).mkdir(parents=True, exist_ok=True)
+    # written whole into a folder of its own, then moved in place file by file
+    # (absolute, and without a dot in its name: pystac takes a dotted name for a file's)
+    tmp = Path(tempfile.mkdtemp(prefix="stac_partial_", dir=root / layout.WORK_DIR)).absolute()
+    try:
+        catalog = pystac.Catalog(
+            id="sen12ms", title="SEN12MS-style patch triplets",
+            description="Sentinel-1 SAR, cloud-free Sentinel-2 mosaics and MODIS land cover "
+                        f"as patch triplets of {layout.patch_description(cfg)} "
+                        "(sen12ms-build).")
+        catalog.add_link(pystac.Link("license", "../README.md", media_type="text/markdown",
+                                     title="data card: sources and licences"))
+        items_all = []
+        for branch in sorted({r["branch"] for r in rows}):
+            season = branch.split("_", 1)[1]
+            sc = cfg.seasons.get(season) if cfg else None
+            s0 = f"{sc.start}T00:00:00Z" if sc else "2017-01-01T00:00:00Z"
+            s1 = f"{sc.end}T23:59:59Z" if sc else s0
+            mine = [r for r in rows if r["branch"] == branch]
+            items = [make_item(r, root, root / STAC_DIR / branch / r["patch_id"], s0, s1,
+                               res_m) for r in mine]
+            bbox = [min(i.bbox[0] for i in items), min(i.bbox[1] for i in items),
+                    max(i.bbox[2] for i in items), max(i.bbox[3] for i in items)]
+            coll = pystac.Collection(
+                id=branch, description=f"{season} branch ({branch}): {len(items)} triplets",
+                extent=pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent(
+                    [[_time(s0), _time(s1)]])), license=LICENSE,
+                summaries=pystac.Summaries({"ml-aoi:split": sorted({r["split"] for r in mine}),
+                                            "sar:instrument_mode": ["IW"],
+                                            "sar:polarizations": ["VV", "VH"]}))
+            coll.stac_extensions += [ML_AOI, "https://stac-extensions.github.io/sar/v1.0.0/"
+                                     "schema.json"]
+            coll.add_items(items)
+            catalog.add_child(coll)
+            items_all += items
+        catalog.normalize_hrefs(str(tmp) + "/")
+        catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+        if items_all:
+            write_parquet(items_all, tmp / PARQUET)
+        written = []
+        for f in sorted(p for p in tmp.rglob("*") if p.is_file()):
+            target = out / f.relative_to(tmp)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, target)
+            written.append(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the folder this call made
+    _replace_record(root, out, written)
     return catalog_size(root)
+
+
+def _replace_record(root: Path, out: Path, written: list[Path]) -> None:
+    """The catalog's files in the record of written files; files of an earlier catalog
+    that this one no longer has (items of removed patches) go. A file the tool did not
+    write is left in ``stac/``."""
+    from ..state import State, state_path
+
+    if not state_path(root).exists():
+        return
+    with State(state_path(root)) as st:
+        now = {st.rel(p) for p in written}
+        stale = [p for p in st.written(out) if st.rel(p) not in now]
+        if stale:
+            log.info("stac: %d file(s) of an earlier catalog removed", st.discard(stale))
+        st.wrote(written)
 
 
 def write_parquet(items: list, path: Path) -> None:
@@ -228,10 +259,38 @@ def write_parquet(items: list, path: Path) -> None:
     tmp.replace(path)
 
 
+def catalog_files(root: Path) -> list[Path]:
+    """The files of the catalog below ``<root>/stac``: ``catalog.json`` and what its links
+    reach (collections, items; relative hrefs), and the geoparquet file. Other files in
+    ``stac/`` are not the catalog's."""
+    out = Path(root) / STAC_DIR
+    start = out / "catalog.json"
+    if not start.is_file():
+        return []
+    seen, todo = {start.resolve()}, [start]
+    while todo:
+        path = todo.pop()
+        try:
+            obj = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(obj, dict) or obj.get("type") == "Feature":
+            continue  # an item: its links lead back up
+        for link in obj.get("links", []):
+            href = link.get("href", "") if isinstance(link, dict) else ""
+            if link.get("rel") in ("child", "item") and "://" not in href and href:
+                target = (path.parent / href).resolve()
+                if target.is_file() and target not in seen and out.resolve() in target.parents:
+                    seen.add(target)
+                    todo.append(path.parent / href)
+    files = sorted(out / p.relative_to(out.resolve()) for p in seen)
+    return files + ([out / PARQUET] if (out / PARQUET).is_file() else [])
+
+
 def catalog_size(root: Path) -> dict[str, Any]:
     """Bytes and file counts of the JSON catalog and of the geoparquet file."""
     out = Path(root) / STAC_DIR
-    js = [p for p in out.rglob("*.json")] if out.is_dir() else []
+    js = [p for p in catalog_files(root) if p.suffix == ".json"]
     pq = out / PARQUET
     n_items = sum(1 for p in js if p.parent.parent.parent == out)
     return {"json_files": len(js), "json_bytes": sum(p.stat().st_size for p in js),
@@ -265,7 +324,8 @@ def _core_uri(obj: dict) -> str:
 
 
 def iter_stac_files(root: Path) -> Iterator[Path]:
-    yield from sorted((Path(root) / STAC_DIR).rglob("*.json"))
+    """The catalog's JSON files (:func:`catalog_files`)."""
+    yield from (p for p in catalog_files(root) if p.suffix == ".json")
 
 
 def validate_catalog(root: Path) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -58,10 +59,42 @@ def _check_patch(path: Path, res_m: float, size: int) -> tuple[list[str], tuple 
 
 
 def iter_patch_files(root: Path) -> Iterator[Path]:
+    """The patch files of the tree (named as the tool names them; quality layers and other
+    files are not patches: :func:`stray_files` reports files that are not the dataset's)."""
     for branch in sorted(Path(root).glob("ROIs*")):
         if branch.is_dir():
             yield from sorted(p for p in branch.glob("*/*.tif")
-                              if not p.parent.name.startswith("qa_"))  # quality layers
+                              if not p.parent.name.startswith("qa_")  # quality layers
+                              and layout.PATCH_RE.match(p.name))
+
+
+#: What the tool keeps for itself below a dataset root: neither dataset files nor strays.
+INTERNAL = (layout.WORK_DIR, ".sen12ms-build", ".sen12ms.lock")
+
+
+def stray_files(root: Path | str) -> list[Path]:
+    """Files below ``root`` that are not part of the dataset: the tool did not write them
+    (its record of written files, :meth:`sen12ms_build.state.State.written`), such as the
+    ``.aux.xml`` files ``gdalinfo -stats`` leaves, or a user's notes. The tool's own
+    bookkeeping (:data:`INTERNAL`) is left out. A tree without its record (no marker or no
+    ``.work``: copied without it, or made by an earlier version) has only the ``.aux.xml``
+    files reported. Sorted."""
+    from ..raster.outdir import read_marker
+    from ..state import written_files
+
+    root = Path(os.path.abspath(root))
+    written = written_files(root) if read_marker(root) else None
+    known = set(map(str, written)) if written is not None else None
+    strays = []
+    for folder, dirs, files in os.walk(root):
+        if Path(folder) == root:
+            dirs[:] = [d for d in dirs if d not in INTERNAL]
+            files = [f for f in files if f not in INTERNAL]
+        for name in files:
+            path = Path(folder) / name
+            if name.endswith(".aux.xml") or (known is not None and str(path) not in known):
+                strays.append(path)
+    return sorted(strays)
 
 
 def tree_patch_size(root: Path | str, res_m: float = 10.0) -> int | None:

@@ -40,9 +40,11 @@ from typing import Any, Sequence
 
 import numpy as np
 import rasterio
+from rasterio.windows import Window
 
 from ..geo import Grid
 from ..raster.io import atomic_write_text, write_raster
+from ..raster.outdir import check_output, claim_output
 from ..products import LC_MODIS_BANDS, S1_BANDS, S2_BANDS
 from .clouds import (  # noqa: F401  (re-exported)
     CLOUD_REFLECTANCE,
@@ -242,11 +244,20 @@ class _Writer:
         self._lock = threading.Lock()
 
     def exists(self, rel: str) -> bool:
+        """Whether ``rel`` is written and whole; a damaged file (cut short, unreadable: the
+        archive's files are written atomically, so only something else damages one) is
+        written again."""
         path = self.root / rel
         if not path.exists():
             return False
-        with rasterio.open(path) as src:
-            shape = (src.height, src.width)
+        try:
+            with rasterio.open(path) as src:
+                shape = (src.height, src.width)
+                src.read(window=Window(0, src.height - 1, src.width, 1))  # its last row
+        except rasterio.errors.RasterioError as exc:
+            log.warning("writing the damaged demo archive file %s again (%s)", path,
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return False
         if rel.startswith(("s2/", "s1/", "truth/")) and shape != self.shape:
             raise DemoDataError(
                 f"{path} has {shape[1]} x {shape[0]} pixels, expected {self.shape[1]} x "
@@ -376,18 +387,22 @@ def write_demo_archive(root: Path | str, *, crop: int | None = None,
     from tqdm.auto import tqdm
 
     root = Path(root)
+    check_output(root, "archive", "DIRECTORY")  # a folder of the user's: before anything
     if not defects and (root / "truth" / "defects.json").exists():
         raise DemoDataError(f"{root} holds an archive with injected defects; write the clean "
                             "demo archive into another folder")
     if clouds not in CLOUD_SOURCES:
         raise DemoDataError(f"clouds must be one of {', '.join(CLOUD_SOURCES)}, got {clouds!r}")
     previous = root / ARCHIVE_JSON
-    if previous.exists():
+    try:
         had = json.loads(previous.read_text()).get("demo", {}).get("clouds", "synthetic")
-        if had != clouds:
-            raise DemoDataError(f"{root} holds a demo archive with {had} clouds; write the "
-                                f"archive with {clouds} clouds into an empty folder")
-    root.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError, AttributeError):  # none yet, or damaged: written again
+        had = clouds
+    if had != clouds:
+        raise DemoDataError(f"{root} holds a demo archive with {had} clouds; write the "
+                            f"archive with {clouds} clouds into an empty folder")
+    # a new or empty folder, or an archive this tool made (its marker, written first)
+    claim_output(root, "archive", option="DIRECTORY")
     ground_full, grid_full = load_ground()
     window = crop_window(grid_full.shape, crop)
     r0, c0, h, w = window
@@ -434,7 +449,7 @@ def write_demo_archive(root: Path | str, *, crop: int | None = None,
     }
     text = json.dumps(summary, indent=2) + "\n"
     path = root / ARCHIVE_JSON
-    if not path.exists() or path.read_text() != text:
+    if not path.exists() or path.read_text(errors="replace") != text:
         atomic_write_text(path, text)
         writer.written += 1
     if defects:  # known defects and their ground truth (sen12ms_build.demo.defects)

@@ -11,6 +11,7 @@ import errno
 import hashlib
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -148,11 +149,17 @@ def sha256(path: Path | str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+#: The names :func:`atomic_path` gives its temporaries: ``.<name>.<8 random chars>.tmp``
+#: (``tempfile.mkstemp``); nothing else is taken for one.
+TMP_RE = re.compile(r"^\..+\.[a-z0-9_]{8}" + re.escape(TMP_SUFFIX) + "$")
+
+
 def remove_stale_temporaries(root: Path | str) -> int:
-    """Delete temporary files left by an interrupted run below ``root``; returns the count."""
+    """Delete temporary files left by an interrupted run below ``root`` (only names
+    :func:`atomic_path` gives, :data:`TMP_RE`); returns the count."""
     n = 0
     for p in Path(root).rglob(f"*{TMP_SUFFIX}"):
-        if p.name.startswith("."):
+        if TMP_RE.match(p.name) and p.is_file():
             with contextlib.suppress(OSError):
                 p.unlink()
                 n += 1
@@ -176,7 +183,9 @@ def output_lock(root: Path | str) -> Iterator[Path]:
 
     The lock is an advisory ``fcntl.flock`` on the file: the operating system releases it
     when the holder ends, however it ends (a killed run leaves a file but no lock). The
-    file records the holder (pid, host, start time) for the message a second run gets.
+    file records the holder (pid, host, start time) for the message a second run gets, and
+    is removed when the holder releases it (a finished run leaves no lock file). A lock
+    taken on a file another holder removed meanwhile is taken again on the new file.
     Raises :class:`LockedError` naming the holder when another process holds it.
     """
     import datetime as dt
@@ -184,17 +193,26 @@ def output_lock(root: Path | str) -> Iterator[Path]:
     import socket
 
     path = Path(root) / LOCK_NAME
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
-    except OSError as exc:
-        raise OutputError(explain_os_error(exc, path)) from exc
-    try:
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except OSError as exc:
+            raise OutputError(explain_os_error(exc, path)) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
             raise LockedError(f"{root} is in use by another run ({holder}); wait for it to "
                               f"finish, or use another --out") from None
+        try:  # the file we locked is still the one at the path (not removed by a holder)
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
         info = (f"pid {os.getpid()} on {socket.gethostname()}, started "
                 f"{dt.datetime.now().astimezone().isoformat(timespec='seconds')}")
         os.ftruncate(fd, 0)
@@ -202,7 +220,8 @@ def output_lock(root: Path | str) -> Iterator[Path]:
         try:
             yield path
         finally:
-            os.ftruncate(fd, 0)  # released: no stale holder shown
+            with contextlib.suppress(OSError):  # released: no lock file left behind
+                path.unlink()
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
