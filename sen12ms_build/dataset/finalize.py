@@ -94,7 +94,8 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
     if train_list and not test_list and sp.method == "groups" and sp.test_fraction > 0:
         log.warning("splits: the %d kept scene(s) form %d overlap group(s), so a leak-free "
                     "split has no test set; sample ROIs further apart (or lower "
-                    "splits.leak_distance_m) or set splits.method roi (which leaks)", len(kept_scenes), len(info.get("groups", [])))
+                    "splits.leak_distance_m) or set splits.method roi (which leaks)",
+                    len(kept_scenes), len(info.get("groups", [])))
     splits.write_info(root, info)
     publish(root, cfg)
     record_written(root, [root / f for f in ROOT_FILES if (root / f).exists()])
