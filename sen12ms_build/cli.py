@@ -19,7 +19,7 @@ import click
 import yaml
 
 from . import __version__
-from .config import SEASONS, ConfigError, load_config
+from .config import BACKENDS, SEASONS, ConfigError, load_config
 from .errors import Sen12msError
 from .raster.io import InputError, output_lock
 
@@ -311,8 +311,8 @@ def _run_options(fn: Callable) -> Callable:
                      default=None, help="Local archive directory (overrides backend.archive)."),
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Dataset root (overrides out)."),
-        click.option("--backend", type=click.Choice(["local", "earthengine"]), default=None,
-                     help="Backend (overrides backend.name)."),
+        click.option("--backend", type=click.Choice(list(BACKENDS)), default=None,
+                     help="Backend (overrides backend.name); stac: docs/stac.md."),
         click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
                      help="Scenes processed in parallel (overrides workers)."),
         click.option("--force", type=click.Choice(["export", "warp", "tile"]),
@@ -353,7 +353,9 @@ def run_cmd(ctx: click.Context, config_path: Path, season: tuple[str, ...],
     if dry_run:
         from .pipeline import dry_run as plan
 
-        click.echo(plan(load_config(config_path, overrides), list(season) or None))
+        # a plan needs no credentials (the stac backend's profiles are checked without)
+        click.echo(plan(load_config(config_path, overrides, credentials=False),
+                        list(season) or None))
         return
     _run(config_path, season, overrides, ctx.obj["progress"], force=force,
          executor=executor, scheduler=scheduler)
