@@ -12,7 +12,8 @@ real services show is a test here.
   search body with a ``next`` token), filtered by collection, bbox and datetime;
   ``repeat_across_pages`` repeats each page's last item on the next page (a moving page
   boundary, as a live catalogue shows).
-* :class:`FileServer`: files under a folder over HTTP with ``Range`` support; with
+* :class:`FileServer`: files under a folder over HTTP with ``Range`` support; with ``bearer``
+  every request needs that ``Authorization: Bearer`` token (401 otherwise, as Earthdata); with
   ``sas=True`` every file needs a valid ``sig`` query parameter issued by its token endpoint
   (``/api/sas/v1/token/<account>/<container>``, the Planetary Computer's shape), and
   :meth:`FileServer.expire_tokens` revokes every token issued so far (403 until re-signed).
@@ -294,6 +295,14 @@ class _FileHandler(_Base):
             return
         if u.path.startswith("/api/sas/v1/token/"):
             return self._json(200, self.service.issue_token())
+        if self.service.bearer and \
+                self.headers.get("Authorization") != f"Bearer {self.service.bearer}":
+            body = b"HTTP Basic: Access denied.\n"
+            self.send_response(401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.service.sas:
             sig = parse_qs(u.query).get("sig", [""])[0]
             if not self.service.valid(sig):
@@ -361,9 +370,11 @@ class FileServer(Service):
 
     handler = _FileHandler
 
-    def __init__(self, root: Path, sas: bool = False, token_ttl_s: float = 3600.0):
+    def __init__(self, root: Path, sas: bool = False, token_ttl_s: float = 3600.0,
+                 bearer: str | None = None):
         self.root = Path(root).resolve()
         self.sas = sas
+        self.bearer = bearer  # an Earthdata-like bearer token every request must carry
         self.token_ttl_s = token_ttl_s
         self._tokens: set[str] = set()
         self.tokens_issued = 0

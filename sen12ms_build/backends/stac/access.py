@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Iterator
+from typing import Any, Iterator
 from urllib.parse import urlparse
 
 from . import credentials
 from .profiles import Profile, Signing
 
 #: GDAL's network settings for every read of this backend (GDAL configuration options).
-GDAL_HTTP: dict[str, str] = {
+GDAL_HTTP: dict[str, Any] = {
     # open a file without listing its directory (a listing is one more request, and S3
     # buckets hold millions of keys)
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
@@ -40,8 +40,9 @@ GDAL_HTTP: dict[str, str] = {
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "GDAL_HTTP_MULTIRANGE": "YES",
     "GDAL_INGESTED_BYTES_AT_OPEN": "65536",  # a COG header in one request
-    # caches: decoded blocks (MB) and fetched bytes of /vsicurl/ (per process)
-    "GDAL_CACHEMAX": "256",
+    # caches: decoded blocks (bytes: rasterio sets it with GDALSetCacheMax64) and fetched
+    # bytes of /vsicurl/ (per process)
+    "GDAL_CACHEMAX": 256 * 2**20,
     "VSI_CACHE": "TRUE",
     "VSI_CACHE_SIZE": str(32 * 2**20),
     "CPL_VSIL_CURL_CACHE_SIZE": str(128 * 2**20),
@@ -52,14 +53,14 @@ _SLOTS: dict[str, threading.BoundedSemaphore] = {}
 _SLOTS_LOCK = threading.Lock()
 
 
-def http_options(timeout_s: float, retries: int) -> dict[str, str]:
+def http_options(timeout_s: float, retries: int) -> dict[str, Any]:
     """:data:`GDAL_HTTP` with a run's read timeout and retry count."""
     return {**GDAL_HTTP, "GDAL_HTTP_TIMEOUT": str(max(1, int(round(timeout_s)))),
             "GDAL_HTTP_MAX_RETRY": str(int(retries))}
 
 
 def gdal_options(profile: Profile, kind: str, timeout_s: float = 60.0,
-                 retries: int = 5) -> dict[str, str]:
+                 retries: int = 5) -> dict[str, Any]:
     """GDAL configuration options to read ``kind`` of ``profile``: :func:`http_options`,
     the S3 endpoint settings and, for ``s3-keys``, the keys (from the environment; never
     logged)."""
@@ -73,12 +74,36 @@ def gdal_options(profile: Profile, kind: str, timeout_s: float = 60.0,
         opts["AWS_REGION"] = s3.region
     if s3.requester_pays:
         opts["AWS_REQUEST_PAYER"] = "requester"
-    auth = profile.auth_for(kind)
-    if auth.kind == "s3-keys":
-        opts.update(credentials.values(auth))
-    else:
+    if profile.auth_for(kind).kind != "s3-keys":
         opts["AWS_NO_SIGN_REQUEST"] = "YES"
     return opts
+
+
+def s3_session(profile: Profile, kind: str) -> Any:
+    """A rasterio session carrying the product's S3 keys (``s3-keys`` auth), else ``None``.
+    rasterio takes AWS keys only through a session, never as plain options."""
+    auth = profile.auth_for(kind)
+    if auth.kind != "s3-keys":
+        return None
+    from rasterio.session import Session
+
+    keys = credentials.values(auth)
+
+    class KeySession(Session):
+        """GDAL's AWS_* credential options from the profile's environment variables."""
+
+        @classmethod
+        def hascreds(cls, config: dict) -> bool:
+            return True
+
+        @property
+        def credentials(self) -> dict:
+            return dict(keys)
+
+        def get_credential_options(self) -> dict:
+            return dict(keys)
+
+    return KeySession()
 
 
 def rewrite(href: str, rules: tuple[tuple[str, str], ...]) -> str:

@@ -209,8 +209,9 @@ class GranuleCache:
 
         self.root.mkdir(parents=True, exist_ok=True)
         where = strip_url(href)
+        whole = self.root / f"{re.sub(r'[^A-Za-z0-9._-]', '_', granule)}.download"
         try:
-            with atomic_path(self.root / f".{granule}.download") as tmp:
+            with atomic_path(whole) as tmp:  # complete or absent
                 with session.get(href, stream=True, timeout=timeout_s) as r:
                     if r.status_code == 404:
                         raise AssetProblem(granule, "data", f"missing (HTTP 404 at {where})")
@@ -230,16 +231,17 @@ class GranuleCache:
                     if size != want:
                         raise AssetProblem(granule, "data", f"truncated download ({size} of "
                                            f"{want} bytes)")
-                sha = _sha256(tmp)
-                if expected and sha != expected:
-                    raise AssetProblem(granule, "data", "checksum differs from the item's "
-                                       "file:checksum")
-                final = self.root / f"{sha}.hdf"
-                tmp.replace(final)
         except requests.exceptions.RequestException as exc:
             raise SourceUnavailable(f"{granule}: download failed ({type(exc).__name__}: "
                                     f"{redact(str(exc))[:160]}); run again to resume"
                                     ) from None
+        sha = _sha256(whole)
+        if expected and sha != expected:
+            whole.unlink(missing_ok=True)
+            raise AssetProblem(granule, "data", "checksum differs from the item's "
+                               "file:checksum")
+        final = self.root / f"{sha}.hdf"
+        whole.replace(final)
         atomic_write_text(self._index(granule), json.dumps(
             {"sha256": sha, "size": final.stat().st_size, "source": where}) + "\n")
         return final

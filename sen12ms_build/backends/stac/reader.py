@@ -114,9 +114,16 @@ class AssetReader:
                  retries: int = 5, max_concurrent: int = 8):
         self.profile, self.kind = profile, kind
         self.options = access.gdal_options(profile, kind, timeout_s, retries)
+        self.session = access.s3_session(profile, kind)
         self.rules = profile.rewrite_for(kind)
         self.limit = min(profile.quotas.concurrent or max_concurrent, max_concurrent)
         self.signer = access.Signer(profile.signing) if profile.signing else None
+
+    def env(self) -> rasterio.Env:
+        """The GDAL environment of a read (settings, S3 endpoint, keys)."""
+        if self.session is not None:
+            return rasterio.Env(session=self.session, **self.options)
+        return rasterio.Env(**self.options)
 
     def open_path(self, href: str, fresh: bool = False) -> str:
         """The GDAL path of ``href``, signed when the profile signs."""
@@ -135,7 +142,7 @@ class AssetReader:
         for attempt in (0, 1):
             path = self.open_path(asset.href, fresh=attempt > 0)
             try:
-                with access.host_slot(host, self.limit), rasterio.Env(**self.options):
+                with access.host_slot(host, self.limit), self.env():
                     arr = self._warp(path, grid, asset.resampling, dtype, nodata)
                 break
             except rasterio.errors.RasterioError as exc:

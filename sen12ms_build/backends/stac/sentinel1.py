@@ -154,7 +154,7 @@ def _dn_reader(reader: AssetReader, item: str, key: str, href: str
         path = reader.open_path(href)
         try:
             with access.host_slot(access.host_of(href), reader.limit), \
-                    rasterio.Env(**reader.options), rasterio.open(path) as src:
+                    reader.env(), rasterio.open(path) as src:
                 return src.read(1, window=Window(cols.start, rows.start,
                                                  cols.stop - cols.start,
                                                  rows.stop - rows.start))
