@@ -9,6 +9,8 @@ on concurrent requests per host.
 * :class:`Signer` signs Planetary Computer blob hrefs just before a read, through the
   ``planetary-computer`` package's token client (its endpoint is the profile's, so a test
   points it at loopback), and signs again after a 403 (an expired or revoked token).
+* :func:`s3_session` hands S3 keys to rasterio; :func:`guard_instance_metadata` keeps GDAL
+  from ever asking an EC2 metadata service for credentials.
 * :func:`host_slot` is a semaphore per host: at most ``concurrent`` reads of one host at a
   time (CDSE allows 4 connections).
 """
@@ -16,6 +18,7 @@ on concurrent requests per host.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from typing import Any, Iterator
 from urllib.parse import urlparse
@@ -47,7 +50,15 @@ GDAL_HTTP: dict[str, Any] = {
     "VSI_CACHE_SIZE": str(32 * 2**20),
     "CPL_VSIL_CURL_CACHE_SIZE": str(128 * 2**20),
     "CPL_VSIL_CURL_CHUNK_SIZE": str(64 * 1024),
+    # decode in the reading thread: GDAL's own decoding threads would not see the reading
+    # thread's options (rasterio sets them thread-local in worker threads)
+    "GDAL_NUM_THREADS": "1",
+    # never ask an EC2 instance metadata service for credentials (GDAL falls back to it
+    # when a read has no keys): the profiles' keys come from the environment only
+    "CPL_AWS_EC2_API_ROOT_URL": "http://127.0.0.1:9",
 }
+#: Where GDAL's instance-metadata lookup goes instead (:func:`guard_instance_metadata`).
+IMDS_GUARD = "http://127.0.0.1:9"
 
 _SLOTS: dict[str, threading.BoundedSemaphore] = {}
 _SLOTS_LOCK = threading.Lock()
@@ -79,15 +90,24 @@ def gdal_options(profile: Profile, kind: str, timeout_s: float = 60.0,
     return opts
 
 
-def s3_session(profile: Profile, kind: str) -> Any:
-    """A rasterio session carrying the product's S3 keys (``s3-keys`` auth), else ``None``.
-    rasterio takes AWS keys only through a session, never as plain options."""
+def s3_keys(profile: Profile, kind: str) -> dict[str, str]:
+    """GDAL's ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` of a product with
+    ``s3-keys`` auth (from the environment; never logged), else nothing."""
     auth = profile.auth_for(kind)
-    if auth.kind != "s3-keys":
-        return None
-    from rasterio.session import Session
+    return credentials.values(auth) if auth.kind == "s3-keys" else {}
 
-    keys = credentials.values(auth)
+
+def s3_session(profile: Profile, kind: str) -> Any:
+    """A rasterio session carrying the product's S3 keys (``s3-keys`` auth), else a session
+    with none. rasterio takes AWS keys only through a session; it sets them, as every option
+    of a :class:`rasterio.Env` entered in a worker thread, as *thread-local* GDAL options, so
+    concurrent readers never see or clear each other's (hence ``GDAL_NUM_THREADS=1`` in
+    :data:`GDAL_HTTP`: a GDAL decoding thread would not see them)."""
+    from rasterio.session import DummySession, Session
+
+    keys = s3_keys(profile, kind)
+    if not keys:
+        return DummySession()
 
     class KeySession(Session):
         """GDAL's AWS_* credential options from the profile's environment variables."""
@@ -104,6 +124,14 @@ def s3_session(profile: Profile, kind: str) -> Any:
             return dict(keys)
 
     return KeySession()
+
+
+def guard_instance_metadata() -> None:
+    """Point GDAL's EC2 instance-metadata lookup (its last resort when a ``/vsis3/`` read
+    has no keys) at a closed loopback port, process-wide (an environment variable, which
+    every GDAL thread reads): credentials come from the profiles only, and no request leaves
+    for 169.254.169.254."""
+    os.environ.setdefault("CPL_AWS_EC2_API_ROOT_URL", IMDS_GUARD)
 
 
 def rewrite(href: str, rules: tuple[tuple[str, str], ...]) -> str:

@@ -23,7 +23,7 @@ import logging
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import rasterio
@@ -115,15 +115,15 @@ class AssetReader:
         self.profile, self.kind = profile, kind
         self.options = access.gdal_options(profile, kind, timeout_s, retries)
         self.session = access.s3_session(profile, kind)
+        access.guard_instance_metadata()
         self.rules = profile.rewrite_for(kind)
         self.limit = min(profile.quotas.concurrent or max_concurrent, max_concurrent)
         self.signer = access.Signer(profile.signing) if profile.signing else None
 
     def env(self) -> rasterio.Env:
-        """The GDAL environment of a read (settings, S3 endpoint, keys)."""
-        if self.session is not None:
-            return rasterio.Env(session=self.session, **self.options)
-        return rasterio.Env(**self.options)
+        """The GDAL environment of a read: settings, S3 endpoint and keys (thread-local in a
+        worker thread, see :func:`.access.s3_session`)."""
+        return rasterio.Env(session=self.session, **self.options)
 
     def open_path(self, href: str, fresh: bool = False) -> str:
         """The GDAL path of ``href``, signed when the profile signs."""
