@@ -244,10 +244,19 @@ def demo_archive_cmd(ctx: click.Context, directory: Path, crop: int | None,
 @season_option
 @scorer_option
 @merge_option
+@click.option("--backend", type=click.Choice(["local", "stac"]), default="local",
+              show_default=True,
+              help="local: read the archive's files; stac: serve the archive on loopback in "
+                   "the open archives' layouts (STAC API, S3, COG, HDF4) and read it through "
+                   "the stac backend (docs/stac.md).")
+@click.option("--level", type=click.Choice(["l1c", "l2a"]), default="l1c", show_default=True,
+              help="With --backend stac: the Sentinel-2 level read (l2a: the Planetary "
+                   "Computer layout, 12 bands).")
 @click.pass_context
 @_errors
 def demo(ctx: click.Context, out: Path, config_path: Path | None,
-         season: tuple[str, ...], scorer: str | None, merge_method: str | None) -> None:
+         season: tuple[str, ...], scorer: str | None, merge_method: str | None,
+         backend: str, level: str) -> None:
     """Build the demo archive and run the whole pipeline on it, offline."""
     from .demo.archive import write_demo_archive
 
@@ -256,11 +265,23 @@ def demo(ctx: click.Context, out: Path, config_path: Path | None,
         raise ConfigError(str(config_path), "", "demo config not found; pass --config")
     archive = out / "archive"
     write_demo_archive(archive, progress=ctx.obj["progress"])
-    _run(config_path, season, {"backend.archive": str(archive), "backend.name": "local",
-                               "out": str(out / "sen12ms"),
-                               **_method_overrides(scorer, merge_method)},
-         ctx.obj["progress"])
-    log.info("dataset written to %s", out / "sen12ms")
+    overrides = {"backend.archive": str(archive), "backend.name": "local",
+                 "out": str(out / "sen12ms"), **_method_overrides(scorer, merge_method)}
+    if backend == "local":
+        _run(config_path, season, overrides, ctx.obj["progress"])
+        log.info("dataset written to %s", out / "sen12ms")
+        return
+    from .demo import stac_publish
+
+    log.info("publishing the demo archive in the open archives' layouts (%s)",
+             out / "published")
+    published = stac_publish.publish(archive, out / "published", l2a=level == "l2a")
+    with stac_publish.demo_env(), stac_publish.serve(published, out / "stac-cache") as svc:
+        log.info("loopback services: STAC %s, S3 %s", svc.stac.url, svc.s3.endpoint)
+        overrides.update({"backend.name": "stac", "backend.stac": svc.section(level),
+                          "out": str(out / f"sen12ms-stac-{level}")})
+        _run(config_path, season, overrides, ctx.obj["progress"])
+    log.info("dataset written to %s", out / f"sen12ms-stac-{level}")
 
 
 @main.command()

@@ -8,9 +8,9 @@
   GRANULE/L1C_<tile>_A<orbit>_<time>/IMG_DATA/<tile>_<time>_B01.jp2``, CDSE's ``eodata``
   layout), with CDSE-shaped items;
 * Sentinel-2 Level-2A as COGs in Planetary Computer's blob layout, SAS-protected, with
-  PC-shaped items (``s2:processing_baseline``: the demo marks every third acquisition
-  reprocessed at baseline 05.00, so its COGs carry the +1000 DN offset the backend must
-  remove) and an SCL band made from the archive's cloud and shadow truth (demo only: the
+  PC-shaped items (``s2:processing_baseline``: the demo marks the second of every three
+  acquisitions reprocessed at baseline 05.00, so its COGs carry the +1000 DN offset the
+  backend must remove) and an SCL band made from the archive's cloud and shadow truth (demo only: the
   archive holds L1C ground, so this "L2A" is that ground with L2A's layout);
 * Sentinel-1 sigma0 (the archive's simulated dB) as COGs behind an interim ``s1-sigma0``
   profile (``demo-interim-sigma0``): the GRD chain is another branch's, so the demo does not
@@ -172,7 +172,7 @@ def _l2a(archive: Path, entry: dict[str, Any], l1c: np.ndarray, grid: tuple[Any,
          pub: Published, bbox: list[float], index: int) -> None:
     t = dt.datetime.fromisoformat(entry["sensing_time"].replace("Z", "+00:00"))
     stamp = f"{t:%Y%m%dT%H%M%S}"
-    reprocessed = index % 3 == 2  # Collection-1 style: baseline 05.00, +1000 DN in the files
+    reprocessed = index % 3 == 1  # Collection-1 style: baseline 05.00, +1000 DN in the files
     base = "05.00" if reprocessed else "02.05"
     pid = entry["product_id"].replace("MSIL1C", "MSIL2A").replace("_N0205_",
                                                                   f"_N{base.replace('.', '')}_")
