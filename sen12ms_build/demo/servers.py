@@ -222,6 +222,7 @@ class StacApiServer(Service):
         self.items = list(items)
         self.page_size = page_size
         self.repeat_across_pages = False
+        self.bodies: list[dict[str, Any]] = []  # every search body received
         super().__init__()
 
     def landing(self) -> dict[str, Any]:
@@ -263,6 +264,8 @@ class StacApiServer(Service):
 
     def page(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """One page of a search; ``next`` in the body is the offset token of the page."""
+        with self._lock:
+            self.bodies.append(dict(body))
         found = self.matches(body)
         limit = min(int(body.get("limit") or self.page_size), self.page_size)
         start = int(body.get("next") or 0)
@@ -304,8 +307,10 @@ class _FileHandler(_Base):
             self.wfile.write(body)
             return
         if self.service.sas:
+            self.service.tick()
             sig = parse_qs(u.query).get("sig", [""])[0]
             if not self.service.valid(sig):
+                self.service.refused += 1
                 body = (b'<?xml version="1.0" encoding="utf-8"?><Error><Code>'
                         b"AuthenticationFailed</Code><Message>Server failed to authenticate "
                         b"the request.</Message></Error>")
@@ -377,8 +382,24 @@ class FileServer(Service):
         self.bearer = bearer  # an Earthdata-like bearer token every request must carry
         self.token_ttl_s = token_ttl_s
         self._tokens: set[str] = set()
+        self.issued: list[str] = []  # every signature handed out
         self.tokens_issued = 0
+        self.refused = 0  # requests answered 403
+        self._expire_in: int | None = None
         super().__init__()
+
+    def expire_tokens_after(self, n: int) -> None:
+        """Revoke every token once ``n`` more signed requests have come in (mid-run)."""
+        with self._lock:
+            self._expire_in = n
+
+    def tick(self) -> None:
+        with self._lock:
+            if self._expire_in is not None:
+                self._expire_in -= 1
+                if self._expire_in <= 0:
+                    self._tokens.clear()
+                    self._expire_in = None
 
     def resolve(self, url_path: str) -> Path | None:
         p = (self.root / url_path.lstrip("/")).resolve()
@@ -391,6 +412,7 @@ class FileServer(Service):
         sig = secrets.token_urlsafe(24)
         with self._lock:
             self._tokens.add(sig)
+            self.issued.append(sig)
             self.tokens_issued += 1
         now = dt.datetime.now(dt.UTC)
         exp = now + dt.timedelta(seconds=self.token_ttl_s)

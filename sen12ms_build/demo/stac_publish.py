@@ -10,8 +10,8 @@
 * Sentinel-2 Level-2A as COGs in Planetary Computer's blob layout, SAS-protected, with
   PC-shaped items (``s2:processing_baseline``: the demo marks the second of every three
   acquisitions reprocessed at baseline 05.00, so its COGs carry the +1000 DN offset the
-  backend must remove) and an SCL band made from the archive's cloud and shadow truth (demo only: the
-  archive holds L1C ground, so this "L2A" is that ground with L2A's layout);
+  backend must remove) and an SCL band made from the archive's cloud and shadow truth
+  (demo only: the archive holds L1C ground, so this "L2A" is that ground in L2A's layout);
 * Sentinel-1 sigma0 (the archive's simulated dB) as COGs behind an interim ``s1-sigma0``
   profile (``demo-interim-sigma0``): the GRD chain is another branch's, so the demo does not
   fake GRD products;

@@ -3,9 +3,9 @@
 Since processing baseline 04.00 (products from 2022-01-25 on, and the reprocessed
 Collection-1 archive) digital numbers carry an offset of -1000 (``BOA_ADD_OFFSET`` in
 Level-2A, ``RADIO_ADD_OFFSET`` in Level-1C): reflectance = (DN - 1000) / 10000, where older
-products have reflectance = DN / 10000. A dataset mixing both must remove the offset from the newer ones
-(Earth Engine's ``S2_SR_HARMONIZED`` does), and the STAC sources disagree on whether it is
-still there:
+products have reflectance = DN / 10000. A dataset mixing both must remove the offset from
+the newer ones (Earth Engine's ``S2_HARMONIZED`` / ``S2_SR_HARMONIZED`` do), and the STAC
+sources disagree on whether it is still there:
 
 * Planetary Computer ``sentinel-2-l2a`` serves the original DN and does not harmonize; the
   item's ``s2:processing_baseline`` tells (>= 04.00: subtract 1000) -- rule ``baseline``

@@ -81,12 +81,37 @@ _UNREACHABLE = ("couldn't connect", "could not connect", "connection refused",
                 "empty reply", "recv failure", "could not resolve", "server returned nothing")
 
 
-def classify(item: str, key: str, message: str) -> Exception:
-    """A GDAL error message as :class:`AssetProblem` or :class:`SourceUnavailable`."""
+def probe_status(url: str, timeout_s: float) -> int | str:
+    """The HTTP status of a one-byte range GET of ``url`` (GDAL's errors rarely carry it),
+    or the connection error's name."""
+    import requests
+
+    try:
+        r = requests.get(url, headers={"Range": "bytes=0-0"}, timeout=timeout_s)
+        r.close()
+        return r.status_code
+    except requests.exceptions.RequestException as exc:
+        return type(exc).__name__
+
+
+def classify(item: str, key: str, message: str, status: int | str | None = None
+             ) -> Exception:
+    """A GDAL error message (and the probed HTTP ``status``, when known) as
+    :class:`AssetProblem` or :class:`SourceUnavailable`."""
     text = redact(message)
     low = text.lower()
     m = _STATUS.search(text)
-    status = int(m.group(1)) if m else None
+    if isinstance(status, str):  # the probe could not connect either
+        low += f" {status.lower()} could not connect"
+        status = None
+    elif status in (200, 206):  # the server has the file: it is damaged
+        status = None
+        low = low.replace("timed out", "").replace("connect", "")
+    status = status or (int(m.group(1)) if m else None)
+    if "accessdenied" in low.replace(" ", "") or "signaturedoesnotmatch" in low:
+        status = 403
+    if "nosuchkey" in low.replace(" ", ""):
+        status = 404
     if status in (401, 403):
         return SourceUnavailable(f"{item}: asset {key}: access refused (HTTP {status}); "
                                  "check the profile's credentials")
@@ -113,6 +138,7 @@ class AssetReader:
     def __init__(self, profile: Profile, kind: str, timeout_s: float = 60.0,
                  retries: int = 5, max_concurrent: int = 8):
         self.profile, self.kind = profile, kind
+        self.timeout_s = timeout_s
         self.options = access.gdal_options(profile, kind, timeout_s, retries)
         self.session = access.s3_session(profile, kind)
         access.guard_instance_metadata()
@@ -146,7 +172,9 @@ class AssetReader:
                     arr = self._warp(path, grid, asset.resampling, dtype, nodata)
                 break
             except rasterio.errors.RasterioError as exc:
-                err = classify(asset.item, asset.key, str(exc))
+                url = path[len("/vsicurl/"):] if path.startswith("/vsicurl/") else None
+                status = probe_status(url, self.timeout_s) if url else None
+                err = classify(asset.item, asset.key, str(exc), status)
                 if (attempt == 0 and self.signer is not None
                         and isinstance(err, SourceUnavailable) and "HTTP 403" in str(err)):
                     log.info("%s: asset %s: HTTP 403, signing again (token expired?)",
