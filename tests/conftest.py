@@ -120,7 +120,8 @@ def stac_demo(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("stac_demo")
     write_demo_archive(root / "archive", crop=STAC_DEMO_CROP, progress=False)
-    published = stac_publish.publish(root / "archive", root / "published")
+    published = stac_publish.publish(root / "archive", root / "published",
+                                     seasons=("winter",))
     with stac_publish.demo_env(), stac_publish.serve(published, root / "cache") as svc:
         yield root / "archive", svc
 

@@ -134,7 +134,7 @@ def _l1c(entry: dict[str, Any], l1c: np.ndarray, grid: tuple[Any, Affine], pub: 
         rel = f"{prefix}/T{TILE}_{stamp}_{name}.jp2"
         path = pub.root / "s3" / rel
         if not path.exists():
-            _write(path, _native(band, res // 10), crs, transform * Affine.scale(res // 10),
+            _write(path, _native(band, res // 10), crs, transform @ Affine.scale(res // 10),
                    "JP2OpenJPEG", CODEC="JP2", QUALITY="100", REVERSIBLE="YES",
                    BLOCKXSIZE=str(JP2_BLOCK), BLOCKYSIZE=str(JP2_BLOCK))
         pub.s3_objects[rel] = path
@@ -195,7 +195,7 @@ def _l2a(archive: Path, entry: dict[str, Any], l1c: np.ndarray, grid: tuple[Any,
         rel = f"{prefix}/R{res}m/T{TILE}_{stamp}_{key}_{res}m.tif"
         path = pub.root / "blob" / rel
         if not path.exists():
-            _write(path, data, crs, transform * Affine.scale(res // 10), "COG", nodata=0,
+            _write(path, data, crs, transform @ Affine.scale(res // 10), "COG", nodata=0,
                    COMPRESS="DEFLATE", BLOCKSIZE="256", OVERVIEWS="NONE")
         assets[key] = {"href": f"{{PC}}/{rel}", "type": "image/tiff; application=geotiff; "
                        "profile=cloud-optimized", "title": f"Band {b[1:]} - {res}m",
@@ -206,7 +206,7 @@ def _l2a(archive: Path, entry: dict[str, Any], l1c: np.ndarray, grid: tuple[Any,
     rel = f"{prefix}/R20m/T{TILE}_{stamp}_SCL_20m.tif"
     path = pub.root / "blob" / rel
     if not path.exists():
-        _write(path, scl[::2, ::2], crs, transform * Affine.scale(2), "COG", nodata=0,
+        _write(path, scl[::2, ::2], crs, transform @ Affine.scale(2), "COG", nodata=0,
                COMPRESS="DEFLATE", BLOCKSIZE="256", OVERVIEWS="NONE")
     assets["SCL"] = {"href": f"{{PC}}/{rel}", "type": "image/tiff; application=geotiff; "
                      "profile=cloud-optimized", "title": "Scene classfication map (SCL)",
@@ -335,12 +335,17 @@ def _modis(src: Path, year: int, pub: Published) -> None:
                                 "type": "application/xml"}}})
 
 
-def publish(archive: Path, root: Path, l2a: bool = True) -> Published:
+def publish(archive: Path, root: Path, l2a: bool = True,
+            seasons: tuple[str, ...] | None = None) -> Published:
     """Write the demo archive's sources in the real layouts under ``root`` (files that exist
-    are kept) and return what to serve. See the module doc."""
+    are kept) and return what to serve: every acquisition, or those of ``seasons``. See the
+    module doc."""
     archive, root = Path(archive), Path(root)
     meta = json.loads((archive / "archive.json").read_text())
     pub = Published(root)
+    acqs = [e for e in meta["acquisitions"] if e["modality"] == "lc" or seasons is None
+            or e.get("season") in seasons]
+    meta["acquisitions"] = acqs
     s2 = [e for e in meta["acquisitions"] if e["modality"] == "s2"]
     for k, e in enumerate(s2):
         with rasterio.open(archive / e["path"]) as f:

@@ -27,7 +27,7 @@ from ...mosaic import engine
 from ...products import AUX_MASKS, LC, S1, S2_BANDS, s2_modality
 from ...raster.io import FAST_COMPRESSION, write_raster
 from .. import EXPORT_FILES, Backend, ExportGrid, NoDataError, SceneExport, SceneRequest
-from . import modis, sentinel1, sentinel2
+from . import credentials, modis, sentinel1, sentinel2
 from .credentials import redact, strip_url
 from .options import Source, StacOptions
 from .reader import AssetProblem, AssetReader, SourceUnavailable, read_stack
@@ -61,6 +61,7 @@ class StacBackend(Backend):
     def __init__(self, options: StacOptions, scorer: str = "paper"):
         self.options = options
         self.scorer = scorer
+        credentials.install_log_filter()
         for w in options.warnings:
             log.warning("backend.stac: %s", w)
         self._problems: list[str] = []
@@ -257,10 +258,8 @@ class StacBackend(Backend):
         src = self.options.sources["lc"]
         year = request.landcover_year
         session = modis.earthdata_session(self.options.retries)
-        headers = {"Authorization": session.headers["Authorization"]} \
-            if "Authorization" in session.headers else None
-        found = self._search(src, request, dt.date(year, 1, 1), dt.date(year, 12, 31),
-                             headers=headers)
+        # CMR-STAC searches public collections without the token; only downloads carry it
+        found = self._search(src, request, dt.date(year, 1, 1), dt.date(year, 12, 31))
         cache = modis.GranuleCache(self.options.cache / "granules")
         files, used, skipped = [], [], []
         for item in found.items:

@@ -10,6 +10,7 @@ parameters) and user info are cut from URLs, and any known secret value is maske
 
 from __future__ import annotations
 
+import logging
 import netrc
 import os
 import re
@@ -94,3 +95,37 @@ def redact(text: str) -> str:
     for s in secrets:
         text = text.replace(s, REDACTED)
     return text
+
+
+#: Loggers of the libraries this backend drives that may log a header, a URL or a token at
+#: debug level (pystac-client logs every request's headers).
+THIRD_PARTY_LOGGERS = ("pystac_client", "pystac_client.stac_api_io", "urllib3",
+                       "urllib3.connectionpool", "earthaccess", "earthaccess.auth",
+                       "earthaccess.store", "planetary_computer", "requests", "botocore",
+                       "rasterio", "rasterio._env", "rasterio._base", "rasterio._io")
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record's message through :func:`redact` (query strings, known secrets)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # pragma: no cover - a broken record stays as it is
+            return True
+        clean = redact(msg)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def install_log_filter() -> None:
+    """Redact every record of this backend and of :data:`THIRD_PARTY_LOGGERS` (a filter on
+    each logger: records are filtered where they are made)."""
+    for name in ("sen12ms_build", "sen12ms_build.backends.stac", *THIRD_PARTY_LOGGERS):
+        lg = logging.getLogger(name)
+        if _FILTER not in lg.filters:
+            lg.addFilter(_FILTER)

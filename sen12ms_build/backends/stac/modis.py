@@ -136,7 +136,7 @@ def read_granule(path: Path, grid: Grid | None = None, margin_px: int = 2
                 sds.endaccess()
     finally:
         sd.end()
-    return np.stack(layers), g.transform * Affine.translation(c0, r0), g.crs
+    return np.stack(layers), g.transform @ Affine.translation(c0, r0), g.crs
 
 
 def lc_on_grid(granules: Sequence[Path], grid: Grid) -> np.ndarray:

@@ -117,9 +117,10 @@ def search(endpoint: str, collection: str, bbox: Sequence[float], start: dt.date
             raise SearchError(f"{where} failed after {retries} retries: unreachable "
                               f"({_cause(str(exc))}); finished work is kept, run the same "
                               "command again to resume") from None
-        raise SearchError(f"{where} failed (HTTP {status} after {retries} retries): "
-                          f"{redact(str(exc).splitlines()[0] if str(exc) else '')[:200]}"
-                          ) from None
+        detail = redact(str(exc).splitlines()[0] if str(exc).strip() else "")[:200]
+        raise SearchError(f"{where} failed (HTTP {status} after {retries} retries"
+                          f"{': ' + detail if detail.strip() else ''}); finished work is "
+                          "kept, run the same command again to resume") from None
     except requests.exceptions.RequestException as exc:
         raise SearchError(f"{where} failed after {retries} retries: "
                           f"{type(exc).__name__}: {redact(str(exc))[:200]}") from None
