@@ -181,8 +181,14 @@ def _quota_notes(line: Line, profile: Profile, a: Assumptions, workers: int,
                    f"over {math.ceil(months)} months") if months > 1 else \
             f"monthly volume: {100 * months:.1f} % of {_bytes(q.bytes_per_month)}"
         notes.append(verdict)
+    # each worker process caps its reads of a host at the profile's limit
+    conc = workers * min(threads, q.concurrent or threads)
+    if q.concurrent and conc > q.concurrent:
+        notes.append(f"BREAKS {q.concurrent} concurrent connections by "
+                     f"{100 * (conc / q.concurrent - 1):.0f} % ({workers} workers x "
+                     f"{min(threads, q.concurrent)} reads): run at most "
+                     f"{max(1, q.concurrent // min(threads, q.concurrent))} worker(s)")
     if q.requests_per_minute:
-        conc = min(workers * threads, q.concurrent or workers * threads)
         rate = conc * 60.0 / a.request_latency_s
         if rate > q.requests_per_minute:
             fit = max(1, int(q.requests_per_minute * a.request_latency_s / 60.0))
@@ -192,8 +198,8 @@ def _quota_notes(line: Line, profile: Profile, a: Assumptions, workers: int,
         else:
             notes.append(f"request rate: {rate:,.0f}/min at {conc} concurrent reads, within "
                          f"{q.requests_per_minute}/min")
-    if q.concurrent:
-        notes.append(f"connections capped at {q.concurrent} per host")
+    if q.concurrent and conc <= q.concurrent:
+        notes.append(f"connections: {conc} of {q.concurrent} per host")
     return notes
 
 
