@@ -33,7 +33,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..config import CurationConfig
-from ..products import MODALITIES, band_index
+from ..products import MODALITIES, S2_BANDS, band_index  # noqa: F401  (S2_BANDS: tests)
 
 Decision = tuple[bool, str, dict[str, float]]
 Arrays = Mapping[str, np.ndarray]

@@ -220,7 +220,7 @@ def check_backend(name: str | Scorer, backend: str) -> str | None:
     spec = get(name)
     if backend in spec.backends:
         return None
-    other = ", ".join(sorted(spec.backends))
+    other = " or ".join(sorted(spec.backends))
     return (f"scorer {spec.name.value!r} runs on the {other} backend only, not on {backend!r} "
             f"({spec.summary}); choose another scorer or backend (docs/clouds.md)")
 
