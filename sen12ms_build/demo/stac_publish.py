@@ -286,15 +286,27 @@ def modis_struct_metadata(h: int, v: int) -> str:
 
 
 def _modis(src: Path, year: int, pub: Published) -> None:
-    from pyhdf.SD import SD, SDC
-
+    """One granule per sinusoidal tile the archive's land cover touches."""
     with rasterio.open(src) as f:
         lc, transform = f.read(), f.transform
     size = MODIS_TILE_PX * MODIS_PIXEL_M
-    h = int((transform.c - MODIS_ORIGIN[0]) // size)
-    v = int((MODIS_ORIGIN[1] - transform.f) // size)
-    c0 = round((transform.c - (MODIS_ORIGIN[0] + h * size)) / MODIS_PIXEL_M)
-    r0 = round(((MODIS_ORIGIN[1] - v * size) - transform.f) / MODIS_PIXEL_M)
+    # the cutout's first cell in the global 463 m grid
+    gc = round((transform.c - MODIS_ORIGIN[0]) / MODIS_PIXEL_M)
+    gr = round((MODIS_ORIGIN[1] - transform.f) / MODIS_PIXEL_M)
+    hh, ww = lc.shape[1:]
+    for v in range(gr // MODIS_TILE_PX, (gr + hh - 1) // MODIS_TILE_PX + 1):
+        for h in range(gc // MODIS_TILE_PX, (gc + ww - 1) // MODIS_TILE_PX + 1):
+            r0, c0 = v * MODIS_TILE_PX - gr, h * MODIS_TILE_PX - gc  # tile origin in cutout
+            rows = slice(max(0, r0), min(hh, r0 + MODIS_TILE_PX))
+            cols = slice(max(0, c0), min(ww, c0 + MODIS_TILE_PX))
+            _granule(lc[:, rows, cols], rows.start - r0, cols.start - c0, h, v, year, pub,
+                     size)
+
+
+def _granule(part: np.ndarray, r0: int, c0: int, h: int, v: int, year: int, pub: Published,
+             size: float) -> None:
+    from pyhdf.SD import SD, SDC
+
     gid = f"MCD12Q1.A{year}001.h{h:02d}v{v:02d}.061.2022169160720"
     rel = f"lp-prod-protected/MCD12Q1.061/{gid}/{gid}.hdf"
     path = pub.root / "earthdata" / rel
@@ -303,10 +315,9 @@ def _modis(src: Path, year: int, pub: Published) -> None:
         with atomic_path(path) as tmp:
             tmp.unlink(missing_ok=True)
             sd = SD(str(tmp), SDC.WRITE | SDC.CREATE)
-            for b, layer in zip(LC_MODIS_BANDS, lc):
+            for b, layer in zip(LC_MODIS_BANDS, part):
                 full = np.full((MODIS_TILE_PX, MODIS_TILE_PX), 255, np.uint8)
-                hh, ww = layer.shape
-                full[r0:r0 + hh, c0:c0 + ww] = layer.astype(np.uint8)
+                full[r0:r0 + layer.shape[0], c0:c0 + layer.shape[1]] = layer.astype(np.uint8)
                 sds = sd.create(b, SDC.UINT8, full.shape)
                 sds.setcompress(SDC.COMP_DEFLATE, 6)
                 sds.setfillvalue(255)
