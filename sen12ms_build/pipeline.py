@@ -425,6 +425,9 @@ def _run_locked(cfg: Config, seasons: list[str], root: Path, backend: Backend,
     for rec in records:  # damaged archive files met in the scenes (any worker)
         if rec.get("input_problem") and rec["input_problem"] not in summary.problems:
             summary.problems.append(rec["input_problem"])
+        for skipped in filter(None, str(rec.get("inputs_skipped") or "").split("; ")):
+            if skipped not in summary.problems:  # assets a worker's backend skipped
+                summary.problems.append(skipped)
     finalize(root, cfg)
     if cfg.quicklooks:  # --- quicklooks and review pages (sen12ms_build.curation.review) ---
         from .curation.review import write_review  # the review pages need the finished tree

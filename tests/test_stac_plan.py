@@ -24,8 +24,9 @@ def _plan(monkeypatch, *args: str) -> str:
     return res.output
 
 
-def test_the_plan_covers_every_profile_and_modality_offline(monkeypatch):
-    out = _plan(monkeypatch)
+def test_the_plan_covers_every_profile_and_quota_offline(monkeypatch):
+    """One plan (the paper's winter branch, 4 workers, no credentials, no network)."""
+    out = _plan(monkeypatch, "--workers", "4")
     assert "150 scene(s)" in out  # the paper's winter branch: 100 land + 50 urban ROIs
     rows = {tuple(m.groups()[:3]): m.groups()[3:] for m in re.finditer(
         r"^(s2|s1|dem|lc)\s+(\S+)\s+(\S+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+([\d.]+ \w+)"
@@ -41,11 +42,7 @@ def test_the_plan_covers_every_profile_and_modality_offline(monkeypatch):
     items = int(rows[("s2", "cdse", "s2-l1c")][0].replace(",", ""))
     assert abs(items - 150 * 9 * 1.3 * 1.384 ** 2) < 150
     assert "monthly volume" in out
-
-
-def test_a_plan_that_breaks_a_quota_says_which_and_by_how_much(monkeypatch):
-    out = _plan(monkeypatch, "--workers", "4")
-    # 4 workers x 4 reads of CDSE = 16 connections where 4 are allowed: 300 % over; at the
+    # a plan that breaks a quota says which and by how much: 4 workers x 4 reads of CDSE = 16 connections where 4 are allowed: 300 % over; at the
     # assumed 0.15 s per request that is 6,400 requests/min where 2,000 are allowed: 220 %
     assert "BREAKS 4 concurrent connections by 300 %" in out
     assert "BREAKS 2000 requests/min by 220 %" in out
