@@ -55,3 +55,17 @@ def patches(root: Path) -> dict[str, np.ndarray]:
         with rasterio.open(p) as f:
             out[str(p.relative_to(root))] = f.read()
     return out
+
+
+def clear_gdal_cache() -> None:
+    """Drop GDAL's /vsicurl/ cache of fetched bytes (``VSICurlClearCache``, through the
+    libgdal that rasterio loaded), so that a test's reads reach the loopback servers again
+    instead of bytes an earlier test fetched."""
+    import ctypes
+    import glob
+    import os
+
+    libs = glob.glob(os.path.join(os.path.dirname(rasterio.__file__), "..", "rasterio.libs",
+                                  "libgdal*"))
+    if libs:
+        ctypes.CDLL(libs[0]).VSICurlClearCache()

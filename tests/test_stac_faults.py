@@ -18,7 +18,7 @@ from sen12ms_build.dataset.validate import validate_tree
 from sen12ms_build.demo.stac_publish import DEMO_ENV, S1_COLLECTION
 from sen12ms_build.pipeline import run
 
-from stac_helpers import write_config
+from stac_helpers import clear_gdal_cache, write_config
 
 
 @pytest.fixture()
@@ -26,6 +26,7 @@ def services(stac_demo):
     """The session's services, with faults, paging and extra items reset after each test."""
     archive, svc = stac_demo
     items, page = list(svc.stac.items), svc.stac.page_size
+    clear_gdal_cache()  # reads reach the servers, whatever earlier tests fetched
     yield archive, svc
     for s in (svc.stac, svc.blob, svc.files, svc.earthdata):
         s.faults.clear()
