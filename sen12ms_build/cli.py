@@ -18,10 +18,10 @@ from typing import Any, Callable
 import click
 
 from . import __version__
-from .config import MAX_WORKERS, SEASONS, ConfigError, load_config, load_yaml
+from .config import BACKENDS, MAX_WORKERS, SEASONS, ConfigError, load_config, load_yaml
 from .errors import Sen12msError
 from .raster.io import InputError, output_lock
-from .raster.outdir import check_output, require_made
+from .raster.outdir import check_output, claim_output, require_made
 
 #: The demo scene's smaller side in pixels (1933 x 1947 at 10 m): the largest --crop.
 DEMO_MAX_CROP = 1933
@@ -255,10 +255,19 @@ def demo_archive_cmd(ctx: click.Context, directory: Path, crop: int | None,
 @season_option
 @scorer_option
 @merge_option
+@click.option("--backend", type=click.Choice(["local", "stac"]), default="local",
+              show_default=True,
+              help="local: read the archive's files; stac: serve the archive on loopback in "
+                   "the open archives' layouts (STAC API, S3, COG, HDF4) and read it through "
+                   "the stac backend (docs/stac.md).")
+@click.option("--level", type=click.Choice(["l1c", "l2a"]), default="l1c", show_default=True,
+              help="With --backend stac: the Sentinel-2 level read (l2a: the Planetary "
+                   "Computer layout, 12 bands).")
 @click.pass_context
 @_errors
 def demo(ctx: click.Context, out: Path, config_path: Path | None,
-         season: tuple[str, ...], scorer: str | None, merge_method: str | None) -> None:
+         season: tuple[str, ...], scorer: str | None, merge_method: str | None,
+         backend: str, level: str) -> None:
     """Build the demo archive and run the whole pipeline on it, offline."""
     from .demo.archive import write_demo_archive
 
@@ -269,16 +278,32 @@ def demo(ctx: click.Context, out: Path, config_path: Path | None,
     if not config_path.exists():
         raise ConfigError(str(config_path), "", "demo config not found; pass --config")
     archive = out / "archive"
+    dataset = out / ("sen12ms" if backend == "local" else f"sen12ms-stac-{level}")
     overrides = {"backend.archive": str(archive), "backend.name": "local",
-                 "out": str(out / "sen12ms"), **planned,
-                 **_method_overrides(scorer, merge_method)}
+                 "out": str(dataset), **planned, **_method_overrides(scorer, merge_method)}
     cfg = load_config(config_path, overrides)  # the scorer's capabilities, every key
     for name in season:
         cfg.season(name)
-    check_output(archive, "archive", "--out")  # both folders before the archive's
-    check_output(out / "sen12ms", "dataset", "--out")  # first file
+    published, cache = out / "published", out / "stac-cache"
+    tool_folders = [(archive, "archive"), (dataset, "dataset")]
+    if backend != "local":
+        tool_folders += [(published, "archive"), (cache, "archive")]
+    for folder, kind in tool_folders:  # every folder before the first file
+        check_output(folder, kind, "--out")
     write_demo_archive(archive, progress=ctx.obj["progress"])
-    _run(config_path, season, overrides, ctx.obj["progress"])
+    if backend == "local":
+        _run(config_path, season, overrides, ctx.obj["progress"])
+        return
+    from .demo import stac_publish
+
+    log.info("publishing the demo archive in the open archives' layouts (%s)", published)
+    for folder in (published, cache):
+        claim_output(folder, "archive", option="--out")
+    served = stac_publish.publish(archive, published, l2a=level == "l2a")
+    with stac_publish.demo_env(), stac_publish.serve(served, cache) as svc:
+        log.info("loopback services: STAC %s, S3 %s", svc.stac.url, svc.s3.endpoint)
+        overrides.update({"backend.name": "stac", "backend.stac": svc.section(level)})
+        _run(config_path, season, overrides, ctx.obj["progress"])
 
 
 @main.command()
@@ -330,8 +355,8 @@ def _run_options(fn: Callable) -> Callable:
         click.option("--out", type=_NamedPath(file_okay=False, path_type=Path), default=None,
                      help="Dataset root (overrides out): a new or empty folder, or a dataset "
                           "sen12ms-build made."),
-        click.option("--backend", type=click.Choice(["local", "earthengine"]), default=None,
-                     help="Backend (overrides backend.name)."),
+        click.option("--backend", type=click.Choice(list(BACKENDS)), default=None,
+                     help="Backend (overrides backend.name); stac: docs/stac.md."),
         click.option("--workers", "-j", type=click.IntRange(1, MAX_WORKERS), default=None,
                      help="Scenes processed in parallel (overrides workers)."),
         click.option("--force", type=click.Choice(["export", "warp", "tile"]),
@@ -372,7 +397,9 @@ def run_cmd(ctx: click.Context, config_path: Path, season: tuple[str, ...],
     if dry_run:
         from .pipeline import dry_run as plan
 
-        click.echo(plan(load_config(config_path, overrides), list(season) or None))
+        # a plan needs no credentials (the stac backend's profiles are checked without)
+        click.echo(plan(load_config(config_path, overrides, credentials=False),
+                        list(season) or None))
         return
     _run(config_path, season, overrides, ctx.obj["progress"], force=force,
          executor=executor, scheduler=scheduler)

@@ -24,6 +24,8 @@ from .errors import Sen12msError
 
 #: The meteorological seasons of the northern hemisphere (paper section 4.1), in dataset order.
 SEASONS: tuple[str, ...] = ("spring", "summer", "fall", "winter")
+#: Backends a config may name (``backend.name``, ``--backend``).
+BACKENDS = ("local", "earthengine", "stac")
 RESAMPLING_METHODS = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average",
                       "mode")
 #: The most scenes processed in parallel (``workers``, ``run --workers``): far above any
@@ -70,6 +72,7 @@ class BackendConfig:
     name: str = "local"
     archive: str | None = None  # local backend: the archive directory
     earthengine: dict[str, Any] = field(default_factory=dict)
+    stac: dict[str, Any] = field(default_factory=dict)  # backends/stac/options.py
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,14 @@ class Config:
     @property
     def mosaic_params(self) -> MosaicParams:
         return MosaicParams().with_overrides(self.mosaic)
+
+    @property
+    def s2_level(self) -> str:
+        """The Sentinel-2 product level the dataset is built from: ``l1c`` (the paper's),
+        or ``l2a`` with the ``stac`` backend's ``backend.stac.s2.level``."""
+        if self.backend.name != "stac":
+            return "l1c"
+        return str((self.backend.stac.get("s2") or {}).get("level", "l1c"))
 
     def season(self, name: str) -> SeasonConfig:
         """The branch of a season; :class:`ConfigError` for an unknown or unconfigured one."""
@@ -257,7 +268,7 @@ def _build(cls: type, data: Any, prefix: str, src: str) -> Any:
     return cls(**kwargs)
 
 
-def _check(cfg: Config) -> None:
+def _check(cfg: Config, credentials: bool = True) -> None:
     src = cfg.source
 
     def fail(key: str, msg: str) -> None:
@@ -294,9 +305,9 @@ def _check(cfg: Config) -> None:
             fail("sampling.region", f"not a valid lon/lat box: {sp.region}")
     if sp.land_count + sp.urban_count == 0 and not sp.rois_file:
         fail("sampling", "no ROIs: set land_count/urban_count or rois_file")
-    if cfg.backend.name not in ("local", "earthengine"):
+    if cfg.backend.name not in BACKENDS:
         fail("backend.name", f"unknown backend {cfg.backend.name!r}; "
-             "choose 'local' or 'earthengine'")
+             f"choose one of {', '.join(BACKENDS)}")
     try:
         params = MosaicParams().with_overrides(cfg.mosaic)
     except KeyError as exc:
@@ -304,6 +315,8 @@ def _check(cfg: Config) -> None:
     except (TypeError, ValueError) as exc:
         fail("mosaic", f"bad value: {exc}")
     _check_methods(params, cfg.backend.name, fail)
+    if cfg.backend.name == "stac":
+        stac_options(cfg, credentials)
     if cfg.landcover_year < 2001:
         fail("landcover_year", "MCD12Q1 starts in 2001")
     rp = cfg.reproject
@@ -355,6 +368,18 @@ def _check(cfg: Config) -> None:
              "sen12ms-build made)")
 
 
+def stac_options(cfg: Config, check_credentials: bool = True) -> Any:
+    """The parsed ``backend.stac`` section (:func:`sen12ms_build.backends.stac.parse`);
+    its problems as :class:`ConfigError` naming ``backend.stac.<key>``."""
+    from .backends.stac.options import OptionError, parse
+
+    try:
+        return parse(cfg.backend.stac, cfg.mosaic_params.scorer, check_credentials)
+    except OptionError as exc:
+        raise ConfigError(cfg.source, f"backend.stac.{exc.key}",
+                          str(exc).split(": ", 1)[-1]) from None
+
+
 def _check_methods(params: MosaicParams, backend: str, fail: Any) -> None:
     """``mosaic.scorer`` / ``mosaic.merge``: known choices, and a scorer the backend can run
     (the capability check of :mod:`sen12ms_build.mosaic.scorers`)."""
@@ -382,11 +407,12 @@ def _check_methods(params: MosaicParams, backend: str, fail: Any) -> None:
             fail(f"mosaic.{key}", "must be >= 0")
 
 
-def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Config:
+def config_from_dict(data: Mapping[str, Any], source: str = "<dict>",
+                     credentials: bool = True) -> Config:
     """Build and validate a :class:`Config` from a mapping (as parsed from YAML)."""
     cfg = _build(Config, data, "", source)
     cfg = dataclasses.replace(cfg, source=source)
-    _check(cfg)
+    _check(cfg, credentials)
     return cfg
 
 
@@ -455,7 +481,8 @@ def load_yaml(path: Path | str, what: str = "config file") -> Any:
         raise ConfigError(str(path), "", f"not valid YAML: {exc}") from None
 
 
-def load_config(path: Path | str, overrides: Mapping[str, Any] | None = None) -> Config:
+def load_config(path: Path | str, overrides: Mapping[str, Any] | None = None,
+                credentials: bool = True) -> Config:
     """Load and validate a YAML config. ``overrides`` maps dotted keys (``backend.name``)
     to values that replace the file's (as the CLI options do)."""
     path = Path(path)
@@ -470,4 +497,4 @@ def load_config(path: Path | str, overrides: Mapping[str, Any] | None = None) ->
         for p in parents:
             node = node.setdefault(p, {})
         node[last] = value
-    return config_from_dict(data, str(path))
+    return config_from_dict(data, str(path), credentials)

@@ -18,6 +18,8 @@ class Scorer(str, Enum):
     * ``s2cloudless``: Sentinel Hub's LightGBM pixel classifier (the ``s2cloudless``
       package; local backend).
     * ``cloudscoreplus``: Google's Cloud Score+ ``cs_cdf`` (Earth Engine backend).
+    * ``scl``: the Level-2A scene classification (cloud shadow, cloud, cirrus classes are
+      poor; ``stac`` backend with ``level: l2a``).
 
     See ``docs/clouds.md`` and :mod:`sen12ms_build.mosaic.scorers`.
     """
@@ -25,6 +27,7 @@ class Scorer(str, Enum):
     PAPER = "paper"
     S2CLOUDLESS = "s2cloudless"
     CLOUDSCOREPLUS = "cloudscoreplus"
+    SCL = "scl"
 
     def __str__(self) -> str:
         return self.value

@@ -37,7 +37,7 @@ from .raster.io import (InputError, OutputError, output_lock, remove_stale_tempo
                         sha256)
 from .raster.outdir import MARKER, Claim, check_output, claim_output
 from .dataset import provenance
-from .products import AUX, AUX_MASKS, MODALITIES, S2_COVERAGE
+from .products import AUX, AUX_MASKS, S2_COVERAGE, modalities
 from .raster.warp import adopt_on_grid, warp_to_file
 from .roi import ROI, read_geojson, write_geojson
 from .dataset.finalize import finalize
@@ -200,9 +200,10 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
         utm.pop("aux")
     if state.done(branch, roi.scene, "warp", fp_warp) is None:
         on_scene_grid = backend.export_grid is ExportGrid.SCENE
+        mods = modalities(cfg.s2_level)
         for k, dst in utm.items():
             src = wd / "export" / ("s2_aux.tif" if k == "aux" else f"{k}.tif")
-            modality = _aux_modality(src) if k == "aux" else MODALITIES[k]
+            modality = _aux_modality(src) if k == "aux" else mods[k]
             if on_scene_grid:  # read straight onto the scene grid: no second resampling
                 adopt_on_grid(src, dst, grid, modality)
                 continue
@@ -218,6 +219,9 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
               "s2_images": len(meta.get("s2_images", [])),
               "s2_best": len(meta.get("s2_best", [])),
               "mosaic_poor_share": meta.get("poor_share"), "crs": grid.crs,
+              "backend": backend.name, "s2_level": cfg.s2_level,
+              "inputs_skipped": "; ".join(meta.get("inputs_skipped", [])),
+              "duplicates_dropped": "; ".join(meta.get("duplicates_dropped", [])),
               "sources": provenance.scene_sources(meta, season, roi.id, cfg.landcover_year)}
     if not keep:
         log.info("scene %s %d rejected by the scene round: %s=%s", branch, roi.scene,
@@ -548,6 +552,9 @@ def _run_locked(cfg: Config, seasons: list[str], root: Path, backend: Backend,
     for rec in records:  # damaged archive files met in the scenes (any worker)
         if rec.get("input_problem") and rec["input_problem"] not in summary.problems:
             summary.problems.append(rec["input_problem"])
+        for skipped in filter(None, str(rec.get("inputs_skipped") or "").split("; ")):
+            if skipped not in summary.problems:  # assets a worker's backend skipped
+                summary.problems.append(skipped)
     if summary.patches_kept == 0:
         summary.empty_reason = _why_no_patch(cfg, records)
     summary.seconds = round(time.perf_counter() - t0, 2)
@@ -666,6 +673,12 @@ def dry_run(cfg: Config, seasons: list[str] | None = None, root: Path | None = N
     for name in seasons:
         cfg.season(name)
     requests = [scene_request(cfg, n, r) for n in seasons for r in season_rois(cfg, n)]
+    if cfg.backend.name == "stac":  # offline: estimates under every profile, with quotas
+        from .backends.stac.plan import plan
+        from .config import stac_options
+
+        return plan(requests, stac_options(cfg, check_credentials=False),
+                    workers=cfg.workers).format()
     if cfg.backend.name == "earthengine":
         from .backends.earthengine import EarthEngineOptions, plan_requests
         from .backends.earthengine.errors import EarthEngineAuthError
@@ -699,6 +712,11 @@ def make_backend(cfg: Config) -> Backend:
             raise ConfigError(cfg.source, "backend.archive",
                               "the local backend needs an archive directory")
         return get_backend("local", archive=b.archive)
+    if b.name == "stac":
+        from .config import stac_options
+
+        return get_backend("stac", options=stac_options(cfg),
+                           scorer=cfg.mosaic_params.scorer)
     return get_backend("earthengine", **b.earthengine)
 
 

@@ -7,7 +7,9 @@ Conventions (as in the published SEN12MS dataset):
 
 * ``s1``: float32, 2 bands (VV, VH), sigma0 backscatter in dB; nodata NaN.
 * ``s2``: uint16, 13 bands (B1 ... B12 with B8A after B8), Level-1C top-of-atmosphere
-  digital numbers (reflectance x 10000); nodata 0.
+  digital numbers (reflectance x 10000); nodata 0. A dataset built from Level-2A (the
+  ``stac`` backend's ``level: l2a``) has the 12 bands that product has (no B10, the cirrus
+  band, which L2A drops): :data:`S2_L2A`, bottom-of-atmosphere reflectance x 10000.
 * ``lc``: uint16, 4 bands (IGBP, LCCS LC, LCCS LU, LCCS SH) from MODIS MCD12Q1; nodata 255.
 """
 
@@ -95,6 +97,78 @@ LC = Modality(
 )
 
 MODALITIES: dict[str, Modality] = {m.key: m for m in (S1, S2, LC)}
+
+#: Level-2A bands: what the product holds (no B10: Level-2A drops the cirrus band).
+S2_L2A_BANDS: tuple[str, ...] = tuple(b for b in S2_BANDS if b != "B10")
+#: Sentinel-2 Level-2A surface reflectance x 10000 (harmonized: the -1000 DN offset of
+#: processing baseline 04.00 and later removed), 12 bands; nodata 0.
+S2_L2A = Modality(
+    key="s2",
+    bands=S2_L2A_BANDS,
+    descriptions=S2_L2A_BANDS,
+    dtype="uint16",
+    nodata=0,
+    resampling="bilinear",
+    all_bands_nodata=True,
+)
+#: The Sentinel-2 product level of a dataset -> its ``s2`` modality.
+S2_LEVELS: dict[str, Modality] = {"l1c": S2, "l2a": S2_L2A}
+#: What each level is, for the data card, Croissant and STAC titles.
+S2_LEVEL_TITLES: dict[str, str] = {
+    "l1c": "Sentinel-2 L1C (top-of-atmosphere reflectance x 10000)",
+    "l2a": "Sentinel-2 L2A (bottom-of-atmosphere reflectance x 10000, harmonized; no B10)",
+}
+
+
+#: One phrase per level for the dataset's descriptions (Croissant, data card).
+S2_LEVEL_SUMMARY: dict[str, str] = {
+    "l1c": "cloud-free Sentinel-2 L1C mosaics (13 bands)",
+    "l2a": "cloud-free Sentinel-2 L2A mosaics (12 bands: L2A has no B10)",
+}
+
+
+def level_of(cfg: object) -> str:
+    """The Sentinel-2 level of a run config (``l1c`` without one, or for other backends)."""
+    return str(getattr(cfg, "s2_level", "l1c") or "l1c") if cfg is not None else "l1c"
+
+
+def s2_modality(level: str = "l1c") -> Modality:
+    """The ``s2`` modality of a product level (``l1c`` or ``l2a``)."""
+    try:
+        return S2_LEVELS[level]
+    except KeyError:
+        raise ValueError(f"unknown Sentinel-2 level {level!r}; choose l1c or l2a") from None
+
+
+def s2_modality_of(count: int) -> Modality:
+    """The ``s2`` modality whose band count is ``count`` (13: L1C, 12: L2A)."""
+    for m in S2_LEVELS.values():
+        if m.count == count:
+            return m
+    raise ValueError(f"no Sentinel-2 level has {count} bands (L1C 13, L2A 12)")
+
+
+def modalities(s2_level: str = "l1c") -> dict[str, Modality]:
+    """:data:`MODALITIES` with the ``s2`` modality of ``s2_level``."""
+    return {**MODALITIES, "s2": s2_modality(s2_level)}
+
+
+def band_index(count: int, name: str) -> int:
+    """Index of Sentinel-2 band ``name`` in an ``s2`` array of ``count`` bands (13 L1C or
+    12 L2A): B11 is 11 in L1C and 10 in L2A."""
+    return s2_modality_of(count).bands.index(name)
+
+
+#: Level-2A scene classification (SCL) classes the ``scl`` scorer counts as poor pixels:
+#: 3 cloud shadow, 8 cloud medium probability, 9 cloud high probability, 10 thin cirrus
+#: (ESA's Sentinel-2 L2A product specification).
+SCL_POOR_CLASSES: tuple[int, ...] = (3, 8, 9, 10)
+#: The mosaicking engine's Level-2A input with the ``scl`` scorer: the 13 :data:`S2_BANDS`
+#: planes (B10 all 0: L2A has none), then one plane carrying the SCL verdict per pixel,
+#: :data:`SCL_POOR_VALUE` where the class is poor, 0 elsewhere (its block mean at the score
+#: scale is the poor share x SCL_POOR_VALUE).
+SCL_PLANE = len(S2_BANDS)
+SCL_POOR_VALUE = 10000
 
 #: The mosaic's companion raster (not part of the dataset): band 1 the index of the source
 #: image of each pixel (255: none), band 2 the final poor-pixel (cloud or shadow) mask

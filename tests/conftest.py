@@ -112,8 +112,27 @@ def water_scene():
     return l1c, cloud, water, dark_land, ((20.0, 20.0), 180.0, 45.0)
 
 
+@pytest.fixture(scope="session")
+def stac_demo(tmp_path_factory):
+    """The demo ground served on loopback in the open archives' layouts
+    (sen12ms_build.demo.stac_publish), a small crop: (archive, services) with the demo's fake
+    credentials in the environment for the session."""
+    from sen12ms_build.demo import stac_publish
+    from sen12ms_build.demo.archive import write_demo_archive
+
+    root = tmp_path_factory.mktemp("stac_demo")
+    write_demo_archive(root / "archive", crop=STAC_DEMO_CROP, progress=False)
+    published = stac_publish.publish(root / "archive", root / "published",
+                                     seasons=("winter",))
+    with stac_publish.demo_env(), stac_publish.serve(published, root / "cache") as svc:
+        yield root / "archive", svc
+
+
+#: The stac demo's crop (px): room for one 2560 m ROI (one 256 px patch) and a margin.
+STAC_DEMO_CROP = 384
+
 #: Fixtures that build the demo archive or run the pipeline on it (tens of seconds).
-SLOW_FIXTURES = {"demo_archive", "demo_config", "demo_run", "small_archive"}
+SLOW_FIXTURES = {"demo_archive", "demo_config", "demo_run", "small_archive", "stac_demo"}
 #: Fixtures whose tree some tests change for a while (a resume test deletes and restores a
 #: patch of the demo run): their users share one pytest-xdist worker.
 RUN_FIXTURES = {"demo_config", "demo_run"}
@@ -137,6 +156,7 @@ def pytest_collection_modifyitems(config, items):
         if SLOW_FIXTURES & used:
             item.add_marker(pytest.mark.slow)
         group = ("demo_run" if RUN_FIXTURES & used else
+                 "stac_demo" if "stac_demo" in used else
                  "demo_archive" if SLOW_FIXTURES & used else item.path.stem)
         item.add_marker(pytest.mark.xdist_group(group))
     if config.getoption("--reverse") or os.environ.get("CI", "").lower() in ("1", "true"):

@@ -74,7 +74,7 @@ def test_statistics_graph_links_cloud_score_plus_too(region):
 
 
 def test_s2cloudless_has_no_earth_engine_graph(region):
-    with pytest.raises(ValueError, match="local backend only"):
+    with pytest.raises(ValueError, match="local or stac backend only"):
         graphs.cloud_band(ee.Image(0), MosaicParams(scorer="s2cloudless"))
 
 

@@ -36,11 +36,13 @@ def test_every_scorer_is_registered_with_its_capabilities():
     assert set(scorers.REGISTRY) == set(Scorer)
     for s in Scorer:
         spec = scorers.get(s.value)
-        assert spec.name is s and spec.backends <= {"local", "earthengine"} and spec.backends
-        assert (spec.fn is not None) == ("local" in spec.backends)
-    assert scorers.get("paper").backends == {"local", "earthengine"}
+        assert spec.name is s and spec.backends <= {"local", "earthengine", "stac"}
+        assert spec.backends
+        assert (spec.fn is not None) == bool({"local", "stac"} & spec.backends)
+    assert scorers.get("paper").backends == {"local", "earthengine", "stac"}
+    assert scorers.get("scl").backends == {"stac"} and scorers.get("scl").includes_shadow
     assert scorers.get("cloudscoreplus").includes_shadow  # cs_cdf flags shadows too
-    with pytest.raises(ValueError, match="choose one of paper, s2cloudless, cloudscoreplus"):
+    with pytest.raises(ValueError, match="choose one of paper, s2cloudless, cloudscoreplus, scl"):
         scorers.get("fmask")
 
 

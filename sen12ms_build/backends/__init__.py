@@ -16,6 +16,8 @@ as a GeoTIFF on one grid that the backend declares (:attr:`Backend.export_grid`)
   a local archive of rasters (no network).
 * ``earthengine`` (:mod:`.earthengine`) runs the same algorithm on Google Earth Engine and
   downloads the result.
+* ``stac`` (:mod:`.stac`) reads open archives behind STAC APIs straight onto the scene grid
+  and runs the same engine (docs/stac.md).
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ class Backend(Protocol):
 
 
 def get_backend(name: str, **options: Any) -> Backend:
-    """Instantiate a backend by name (``local`` or ``earthengine``)."""
+    """Instantiate a backend by name (``local``, ``earthengine`` or ``stac``)."""
     if name == "local":
         from .local import LocalBackend
 
@@ -153,4 +155,8 @@ def get_backend(name: str, **options: Any) -> Backend:
         from .earthengine import EarthEngineBackend
 
         return EarthEngineBackend(**options)
-    raise ValueError(f"unknown backend {name!r} (choose 'local' or 'earthengine')")
+    if name == "stac":
+        from .stac import StacBackend
+
+        return StacBackend(**options)
+    raise ValueError(f"unknown backend {name!r} (choose 'local', 'earthengine' or 'stac')")

@@ -30,7 +30,7 @@ from typing import Mapping
 import numpy as np
 
 from ..raster.io import atomic_path, atomic_write_text
-from ..products import S2_BANDS
+from ..products import band_index
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,6 @@ LCCS_SH: dict[int, tuple[str, str]] = {
 SCHEMES: dict[str, dict[int, tuple[str, str]]] = {
     "IGBP": IGBP, "LCCS land cover": LCCS_LC, "LCCS land use": LCCS_LU,
     "LCCS surface hydrology": LCCS_SH}
-_B = {name: i for i, name in enumerate(S2_BANDS)}
 
 
 def hex_rgb(colour: str) -> tuple[int, int, int]:
@@ -150,9 +149,10 @@ def s1_false_colour(s1: np.ndarray) -> np.ndarray:
 
 
 def s2_composite(s2: np.ndarray, bands: tuple[str, str, str]) -> np.ndarray:
-    """A Sentinel-2 composite of (13, H, W) L1C DN, channels ``bands`` (R, G, B)."""
+    """A Sentinel-2 composite of (13, H, W) L1C or (12, H, W) L2A DN, channels ``bands``
+    (R, G, B)."""
     valid = np.any(s2 != 0, axis=0)
-    return stretch([s2[_B[b]] for b in bands], valid)
+    return stretch([s2[band_index(s2.shape[0], b)] for b in bands], valid)
 
 
 def class_colours(classes: np.ndarray, table: Mapping[int, tuple[str, str]]) -> np.ndarray:

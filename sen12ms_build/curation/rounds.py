@@ -33,7 +33,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..config import CurationConfig
-from ..products import MODALITIES, S2_BANDS
+from ..products import MODALITIES, S2_BANDS, band_index  # noqa: F401  (S2_BANDS: tests)
 
 Decision = tuple[bool, str, dict[str, float]]
 Arrays = Mapping[str, np.ndarray]
@@ -74,7 +74,6 @@ HAZE_BLOCK = 32
 HAZE_PERCENTILE = 5.0
 HAZE_REFERENCE = 25.0
 MIN_REFERENCE_BLOCKS = 8
-_B = {name: i for i, name in enumerate(S2_BANDS)}
 
 
 # --- the checks (pure functions) ---------------------------------------------------------
@@ -140,7 +139,7 @@ def seam_samples(s2: np.ndarray, aux: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """
     src = aux[0].astype(np.int32)
     ok = (src != 255) & (aux[1] == 0) & _s2_valid(s2)
-    bands = [_B[b] for b in SEAM_BANDS]
+    bands = [band_index(s2.shape[0], b) for b in SEAM_BANDS]
     bright = np.log(np.maximum(s2[bands].astype(np.float32).mean(axis=0), 1.0))
     keys, diffs = [], []
     g = SEAM_GAP
@@ -282,8 +281,10 @@ def block_floors(s2: np.ndarray, aux: np.ndarray | None = None,
     ok = _s2_valid(sub)
     if aux is not None:
         ok &= aux[1, :h * block, :w * block] == 0
-    b2 = np.where(ok, sub[_B["B2"]].astype(np.float64) / S2_SCALE, np.nan)
-    nir, red = sub[_B["B8"]].astype(np.float64), sub[_B["B4"]].astype(np.float64)
+    n = s2.shape[0]
+    b2 = np.where(ok, sub[band_index(n, "B2")].astype(np.float64) / S2_SCALE, np.nan)
+    nir = sub[band_index(n, "B8")].astype(np.float64)
+    red = sub[band_index(n, "B4")].astype(np.float64)
     wet = (nir < red) & ok
 
     def blocks(x: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from pyproj import Transformer
 
 from .. import __version__
 from . import layout
+from ..products import S2_LEVEL_SUMMARY, level_of
 from ..raster.io import atomic_write_text, sha256
 
 CROISSANT = "croissant.json"
@@ -113,7 +114,7 @@ def write_croissant(root: Path, cfg: Any) -> Path:
         "@context": CONTEXT, "@type": "sc:Dataset",
         "name": root.name or "sen12ms",
         "description": "SEN12MS-style patch triplets: Sentinel-1 dual-pol SAR (VV, VH, dB), "
-                       "cloud-free Sentinel-2 L1C mosaics (13 bands) and MODIS MCD12Q1 land "
+                       f"{S2_LEVEL_SUMMARY[level_of(cfg)]} and MODIS MCD12Q1 land "
                        f"cover (IGBP, LCCS), {layout.patch_description(cfg)} in UTM, built "
                        f"with sen12ms-build {__version__}.",
         "conformsTo": "http://mlcommons.org/croissant/1.0",

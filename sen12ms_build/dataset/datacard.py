@@ -17,7 +17,8 @@ from typing import Any
 from .. import __version__
 from . import layout
 from ..raster.io import atomic_write_text
-from ..products import LC_COLLECTION, S1_COLLECTION, S2_COLLECTION
+from ..products import (LC_COLLECTION, S1_COLLECTION, S2_COLLECTION, S2_LEVEL_SUMMARY,
+                        level_of, s2_modality)
 
 IGBP_NAMES = {1: "Evergreen Needleleaf Forests", 2: "Evergreen Broadleaf Forests",
               3: "Deciduous Needleleaf Forests", 4: "Deciduous Broadleaf Forests",
@@ -55,7 +56,7 @@ def write_datacard(root: Path, cfg: Any) -> Path:
     kept = [r for r in rows if r["status"] == "kept"]
     scenes = layout.read_csv(root / "scenes.csv")
     lines = [f"# {root.name}: a SEN12MS-style dataset", "",
-             "Sentinel-1 SAR (VV, VH, sigma0 dB), cloud-free Sentinel-2 L1C mosaics (13 bands) "
+             f"Sentinel-1 SAR (VV, VH, sigma0 dB), {S2_LEVEL_SUMMARY[level_of(cfg)]} "
              "and MODIS land cover (IGBP, LCCS) as patch triplets of "
              f"{layout.patch_description(cfg)} in UTM, in the SEN12MS layout "
              "(`ROIs<seed>_<season>/<s1|s2|lc>_<scene>/`). "
@@ -63,6 +64,12 @@ def write_datacard(root: Path, cfg: Any) -> Path:
              "every patch's GeoTIFF tags give its sources (`gdalinfo` shows them); "
              "`manifest.csv` has one row per patch; `stac/` a STAC catalog; "
              "`croissant.json` a Croissant description.", "",
+             f"Sentinel-2 bands, in file order: "
+             f"{', '.join(s2_modality(level_of(cfg)).bands)}"
+             + (" (Level-2A has no B10; bottom-of-atmosphere reflectance x 10000, the "
+                "-1000 DN offset of processing baseline 04.00+ removed)."
+                if level_of(cfg) == "l2a" else
+                " (Level-1C top-of-atmosphere reflectance x 10000)."), "",
              "## Counts per season", "",
              "| branch | season | scenes | scenes kept | patches kept | train | test |",
              "|---|---|---|---|---|---|---|"]
@@ -94,7 +101,9 @@ def write_datacard(root: Path, cfg: Any) -> Path:
     if info.get("method") == "groups":
         lines.append(f"ROIs whose footprints overlap or touch in any season form one group "
                      f"({len(info.get('groups', []))} groups); whole groups go to one side.")
-    lines += ["", "## Sources, licences, citation", "", SOURCES, "",
+    sources = SOURCES if level_of(cfg) == "l1c" else SOURCES.replace(
+        "| Sentinel-2 L1C (Copernicus, ESA) |", "| Sentinel-2 L2A (Copernicus, ESA) |")
+    lines += ["", "## Sources, licences, citation", "", sources, "",
               "## Build", "", f"- tool: sen12ms-build {__version__}",
               f"- config fingerprint: `{config_fingerprint(cfg)}`"
               + (f" ({cfg.source})" if cfg is not None and cfg.source else ""), ""]

@@ -166,7 +166,8 @@ MANIFEST_HEADER = ["patch_id", "branch", "season", "scene", "patch", "status", "
 SCENES_HEADER = ["branch", "season", "scene", "roi_id", "kind", "lon", "lat", "utm_zone",
                  "width", "height", "status", "reason", *CHECK_COLUMNS, "s2_dark_floor",
                  "s2_dark_floor_water", "patches", "patches_kept", "s2_images", "s2_best",
-                 "scorer", "merge", "shadow_over_water"]
+                 "scorer", "merge", "shadow_over_water", "backend", "s2_level",
+                 "inputs_skipped", "duplicates_dropped"]
 
 
 def write_csv(path: Path, header: list[str],

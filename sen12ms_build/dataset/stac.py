@@ -33,7 +33,7 @@ from typing import Any, Iterator
 from pyproj import Transformer
 
 from . import layout
-from ..products import S2_BANDS
+from ..products import S2_LEVEL_TITLES, level_of, s2_modality
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,10 @@ def _rel(target: Path, start: Path) -> str:
 
 
 def make_item(row: dict[str, str], root: Path, item_dir: Path, season_start: str,
-              season_end: str, res_m: float = 10.0):
+              season_end: str, res_m: float = 10.0, s2_level: str = "l1c"):
     """The pystac Item of one kept manifest row (assets relative to ``item_dir``; its
-    ``proj:shape`` from the row's bounds at ``res_m`` metres per pixel)."""
+    ``proj:shape`` from the row's bounds at ``res_m`` metres per pixel; its Sentinel-2
+    bands those of ``s2_level``)."""
     import pystac
     from pystac.extensions.eo import Band, EOExtension
     from pystac.extensions.label import LabelClasses, LabelExtension, LabelType
@@ -117,7 +118,8 @@ def make_item(row: dict[str, str], root: Path, item_dir: Path, season_start: str
                                    "sen12ms:cloud_share": _num(row.get("cloud_share")),
                                    "sen12ms:shadow_share": _num(row.get("shadow_share"))})
     tif = pystac.MediaType.GEOTIFF
-    item.add_asset("s2", pystac.Asset(_rel(root / row["s2"], item_dir), "Sentinel-2 L1C",
+    item.add_asset("s2", pystac.Asset(_rel(root / row["s2"], item_dir),
+                                      S2_LEVEL_TITLES[s2_level],
                                       media_type=tif, roles=["data"]))
     item.add_asset("s1", pystac.Asset(_rel(root / row["s1"], item_dir),
                                       "Sentinel-1 GRD sigma0 (dB)", media_type=tif,
@@ -131,7 +133,8 @@ def make_item(row: dict[str, str], root: Path, item_dir: Path, season_start: str
                                           media_type=tif, roles=["metadata", "cloud"]))
     eo = EOExtension.ext(item.assets["s2"], add_if_missing=True)
     eo.bands = [Band.create(name=b, common_name=S2_EO[b][0], center_wavelength=S2_EO[b][1],
-                            full_width_half_max=S2_EO[b][2]) for b in S2_BANDS]
+                            full_width_half_max=S2_EO[b][2])
+                for b in s2_modality(s2_level).bands]  # L2A: 12 bands, no B10
     sar = SarExtension.ext(item, add_if_missing=True)
     sar.apply(instrument_mode="IW", frequency_band=FrequencyBand.C,
               polarizations=[Polarization.VV, Polarization.VH], product_type="GRD")
@@ -195,7 +198,7 @@ def write_catalog(root: Path, cfg: Any) -> dict[str, Any]:
             s1 = f"{sc.end}T23:59:59Z" if sc else s0
             mine = [r for r in rows if r["branch"] == branch]
             items = [make_item(r, root, root / STAC_DIR / branch / r["patch_id"], s0, s1,
-                               res_m) for r in mine]
+                               res_m, level_of(cfg)) for r in mine]
             bbox = [min(i.bbox[0] for i in items), min(i.bbox[1] for i in items),
                     max(i.bbox[2] for i in items), max(i.bbox[3] for i in items)]
             coll = pystac.Collection(

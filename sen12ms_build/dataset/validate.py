@@ -20,10 +20,11 @@ from rasterio.windows import Window
 
 from . import layout
 from ..raster.io import sha256
-from ..products import MODALITIES
+from ..products import MODALITIES, S2_LEVELS, s2_modality_of
 
 log = logging.getLogger(__name__)
 
+S2_COUNTS = {m.count for m in S2_LEVELS.values()}
 BRANCH_RE = r"^ROIs\d+_(spring|summer|fall|winter)$"
 
 
@@ -33,6 +34,11 @@ def _check_patch(path: Path, res_m: float, size: int) -> tuple[list[str], tuple 
     m = MODALITIES[dd]
     try:
         with rasterio.open(path) as f:
+            if dd == "s2" and f.count in S2_COUNTS:  # L1C (13 bands) or L2A (12)
+                m = s2_modality_of(f.count)
+                if tuple(f.descriptions) != m.descriptions:
+                    problems.append(f"{path}: band names {f.descriptions}, expected "
+                                    f"{m.descriptions}")
             if f.count != m.count:
                 problems.append(f"{path}: {f.count} bands, expected {m.count}")
             if f.dtypes[0] != m.dtype:

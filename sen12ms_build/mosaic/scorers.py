@@ -34,6 +34,7 @@ from scipy import ndimage
 
 from ..errors import Sen12msError
 from ..methods import Scorer
+from ..products import SCL_PLANE, SCL_POOR_VALUE
 from .scores import cloud_score
 
 #: ``scorer(l1c, valid, params) -> (h, w) float32 score in [0, 1]`` (see the module doc).
@@ -156,20 +157,52 @@ def s2cloudless_score(l1c: np.ndarray, valid: np.ndarray, params: Any) -> np.nda
     return np.where(valid, score, np.float32(0)).astype(np.float32)
 
 
+#: The ``scl`` scorer's cloud decision: a score-scale block is poor when more than this
+#: share of its pixels carries a poor SCL class (SCL is a 20 m product, as the score scale;
+#: a block straddling two SCL pixels is poor when most of it is).
+SCL_POOR_SHARE = 0.5
+
+
+def scl_score(l1c: np.ndarray, valid: np.ndarray, params: Any) -> np.ndarray:
+    """Level-2A scene classification as a cloud score: the share of each block's pixels in a
+    poor SCL class (:data:`sen12ms_build.products.SCL_POOR_CLASSES`: cloud shadow, cloud
+    medium and high probability, thin cirrus), mapped with :func:`calibrate` so that a share
+    above :data:`SCL_POOR_SHARE` scores above ``cloud_thresh``. SCL already holds cloud
+    shadows, so the paper's shadow score is not added (``includes_shadow``).
+
+    ``l1c`` carries the SCL plane at :data:`sen12ms_build.products.SCL_PLANE` (the ``stac``
+    backend's Level-2A reader adds it).
+
+    Raises:
+        ScorerUnavailable: the image has no SCL plane (not Level-2A through ``stac``).
+    """
+    if l1c.shape[0] <= SCL_PLANE:
+        raise ScorerUnavailable("scorer 'scl' needs the Level-2A scene classification: "
+                                "backend stac with backend.stac.s2.level l2a")
+    share = np.clip(l1c[SCL_PLANE].astype(np.float32) / np.float32(SCL_POOR_VALUE), 0, 1)
+    score = calibrate(share, SCL_POOR_SHARE, params.cloud_thresh, 0.0,
+                      params.cloud_score_floor)
+    return np.where(valid, score, np.float32(0)).astype(np.float32)
+
+
 REGISTRY: dict[Scorer, ScorerSpec] = {
     Scorer.PAPER: ScorerSpec(
         Scorer.PAPER, paper_score, includes_shadow=False,
-        backends=frozenset({"local", "earthengine"}),
+        backends=frozenset({"local", "earthengine", "stac"}),
         summary="the SEN12MS scripts' spectral cloud score (faithful to the paper)"),
     Scorer.S2CLOUDLESS: ScorerSpec(
         Scorer.S2CLOUDLESS, s2cloudless_score, includes_shadow=False,
-        backends=frozenset({"local"}),
+        backends=frozenset({"local", "stac"}),
         summary="Sentinel Hub's s2cloudless LightGBM classifier (pip extra s2cloudless)"),
     Scorer.CLOUDSCOREPLUS: ScorerSpec(
         Scorer.CLOUDSCOREPLUS, None, includes_shadow=True,
         backends=frozenset({"earthengine"}),
         summary="Google's Cloud Score+ cs_cdf (Earth Engine only: the scores are a "
                 "collection there, GOOGLE/CLOUD_SCORE_PLUS/V1/S2_HARMONIZED)"),
+    Scorer.SCL: ScorerSpec(
+        Scorer.SCL, scl_score, includes_shadow=True, backends=frozenset({"stac"}),
+        summary="the Level-2A scene classification: cloud shadow, cloud and cirrus classes "
+                "(stac backend, backend.stac.s2.level l2a)"),
 }
 
 
@@ -187,7 +220,7 @@ def check_backend(name: str | Scorer, backend: str) -> str | None:
     spec = get(name)
     if backend in spec.backends:
         return None
-    other = ", ".join(sorted(spec.backends))
+    other = " or ".join(sorted(spec.backends))
     return (f"scorer {spec.name.value!r} runs on the {other} backend only, not on {backend!r} "
             f"({spec.summary}); choose another scorer or backend (docs/clouds.md)")
 

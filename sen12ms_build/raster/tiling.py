@@ -22,7 +22,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from .geotiff import write_or_gdal
-from ..products import MODALITIES
+from ..products import MODALITIES, s2_modality_of
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def write_patch(path: Path, data: np.ndarray, key: str, crs, transform,
     several times faster than opening the file through GDAL). rasterio writes it when that
     writer does not cover the raster (e.g. a rotated transform), or with ``gdal=True`` (the
     reference the fast writer is tested and benchmarked against)."""
-    m = MODALITIES[key]
+    m = s2_modality_of(data.shape[0]) if key == "s2" else MODALITIES[key]
     write_or_gdal(path, data, crs=crs, transform=transform, nodata=m.nodata, dtype=m.dtype,
                   descriptions=m.descriptions, tags=tags, gdal=gdal)
 

@@ -1,0 +1,329 @@
+"""The ``stac`` backend: the SEN12MS algorithm on open archives behind STAC APIs.
+
+For a scene it searches each modality's profile (:mod:`.search`), reads every Sentinel-2
+acquisition straight onto the scene's UTM 10 m grid (:mod:`.sentinel2`, :mod:`.reader`) and
+mosaics them with the shared engine (:func:`sen12ms_build.mosaic.engine.mosaic_acquisitions`),
+composes Sentinel-1 newest on top (:mod:`.sentinel1`) and warps the MODIS land cover with
+nearest (:mod:`.modis`). It declares :attr:`ExportGrid.SCENE`: the warp stage adopts its
+files without a second resampling.
+
+An acquisition whose asset is missing or unreadable is skipped; the problem (item, asset,
+reason) is in :attr:`StacBackend.problems` and the scene's ``inputs_skipped``. A source that
+is unreachable or refuses its credentials stops the run (:class:`.reader.SourceUnavailable`,
+one line); finished scenes are kept and a second run resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ...geo import Grid, pixel_size_m
+from ...mosaic import engine
+from ...products import AUX_MASKS, LC, S1, S2_BANDS, s2_modality
+from ...raster.io import FAST_COMPRESSION, write_raster
+from .. import EXPORT_FILES, Backend, ExportGrid, NoDataError, SceneExport, SceneRequest
+from . import credentials, modis, sentinel1, sentinel2
+from .credentials import redact, strip_url
+from .options import Source, StacOptions
+from .reader import AssetProblem, AssetReader, SourceUnavailable, read_stack
+from .search import SearchResult, search
+
+log = logging.getLogger(__name__)
+
+
+def _write(path: Path, data: np.ndarray, **kw: Any) -> None:
+    write_raster(path, data, **kw, **FAST_COMPRESSION)
+
+
+def roi_bbox(request: SceneRequest) -> tuple[float, float, float, float]:
+    """The ROI's lon/lat bounding box (its densified ring's extent)."""
+    ring = request.roi.ring()
+    lons, lats = [p[0] for p in ring], [p[1] for p in ring]
+    return min(lons), min(lats), max(lons), max(lats)
+
+
+class StacBackend(Backend):
+    """Backend over STAC APIs (see the module doc).
+
+    Args:
+        options: the parsed ``backend.stac`` section (:func:`.options.parse`).
+        scorer: the run's ``mosaic.scorer`` (``scl`` adds the SCL plane to L2A reads).
+    """
+
+    name = "stac"
+    export_grid = ExportGrid.SCENE
+
+    def __init__(self, options: StacOptions, scorer: str = "paper"):
+        self.options = options
+        self.scorer = scorer
+        credentials.install_log_filter()
+        for w in options.warnings:
+            log.warning("backend.stac: %s", w)
+        self._problems: list[str] = []
+        self._lock = threading.Lock()
+        self._readers: dict[str, AssetReader] = {}
+        self._session: Any = None
+
+    # -- abilities ---------------------------------------------------------------------------
+
+    def supports(self, ability: str) -> bool:
+        """See :meth:`Backend.supports`: skipped inputs and a dry run of its own."""
+        return ability in ("problems", "dry_run")
+
+    @property
+    def problems(self) -> list[str]:
+        """Inputs skipped so far: ``item: asset: reason`` (no credential, no query string)."""
+        with self._lock:
+            return list(self._problems)
+
+    def _problem(self, exc: AssetProblem) -> str:
+        line = redact(str(exc))
+        log.error("skipping acquisition: %s", line)
+        with self._lock:
+            if line not in self._problems:
+                self._problems.append(line)
+        return line
+
+    def dry_run(self, requests: Sequence[SceneRequest]) -> Any:
+        """The plan of requests, bytes and granules per modality and profile
+        (:func:`.plan.plan`), against the profiles' quotas; offline."""
+        from .plan import plan
+
+        return plan(requests, self.options)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def reader(self, source: Source) -> AssetReader:
+        key = f"{source.modality}:{source.profile.name}:{source.kind}"
+        if key not in self._readers:
+            self._readers[key] = AssetReader(source.profile, source.kind,
+                                             self.options.timeout_s, self.options.retries,
+                                             self.options.max_concurrent)
+        return self._readers[key]
+
+    def _search(self, source: Source, request: SceneRequest, start=None, end=None,
+                headers: Mapping[str, str] | None = None) -> SearchResult:
+        return search(source.profile.endpoint, source.product.collection, roi_bbox(request),
+                      start or request.start, end or request.end,
+                      timeout_s=self.options.timeout_s, retries=self.options.retries,
+                      page_size=self.options.page_size, headers=headers)
+
+    def _http(self) -> Any:
+        """A requests session with the search's retry policy (XML assets)."""
+        if self._session is None:
+            import requests
+            from requests.adapters import HTTPAdapter
+
+            from .search import retry_policy
+
+            s = requests.Session()
+            s.mount("http://", HTTPAdapter(max_retries=retry_policy(self.options.retries)))
+            s.mount("https://", HTTPAdapter(max_retries=retry_policy(self.options.retries)))
+            self._session = s
+        return self._session
+
+    # -- Sentinel-2 --------------------------------------------------------------------------
+
+    def s2_acquisitions(self, request: SceneRequest) -> tuple[list[engine.Acquisition],
+                                                              dict[str, Any]]:
+        """The period's Sentinel-2 acquisitions over the ROI, oldest first, and what the
+        search left out (duplicates, items without their assets)."""
+        src = self.options.sources["s2"]
+        level = src.level or "l1c"
+        found = self._search(src, request)
+        acqs, skipped = [], []
+        for item in found.items:
+            try:
+                acqs.append(sentinel2.acquisition(item, src.product, level,
+                                                  with_scl=self.scorer == "scl"))
+            except AssetProblem as exc:
+                skipped.append(self._problem(exc))
+        acqs.sort(key=lambda a: (a.time, a.name))
+        return acqs, {"skipped": skipped, "dropped": [d.line() for d in found.dropped],
+                      "repeated": found.repeated}
+
+    def s2_mosaic(self, request: SceneRequest, grid: Grid, roi_mask: np.ndarray
+                  ) -> tuple[engine.MosaicResult, dict[str, Any]]:
+        """The scene's Sentinel-2 mosaic through the shared engine (:func:`s2_acquisitions`
+        read by :func:`sentinel2.read_acquisition`)."""
+        src = self.options.sources["s2"]
+        level = src.level or "l1c"
+        acqs, info = self.s2_acquisitions(request)
+        if not acqs:
+            raise NoDataError(f"no Sentinel-2 acquisition for ROI {request.roi.id} in "
+                              f"{request.start}..{request.end} at {src.profile.name}")
+        reader = self.reader(src)
+        failure: list[SourceUnavailable] = []
+
+        def read(acq: engine.Acquisition) -> np.ndarray | None:
+            if failure:
+                return None
+            try:
+                return sentinel2.read_acquisition(reader, acq, grid, level)
+            except AssetProblem as exc:
+                info["skipped"].append(self._problem(exc))
+            except SourceUnavailable as exc:
+                failure.append(exc)
+            return None
+
+        res = engine.mosaic_acquisitions(acqs, read, pixel_size_m(grid), roi_mask,
+                                         request.params)
+        if failure:
+            raise failure[0]
+        if res is None:
+            raise NoDataError(f"no readable Sentinel-2 acquisition covers ROI "
+                              f"{request.roi.id} ({len(info['skipped'])} skipped)")
+        rules = sorted({r for a in acqs for r in a.extra.get("offset_rules", [])})
+        info["offset_rules"] = rules
+        return res, info
+
+    # -- Sentinel-1 --------------------------------------------------------------------------
+
+    def _s1(self, request: SceneRequest, grid: Grid) -> tuple[np.ndarray, dict[str, Any]]:
+        src = self.options.sources["s1"]
+        found = self._search(src, request)
+        if not found.items:
+            raise NoDataError(f"no Sentinel-1 acquisition for ROI {request.roi.id} in "
+                              f"{request.start}..{request.end} at {src.profile.name}")
+        layers, skipped = [], []
+        reader = self.reader(src)
+        for item in found.items:
+            try:
+                if src.kind == "s1-sigma0":
+                    arr = read_stack(reader, sentinel1.sigma0_assets(item, src.product.assets),
+                                     grid, "float32", float("nan"))
+                else:
+                    arr = self._s1_grd(item, src, grid, request)
+            except AssetProblem as exc:
+                skipped.append(self._problem(exc))
+                continue
+            layers.append((item, arr))
+        result, used = sentinel1.newest_on_top(layers, grid)
+        if not used:
+            raise NoDataError(f"no readable Sentinel-1 acquisition covers ROI "
+                              f"{request.roi.id} ({len(skipped)} skipped)")
+        acqs = [sentinel1.describe(i) for i in used]
+        return result, {"s1_images": [a["file"] for a in acqs], "s1_acquisitions": acqs,
+                        "s1_skipped": skipped,
+                        "s1_dropped": [d.line() for d in found.dropped]}
+
+    def _s1_grd(self, item: Mapping[str, Any], src: Source, grid: Grid,
+                request: SceneRequest) -> np.ndarray:
+        """One GRD item as sigma0 dB on ``grid`` through the GRD chain."""
+        reader = self.reader(src)
+
+        def fetch(href: str) -> bytes:
+            return sentinel1.fetch_bytes(self._http(), reader.open_path(href).removeprefix(
+                "/vsicurl/"), self.options.timeout_s)
+
+        inputs = sentinel1.grd_inputs(item, src.product.xml, fetch, reader,
+                                      src.product.assets)
+        dem = self._dem(grid, request)
+        arr, _ = sentinel1.sigma0_on_grid(inputs, grid, dem)
+        return arr.astype(np.float32)
+
+    def _dem(self, grid: Grid, request: SceneRequest) -> np.ndarray:
+        """Copernicus DEM heights (m) on ``grid``, bilinear; (H, W) float32, NaN nodata."""
+        import datetime as dt
+
+        src = self.options.sources["dem"]
+        found = search(src.profile.endpoint, src.product.collection, roi_bbox(request),
+                       dt.date(2000, 1, 1), dt.date.today(), timeout_s=self.options.timeout_s,
+                       retries=self.options.retries, dedup=False)
+        out = np.full(grid.shape, np.nan, np.float32)
+        key = src.product.assets.get("DEM", "data")
+        from .reader import BandAsset
+
+        for item in found.items:
+            a = item.get("assets", {}).get(key)
+            if not a:
+                continue
+            tile = self.reader(src).read(BandAsset(str(item["id"]), "DEM", key,
+                                                   str(a["href"])), grid, "float32",
+                                         float("nan"))
+            hole = np.isnan(out) & ~np.isnan(tile)
+            out[hole] = tile[hole]
+        return out
+
+    # -- land cover --------------------------------------------------------------------------
+
+    def _lc(self, request: SceneRequest, grid: Grid) -> tuple[np.ndarray, dict[str, Any]]:
+        import datetime as dt
+
+        src = self.options.sources["lc"]
+        year = request.landcover_year
+        session = modis.earthdata_session(self.options.retries)
+        # CMR-STAC searches public collections without the token; only downloads carry it
+        found = self._search(src, request, dt.date(year, 1, 1), dt.date(year, 12, 31))
+        cache = modis.GranuleCache(self.options.cache / "granules")
+        files, used, skipped = [], [], []
+        for item in found.items:
+            key = src.product.assets.get("LC_Type1", "data")
+            a = item.get("assets", {}).get(key)
+            try:
+                if not a:
+                    raise AssetProblem(str(item["id"]), key, "missing from the item")
+                files.append(cache.fetch(str(item["id"]), str(a["href"]), session,
+                                         modis.stated_checksum(a), self.options.timeout_s))
+                used.append(str(item["id"]))
+            except AssetProblem as exc:
+                skipped.append(self._problem(exc))
+        if not files:
+            raise NoDataError(f"no MCD12Q1 granule of {year} for ROI {request.roi.id} at "
+                              f"{src.profile.name} ({len(skipped)} skipped)")
+        try:
+            arr = modis.lc_on_grid(files, grid)
+        except AssetProblem as exc:
+            skipped.append(self._problem(exc))
+            raise NoDataError(f"MCD12Q1 granule unreadable for ROI {request.roi.id}") from None
+        return arr, {"lc_file": ";".join(used), "lc_year": year, "lc_skipped": skipped}
+
+    # -- the scene ---------------------------------------------------------------------------
+
+    def export_scene(self, request: SceneRequest, out_dir: Path) -> SceneExport:
+        """See :class:`sen12ms_build.backends.Backend`: ``s1.tif``, ``s2.tif`` (the level's
+        bands), ``lc.tif`` and ``s2_aux.tif`` on the scene's UTM grid."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        grid = request.grid(self.export_grid)
+        roi_mask = np.ones(grid.shape, bool)  # the scene grid is the ROI square itself
+        level = self.options.s2_level
+        s2m = s2_modality(level)
+        src2 = self.options.sources["s2"]
+        meta: dict[str, Any] = {
+            "backend": self.name, "s2_level": level,
+            "sources": {m: {"profile": s.profile.name, "collection": s.product.collection,
+                            "endpoint": strip_url(s.profile.endpoint)}
+                        for m, s in self.options.sources.items()},
+            "grid": {"crs": grid.crs, "transform": list(grid.transform)[:6],
+                     "width": grid.width, "height": grid.height}}
+        res, info = self.s2_mosaic(request, grid, roi_mask)
+        keep = [S2_BANDS.index(b) for b in s2m.bands]
+        mosaic = res.mosaic[keep] if len(keep) != res.mosaic.shape[0] else res.mosaic
+        s1, s1_meta = self._s1(request, grid)
+        lc, lc_meta = self._lc(request, grid)
+        _write(out / EXPORT_FILES["s2"], mosaic, crs=grid.crs, transform=grid.transform,
+               nodata=s2m.nodata, descriptions=s2m.descriptions,
+               tags={"MOSAIC_IMAGES": len(res.meta["s2_images"]),
+                     "BEST_IMAGES": len(res.meta["s2_best"]), "S2_LEVEL": level.upper(),
+                     "STAC_PROFILE": src2.profile.name})
+        _write(out / EXPORT_FILES["aux"], res.aux, crs=grid.crs, transform=grid.transform,
+               nodata=255, descriptions=AUX_MASKS.descriptions)
+        _write(out / EXPORT_FILES["s1"], s1, crs=grid.crs, transform=grid.transform,
+               nodata=S1.nodata, descriptions=S1.descriptions)
+        _write(out / EXPORT_FILES["lc"], lc, crs=grid.crs, transform=grid.transform,
+               nodata=LC.nodata, descriptions=LC.descriptions)
+        skipped = info["skipped"] + s1_meta.pop("s1_skipped") + lc_meta.pop("lc_skipped")
+        dropped = info["dropped"] + s1_meta.pop("s1_dropped")
+        meta.update(res.meta)
+        meta.update(s1_meta)
+        meta.update(lc_meta)
+        meta["inputs_skipped"] = skipped
+        meta["duplicates_dropped"] = dropped
+        meta["s2_offset_rules"] = info.get("offset_rules", [])
+        return SceneExport.in_folder(out, meta)

@@ -1,0 +1,216 @@
+"""Read assets straight onto a grid: windowed, one resampling, through GDAL's network drivers.
+
+:class:`AssetReader` reads one band asset (a JP2 in a SAFE on S3, a COG over HTTP, a local
+file) onto a target :class:`~sen12ms_build.geo.Grid` with GDAL's warper
+(:class:`rasterio.vrt.WarpedVRT`): GDAL fetches only the blocks the grid needs (range
+requests), resamples once from the native pixels, and excludes source nodata from the
+kernels. It holds a host slot while reading (:func:`.access.host_slot`), signs Planetary
+Computer hrefs just before opening and again after a 403, and sorts failures into two kinds:
+
+* :class:`AssetProblem`: this asset is missing (404), truncated or undecodable -- the caller
+  skips the acquisition and records item, asset and reason;
+* :class:`SourceUnavailable`: the service is unreachable, keeps failing after GDAL's retries
+  (429/5xx, timeouts) or refuses the credentials -- the run stops with one line and resumes
+  later (finished scenes are kept).
+
+:func:`read_stack` reads several bands of one acquisition concurrently and is all a
+benchmark needs: band assets + grid -> (bands, H, W) array.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+
+from ...errors import Sen12msError
+from ...geo import Grid
+from . import access
+from .credentials import redact
+from .profiles import Profile
+
+log = logging.getLogger(__name__)
+
+
+class AssetProblem(Sen12msError, RuntimeError):
+    """One asset could not be read (missing, truncated, undecodable); the acquisition is
+    skipped and the problem recorded."""
+
+    def __init__(self, item: str, asset: str, reason: str):
+        self.item, self.asset, self.reason = item, asset, reason
+        super().__init__(f"{item}: asset {asset}: {reason}")
+
+
+class SourceUnavailable(Sen12msError, RuntimeError):
+    """The source cannot be read now (unreachable, overloaded, refusing credentials): the
+    run stops; run it again to resume."""
+
+
+@dataclass(frozen=True)
+class BandAsset:
+    """One band of one acquisition to read.
+
+    Attributes:
+        item: the STAC item id (for problems).
+        band: the dataset's band name.
+        key: the asset key in the item.
+        href: the asset's href as the item gives it (unsigned).
+        resampling: rasterio resampling name onto the grid.
+        offset_dn: added to valid DN after reading (Level-2A harmonization).
+    """
+
+    item: str
+    band: str
+    key: str
+    href: str
+    resampling: str = "bilinear"
+    offset_dn: int = 0
+
+
+_STATUS = re.compile(r"(?:HTTP (?:response )?code|HTTP error code|status)\D{0,5}(\d{3})",
+                     re.IGNORECASE)
+_UNREACHABLE = ("couldn't connect", "could not connect", "connection refused",
+                "timed out", "timeout was reached", "failed to connect", "connection reset",
+                "empty reply", "recv failure", "could not resolve", "server returned nothing")
+
+
+def probe_status(url: str, timeout_s: float) -> int | str:
+    """The HTTP status of a one-byte range GET of ``url`` (GDAL's errors rarely carry it),
+    or the connection error's name."""
+    import requests
+
+    try:
+        r = requests.get(url, headers={"Range": "bytes=0-0"}, timeout=timeout_s)
+        r.close()
+        return r.status_code
+    except requests.exceptions.RequestException as exc:
+        return type(exc).__name__
+
+
+def classify(item: str, key: str, message: str, status: int | str | None = None
+             ) -> Exception:
+    """A GDAL error message (and the probed HTTP ``status``, when known) as
+    :class:`AssetProblem` or :class:`SourceUnavailable`."""
+    text = redact(message)
+    low = text.lower()
+    m = _STATUS.search(text)
+    if isinstance(status, str):  # the probe could not connect either
+        low += f" {status.lower()} could not connect"
+        status = None
+    elif status in (200, 206):  # the server has the file: it is damaged
+        status = None
+        low = low.replace("timed out", "").replace("connect", "")
+    status = status or (int(m.group(1)) if m else None)
+    if "accessdenied" in low.replace(" ", "") or "signaturedoesnotmatch" in low:
+        status = 403
+    if "nosuchkey" in low.replace(" ", ""):
+        status = 404
+    if status in (401, 403):
+        return SourceUnavailable(f"{item}: asset {key}: access refused (HTTP {status}); "
+                                 "check the profile's credentials")
+    if status == 429 or (status is not None and status >= 500) or \
+            any(s in low for s in _UNREACHABLE):
+        return SourceUnavailable(f"{item}: asset {key}: source unavailable after retries "
+                                 f"({text.splitlines()[0][:160]}); finished work is kept, "
+                                 "run the same command again to resume")
+    if status == 404 or "does not exist" in low or "no such file" in low:
+        return AssetProblem(item, key, "missing (HTTP 404)" if status == 404 else "missing")
+    return AssetProblem(item, key, f"unreadable ({text.splitlines()[0][:160]})")
+
+
+class AssetReader:
+    """Reads the assets of one profile's product kind (see the module doc).
+
+    Args:
+        profile: the source profile.
+        kind: the product kind (its access settings: S3, credentials, rewrites).
+        timeout_s, retries: GDAL's per-request timeout and retry count.
+        max_concurrent: reads of one host at a time when the profile publishes no limit.
+    """
+
+    def __init__(self, profile: Profile, kind: str, timeout_s: float = 60.0,
+                 retries: int = 5, max_concurrent: int = 8):
+        self.profile, self.kind = profile, kind
+        self.timeout_s = timeout_s
+        self.options = access.gdal_options(profile, kind, timeout_s, retries)
+        self.session = access.s3_session(profile, kind)
+        access.guard_instance_metadata()
+        self.rules = profile.rewrite_for(kind)
+        self.limit = min(profile.quotas.concurrent or max_concurrent, max_concurrent)
+        self.signer = access.Signer(profile.signing) if profile.signing else None
+
+    def env(self) -> rasterio.Env:
+        """The GDAL environment of a read: settings, S3 endpoint and keys (thread-local in a
+        worker thread, see :func:`.access.s3_session`)."""
+        return rasterio.Env(session=self.session, **self.options)
+
+    def open_path(self, href: str, fresh: bool = False) -> str:
+        """The GDAL path of ``href``, signed when the profile signs."""
+        if self.signer is not None:
+            href = self.signer.sign(href, fresh=fresh)
+        return access.gdal_path(href, self.rules)
+
+    def read(self, asset: BandAsset, grid: Grid, dtype: str, nodata: float) -> np.ndarray:
+        """``asset`` resampled onto ``grid``: (H, W) of ``dtype``, ``nodata`` outside the
+        asset's footprint; ``offset_dn`` added to valid pixels.
+
+        Raises:
+            AssetProblem, SourceUnavailable: see the module doc.
+        """
+        host = access.host_of(access.rewrite(asset.href, self.rules))
+        for attempt in (0, 1):
+            path = self.open_path(asset.href, fresh=attempt > 0)
+            try:
+                with access.host_slot(host, self.limit), self.env():
+                    arr = self._warp(path, grid, asset.resampling, dtype, nodata)
+                break
+            except rasterio.errors.RasterioError as exc:
+                url = path[len("/vsicurl/"):] if path.startswith("/vsicurl/") else None
+                status = probe_status(url, self.timeout_s) if url else None
+                err = classify(asset.item, asset.key, str(exc), status)
+                if (attempt == 0 and self.signer is not None
+                        and isinstance(err, SourceUnavailable) and "HTTP 403" in str(err)):
+                    log.info("%s: asset %s: HTTP 403, signing again (token expired?)",
+                             asset.item, asset.key)
+                    continue
+                raise err from None
+        if asset.offset_dn:
+            from .harmonize import apply_offset
+
+            arr = apply_offset(arr, asset.offset_dn)
+        return arr
+
+    @staticmethod
+    def _warp(path: str, grid: Grid, method: str, dtype: str, nodata: float) -> np.ndarray:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise rasterio.errors.RasterioIOError(f"{path}: no CRS (not georeferenced)")
+            src_nodata = src.nodata if src.nodata is not None else nodata
+            with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
+                           height=grid.height, resampling=Resampling[method],
+                           src_nodata=src_nodata, nodata=nodata, dtype=dtype,
+                           warp_extras={"INIT_DEST": "NO_DATA"}) as vrt:
+                return vrt.read(1)
+
+
+def read_stack(reader: AssetReader, assets: Sequence[BandAsset], grid: Grid,
+               dtype: str = "uint16", nodata: float = 0, threads: int = 4) -> np.ndarray:
+    """Every asset of one acquisition onto ``grid``, concurrently (at most ``threads`` at a
+    time, and at most the host's slots): (len(assets), H, W) of ``dtype``.
+
+    Raises:
+        AssetProblem, SourceUnavailable: the first failure, in band order.
+    """
+    out = np.empty((len(assets), *grid.shape), dtype)
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(assets)))) as pool:
+        futures = [pool.submit(reader.read, a, grid, dtype, nodata) for a in assets]
+        for i, fut in enumerate(futures):
+            out[i] = fut.result()
+    return out

@@ -1,0 +1,186 @@
+"""backend.stac is checked when the config loads: profiles, products, credentials and the
+scorer against the level, each a one-line ConfigError naming the key; and the S1 GRD asset
+plumbing on a recorded Planetary Computer item."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sen12ms_build.backends.stac import credentials, sentinel1
+from sen12ms_build.backends.stac.options import parse
+from sen12ms_build.config import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parent.parent
+FIX = Path(__file__).parent / "fixtures" / "stac"
+
+
+@pytest.fixture()
+def no_credentials(monkeypatch, tmp_path):
+    for var in ("CDSE_S3_ACCESS_KEY", "CDSE_S3_SECRET_KEY", "EARTHDATA_TOKEN",
+                "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no.netrc"))
+
+
+def _config(tmp_path: Path, stac: dict, **extra) -> Path:
+    data = yaml.safe_load((REPO / "configs" / "sen12ms.yaml").read_text())
+    data["backend"] = {"name": "stac", "stac": stac}
+    data.update(extra)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+ANON = {"s2": {"profile": "planetary-computer", "level": "l2a"},
+        "s1": {"profile": "planetary-computer"}}
+
+
+@pytest.mark.parametrize("stac, key, words", [
+    ({"s2": {"profile": "nope"}}, "backend.stac.s2.profile", "unknown profile 'nope'"),
+    ({"s2": {"profile": "planetary-computer"}}, "backend.stac.s2.profile",
+     "has no s2-l1c product"),
+    ({"s2": {"profile": "earth-search", "level": "l3"}}, "backend.stac.s2.level",
+     "unknown level"),
+    ({"s2": {"profile": "cdse", "colour": 1}}, "backend.stac.s2.colour", "unknown key"),
+    ({"profiles": {"m": {"extends": "nowhere"}}}, "backend.stac.profiles.m.extends",
+     "unknown profile 'nowhere'"),
+])
+def test_bad_entries_name_their_key(tmp_path, no_credentials, stac, key, words):
+    with pytest.raises(ConfigError) as err:
+        load_config(_config(tmp_path, stac))
+    msg = str(err.value)
+    assert f": {key}: " in msg and words in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("stac, profile, variable", [
+    ({}, "cdse", "CDSE_S3_ACCESS_KEY and CDSE_S3_SECRET_KEY"),
+    (ANON, "earthdata", "EARTHDATA_TOKEN (or a urs.earthdata.nasa.gov entry in"),
+    ({**ANON, "s2": {"profile": "earth-search", "level": "l1c"}, "lc": {"profile": "x"},
+      "profiles": {"x": {"extends": "earthdata"}}}, "earth-search",
+     "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+])
+def test_a_missing_credential_is_one_line_naming_profile_and_variable(
+        tmp_path, no_credentials, stac, profile, variable):
+    with pytest.raises(ConfigError) as err:
+        load_config(_config(tmp_path, stac))
+    msg = str(err.value)
+    assert f"profile '{profile}' needs credentials" in msg and variable in msg
+    assert "\n" not in msg
+
+
+def test_netrc_stands_in_for_the_earthdata_token(tmp_path, monkeypatch, no_credentials):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine urs.earthdata.nasa.gov login someone password pw-9d8c7b\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    cfg = load_config(_config(tmp_path, {**ANON, "lc": {"profile": "earthdata"}}))
+    assert cfg.s2_level == "l2a"
+    assert "pw-9d8c7b" not in credentials.redact("login with pw-9d8c7b")
+
+
+def test_scorers_against_backend_and_level(tmp_path, monkeypatch, no_credentials, caplog):
+    monkeypatch.setenv("EARTHDATA_TOKEN", "tok-123456")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ak-123456")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "sk-123456")
+    with pytest.raises(ConfigError, match="backend.stac.s2.level: scorer 'scl' reads the "
+                                          "Level-2A scene classification"):
+        load_config(_config(tmp_path, {**ANON, "s2": {"profile": "earth-search",
+                                                     "level": "l1c"}},
+                            mosaic={"scorer": "scl"}))
+    with pytest.raises(ConfigError, match="mosaic.scorer: scorer 'scl' runs on the stac "
+                                          "backend only"):
+        load_config(_config(tmp_path, ANON, mosaic={"scorer": "scl"},
+                            backend={"name": "local", "archive": str(tmp_path)}))
+    with pytest.raises(ConfigError, match="'cloudscoreplus' runs on the earthengine"):
+        load_config(_config(tmp_path, ANON, mosaic={"scorer": "cloudscoreplus"}))
+    opts = parse(ANON, "s2cloudless", check_credentials=False)
+    assert any("off its training data" in w for w in opts.warnings)
+    from sen12ms_build.backends.stac import StacBackend
+
+    with caplog.at_level(logging.WARNING):
+        StacBackend(opts, "s2cloudless")
+    assert "off its training data" in caplog.text
+    assert not parse(ANON, "scl", check_credentials=False).warnings
+
+
+def test_a_mirror_is_a_config_entry(no_credentials):
+    opts = parse({**ANON, "s2": {"profile": "mine", "level": "l2a"},
+                  "profiles": {"mine": {"extends": "earth-search",
+                                        "endpoint": "https://stac.example.org/v1"}}},
+                 check_credentials=False)
+    src = opts.sources["s2"]
+    assert src.profile.endpoint == "https://stac.example.org/v1"
+    assert src.product.collection == "sentinel-2-c1-l2a" and src.product.assets["SCL"] == "scl"
+    raw = parse({"s2": {"endpoint": "https://stac.example.org/v1", "collection": "s2",
+                        "format": "cog", "level": "l2a",
+                        "assets": {"B2": "blue", "SCL": "scl"}}}, check_credentials=False)
+    assert raw.sources["s2"].profile.name == "custom-s2"
+
+
+def test_urls_lose_query_strings_and_user_info():
+    url = "https://acc.blob.core.windows.net/c/x/B04.tif?st=2024&se=2025&sp=rl&sig=abc%3D"
+    assert credentials.strip_url(url) == "https://acc.blob.core.windows.net/c/x/B04.tif"
+    assert credentials.redact(f"failed: {url} and s3://k:s@b/key?x=1") == \
+        "failed: https://acc.blob.core.windows.net/c/x/B04.tif and s3://b/key"
+
+
+MANIFEST = b"""<?xml version="1.0" encoding="UTF-8"?>
+<xfdu:XFDU xmlns:xfdu="urn:ccsds:schema:xfdu:1" version="esa/safe/sentinel-1.0/sentinel-1/sar/level-1/standard/iwdp">
+  <dataObjectSection>
+    <dataObject ID="products1aiwgrdvv20230628t210705" repID="s1Level1ProductSchema">
+      <byteStream mimeType="text/xml" size="1838453">
+        <fileLocation locatorType="URL" href="./annotation/s1a-iw-grd-vv-20230628t210705-20230628t210730-049191-05ea4d-001.xml"/>
+      </byteStream>
+    </dataObject>
+    <dataObject ID="products1aiwgrdvh20230628t210705" repID="s1Level1ProductSchema">
+      <byteStream mimeType="text/xml" size="1838453">
+        <fileLocation locatorType="URL" href="./annotation/s1a-iw-grd-vh-20230628t210705-20230628t210730-049191-05ea4d-002.xml"/>
+      </byteStream>
+    </dataObject>
+    <dataObject ID="rfis1aiwgrdvv20230628t210705" repID="s1Level1RfiSchema">
+      <byteStream mimeType="text/xml" size="3187">
+        <fileLocation locatorType="URL" href="./annotation/rfi/rfi-s1a-iw-grd-vv-20230628t210705-20230628t210730-049191-05ea4d-001.xml"/>
+      </byteStream>
+    </dataObject>
+    <dataObject ID="calibrations1aiwgrdvv20230628t210705" repID="s1Level1CalibrationSchema">
+      <byteStream mimeType="text/xml" size="1036197">
+        <fileLocation locatorType="URL" href="./annotation/calibration/calibration-s1a-iw-grd-vv-20230628t210705-20230628t210730-049191-05ea4d-001.xml"/>
+      </byteStream>
+    </dataObject>
+  </dataObjectSection>
+</xfdu:XFDU>"""
+
+
+def test_grd_inputs_find_the_product_annotation_through_the_manifest():
+    """On the recorded Planetary Computer item, schema-product-{pol} points at the RFI
+    annotation; the chain needs the product annotation, which the manifest lists."""
+    item = json.loads((FIX / "pc_sentinel-1-grd_item.json").read_text())
+    assert "rfi" in item["assets"]["schema-product-vv"]["href"]
+    base = "https://sentinel1euwest.blob.core.windows.net/s1-grd/GRD/x/SAFE"
+    for a in item["assets"].values():  # the recording's local paths -> blob hrefs
+        a["href"] = base + a["href"].split("05EA4D_21D1", 1)[1]
+    store = {item["assets"]["safe-manifest"]["href"]: MANIFEST}
+    fetched = []
+
+    def fetch(href: str) -> bytes:
+        fetched.append(href)
+        return store.get(href, b"<xml>" + href.encode() + b"</xml>")
+
+    src_assets = {"VV": "vv", "VH": "vh"}
+    inputs = sentinel1.grd_inputs(item, {"manifest": "safe-manifest",
+                                         "calibration": "schema-calibration-{pol}",
+                                         "noise": "schema-noise-{pol}"},
+                                  fetch, reader=None, assets=src_assets)  # type: ignore
+    vv = inputs["polarisations"]["VV"]
+    assert vv["annotation"].endswith(b"annotation/s1a-iw-grd-vv-20230628t210705-"
+                                     b"20230628t210730-049191-05ea4d-001.xml</xml>")
+    assert b"calibration-iw-vv" in vv["calibration"] and b"noise-iw-vv" in vv["noise"]
+    assert not any("rfi" in h for h in fetched)
+    assert inputs["orbit_pass"] == "DESCENDING" and inputs["relative_orbit"] == 119
+    assert inputs["start"].isoformat().startswith("2023-06-28T21:07:05")
+    assert callable(vv["read_dn"]) and set(inputs["polarisations"]) == {"VV", "VH"}
