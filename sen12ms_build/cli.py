@@ -317,7 +317,7 @@ def demo(ctx: click.Context, out: Path, config_path: Path | None,
 @_errors
 def sample(config_path: Path, season: tuple[str, ...], out_file: Path | None) -> None:
     """Sample the ROIs of the season(s) and print them as GeoJSON (EPSG:4326)."""
-    from .pipeline import season_rois
+    from .planning import season_rois
     from .roi import write_geojson
 
     from .raster.io import atomic_write_text
@@ -395,7 +395,7 @@ def run_cmd(ctx: click.Context, config_path: Path, season: tuple[str, ...],
     if scheduler and executor != "dask":
         raise ConfigError("", "--scheduler", "a Dask scheduler address needs --executor dask")
     if dry_run:
-        from .pipeline import dry_run as plan
+        from .planning import dry_run as plan
 
         # a plan needs no credentials (the stac backend's profiles are checked without)
         click.echo(plan(load_config(config_path, overrides, credentials=False),
@@ -496,7 +496,7 @@ def clean(directory: Path) -> None:
     """Remove the intermediate exports and UTM scenes (DIRECTORY/.work/<branch>/) and the
     .aux.xml files GDAL left beside the dataset's files; finished scenes still resume as
     finished (the state file is kept). Only files sen12ms-build wrote are removed."""
-    from .pipeline import clean as clean_root, disk_usage
+    from .housekeeping import clean as clean_root, disk_usage
 
     require_made(directory, "dataset")
     with output_lock(directory):  # not while a run writes the same tree

@@ -12,12 +12,9 @@ into the same root accumulates one dataset.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import multiprocessing
 import os
-import resource
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -29,81 +26,25 @@ from tqdm.auto import tqdm
 from .curation import rounds as curation
 from .curation import decisions
 from .dataset import layout
-from .backends import (EXPORT_FILES, Backend, ExportGrid, NoDataError, SceneRequest,
-                       get_backend)
+from .backends import EXPORT_FILES, Backend, ExportGrid, NoDataError
 from .config import Config, ConfigError
 from .errors import Sen12msError
-from .raster.io import (InputError, OutputError, output_lock, remove_stale_temporaries,
-                        sha256)
+from .raster.io import InputError, output_lock, remove_stale_temporaries, sha256
 from .raster.outdir import MARKER, Claim, check_output, claim_output
 from .dataset import provenance
-from .products import AUX, AUX_MASKS, S2_COVERAGE, modalities
+from .products import AUX, AUX_MASKS, modalities
 from .raster.warp import adopt_on_grid, warp_to_file
-from .roi import ROI, read_geojson, write_geojson
+from .roi import ROI
 from .dataset.finalize import finalize
-from .state import State, downstream, record_written, state_path
+from .housekeeping import disk_usage, peak_memory_mib
+from .planning import fingerprint, make_backend, rois_for_run, scene_request
+from .state import State, downstream, state_path
 from .raster.tiling import tile_scene
 
 log = logging.getLogger(__name__)
 
 
-def fingerprint(*parts: Any) -> str:
-    """Short stable hash of JSON-able settings."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-# --- ROIs --------------------------------------------------------------------------------
-
-def season_rois(cfg: Config, season: str) -> list[ROI]:
-    """The ROIs of a season: sampled from its seed, or listed in ``sampling.rois_file``."""
-    from . import sampling
-
-    s, sp = cfg.season(season), cfg.sampling
-    if sp.rois_file:
-        if not Path(sp.rois_file).is_file():
-            raise ConfigError(cfg.source, "sampling.rois_file",
-                              f"ROI list {sp.rois_file} not found")
-        try:
-            return sampling.read_roi_list(Path(sp.rois_file), seed=s.seed,
-                                          roi_size_m=sp.roi_size_m, season=season)
-        except sampling.RoiListError as exc:
-            raise sampling.RoiListError(f"sampling.rois_file: {exc}") from None
-    return sampling.sample_rois(
-        s.seed, land_count=sp.land_count, urban_count=sp.urban_count,
-        roi_size_m=sp.roi_size_m, min_land_share=sp.min_land_share,
-        min_city_population=sp.min_city_population,
-        region=tuple(sp.region) if sp.region else S2_COVERAGE, max_attempts=sp.max_attempts)
-
-
-def rois_for_run(cfg: Config, season: str, root: Path) -> list[ROI]:
-    """Season ROIs, cached in ``<root>/rois/<branch>.geojson`` for the same settings."""
-    s = cfg.season(season)
-    path = Path(root) / "rois" / f"{layout.branch_name(s.seed, season)}.geojson"
-    fp = fingerprint(asdict(cfg.sampling), s.seed)
-    if path.exists():
-        try:
-            if json.loads(path.read_text()).get("fingerprint") == fp:
-                rois = read_geojson(path)
-                record_written(root, [path])  # (a tree of an earlier version: not yet)
-                return rois
-        except (OSError, json.JSONDecodeError, KeyError, TypeError):
-            pass
-    rois = season_rois(cfg, season)
-    write_geojson(rois, path, fingerprint=fp, seed=s.seed, season=season)
-    record_written(root, [path])
-    return rois
-
-
 # --- one scene -----------------------------------------------------------------------------
-
-def scene_request(cfg: Config, season: str, roi: ROI) -> SceneRequest:
-    """What the backend is asked for one scene."""
-    s = cfg.season(season)
-    return SceneRequest(roi=roi, season=season, start=s.start, end=s.end,
-                        params=cfg.mosaic_params, landcover_year=cfg.landcover_year,
-                        resolution_m=cfg.reproject.resolution_m)
-
 
 @dataclass
 class SceneResult:
@@ -571,60 +512,6 @@ def _run_locked(cfg: Config, seasons: list[str], root: Path, backend: Backend,
     return summary
 
 
-#: Parts of a dataset root for :func:`disk_usage`: name -> glob patterns below the root.
-DISK_PARTS = {
-    "patches": ("ROIs*/s1_*", "ROIs*/s2_*", "ROIs*/lc_*"),
-    "quality layers": ("ROIs*/qa_*",),
-    "stac": ("stac",),
-    "quicklooks and review": ("quicklooks", "review"),
-    "metadata": ("*.csv", "*.txt", "*.json", "README.md", "croissant", "rois"),
-    "intermediates (.work)": (layout.WORK_DIR,),
-}
-
-
-def _bytes(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def disk_usage(root: Path) -> dict[str, int]:
-    """Bytes used by each part of a dataset root (:data:`DISK_PARTS`)."""
-    root = Path(root)
-    return {part: sum(_bytes(p) for pat in pats for p in root.glob(pat))
-            for part, pats in DISK_PARTS.items()}
-
-
-def clean(root: Path) -> int:
-    """Remove the scenes' intermediate files (``.work/<branch>/``: exports and UTM scenes)
-    and the ``.aux.xml`` files GDAL leaves beside the dataset's files (``gdalinfo -stats``);
-    keep the state file, so finished scenes still resume as finished (their tile stage's
-    outputs are the patches). Only files the tool wrote (its record of written files) are
-    removed, and the sidecars of those. Returns the bytes freed. Re-admitting a patch by
-    review, the quicklooks and ``--force tile`` need the intermediates: the next run
-    exports them again."""
-    root = Path(root)
-    if not root.is_dir():
-        raise InputError(f"{root}: no such dataset folder")
-    path = state_path(root)
-    if not path.exists():
-        return 0
-    with State(path) as state:
-        work_dir = state.root / layout.WORK_DIR
-        work = [f for f in state.written(work_dir)
-                if f.relative_to(work_dir).parts[0].startswith("ROIs")]
-        sidecars = [a for f in state.written() if (a := f.with_name(f"{f.name}.aux.xml"))
-                    .is_file()]
-        freed = sum(f.stat().st_size for f in work + sidecars if f.is_file())
-        state.discard(work)
-        for a in sidecars:  # GDAL's statistics of a file the tool wrote
-            a.unlink()
-        if sidecars:
-            log.info("%s: %d .aux.xml file(s) of GDAL removed", root, len(sidecars))
-    remove_stale_temporaries(root)
-    return freed
-
-
 _WORKER_BACKEND: dict[str, Backend] = {}
 
 
@@ -664,64 +551,3 @@ def _execute(cfg: Config, tasks: list[tuple[str, ROI]], root: Path, backend: Bac
             for f in futures:
                 f.cancel()
             raise
-
-
-def dry_run(cfg: Config, seasons: list[str] | None = None, root: Path | None = None) -> str:
-    """What a run would request, without exporting any pixels: per ROI the acquisitions
-    found (local) or the Earth Engine plan (images, requests, bytes). Returns the text."""
-    seasons = seasons or list(cfg.seasons)
-    for name in seasons:
-        cfg.season(name)
-    requests = [scene_request(cfg, n, r) for n in seasons for r in season_rois(cfg, n)]
-    if cfg.backend.name == "stac":  # offline: estimates under every profile, with quotas
-        from .backends.stac.plan import plan
-        from .config import stac_options
-
-        return plan(requests, stac_options(cfg, check_credentials=False),
-                    workers=cfg.workers).format()
-    if cfg.backend.name == "earthengine":
-        from .backends.earthengine import EarthEngineOptions, plan_requests
-        from .backends.earthengine.errors import EarthEngineAuthError
-
-        try:
-            backend = make_backend(cfg)
-        except EarthEngineAuthError as exc:
-            log.warning("no Earth Engine session (%s): planning without image counts", exc)
-            opts = EarthEngineOptions.from_mapping(cfg.backend.earthengine)
-            return plan_requests(requests, opts).format()
-        return backend.dry_run(requests).format()
-    from .backends.local import query
-
-    backend = make_backend(cfg)
-    lines = [f"{'season':<8} {'roi':<22} {'lon':>10} {'lat':>9} {'utm':>4} "
-             f"{'s2':>3} {'s1':>3}"]
-    for r in requests:
-        ring = r.roi.ring()
-        n2 = len(query(backend.index("s2"), ring, r.start, r.end))
-        n1 = len(query(backend.index("s1"), ring, r.start, r.end))
-        lines.append(f"{r.season:<8} {r.roi.id:<22} {r.roi.lon:>10.4f} {r.roi.lat:>9.4f} "
-                     f"{r.roi.utm_zone:>4} {n2:>3} {n1:>3}")
-    return "\n".join(lines)
-
-
-def make_backend(cfg: Config) -> Backend:
-    """The configured backend."""
-    b = cfg.backend
-    if b.name == "local":
-        if not b.archive:
-            raise ConfigError(cfg.source, "backend.archive",
-                              "the local backend needs an archive directory")
-        return get_backend("local", archive=b.archive)
-    if b.name == "stac":
-        from .config import stac_options
-
-        return get_backend("stac", options=stac_options(cfg),
-                           scorer=cfg.mosaic_params.scorer)
-    return get_backend("earthengine", **b.earthengine)
-
-
-def peak_memory_mib() -> float:
-    """Peak resident memory of this process and its finished children, MiB (Linux)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, kids) / 1024.0

@@ -185,7 +185,7 @@ def test_docs_cost_of_a_full_reproduction_is_the_planners():
     from pathlib import Path
 
     from sen12ms_build.config import load_config
-    from sen12ms_build.pipeline import season_rois
+    from sen12ms_build.planning import season_rois
 
     repo = Path(__file__).resolve().parents[1]
     doc = (repo / "docs" / "earthengine.md").read_text()

@@ -18,7 +18,8 @@ from sen12ms_build.dataset import provenance
 from sen12ms_build.dataset import splits
 from sen12ms_build.dataset import stac
 from sen12ms_build.config import load_config
-from sen12ms_build.pipeline import clean, run
+from sen12ms_build.housekeeping import clean
+from sen12ms_build.pipeline import run
 from sen12ms_build.products import LC, S1, S2
 from sen12ms_build.roi import ROI
 from sen12ms_build.dataset.selfdescription import check_all
