@@ -33,7 +33,7 @@ from typing import Any, Iterable
 
 from ..dataset import layout
 from .decisions import (REVIEW_JSON, _patch_files, apply_to_records, cut_patch,  # noqa: F401
-                        honour_decisions, load_decisions, patch_id)
+                        data_ids, honour_decisions, load_decisions, patch_id)
 from ..raster.io import InputError, atomic_write_text, sha256
 from ..state import record_written
 
@@ -154,7 +154,7 @@ def apply_review(root: Path | str, cfg: Any, rejects: Iterable[str] = (),
         decisions["rejected"].pop(pid, None)
         files = _patch_files(root, rec, p["patch"])
         wd = layout.scene_workdir(root, rec["seed"], rec["season"], rec["scene"])
-        utm = {dd: wd / "utm" / f"{dd}.tif" for dd in layout.DATA_IDS}
+        utm = {dd: wd / "utm" / f"{dd}.tif" for dd in data_ids(rec)}
         missing = [str(u) for u in utm.values() if not u.exists()]
         if missing:
             raise InputError(f"cannot re-admit {pid}: the scene rasters are gone "

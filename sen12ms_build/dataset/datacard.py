@@ -44,6 +44,11 @@ def config_fingerprint(cfg: Any) -> str:
     if cfg is None:
         return ""
     data = {k: v for k, v in asdict(cfg).items() if k != "source"}
+    if not getattr(cfg, "label_product", None):  # no labels: the keys that add them left
+        data.pop("labels", None)                 # out, so a paper run keeps its fingerprint
+        data.pop("worldcover_version", None)
+        data["curation"] = {k: v for k, v in data.get("curation", {}).items()
+                            if "labels" not in k}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
