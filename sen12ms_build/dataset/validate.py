@@ -20,7 +20,7 @@ from rasterio.windows import Window
 
 from . import layout
 from ..raster.io import sha256
-from ..products import MODALITIES, S2_LEVELS, s2_modality_of
+from ..products import ALL_MODALITIES, S2_LEVELS, s2_modality_of
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ BRANCH_RE = r"^ROIs\d+_(spring|summer|fall|winter)$"
 def _check_patch(path: Path, res_m: float, size: int) -> tuple[list[str], tuple | None]:
     problems = []
     dd = layout.parse_patch_filename(path.name).dd
-    m = MODALITIES[dd]
+    m = ALL_MODALITIES[dd]
     try:
         with rasterio.open(path) as f:
             if dd == "s2" and f.count in S2_COUNTS:  # L1C (13 bands) or L2A (12)
@@ -175,7 +175,8 @@ def validate_tree(root: Path | str, *, res_m: float = 10.0, size: int | None = N
         if missing:
             problems.append(f"{label}: triplet incomplete, missing {', '.join(missing)}")
         elif None not in members.values() and len(set(members.values())) != 1:
-            problems.append(f"{label}: s1/s2/lc do not share one CRS and geotransform")
+            problems.append(f"{label}: {'/'.join(members)} do not share one CRS and "
+                            "geotransform")
     manifest_problems = _check_manifest(root, groups, checksums)
     problems += manifest_problems
     if any("header lacks column(s)" in p for p in manifest_problems):
@@ -201,10 +202,11 @@ def _check_manifest(root: Path, groups: dict, checksums: bool) -> list[str]:
         return [f"{path}: header lacks column(s) {', '.join(lacking)} (damaged or foreign "
                 "manifest); run the same `sen12ms-build run` command again to rewrite it"]
     listed = set()
+    ids = (*layout.DATA_IDS, *(dd for dd in layout.EXTRA_DATA_IDS if dd in header))
     for i, r in enumerate(rows, start=2):
         if r.get("status") != "kept":
             continue
-        for dd in layout.DATA_IDS:
+        for dd in ids:
             rel = r.get(dd, "")
             file = root / rel
             listed.add(rel)
