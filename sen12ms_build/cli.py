@@ -312,7 +312,9 @@ def demo(ctx: click.Context, out: Path, config_path: Path | None,
     served = stac_publish.publish(archive, published, l2a=level == "l2a")
     with stac_publish.demo_env(), stac_publish.serve(served, cache) as svc:
         log.info("loopback services: STAC %s, S3 %s", svc.stac.url, svc.s3.endpoint)
-        overrides.update({"backend.name": "stac", "backend.stac": svc.section(level)})
+        overrides.update({"backend.name": "stac",
+                          "backend.stac": svc.section(level, labels=bool(
+                              cfg.label_product))})
         _run(config_path, season, overrides, ctx.obj["progress"])
 
 

@@ -412,8 +412,9 @@ def stac_options(cfg: Config, check_credentials: bool = True) -> Any:
     its problems as :class:`ConfigError` naming ``backend.stac.<key>``."""
     from .backends.stac.options import OptionError, parse
 
+    needs = ("s2", "s1", "lc", *(("labels",) if cfg.label_product else ()))
     try:
-        return parse(cfg.backend.stac, cfg.mosaic_params.scorer, check_credentials)
+        return parse(cfg.backend.stac, cfg.mosaic_params.scorer, check_credentials, needs)
     except OptionError as exc:
         raise ConfigError(cfg.source, f"backend.stac.{exc.key}",
                           str(exc).split(": ", 1)[-1]) from None

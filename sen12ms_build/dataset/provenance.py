@@ -17,9 +17,9 @@ GDAL splits a key at ``:`` or ``=``, so STAC's ``prefix:field`` keys cannot be u
 * with 10 m labels (``labels:``, :data:`LABEL_TAG_KEYS`, only then): ``LABELS_PRODUCT``
   (``ESA/WorldCover/v100`` ...), ``LABELS_VERSION`` (``v100``, ``v200``; ``V1``),
   ``LABELS_PERIOD`` (WorldCover's year, or Dynamic World's season ``start/end``),
-  ``LABELS_IMAGES`` (Dynamic World images composited), ``LABELS_COUNTS`` (pixels per
-  class, ``value:count``), ``LABELS_DOMINANT`` and ``LABELS_PURITY`` (the most frequent
-  class and its share of the labelled pixels).
+  ``LABELS_IMAGES`` (the images or tiles the labels come from), ``LABELS_COUNTS`` (pixels
+  per class, ``value:count``; ``none``), ``LABELS_DOMINANT`` and ``LABELS_PURITY`` (the most
+  frequent class, ``none`` without any, and its share of the labelled pixels).
 
 The quality layer (``<branch>/qa_<scene>/<branch>_qa_<scene>_p<patch>.tif``, a folder the
 SEN12MS loaders never look into: they build paths from the s2 names) has three uint8 bands:
@@ -192,14 +192,15 @@ def label_tags(source: Mapping[str, Any], labels: Mapping[str, np.ndarray] | Non
     (key, arr), = labels.items()
     counts = class_counts(arr[0], PRODUCT_OF[key])
     top, purity = dominant(counts)
-    return {"LABELS_PRODUCT": str(source.get("id", "")),
-            "LABELS_VERSION": str(source.get("version", "")),
-            "LABELS_PERIOD": str(source.get("period", "")),
-            "LABELS_IMAGES": str(len(source.get("images", []) or [])
-                                 if source.get("images") is not None else ""),
-            "LABELS_COUNTS": ",".join(f"{k}:{n}" for k, n in counts.items()),
-            "LABELS_DOMINANT": "" if top is None else str(top),
-            "LABELS_PURITY": f"{purity:.4f}" if top is not None else ""}
+    # never empty: GDAL drops an empty metadata item when it reads the file back
+    used = source.get("images") if source.get("images") is not None else source.get("files")
+    return {"LABELS_PRODUCT": str(source.get("id") or "unknown"),
+            "LABELS_VERSION": str(source.get("version") or "unknown"),
+            "LABELS_PERIOD": str(source.get("period") or "unknown"),
+            "LABELS_IMAGES": str(len(used or [])),
+            "LABELS_COUNTS": ",".join(f"{k}:{n}" for k, n in counts.items()) or "none",
+            "LABELS_DOMINANT": "none" if top is None else str(top),
+            "LABELS_PURITY": f"{purity:.4f}"}
 
 
 def igbp_counts(lc: np.ndarray | None) -> str:

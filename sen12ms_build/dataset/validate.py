@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 S2_COUNTS = {m.count for m in S2_LEVELS.values()}
 BRANCH_RE = r"^ROIs\d+_(spring|summer|fall|winter)$"
+#: A branch's sub-folders: the triplet's, the quality layers' and the added labels'.
+DATA_FOLDER_RE = rf"^({'|'.join((*layout.ALL_DATA_IDS, 'qa'))})_\d+$"
 
 
 def _check_patch(path: Path, res_m: float, size: int) -> tuple[list[str], tuple | None]:
@@ -154,8 +156,8 @@ def validate_tree(root: Path | str, *, res_m: float = 10.0, size: int | None = N
         if not re.match(BRANCH_RE, b.name):
             problems.append(f"{b}: not a ROIs<seed>_<season> folder name")
         for sub in b.iterdir():
-            if sub.is_dir() and not re.match(r"^(s1|s2|lc|qa)_\d+$", sub.name):
-                problems.append(f"{sub}: not a <s1|s2|lc|qa>_<scene> folder")
+            if sub.is_dir() and not re.match(DATA_FOLDER_RE, sub.name):
+                problems.append(f"{sub}: not a <s1|s2|lc|qa|wc|dw>_<scene> folder")
     groups: dict[tuple, dict[str, tuple]] = {}
     for path in iter_patch_files(root):
         try:
