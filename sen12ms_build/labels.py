@@ -128,6 +128,10 @@ DW_NODATA = 255
 #: projection (EPSG:4326 at 1 degree).
 DW_SCALE_M = 10
 
+#: ``maxPixels`` of the Earth Engine labels' ``reduceResolution``: source pixels per output
+#: pixel at most (1/12000 degree into 0.0001 degree: about 1.44; room for any export grid).
+LABEL_MAX_PIXELS = 1024
+
 #: Licence and the attribution each product requires (its terms of use), for the data card.
 ATTRIBUTION: dict[str, tuple[str, str]] = {
     "worldcover": (

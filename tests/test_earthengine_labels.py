@@ -354,4 +354,4 @@ def test_scene_summary_and_counts_list_the_label_images(ee_offline):
     plain = graphs.encode(graphs.scene_counts(region, "2017-03-01", "2017-05-30"))
     ids = [a["id"] for n, a in invocations(plain) if n == "ImageCollection.load"]
     assert not any("WorldCover" in i or "DYNAMICWORLD" in i for i in ids)
-    assert math.isclose(graphs.LABEL_MAX_PIXELS, 1024)
+    assert math.isclose(graphs.LABEL_MAX_PIXELS, 1024)  # re-exported from labels

@@ -28,8 +28,8 @@ import ee
 from ...geo import Grid
 from ...mosaic import DEFAULT_PARAMS, MosaicParams, shadow_displacement_m
 from ...labels import (DW_LABEL_BAND, DW_PROB_BANDS, DW_PROB_SCALE, DW_SCALE_M,
-                       DYNAMICWORLD_COLLECTION, WORLDCOVER_BAND, WORLDCOVER_DEFAULT_VERSION,
-                       WORLDCOVER_VERSIONS)
+                       DYNAMICWORLD_COLLECTION, LABEL_MAX_PIXELS, WORLDCOVER_BAND,
+                       WORLDCOVER_DEFAULT_VERSION, WORLDCOVER_VERSIONS)
 from ...products import (AUX_MASKS, DW, LC, LC_BANDS, LC_COLLECTION, LC_MODIS_BANDS, LC_YEAR,
                          S1, S1_COLLECTION, S2, S2_BANDS, S2_COLLECTION, WC)
 
@@ -51,9 +51,6 @@ SOURCE_INDEX = "SOURCE_INDEX"
 #: Sentinel-1 GRD property with the orbit pass (``ASCENDING`` / ``DESCENDING``), catalog
 #: page COPERNICUS_S1_GRD.
 S1_ORBIT_PASS = "orbitProperties_pass"
-#: ``maxPixels`` of the labels' ``reduceResolution``: source pixels per output pixel at
-#: most (1/12000 degree into 0.0001 degree: about 1.44; room for any export grid).
-LABEL_MAX_PIXELS = 1024
 #: ``tileScale`` of the per-image statistics: Earth Engine aggregates in tiles 4 x 4 times
 #: smaller (16 x less memory per tile, "User memory limit exceeded" avoided) at the same
 #: scale and the same result; ``bestEffort`` is not used because it coarsens the scale.
