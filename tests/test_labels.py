@@ -243,7 +243,9 @@ def test_stac_plan_has_a_worldcover_line_only_with_labels():
 def labels_run(demo_archive, tiny_config, tmp_path_factory):
     from sen12ms_build.pipeline import run
 
-    path = tiny_config(tmp_path_factory.mktemp("labels"), demo_archive, labels="worldcover")
+    winter = {"seed": 2017, "start": "2016-12-01", "end": "2017-02-28"}  # one season: fast
+    path = tiny_config(tmp_path_factory.mktemp("labels"), demo_archive, labels="worldcover",
+                       seasons={"winter": winter})
     cfg = load_config(path)
     summary = run(cfg, progress=False)
     return cfg, summary
