@@ -27,7 +27,7 @@ from .raster.outdir import check_output, claim_output, require_made
 DEMO_MAX_CROP = 1933
 #: The smallest --crop the demo accepts (sen12ms_build.demo.archive.crop_window).
 DEMO_MIN_CROP = 64
-from .methods import MergeMethod, Scorer, choices
+from .methods import Labels, MergeMethod, Scorer, choices
 
 log = logging.getLogger("sen12ms_build")
 
@@ -186,8 +186,16 @@ merge_option = click.option(
          "(their cloud/shadow pixels are filled by the quality mosaic).")
 
 
-def _method_overrides(scorer: str | None, merge_method: str | None) -> dict[str, Any]:
-    return {"mosaic.scorer": scorer, "mosaic.merge": merge_method}
+labels_option = click.option(
+    "--labels", type=click.Choice(choices(Labels)), default=None,
+    help="10 m land-cover labels as a fourth modality (overrides labels): none (default), "
+         "worldcover (ESA WorldCover, every backend) or dynamicworld (Earth Engine only); "
+         "files <prefix>_<scene>/, prefix wc or dw.")
+
+
+def _method_overrides(scorer: str | None, merge_method: str | None,
+                      labels: str | None = None) -> dict[str, Any]:
+    return {"mosaic.scorer": scorer, "mosaic.merge": merge_method, "labels": labels}
 
 
 def _summary_lines(summary: Any) -> list[str]:
@@ -263,11 +271,12 @@ def demo_archive_cmd(ctx: click.Context, directory: Path, crop: int | None,
 @click.option("--level", type=click.Choice(["l1c", "l2a"]), default="l1c", show_default=True,
               help="With --backend stac: the Sentinel-2 level read (l2a: the Planetary "
                    "Computer layout, 12 bands).")
+@labels_option
 @click.pass_context
 @_errors
 def demo(ctx: click.Context, out: Path, config_path: Path | None,
          season: tuple[str, ...], scorer: str | None, merge_method: str | None,
-         backend: str, level: str) -> None:
+         backend: str, level: str, labels: str | None) -> None:
     """Build the demo archive and run the whole pipeline on it, offline."""
     from .demo.archive import write_demo_archive
 
@@ -280,7 +289,8 @@ def demo(ctx: click.Context, out: Path, config_path: Path | None,
     archive = out / "archive"
     dataset = out / ("sen12ms" if backend == "local" else f"sen12ms-stac-{level}")
     overrides = {"backend.archive": str(archive), "backend.name": "local",
-                 "out": str(dataset), **planned, **_method_overrides(scorer, merge_method)}
+                 "out": str(dataset), **planned,
+                 **_method_overrides(scorer, merge_method, labels)}
     cfg = load_config(config_path, overrides)  # the scorer's capabilities, every key
     for name in season:
         cfg.season(name)
@@ -302,7 +312,9 @@ def demo(ctx: click.Context, out: Path, config_path: Path | None,
     served = stac_publish.publish(archive, published, l2a=level == "l2a")
     with stac_publish.demo_env(), stac_publish.serve(served, cache) as svc:
         log.info("loopback services: STAC %s, S3 %s", svc.stac.url, svc.s3.endpoint)
-        overrides.update({"backend.name": "stac", "backend.stac": svc.section(level)})
+        overrides.update({"backend.name": "stac",
+                          "backend.stac": svc.section(level, labels=bool(
+                              cfg.label_product))})
         _run(config_path, season, overrides, ctx.obj["progress"])
 
 
@@ -369,6 +381,7 @@ def _run_options(fn: Callable) -> Callable:
                      "cluster of --workers processes."),
         scorer_option,
         merge_option,
+        labels_option,
         click.option("--dry-run", is_flag=True,
                      help="Print what would be requested (ROIs, images per ROI; for Earth "
                           "Engine also requests and bytes) and stop; no pixels."),
@@ -386,12 +399,12 @@ def run_cmd(ctx: click.Context, config_path: Path, season: tuple[str, ...],
             archive: Path | None, out: Path | None, backend: str | None,
             workers: int | None, force: tuple[str, ...], executor: str,
             scheduler: str | None, scorer: str | None, merge_method: str | None,
-            dry_run: bool) -> None:
+            labels: str | None, dry_run: bool) -> None:
     """Build (or resume) the dataset for the season(s) of a config. Re-running the same
     command resumes: finished stages are skipped, unfinished ones redone."""
     overrides = {"backend.archive": str(archive) if archive else None,
                  "out": str(out) if out else None, "backend.name": backend,
-                 "workers": workers, **_method_overrides(scorer, merge_method)}
+                 "workers": workers, **_method_overrides(scorer, merge_method, labels)}
     if scheduler and executor != "dask":
         raise ConfigError("", "--scheduler", "a Dask scheduler address needs --executor dask")
     if dry_run:

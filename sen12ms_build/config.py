@@ -18,7 +18,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from .methods import MergeMethod, Scorer, choices
+from .labels import PRODUCT_IDS, WORLDCOVER_DEFAULT_VERSION, WORLDCOVER_VERSIONS
+from .methods import Labels, MergeMethod, Scorer, choices
 from .mosaic import MosaicParams
 from .errors import Sen12msError
 
@@ -120,6 +121,9 @@ class CurationConfig:
     patch_max_s1_range_share: float = 0.01
     scene_max_s1_border_share: float = 0.05  # SAR border noise next to the image edge
     patch_max_s1_border_share: float = 0.01
+    # 10 m labels (``labels:``): a labels patch mostly without classes is a defect
+    scene_max_labels_nodata_share: float = 0.5
+    patch_max_labels_nodata_share: float = 0.5
 
 
 #: ``splits.method`` choices (see :mod:`sen12ms_build.dataset.splits`).
@@ -153,6 +157,11 @@ class Config:
     backend: BackendConfig = field(default_factory=BackendConfig)
     mosaic: dict[str, Any] = field(default_factory=dict)  # overrides of MosaicParams
     landcover_year: int = 2016
+    #: 10 m land-cover labels as a fourth modality: none (default, the paper's triplet),
+    #: worldcover or dynamicworld (:class:`methods.Labels`, :mod:`sen12ms_build.labels`)
+    labels: str | None = None
+    #: the ESA WorldCover map of ``labels: worldcover``: v100 (2020) or v200 (2021)
+    worldcover_version: str = WORLDCOVER_DEFAULT_VERSION
     reproject: ReprojectConfig = field(default_factory=ReprojectConfig)
     tiling: TilingConfig = field(default_factory=TilingConfig)
     curation: CurationConfig = field(default_factory=CurationConfig)
@@ -165,6 +174,18 @@ class Config:
     @property
     def mosaic_params(self) -> MosaicParams:
         return MosaicParams().with_overrides(self.mosaic)
+
+    @property
+    def label_product(self) -> str | None:
+        """The label product of the run (``worldcover``, ``dynamicworld``), None without."""
+        return None if self.labels in (None, Labels.NONE.value) else str(self.labels)
+
+    @property
+    def extra_modalities(self) -> tuple[str, ...]:
+        """Data ids of the modalities the run adds to the triplet (``("wc",)`` with
+        ``labels: worldcover``; empty for the paper's run)."""
+        product = self.label_product
+        return (PRODUCT_IDS[product],) if product else ()
 
     @property
     def s2_level(self) -> str:
@@ -319,18 +340,21 @@ def _check(cfg: Config, credentials: bool = True) -> None:
         stac_options(cfg, credentials)
     if cfg.landcover_year < 2001:
         fail("landcover_year", "MCD12Q1 starts in 2001")
+    _check_labels(cfg, fail)
     rp = cfg.reproject
     if rp.resolution_m <= 0:
         fail("reproject.resolution_m", "must be > 0")
     for k, v in rp.resampling.items():
-        if k not in ("s1", "s2", "lc"):
-            fail(f"reproject.resampling.{k}", "unknown modality; use s1, s2, lc")
+        if k not in ("s1", "s2", "lc", *PRODUCT_IDS.values()):
+            fail(f"reproject.resampling.{k}", "unknown modality; use s1, s2, lc (or the "
+                 f"labels' {', '.join(PRODUCT_IDS.values())})")
         if v not in RESAMPLING_METHODS:
             fail(f"reproject.resampling.{k}",
                  f"unknown method {v!r}; choose from {', '.join(RESAMPLING_METHODS)}")
-    if rp.resampling.get("lc", "nearest") not in ("nearest", "mode"):
-        fail("reproject.resampling.lc", "land cover classes must not be interpolated: "
-             "use nearest or mode")
+    for k in ("lc", *PRODUCT_IDS.values()):
+        if rp.resampling.get(k, "nearest") not in ("nearest", "mode"):
+            fail(f"reproject.resampling.{k}", "land cover classes must not be interpolated: "
+                 "use nearest or mode")
     if rp.warp_mem_limit_mb <= 0:
         fail("reproject.warp_mem_limit_mb", "must be > 0")
     t = cfg.tiling
@@ -368,13 +392,29 @@ def _check(cfg: Config, credentials: bool = True) -> None:
              "sen12ms-build made)")
 
 
+def _check_labels(cfg: Config, fail: Any) -> None:
+    """``labels`` / ``worldcover_version``: known choices, and a product the backend can
+    read (Dynamic World exists only in Earth Engine)."""
+    if cfg.labels is not None and cfg.labels not in choices(Labels):
+        fail("labels", f"unknown labels {cfg.labels!r}; choose one of "
+             f"{', '.join(choices(Labels))}")
+    if cfg.worldcover_version not in WORLDCOVER_VERSIONS:
+        fail("worldcover_version", f"unknown version {cfg.worldcover_version!r}; choose "
+             + " or ".join(f"{v} ({y})" for v, (y, _, _) in WORLDCOVER_VERSIONS.items()))
+    if cfg.label_product == Labels.DYNAMICWORLD.value and cfg.backend.name != "earthengine":
+        fail("labels", f"dynamicworld is Earth Engine only (GOOGLE/DYNAMICWORLD/V1 has no "
+             f"STAC or COG copy), not available with backend {cfg.backend.name!r}; use "
+             "backend earthengine, or labels: worldcover")
+
+
 def stac_options(cfg: Config, check_credentials: bool = True) -> Any:
     """The parsed ``backend.stac`` section (:func:`sen12ms_build.backends.stac.parse`);
     its problems as :class:`ConfigError` naming ``backend.stac.<key>``."""
     from .backends.stac.options import OptionError, parse
 
+    needs = ("s2", "s1", "lc", *(("labels",) if cfg.label_product else ()))
     try:
-        return parse(cfg.backend.stac, cfg.mosaic_params.scorer, check_credentials)
+        return parse(cfg.backend.stac, cfg.mosaic_params.scorer, check_credentials, needs)
     except OptionError as exc:
         raise ConfigError(cfg.source, f"backend.stac.{exc.key}",
                           str(exc).split(": ", 1)[-1]) from None

@@ -52,3 +52,21 @@ class MergeMethod(str, Enum):
 def choices(enum: type[Enum]) -> list[str]:
     """The values of a method enum, in declaration order (for click and error messages)."""
     return [m.value for m in enum]
+
+
+class Labels(str, Enum):
+    """10 m land-cover labels added as a fourth modality (``labels``, ``--labels``).
+
+    * ``none``: the paper's triplet only (default).
+    * ``worldcover``: ESA WorldCover (every backend; ``worldcover_version`` v100 / v200).
+    * ``dynamicworld``: Dynamic World over the season's images (Earth Engine only).
+
+    Class tables: :mod:`sen12ms_build.labels`.
+    """
+
+    NONE = "none"
+    WORLDCOVER = "worldcover"
+    DYNAMICWORLD = "dynamicworld"
+
+    def __str__(self) -> str:
+        return self.value

@@ -71,9 +71,11 @@ def stage_fingerprints(cfg: Config, season: str, roi: ROI, backend_name: str,
     size)."""
     base = _scene_base(cfg, season, roi)
     scene_grid = (cfg.reproject.resolution_m,) if export_grid is ExportGrid.SCENE else ()
+    # the labels (a fourth modality) only when configured: the paper's run keeps its own
+    labels = (cfg.label_product, cfg.worldcover_version) if cfg.label_product else ()
     fp_export = fingerprint(asdict(roi), base["start"], base["end"],
                             cfg.mosaic_params.as_dict(), backend_name, cfg.landcover_year,
-                            *scene_grid)
+                            *scene_grid, *labels)
     fp_warp = fingerprint(fp_export, asdict(cfg.reproject))
     fp_tile = fingerprint(fp_warp, asdict(cfg.tiling), asdict(cfg.curation),
                           provenance.PROVENANCE_VERSION, cfg.quality_layers)
@@ -129,21 +131,22 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
                         if p.exists())
             _remove_patches(root, branch, roi.scene, state)
             return finish_tile(record, [], [])
-        outputs = [p for p in (result.s1, result.s2, result.lc, result.aux) if p]
+        outputs = [p for p in (result.s1, result.s2, result.lc, result.aux,
+                               *result.extra.values()) if p]
         export = state.finish(branch, roi.scene, "export", fp_export,
                               {"meta": result.meta}, outputs)
     meta = export["meta"]
 
     # 2. warp to the local UTM zone at square pixels (adopted as is when already on it)
     grid = roi.scene_grid(cfg.reproject.resolution_m)
-    utm = {k: wd / "utm" / f"{k}.tif" for k in ("s1", "s2", "lc", "aux")}
+    mods = modalities(cfg.s2_level, cfg.extra_modalities)  # the triplet, then added ones
+    utm = {k: wd / "utm" / f"{k}.tif" for k in (*mods, "aux")}
     if not (wd / "export" / "s2_aux.tif").exists():
         utm.pop("aux")
     if state.done(branch, roi.scene, "warp", fp_warp) is None:
         on_scene_grid = backend.export_grid is ExportGrid.SCENE
-        mods = modalities(cfg.s2_level)
         for k, dst in utm.items():
-            src = wd / "export" / ("s2_aux.tif" if k == "aux" else f"{k}.tif")
+            src = wd / "export" / EXPORT_FILES[k]
             modality = _aux_modality(src) if k == "aux" else mods[k]
             if on_scene_grid:  # read straight onto the scene grid: no second resampling
                 adopt_on_grid(src, dst, grid, modality)
@@ -163,7 +166,8 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
               "backend": backend.name, "s2_level": cfg.s2_level,
               "inputs_skipped": "; ".join(meta.get("inputs_skipped", [])),
               "duplicates_dropped": "; ".join(meta.get("duplicates_dropped", [])),
-              "sources": provenance.scene_sources(meta, season, roi.id, cfg.landcover_year)}
+              "sources": provenance.scene_sources(meta, season, roi.id, cfg.landcover_year),
+              **({"modalities": list(mods)} if cfg.extra_modalities else {})}
     if not keep:
         log.info("scene %s %d rejected by the scene round: %s=%s", branch, roi.scene,
                  reason, values.get(reason))
@@ -182,20 +186,22 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
                              lambda arrays: curation.patch_decision(arrays, cfg.curation,
                                                                     values),
                              cfg.tiling.patch_size, cfg.tiling.stride, progress=bar.update,
-                             tags_for=lambda a: provenance.patch_tags(record["sources"],
-                                                                      a.get("aux"), a["lc"]),
-                             extra_for=_quality_writer(cfg, root, s.seed, season, roi.scene))
+                             tags_for=lambda a: provenance.patch_tags(
+                                 record["sources"], a.get("aux"), a["lc"],
+                                 {k: a[k] for k in cfg.extra_modalities}),
+                             extra_for=_quality_writer(cfg, root, s.seed, season, roi.scene),
+                             modalities=mods)
     finally:
         bar.close()
     # --- reviewer's decisions (review.json) win over the patch round ---
     patches = decisions.honour_decisions(root, branch, roi.scene, patches, utm, name_for,
-                                         cfg.tiling.patch_size)
+                                         cfg.tiling.patch_size, tuple(mods))
     outputs = []
     for p in patches:
         outputs += p["files"].values()
     # patches of an earlier patch_size or stride: gone, so the tree holds this tiling only
     # (only files the tool wrote: the record of written files, state.written)
-    owned = [f for dd in (*layout.DATA_IDS, provenance.QA_ID)
+    owned = [f for dd in (*layout.ALL_DATA_IDS, provenance.QA_ID)
              for f in state.written(Path(root) / branch / f"{dd}_{roi.scene}")]
     stale = layout.remove_stale_patches(root, branch, roi.scene, outputs, owned)
     current = {state.rel(f) for f in outputs}
@@ -235,7 +241,7 @@ def _quality_writer(cfg: Config, root: Path, seed: int, season: str, scene: int)
 def _remove_patches(root: Path, branch: str, scene: int, state: State) -> int:
     """Remove the patch files (and quality layers) the tool wrote for a scene; returns the
     count (a file of the user's in those folders stays)."""
-    return state.discard(f for dd in (*layout.DATA_IDS, provenance.QA_ID)
+    return state.discard(f for dd in (*layout.ALL_DATA_IDS, provenance.QA_ID)
                          for f in state.written(Path(root) / branch / f"{dd}_{scene}"))
 
 

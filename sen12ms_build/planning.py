@@ -74,7 +74,8 @@ def scene_request(cfg: Config, season: str, roi: ROI) -> SceneRequest:
     s = cfg.season(season)
     return SceneRequest(roi=roi, season=season, start=s.start, end=s.end,
                         params=cfg.mosaic_params, landcover_year=cfg.landcover_year,
-                        resolution_m=cfg.reproject.resolution_m)
+                        resolution_m=cfg.reproject.resolution_m, labels=cfg.label_product,
+                        worldcover_version=cfg.worldcover_version)
 
 
 def dry_run(cfg: Config, seasons: list[str] | None = None, root: Path | None = None) -> str:

@@ -11,6 +11,11 @@ Conventions (as in the published SEN12MS dataset):
   ``stac`` backend's ``level: l2a``) has the 12 bands that product has (no B10, the cirrus
   band, which L2A drops): :data:`S2_L2A`, bottom-of-atmosphere reflectance x 10000.
 * ``lc``: uint16, 4 bands (IGBP, LCCS LC, LCCS LU, LCCS SH) from MODIS MCD12Q1; nodata 255.
+
+A run may add a fourth modality, 10 m land-cover labels (``labels:`` in the config; class
+tables in :mod:`sen12ms_build.labels`): ``wc`` (ESA WorldCover, uint8, 1 band, nodata 0)
+or ``dw`` (Dynamic World, uint8, label + 9 probabilities x 250, nodata 255):
+:data:`EXTRA_MODALITIES`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from .labels import DW_LABEL_BAND, DW_NODATA, DW_PROB_BANDS, WORLDCOVER_BAND, WORLDCOVER_NODATA
 
 S2_BANDS: tuple[str, ...] = (
     "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12",
@@ -98,6 +105,31 @@ LC = Modality(
 
 MODALITIES: dict[str, Modality] = {m.key: m for m in (S1, S2, LC)}
 
+#: ESA WorldCover 10 m classes (``labels: worldcover``): the product's own coding.
+WC = Modality(
+    key="wc",
+    bands=(WORLDCOVER_BAND,),
+    descriptions=("ESA WorldCover class",),
+    dtype="uint8",
+    nodata=WORLDCOVER_NODATA,
+    resampling="nearest",  # classes are never interpolated (labels.resampling_for)
+)
+#: Dynamic World over the season (``labels: dynamicworld``): the mode of ``label`` (0-8),
+#: then the mean probability of each class x 250 (0..250).
+DW = Modality(
+    key="dw",
+    bands=(DW_LABEL_BAND, *DW_PROB_BANDS),
+    descriptions=("Dynamic World label (mode of the season)",
+                  *(f"{b} probability x 250 (mean of the season)" for b in DW_PROB_BANDS)),
+    dtype="uint8",
+    nodata=DW_NODATA,
+    resampling="nearest",
+)
+#: Modalities a run may add to the triplet, by data id (the files' ``<id>_<scene>/``).
+EXTRA_MODALITIES: dict[str, Modality] = {m.key: m for m in (WC, DW)}
+#: Every modality a patch file may be, by data id.
+ALL_MODALITIES: dict[str, Modality] = {**MODALITIES, **EXTRA_MODALITIES}
+
 #: Level-2A bands: what the product holds (no B10: Level-2A drops the cirrus band).
 S2_L2A_BANDS: tuple[str, ...] = tuple(b for b in S2_BANDS if b != "B10")
 #: Sentinel-2 Level-2A surface reflectance x 10000 (harmonized: the -1000 DN offset of
@@ -148,9 +180,11 @@ def s2_modality_of(count: int) -> Modality:
     raise ValueError(f"no Sentinel-2 level has {count} bands (L1C 13, L2A 12)")
 
 
-def modalities(s2_level: str = "l1c") -> dict[str, Modality]:
-    """:data:`MODALITIES` with the ``s2`` modality of ``s2_level``."""
-    return {**MODALITIES, "s2": s2_modality(s2_level)}
+def modalities(s2_level: str = "l1c", extra: tuple[str, ...] = ()) -> dict[str, Modality]:
+    """:data:`MODALITIES` with the ``s2`` modality of ``s2_level``, then the ``extra`` ones
+    (data ids of :data:`EXTRA_MODALITIES`, e.g. ``("wc",)``), in file order."""
+    return {**MODALITIES, "s2": s2_modality(s2_level),
+            **{k: EXTRA_MODALITIES[k] for k in extra}}
 
 
 def band_index(count: int, name: str) -> int:

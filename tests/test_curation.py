@@ -45,7 +45,10 @@ def aux_of(source: np.ndarray, poor: np.ndarray | None = None) -> np.ndarray:
 
 def test_registry_matches_config_and_manifest():
     cfg = CurationConfig()
-    assert layout.CHECK_COLUMNS == list(curation.CHECK_NAMES)
+    assert layout.CHECK_COLUMNS == list(curation.TRIPLET_CHECK_NAMES)
+    # the checks of the added label modalities: their manifest columns, after the paper's
+    assert [c for c in curation.CHECK_NAMES if c not in curation.TRIPLET_CHECK_NAMES] == \
+        [layout.label_columns(dd)[0] for dd in layout.EXTRA_DATA_IDS]
     assert {"nodata_s1", "nodata_s2", "nodata_lc", "poor"} <= set(curation.CHECK_NAMES)
     for c in curation.CHECKS:
         for round_ in c.rounds:
@@ -183,7 +186,7 @@ def test_patch_decision_measures_every_check():
     keep, reason, values = curation.patch_decision(arrays, CurationConfig(),
                                                    {"s2_dark_floor": 0.078})
     assert keep and reason == ""
-    assert set(values) == set(curation.CHECK_NAMES)
+    assert set(values) == set(curation.TRIPLET_CHECK_NAMES)
     _, _, no_ctx = curation.patch_decision(arrays, CurationConfig())
     assert "haze" not in no_ctx  # no scene floor, no haze check
 

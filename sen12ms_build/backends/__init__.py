@@ -33,8 +33,12 @@ from ..roi import ROI
 from ..errors import Sen12msError
 from ..geo import Grid
 
-#: File names of an export inside its folder; ``aux`` is optional.
-EXPORT_FILES = {"s1": "s1.tif", "s2": "s2.tif", "lc": "lc.tif", "aux": "s2_aux.tif"}
+#: File names of an export inside its folder; ``aux`` is optional, and so are the label
+#: modalities of a run with ``labels`` (``wc``: ESA WorldCover, ``dw``: Dynamic World).
+EXPORT_FILES = {"s1": "s1.tif", "s2": "s2.tif", "lc": "lc.tif", "aux": "s2_aux.tif",
+                "wc": "wc.tif", "dw": "dw.tif"}
+#: The modalities an export may add to the triplet (files above).
+EXTRA_EXPORTS = ("wc", "dw")
 
 
 class ExportGrid(str, Enum):
@@ -59,6 +63,15 @@ class SceneRequest:
     params: MosaicParams = field(default_factory=MosaicParams)
     landcover_year: int = 2016
     resolution_m: float = 10.0
+    labels: str | None = None
+    worldcover_version: str = "v100"
+
+    @property
+    def extra(self) -> tuple[str, ...]:
+        """Data ids of the modalities added to the triplet (``("wc",)``...)."""
+        from ..labels import PRODUCT_IDS
+
+        return (PRODUCT_IDS[self.labels],) if self.labels else ()
 
     def grid(self, kind: "ExportGrid") -> Grid:
         """The grid a backend of ``kind`` exports this scene on."""
@@ -78,17 +91,21 @@ class SceneExport:
     lc: Path
     aux: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the added modalities' files, by data id (``{"wc": .../wc.tif}``)
+    extra: dict[str, Path] = field(default_factory=dict)
 
     @classmethod
     def in_folder(cls, folder: Path, meta: dict[str, Any] | None = None) -> "SceneExport":
         folder = Path(folder)
         aux = folder / EXPORT_FILES["aux"]
+        extra = {k: folder / EXPORT_FILES[k] for k in EXTRA_EXPORTS
+                 if (folder / EXPORT_FILES[k]).exists()}
         return cls(s1=folder / EXPORT_FILES["s1"], s2=folder / EXPORT_FILES["s2"],
                    lc=folder / EXPORT_FILES["lc"], aux=aux if aux.exists() else None,
-                   meta=meta or {})
+                   meta=meta or {}, extra=extra)
 
     def paths(self) -> dict[str, Path]:
-        return {"s1": self.s1, "s2": self.s2, "lc": self.lc}
+        return {"s1": self.s1, "s2": self.s2, "lc": self.lc, **self.extra}
 
 
 class NoDataError(Sen12msError, RuntimeError):
@@ -115,9 +132,10 @@ class Backend(Protocol):
     export_grid: ClassVar[ExportGrid] = ExportGrid.GEOGRAPHIC
 
     def export_scene(self, request: SceneRequest, out_dir: Path) -> SceneExport:
-        """Write ``s1.tif``, ``s2.tif``, ``lc.tif`` (and optionally ``s2_aux.tif``) for the
-        request into ``out_dir`` atomically, on ``request.grid(self.export_grid)``, and
-        return their paths and metadata.
+        """Write ``s1.tif``, ``s2.tif``, ``lc.tif`` (and optionally ``s2_aux.tif``; and
+        the file of each of ``request.extra``, e.g. ``wc.tif``) for the request into
+        ``out_dir`` atomically, on ``request.grid(self.export_grid)``, and return their
+        paths and metadata.
 
         Raises:
             NoDataError: a modality has no acquisition for the ROI and period.

@@ -10,7 +10,10 @@ For a request it
 3. merges them (:func:`mosaic.merge_sources`): best images (CLOUDY_PERCENTAGE below the keep
    threshold, clearest on top) over the quality mosaic;
 4. exports Sentinel-1 (newest acquisition on top, :data:`products.S1_COMPOSITE`) and the
-   MODIS land cover of the requested year beside it.
+   MODIS land cover of the requested year beside it;
+5. with ``labels: worldcover``, the ESA WorldCover tiles of the requested version from
+   ``worldcover/`` (:func:`worldcover_tiles`), classes resampled by mode where the tiles'
+   pixels are finer than the export grid's, else nearest (:func:`labels.resampling_for`).
 
 Outputs are GeoTIFFs on the ROI's export grid (EPSG:4326, 0.0001 degrees), written
 atomically. A corrupt or truncated archive file is reported with its path and skipped.
@@ -32,9 +35,10 @@ from rasterio.warp import transform_bounds
 from shapely.geometry import Polygon, box
 
 from ..geo import Grid, pixel_size_m
+from ..labels import WORLDCOVER_VERSIONS, resampling_for
 from ..mosaic import engine
 from ..raster.io import FAST_COMPRESSION, InputError, write_raster
-from ..products import AUX_MASKS, LC, S1, S2
+from ..products import AUX_MASKS, LC, S1, S2, WC
 from ..raster.warp import warp_array
 from . import EXPORT_FILES, Backend, NoDataError, SceneExport, SceneRequest
 
@@ -179,6 +183,50 @@ def query(acquisitions: list[Acquisition], roi_ring: list[tuple[float, float]],
             if start <= a.date <= end and box(*a.bbox).intersects(roi)]
 
 
+#: The archive's folder of ESA WorldCover tiles (docs/archive.md).
+WORLDCOVER_DIR = "worldcover"
+
+
+def worldcover_tiles(archive: Path, version: str) -> list[Path]:
+    """The ESA WorldCover map tiles of ``version`` (``v100``, ``v200``) in the archive's
+    ``worldcover/`` folder, named as ESA publishes them:
+    ``ESA_WorldCover_10m_<year>_<version>_<tile>_Map.tif`` (any CRS and grid)."""
+    year = WORLDCOVER_VERSIONS[version][0]
+    return sorted((Path(archive) / WORLDCOVER_DIR).glob(
+        f"ESA_WorldCover_10m_{year}_{version}_*_Map.tif"))
+
+
+def read_worldcover(tiles: Sequence[Path], grid: Grid) -> tuple[np.ndarray, list[str]]:
+    """ESA WorldCover tiles on ``grid``: (1, H, W) uint8 classes (0: no data) and the names
+    of the tiles that cover part of it. Each tile's classes are resampled by
+    :func:`labels.resampling_for` (mode from finer pixels, else nearest; never an
+    interpolation); where tiles overlap the first one with a class wins. Raises
+    :class:`InputError` for an unreadable tile."""
+    out = np.zeros((1, *grid.shape), np.uint8)
+    target = pixel_size_m(grid)
+    g_bounds = transform_bounds(grid.crs, "EPSG:4326", *grid.bounds, densify_pts=21)
+    used = []
+    for path in tiles:
+        try:
+            with rasterio.open(path) as src:
+                bounds = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
+                tile_grid = Grid(src.crs.to_string(), src.transform, src.width, src.height)
+                count = src.count
+        except (rasterio.errors.RasterioError, OSError) as exc:
+            raise InputError(f"{path}: unreadable ESA WorldCover tile ({exc})") from exc
+        if count != 1:
+            raise InputError(f"{path}: expected 1 band (the WorldCover Map), found {count}")
+        if not box(*bounds).intersects(box(*g_bounds)):
+            continue
+        method = resampling_for(pixel_size_m(tile_grid), target)
+        arr = warp_array(path, grid, method, WC.nodata, WC.dtype)
+        fill = (out[0] == WC.nodata) & (arr[0] != WC.nodata)
+        if fill.any():
+            out[0][fill] = arr[0][fill]
+            used.append(path.name)
+    return out, used
+
+
 class LocalBackend(Backend):
     """Backend over a local archive directory (``s2/``, ``s1/``, ``lc/``)."""
 
@@ -299,6 +347,28 @@ class LocalBackend(Backend):
                nodata=LC.nodata, descriptions=LC.descriptions)
         return {"lc_file": path.name, "lc_year": request.landcover_year}
 
+    def _labels(self, request: SceneRequest, grid: Grid, out: Path) -> dict[str, Any]:
+        """The 10 m labels of ``request.labels`` (``worldcover``; Dynamic World is Earth
+        Engine only and stopped at config load)."""
+        if request.labels != "worldcover":
+            raise NoDataError(f"labels {request.labels!r}: the local backend reads ESA "
+                              "WorldCover only")
+        version = request.worldcover_version
+        year, collection, _ = WORLDCOVER_VERSIONS[version]
+        tiles = worldcover_tiles(self.archive, version)
+        if not tiles:
+            raise NoDataError(
+                f"no ESA WorldCover {version} ({year}) tile in {self.archive / WORLDCOVER_DIR}"
+                f" (ESA_WorldCover_10m_{year}_{version}_<tile>_Map.tif; docs/archive.md)")
+        arr, used = read_worldcover(tiles, grid)
+        if not used:
+            raise NoDataError(f"no ESA WorldCover {version} tile covers ROI {request.roi.id}")
+        _write(out / EXPORT_FILES["wc"], arr, crs=grid.crs, transform=grid.transform,
+               nodata=WC.nodata, descriptions=WC.descriptions,
+               tags={"PRODUCT": collection, "VERSION": version, "YEAR": year})
+        return {"labels": {"product": "worldcover", "id": collection, "version": version,
+                           "period": str(year), "files": used}}
+
     def export_scene(self, request: SceneRequest, out_dir: Path) -> SceneExport:
         """See :class:`sen12ms_build.backends.Backend`."""
         out = Path(out_dir)
@@ -312,4 +382,6 @@ class LocalBackend(Backend):
         meta.update(self._s2(request, grid, roi_mask, out))
         meta.update(self._s1(request, grid, out))
         meta.update(self._lc(request, grid, out))
+        if request.labels:
+            meta.update(self._labels(request, grid, out))
         return SceneExport.in_folder(out, meta)

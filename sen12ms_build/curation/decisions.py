@@ -82,10 +82,16 @@ def apply_to_records(root: Path, records: list[tuple[dict, list[dict]]],
     return out
 
 
+def data_ids(rec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The patch files of a scene record: the triplet, and the modalities its run added
+    (``modalities``: a run with labels)."""
+    return tuple(rec.get("modalities") or layout.DATA_IDS)
+
+
 def _patch_files(root: Path, rec: Mapping[str, Any], patch: int) -> dict[str, str]:
     return {dd: str(layout.patch_path(Path(root), rec["seed"], rec["season"], dd, rec["scene"],
                                       patch).relative_to(root))
-            for dd in layout.DATA_IDS}
+            for dd in data_ids(rec)}
 
 
 def cut_patch(utm: Mapping[str, Path], row: int, col: int, size: int,
@@ -107,10 +113,12 @@ def cut_patch(utm: Mapping[str, Path], row: int, col: int, size: int,
 
 
 def honour_decisions(root: Path, branch: str, scene: int, patches: list[dict],
-                     utm: Mapping[str, Path], name_for: Any, size: int) -> list[dict]:
+                     utm: Mapping[str, Path], name_for: Any, size: int,
+                     ids: tuple[str, ...] = layout.DATA_IDS) -> list[dict]:
     """The patch round's records of a freshly tiled scene with ``review.json`` applied to
     the tree: reviewer-rejected patches are removed, re-admitted ones written. Records keep
-    the tiler's form (absolute ``files``)."""
+    the tiler's form (absolute ``files``). ``ids``: the patch files of the run (the
+    triplet, and any added modality)."""
     decisions = load_decisions(root)
     rejected, readmitted = decisions["rejected"], decisions["readmitted"]
     if not rejected and not readmitted:
@@ -119,13 +127,13 @@ def honour_decisions(root: Path, branch: str, scene: int, patches: list[dict],
     for p in patches:
         pid = patch_id(branch, scene, p["patch"])
         if pid in rejected:
-            for dd in layout.DATA_IDS:
+            for dd in ids:
                 Path(name_for(dd, p["patch"])).unlink(missing_ok=True)
             p = {**p, "kept": False, "reason": "review" if p["kept"] else p["reason"],
                  "files": {}, "review": "rejected"}
         elif pid in readmitted:
             if not p["kept"]:
-                paths = {dd: Path(name_for(dd, p["patch"])) for dd in layout.DATA_IDS}
+                paths = {dd: Path(name_for(dd, p["patch"])) for dd in ids}
                 cut_patch(utm, p["row"], p["col"], size, paths, p.get("tags"))
                 p = {**p, "kept": True, "files": paths,
                      "reason": "" if p["reason"] == "review" else p["reason"]}

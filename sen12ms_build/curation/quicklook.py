@@ -4,6 +4,8 @@
 2. Sentinel-2 RGB (B4, B3, B2),
 3. Sentinel-2 SWIR (B12, B8A, B4),
 4. IGBP land cover and 5. LCCS land cover in the standard MODIS colours,
+6. with 10 m labels (``labels:``), the labels in the product's official colours (ESA
+   WorldCover's or Dynamic World's palette, :mod:`sen12ms_build.labels`),
 
 with a legend of the classes present (names from the paper's Table 2). Optical and SAR
 composites use a robust percentile stretch (:data:`STRETCH` percentiles per channel over the
@@ -29,6 +31,7 @@ from typing import Mapping
 
 import numpy as np
 
+from ..labels import PRODUCT_OF, classes as label_classes
 from ..raster.io import atomic_path, atomic_write_text
 from ..products import band_index
 
@@ -38,7 +41,16 @@ PANELS: tuple[str, ...] = ("s1", "rgb", "swir", "igbp", "lccs")
 PANEL_TITLES: dict[str, str] = {
     "s1": "Sentinel-1 (R VV, G VH, B VV/VH)", "rgb": "Sentinel-2 RGB (B4 B3 B2)",
     "swir": "Sentinel-2 SWIR (B12 B8A B4)", "igbp": "IGBP land cover",
-    "lccs": "LCCS land cover"}
+    "lccs": "LCCS land cover",
+    # the panel of a run's 10 m labels (its data id), after the paper's five
+    "wc": "ESA WorldCover (10 m)", "dw": "Dynamic World (10 m, mode)"}
+#: Panels a run with labels adds after :data:`PANELS` (data ids of the label modalities).
+LABEL_PANELS: tuple[str, ...] = ("wc", "dw")
+
+
+def label_table(data_id: str) -> dict[int, tuple[str, str]]:
+    """A label product's classes as a quicklook table: value -> (name, official colour)."""
+    return {c.value: (c.name, c.color.lower()) for c in label_classes(PRODUCT_OF[data_id])}
 #: Lower and upper percentile of the robust stretch.
 STRETCH: tuple[float, float] = (2.0, 98.0)
 #: Largest panel side in pixels; larger scenes are reduced by an integer factor.
@@ -165,14 +177,20 @@ def class_colours(classes: np.ndarray, table: Mapping[int, tuple[str, str]]) -> 
 
 
 def panels(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The five panels, (H, W, 3) uint8 each, from ``s1``, ``s2`` and ``lc`` arrays."""
-    return {
+    """The five panels, (H, W, 3) uint8 each, from ``s1``, ``s2`` and ``lc`` arrays, then
+    one per label modality among the arrays (``wc``, ``dw``: band 1, the classes, in the
+    product's official colours; nodata black)."""
+    out = {
         "s1": s1_false_colour(arrays["s1"]),
         "rgb": s2_composite(arrays["s2"], ("B4", "B3", "B2")),
         "swir": s2_composite(arrays["s2"], ("B12", "B8A", "B4")),
         "igbp": class_colours(arrays["lc"][0], IGBP),
         "lccs": class_colours(arrays["lc"][1], LCCS_LC),
     }
+    for key in LABEL_PANELS:
+        if key in arrays:
+            out[key] = class_colours(arrays[key][0], label_table(key))
+    return out
 
 
 def reduce_factor(height: int, width: int, max_px: int = MAX_PANEL_PX) -> int:
@@ -205,33 +223,35 @@ class QuicklookLayout:
 
 
 def make_layout(scene_height: int, scene_width: int, n_legend_rows: int,
-                max_px: int = MAX_PANEL_PX) -> QuicklookLayout:
+                max_px: int = MAX_PANEL_PX, names: tuple[str, ...] = PANELS
+                ) -> QuicklookLayout:
     f = reduce_factor(scene_height, scene_width, max_px)
     pw, ph = scene_width // f, scene_height // f
-    width = len(PANELS) * pw + (len(PANELS) + 1) * GAP_PX
+    width = len(names) * pw + (len(names) + 1) * GAP_PX
     legend = 30 + 17 * max(n_legend_rows, 1)
     height = HEADER_PX + TITLE_PX + ph + GAP_PX + legend
     offsets = {name: (GAP_PX + i * (pw + GAP_PX), HEADER_PX + TITLE_PX)
-               for i, name in enumerate(PANELS)}
+               for i, name in enumerate(names)}
     return QuicklookLayout(width, height, f, pw, ph, scene_width, scene_height, offsets)
 
 
 # --- I/O -----------------------------------------------------------------------------------
 
 def read_scene(utm: Mapping[str, Path], factor: int) -> dict[str, np.ndarray]:
-    """The scene's s1, s2, lc rasters, reduced by ``factor`` (block mean for s1/s2, skipping
-    no-data; nearest for lc)."""
+    """The scene's s1, s2, lc rasters (and its labels, ``wc`` / ``dw``, when ``utm`` has
+    them), reduced by ``factor`` (block mean for s1/s2, skipping no-data; nearest for the
+    classes)."""
     import rasterio
     from rasterio.enums import Resampling
 
     out = {}
-    for key in ("s1", "s2", "lc"):
+    for key in ("s1", "s2", "lc", *(k for k in LABEL_PANELS if k in utm)):
         with rasterio.open(utm[key]) as src:
             h, w = src.height // factor, src.width // factor
             if factor == 1:
                 out[key] = src.read()
             else:
-                method = Resampling.nearest if key == "lc" else Resampling.average
+                method = Resampling.average if key in ("s1", "s2") else Resampling.nearest
                 out[key] = src.read(out_shape=(src.count, h, w), resampling=method)
     return out
 
@@ -258,14 +278,17 @@ def write_quicklook(utm: Mapping[str, Path], png: Path, title: str = "",
     f = reduce_factor(sh, sw, max_px)
     arrays = read_scene(utm, f)
     pics = panels(arrays)
-    igbp = _legend_entries(arrays["lc"][0], IGBP)
-    lccs = _legend_entries(arrays["lc"][1], LCCS_LC)
+    names = (*PANELS, *(k for k in LABEL_PANELS if k in arrays))
+    legends = {"igbp": _legend_entries(arrays["lc"][0], IGBP),
+               "lccs": _legend_entries(arrays["lc"][1], LCCS_LC),
+               **{k: _legend_entries(arrays[k][0], label_table(k))
+                  for k in names if k in LABEL_PANELS}}
     ncol = 2 if sw // f >= 500 else 1
-    rows = max(math.ceil(len(igbp) / ncol), math.ceil(len(lccs) / ncol))
-    lay = make_layout(sh, sw, rows, max_px)
+    rows = max(math.ceil(len(e) / ncol) for e in legends.values())
+    lay = make_layout(sh, sw, rows, max_px, names)
     dpi = 100
     fig = Figure(figsize=(lay.width / dpi, lay.height / dpi), dpi=dpi, facecolor="white")
-    for name in PANELS:
+    for name in names:
         x, y = lay.panels[name]
         img = pics[name][:lay.panel_height, :lay.panel_width]
         # figimage's offsets are from the bottom-left corner
@@ -277,7 +300,7 @@ def write_quicklook(utm: Mapping[str, Path], png: Path, title: str = "",
         fig.text(GAP_PX / lay.width, 1 - 4 / lay.height, title, ha="left", va="top",
                  fontsize=8, color="#444444")
     top = 1 - (HEADER_PX + TITLE_PX + lay.panel_height + GAP_PX) / lay.height
-    for name, entries in (("igbp", igbp), ("lccs", lccs)):
+    for name, entries in legends.items():
         if not entries:
             continue
         x, _ = lay.panels[name]

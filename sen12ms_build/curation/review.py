@@ -33,7 +33,7 @@ from typing import Any, Iterable
 
 from ..dataset import layout
 from .decisions import (REVIEW_JSON, _patch_files, apply_to_records, cut_patch,  # noqa: F401
-                        honour_decisions, load_decisions, patch_id)
+                        data_ids, honour_decisions, load_decisions, patch_id)
 from ..raster.io import InputError, atomic_write_text, sha256
 from ..state import record_written
 
@@ -154,7 +154,7 @@ def apply_review(root: Path | str, cfg: Any, rejects: Iterable[str] = (),
         decisions["rejected"].pop(pid, None)
         files = _patch_files(root, rec, p["patch"])
         wd = layout.scene_workdir(root, rec["seed"], rec["season"], rec["scene"])
-        utm = {dd: wd / "utm" / f"{dd}.tif" for dd in layout.DATA_IDS}
+        utm = {dd: wd / "utm" / f"{dd}.tif" for dd in data_ids(rec)}
         missing = [str(u) for u in utm.values() if not u.exists()]
         if missing:
             raise InputError(f"cannot re-admit {pid}: the scene rasters are gone "
@@ -195,7 +195,7 @@ def write_quicklooks(root: Path, records: list[tuple[dict, list[dict]]]) -> int:
     n = 0
     for rec, _ in records:
         wd = layout.scene_workdir(root, rec["seed"], rec["season"], rec["scene"])
-        utm = {dd: wd / "utm" / f"{dd}.tif" for dd in layout.DATA_IDS}
+        utm = {dd: wd / "utm" / f"{dd}.tif" for dd in data_ids(rec)}
         png = quicklook_path(root, rec["branch"], rec["scene"])
         if not all(p.exists() for p in utm.values()):
             # kept as it is (a tree of an earlier version: its quicklook is the tool's)
@@ -249,6 +249,13 @@ def write_pages(root: Path, cfg: Any,
     return pages
 
 
+def _in_run(check: Any, records: list[tuple[dict, list[dict]]]) -> bool:
+    """Whether a check measures a modality of these scenes (the labels' checks only in a
+    run with labels)."""
+    have = {"s1", "s2", "lc", "aux", *(k for r, _ in records for k in data_ids(r))}
+    return all(k in have for k in check.needs)
+
+
 def _fmt(v: Any) -> str:
     if v is None or v == "":
         return ""
@@ -280,7 +287,7 @@ def page_html(branch: str, records: list[tuple[dict, list[dict]]], cfg: Any,
     rows = "".join(
         f"<tr><td>{esc(c.name)}</td><td>{_fmt(t_scene.get(c.name))}</td>"
         f"<td>{_fmt(t_patch.get(c.name))}</td><td>{esc(c.units)}</td><td>{esc(c.sees)}</td>"
-        "</tr>" for c in CHECKS)
+        "</tr>" for c in CHECKS if _in_run(c, records))
     out = [f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Review {esc(branch)}</title>
@@ -371,7 +378,7 @@ would keep, then copy or download the list and run
             pid = patch_id(branch, scene, p["patch"])
             kept = p["kept"]
             crops = []
-            for name in PANELS:
+            for name in lay.panels:  # the paper's five, then the labels' of such a run
                 x, y, _ = lay.patch_box(name, p["row"], p["col"], size)
                 crops.append(f'<div class="crop" title="{esc(PANEL_TITLES[name])}" '
                              f'style="background-position: -{x * z:.2f}px -{y * z:.2f}px">'

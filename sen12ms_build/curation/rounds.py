@@ -33,7 +33,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..config import CurationConfig
-from ..products import MODALITIES, S2_BANDS, band_index  # noqa: F401  (S2_BANDS: tests)
+from ..products import ALL_MODALITIES, S2_BANDS, band_index  # noqa: F401  (S2_BANDS: tests)
 
 Decision = tuple[bool, str, dict[str, float]]
 Arrays = Mapping[str, np.ndarray]
@@ -82,7 +82,7 @@ def nodata_share(key: str, arr: np.ndarray) -> float:
     """Share of no-data pixels (0..1), see :meth:`products.Modality.nodata_mask`."""
     if arr.size == 0:
         return 1.0
-    return float(MODALITIES[key].nodata_mask(arr).mean())
+    return float(ALL_MODALITIES[key].nodata_mask(arr).mean())
 
 
 def poor_share(aux: np.ndarray) -> float:
@@ -402,6 +402,15 @@ def _nodata(key: str) -> Check:
                  f"no-data pixels in {key}" + (" (class 255)" if key == "lc" else ""))
 
 
+def _labels_nodata(key: str) -> Check:
+    """The no-data check of an added label modality (``wc``, ``dw``): a labels patch that
+    is mostly without classes (outside the product's coverage, no Dynamic World image) is
+    a defect; threshold ``labels_nodata_share``."""
+    return Check(f"nodata_{key}", ROUNDS, "labels_nodata_share", "share", (key,),
+                 lambda a, _c: nodata_share(key, a[key]), _area,
+                 f"pixels without a class in the 10 m labels ({key})")
+
+
 def _haze(a: Arrays, ctx: Context) -> float:
     return haze_share(a["s2"], a.get("aux"), ctx, ctx.get("haze_floor_margin", 0.05))
 
@@ -431,7 +440,13 @@ CHECKS: tuple[Check, ...] = (
     Check("haze", ROUNDS, "haze_share", "share of 320 m blocks", ("s2",), _haze, None,
           "thin cloud and haze the cloud score missed: blue dark-object floor above the "
           "scene's"),
+    # the 10 m labels of a run with ``labels:`` (measured only when the patch has them)
+    _labels_nodata("wc"), _labels_nodata("dw"),
 )
+#: The checks of the paper's triplet (the columns every manifest has); the others measure
+#: a modality a run may add (:data:`layout.EXTRA_DATA_IDS`).
+TRIPLET_CHECK_NAMES: tuple[str, ...] = tuple(c.name for c in CHECKS if c.name not in
+                                             ("nodata_wc", "nodata_dw"))
 CHECK_NAMES: tuple[str, ...] = tuple(c.name for c in CHECKS)
 #: Scene values that are not checks but context of the patch round (and shown in scenes.csv).
 CONTEXT_NAMES: tuple[str, ...] = ("s2_dark_floor", "s2_dark_floor_water")

@@ -61,6 +61,24 @@ FIELDS = [
     ("shadow_share", "sc:Float", "residual shadow share of the patch"),
 ]
 SPLITS = ("train", "test")
+#: Record fields of the 10 m labels of a run with ``labels:`` (data id -> fields), added
+#: when the manifest has that data id's column.
+LABEL_FIELDS = {
+    "wc": [("wc", "sc:Text", "ESA WorldCover 10 m labels patch GeoTIFF (uint8, 1 band: the "
+                             "WorldCover codes 10..100, nodata 0), relative path")],
+    "dw": [("dw", "sc:Text", "Dynamic World 10 m labels patch GeoTIFF (uint8, band 1 the "
+                             "mode of the season's label 0..8, bands 2-10 the mean class "
+                             "probabilities x 250; nodata 255), relative path")],
+}
+#: The labels' provenance and class statistics (a run with labels).
+LABEL_COMMON = [
+    ("labels_product", "sc:Text", "label product (Earth Engine id, e.g. ESA/WorldCover/v100)"),
+    ("labels_version", "sc:Text", "its version (v100, v200; V1)"),
+    ("labels_period", "sc:Text", "the year mapped, or the season composited"),
+    ("labels_counts", "sc:Text", "pixels per class, class:count ;-separated"),
+    ("labels_dominant", "sc:Integer", "most frequent class of the patch"),
+    ("labels_purity", "sc:Float", "its share of the labelled pixels"),
+]
 
 
 def _bbox(rows: list[dict[str, str]]) -> tuple[float, float, float, float] | None:
@@ -85,6 +103,9 @@ def write_croissant(root: Path, cfg: Any) -> Path:
     files: list[dict] = [{"@type": "cr:FileObject", "@id": "manifest.csv", "name": "manifest.csv",
                           "contentUrl": "manifest.csv", "encodingFormat": "text/csv",
                           "sha256": sha256(root / "manifest.csv")}]
+    extra = [dd for dd in layout.EXTRA_DATA_IDS if dd in header]
+    fields = FIELDS + [f for dd in extra for f in LABEL_FIELDS[dd]] + \
+        (LABEL_COMMON if extra else [])
     record_sets = []
     for split in SPLITS:
         path = root / SPLIT_DIR / f"{split}.csv"
@@ -101,9 +122,10 @@ def write_croissant(root: Path, cfg: Any) -> Path:
             "field": [{"@type": "cr:Field", "@id": f"{split}/{col}", "name": col,
                        "description": desc, "dataType": dtype,
                        "source": {"fileObject": {"@id": fid}, "extract": {"column": col}}}
-                      for col, dtype, desc in FIELDS]})
+                      for col, dtype, desc in fields]})
+    names = {"wc": "ESA WorldCover 10 m labels", "dw": "Dynamic World 10 m labels"}
     for dd, what in (("s1", "Sentinel-1"), ("s2", "Sentinel-2"), ("lc", "land cover"),
-                     ("qa", "quality layer")):
+                     ("qa", "quality layer"), *((dd, names[dd]) for dd in extra)):
         files.append({"@type": "cr:FileSet", "@id": f"{dd}-patches", "name": f"{dd}-patches",
                       "description": f"{what} patch GeoTIFFs", "encodingFormat": "image/tiff",
                       "includes": f"ROIs*/{dd}_*/*.tif"})
@@ -125,7 +147,9 @@ def write_croissant(root: Path, cfg: Any) -> Path:
         "citeAs": "Schmitt M, Hughes LH, Qiu C, Zhu XX (2019) SEN12MS - a curated dataset of "
                   "georeferenced multi-spectral Sentinel-1/2 imagery for deep learning and "
                   "data fusion. ISPRS Annals IV-2/W7: 153-160.",
-        "keywords": ["Sentinel-1", "Sentinel-2", "MODIS", "land cover", "remote sensing"],
+        "keywords": ["Sentinel-1", "Sentinel-2", "MODIS", "land cover", "remote sensing",
+                     *(["ESA WorldCover"] if "wc" in extra else []),
+                     *(["Dynamic World"] if "dw" in extra else [])],
         "distribution": files, "recordSet": record_sets}
     box = _bbox(kept)
     if box:  # schema.org GeoShape box: "south west north east"

@@ -44,7 +44,56 @@ def config_fingerprint(cfg: Any) -> str:
     if cfg is None:
         return ""
     data = {k: v for k, v in asdict(cfg).items() if k != "source"}
+    if not getattr(cfg, "label_product", None):  # no labels: the keys that add them left
+        data.pop("labels", None)                 # out, so a paper run keeps its fingerprint
+        data.pop("worldcover_version", None)
+        data["curation"] = {k: v for k, v in data.get("curation", {}).items()
+                            if "labels" not in k}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def labels_section(rows: list[dict[str, str]], kept: list[dict[str, str]]) -> list[str]:
+    """The data card's lines on the 10 m labels of a run with ``labels:`` (empty without):
+    the product, its files, classes and colours, the class histogram, and the licence and
+    attribution its terms require."""
+    from ..labels import ATTRIBUTION, PRODUCT_OF, classes
+
+    extra = [dd for dd in layout.EXTRA_DATA_IDS if rows and dd in rows[0]]
+    if not extra:
+        return []
+    dd = extra[0]
+    product = PRODUCT_OF[dd]
+    first = next((r for r in kept if r.get("labels_product")), {})
+    version, period = first.get("labels_version", ""), first.get("labels_period", "")
+    licence, attribution = ATTRIBUTION[product]
+    year = period if product == "worldcover" else ""
+    hist: Counter = Counter()
+    for r in kept:
+        for pair in filter(None, r.get("labels_counts", "").split(";")):
+            k, v = pair.split(":")
+            hist[int(k)] += int(v)
+    total = sum(hist.values()) or 1
+    what = {"worldcover": f"ESA WorldCover {version} ({period}), band `Map`: the product's "
+                          "codes, uint8, nodata 0",
+            "dynamicworld": f"Dynamic World V1 over the season ({period}): band 1 the mode "
+                            "of `label` (0-8), bands 2-10 the mean probability of each class "
+                            "x 250 (0..250), uint8, nodata 255"}[product]
+    lines = ["", "## 10 m labels", "",
+             f"`{dd}_<scene>/`: {what}; {first.get('labels_product', '')}. Same grid as the "
+             "triplet; classes resampled by nearest neighbour, or by mode from finer pixels, "
+             "never interpolated. SEN12MS loaders build their paths from the s2 names and "
+             f"never read `{dd}_` folders. Per patch: `labels_counts`, `labels_dominant`, "
+             "`labels_purity` in `manifest.csv`; the mapping of each class into the "
+             "simplified IGBP scheme of DFC2020 is in `sen12ms_build.labels`.", "",
+             "| value | class | colour | DFC2020 | pixels | share |", "|---|---|---|---|---|---|"]
+    from ..labels import DFC_CLASSES
+
+    lines += [f"| {c.value} | {c.name} | #{c.color} | {c.dfc} {DFC_CLASSES[c.dfc]} | "
+              f"{hist.get(c.value, 0)} | {100 * hist.get(c.value, 0) / total:.2f} % |"
+              for c in classes(product)]
+    lines += ["", f"Licence {licence}. Required attribution: "
+              + attribution.format(year=year or "2020", version=version)]
+    return lines
 
 
 def write_datacard(root: Path, cfg: Any) -> Path:
@@ -103,6 +152,7 @@ def write_datacard(root: Path, cfg: Any) -> Path:
                      f"({len(info.get('groups', []))} groups); whole groups go to one side.")
     sources = SOURCES if level_of(cfg) == "l1c" else SOURCES.replace(
         "| Sentinel-2 L1C (Copernicus, ESA) |", "| Sentinel-2 L2A (Copernicus, ESA) |")
+    lines += labels_section(rows, kept)
     lines += ["", "## Sources, licences, citation", "", sources, "",
               "## Build", "", f"- tool: sen12ms-build {__version__}",
               f"- config fingerprint: `{config_fingerprint(cfg)}`"

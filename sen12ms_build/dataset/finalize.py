@@ -37,6 +37,13 @@ def scene_records(root: Path) -> list[tuple[dict, list[dict]]]:
              rec.get("patch_records", [])) for _, _, rec in rows]
 
 
+def extra_data_ids(records: Any) -> tuple[str, ...]:
+    """The modalities the scene records add to the triplet (``modalities`` of a run with
+    labels), in :data:`layout.EXTRA_DATA_IDS` order; empty for the paper's run."""
+    found = {k for rec in records for k in rec.get("modalities", ())}
+    return tuple(k for k in layout.EXTRA_DATA_IDS if k in found)
+
+
 def finalize(root: Path, cfg: Any) -> dict[str, int]:
     """Write ``manifest.csv``, ``scenes.csv``, ``seasons.csv``, ``train_list.txt``,
     ``test_list.txt`` and ``splits.json`` from every finished scene under ``root``, then the
@@ -51,6 +58,8 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
     test, test_names, info = splits.assign(sp.method, root, kept_scenes, sp.test_fraction,
                                            sp.seed, sp.test_file, sp.leak_distance_m)
     train_list, test_list = [], []
+    extra = extra_data_ids(r for r, _ in records)
+    ids = (*layout.DATA_IDS, *extra, provenance.QA_ID)
     for rec, patches in records:
         scenes.append(rec)
         for p in patches:
@@ -74,11 +83,10 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
                 "reason": p["reason"], "crs": rec.get("crs", ""), "left": left,
                 "bottom": bottom, "right": right, "top": top, "review": p.get("review", ""),
                 "roi_id": rec.get("roi_id", ""), "split": split,
-                **{k: p["files"].get(k, "") for k in (*layout.DATA_IDS, provenance.QA_ID)},
-                **{f"sha256_{k}": p.get("sha256", {}).get(k, "")
-                   for k in (*layout.DATA_IDS, provenance.QA_ID)}})
-    layout.write_csv(root / "manifest.csv", layout.MANIFEST_HEADER, manifest)
-    layout.write_csv(root / "scenes.csv", layout.SCENES_HEADER, scenes)
+                **{k: p["files"].get(k, "") for k in ids},
+                **{f"sha256_{k}": p.get("sha256", {}).get(k, "") for k in ids}})
+    layout.write_csv(root / "manifest.csv", layout.manifest_header(extra), manifest)
+    layout.write_csv(root / "scenes.csv", layout.scenes_header(extra), scenes)
     layout.write_csv(root / "seasons.csv", layout.SEASONS_HEADER,
                      layout.seasons_rows([r for r, _ in records]))
     layout.write_lines(root / "train_list.txt", train_list)

@@ -30,8 +30,13 @@ from ..raster.io import atomic_write_text
 from ..state import WORK_DIR  # noqa: F401 (defined once, with the state file)
 
 DATA_IDS = ("s1", "s2", "lc")
+#: Data ids a run may add to the triplet: 10 m labels (``labels:``; ``wc`` ESA WorldCover,
+#: ``dw`` Dynamic World), in ``<id>_<scene>/`` folders beside ``lc_<scene>/`` that SEN12MS
+#: loaders never read (they build every path from the s2 names).
+EXTRA_DATA_IDS = ("wc", "dw")
+ALL_DATA_IDS = (*DATA_IDS, *EXTRA_DATA_IDS)
 PATCH_RE = re.compile(
-    r"^ROIs(?P<seed>\d+)_(?P<season>spring|summer|fall|winter)_(?P<dd>s1|s2|lc)_"
+    r"^ROIs(?P<seed>\d+)_(?P<season>spring|summer|fall|winter)_(?P<dd>s1|s2|lc|wc|dw)_"
     r"(?P<scene>\d+)_p(?P<patch>\d+)\.tif$")
 #: A quality layer's name (:func:`quality_path`).
 QA_RE = re.compile(r"^ROIs\d+_(spring|summer|fall|winter)_qa_\d+_p\d+\.tif$")
@@ -163,6 +168,27 @@ MANIFEST_HEADER = ["patch_id", "branch", "season", "scene", "patch", "status", "
                    "tool_version", "max_s1_s2_gap_days", "cloud_share", "shadow_share",
                    "igbp_counts",
                    "qa", "sha256_qa", "split"]
+def label_columns(data_id: str) -> list[str]:
+    """The manifest columns of an added label modality (``wc``, ``dw``): its no-data check,
+    file and checksum, then its provenance (:data:`provenance.LABEL_MANIFEST_COLUMNS`: the
+    product, version, period, class histogram, dominant class and purity)."""
+    return [f"nodata_{data_id}", data_id, f"sha256_{data_id}", "labels_product",
+            "labels_version", "labels_period", "labels_counts", "labels_dominant",
+            "labels_purity"]
+
+
+def manifest_header(extra: Iterable[str] = ()) -> list[str]:
+    """``manifest.csv``'s columns: :data:`MANIFEST_HEADER`, then those of each added
+    modality (:func:`label_columns`); the paper's run has no added one."""
+    return [*MANIFEST_HEADER, *(c for dd in extra for c in label_columns(dd))]
+
+
+def scenes_header(extra: Iterable[str] = ()) -> list[str]:
+    """``scenes.csv``'s columns: :data:`SCENES_HEADER`, then the scene round's no-data
+    share of each added modality."""
+    return [*SCENES_HEADER, *(f"nodata_{dd}" for dd in extra)]
+
+
 SCENES_HEADER = ["branch", "season", "scene", "roi_id", "kind", "lon", "lat", "utm_zone",
                  "width", "height", "status", "reason", *CHECK_COLUMNS, "s2_dark_floor",
                  "s2_dark_floor_water", "patches", "patches_kept", "s2_images", "s2_best",
@@ -215,7 +241,8 @@ def remove_stale_patches(root: Path, branch: str, scene: int, keep: Iterable[Pat
     Returns the number of files removed.
     """
     keep = {Path(p).resolve() for p in keep}
-    folders = {(Path(root) / branch / f"{dd}_{scene}").resolve() for dd in (*DATA_IDS, "qa")}
+    folders = {(Path(root) / branch / f"{dd}_{scene}").resolve()
+               for dd in (*ALL_DATA_IDS, "qa")}
     n = 0
     for f in owned:  # the patches and their quality layers (qa_<scene>/)
         f = Path(f)

@@ -13,7 +13,13 @@ GDAL splits a key at ``:`` or ``=``, so STAC's ``prefix:field`` keys cannot be u
   acquisitions (newest on top, :data:`products.S1_COMPOSITE`) and their orbit pass;
 * ``LC_PRODUCT``, ``LC_YEAR``: MODIS MCD12Q1 and its year;
 * ``SEN12MS_ROI_ID``, ``SEN12MS_SEASON``, ``SEN12MS_VERSION``, ``MAX_S1_S2_GAP_DAYS``,
-  ``CLOUD_SHARE``, ``SHADOW_SHARE``.
+  ``CLOUD_SHARE``, ``SHADOW_SHARE``;
+* with 10 m labels (``labels:``, :data:`LABEL_TAG_KEYS`, only then): ``LABELS_PRODUCT``
+  (``ESA/WorldCover/v100`` ...), ``LABELS_VERSION`` (``v100``, ``v200``; ``V1``),
+  ``LABELS_PERIOD`` (WorldCover's year, or Dynamic World's season ``start/end``),
+  ``LABELS_IMAGES`` (the images or tiles the labels come from), ``LABELS_COUNTS`` (pixels
+  per class, ``value:count``; ``none``), ``LABELS_DOMINANT`` and ``LABELS_PURITY`` (the most
+  frequent class, ``none`` without any, and its share of the labelled pixels).
 
 The quality layer (``<branch>/qa_<scene>/<branch>_qa_<scene>_p<patch>.tif``, a folder the
 SEN12MS loaders never look into: they build paths from the s2 names) has three uint8 bands:
@@ -55,6 +61,15 @@ MANIFEST_COLUMNS = {
     "lc_year": "LC_YEAR", "tool_version": "SEN12MS_VERSION",
     "max_s1_s2_gap_days": "MAX_S1_S2_GAP_DAYS", "cloud_share": "CLOUD_SHARE",
     "shadow_share": "SHADOW_SHARE", "igbp_counts": "LC_IGBP_COUNTS"}
+#: Tag keys of the 10 m labels, carried by every patch of a run with ``labels:`` only.
+LABEL_TAG_KEYS = ("LABELS_PRODUCT", "LABELS_VERSION", "LABELS_PERIOD", "LABELS_IMAGES",
+                  "LABELS_COUNTS", "LABELS_DOMINANT", "LABELS_PURITY")
+#: Manifest column -> tag key of the labels (:func:`manifest_values`; in the manifest of a
+#: run with labels only, :func:`layout.manifest_header`).
+LABEL_MANIFEST_COLUMNS = {
+    "labels_product": "LABELS_PRODUCT", "labels_version": "LABELS_VERSION",
+    "labels_period": "LABELS_PERIOD", "labels_counts": "LABELS_COUNTS",
+    "labels_dominant": "LABELS_DOMINANT", "labels_purity": "LABELS_PURITY"}
 #: Bumped when the tags or the quality layer change (part of the tile stage's fingerprint).
 PROVENANCE_VERSION = 1
 
@@ -98,12 +113,16 @@ def scene_sources(meta: Mapping[str, Any], season: str, roi_id: str,
     s1 = [{"id": a.get("product_id") or a.get("id") or Path(str(a.get("file", ""))).stem,
            "datetime": _iso(a.get("time") or _time_in_name(str(a.get("file", "")))),
            "orbit_state": str(a.get("orbit_pass", "")).lower()} for a in s1]
-    return {"season": season, "roi_id": roi_id, "s2": s2, "s1": s1,
-            "lc_product": LC_COLLECTION, "lc_year": int(meta.get("lc_year", landcover_year))}
+    out = {"season": season, "roi_id": roi_id, "s2": s2, "s1": s1,
+           "lc_product": LC_COLLECTION, "lc_year": int(meta.get("lc_year", landcover_year))}
+    if meta.get("labels"):  # the backend's account of the 10 m labels (a run with labels)
+        out["labels"] = dict(meta["labels"])
+    return out
 
 
 def patch_tags(sources: Mapping[str, Any], aux: np.ndarray | None,
-               lc: np.ndarray | None = None) -> dict[str, str]:
+               lc: np.ndarray | None = None,
+               labels: Mapping[str, np.ndarray] | None = None) -> dict[str, str]:
     """The provenance tags of one patch.
 
     Args:
@@ -112,8 +131,10 @@ def patch_tags(sources: Mapping[str, Any], aux: np.ndarray | None,
             shadow]; 255 no data), or None when the backend wrote none.
         lc: the patch's (4, H, W) land cover, for ``LC_IGBP_COUNTS`` (pixels per
             IGBP class, ``class:count`` comma-separated).
+        labels: data id (``wc``, ``dw``) -> the patch's (C, H, W) uint8 label window, for
+            the :data:`LABEL_TAG_KEYS` (a run with ``labels:`` only).
     Returns:
-        tag key -> string value (:data:`TAG_KEYS`).
+        tag key -> string value (:data:`TAG_KEYS`, and :data:`LABEL_TAG_KEYS` with labels).
     """
     s2 = sources.get("s2", [])
     ids, times, shares, cloud, shadow, masks = [], [], [], "", "", "none"
@@ -151,7 +172,35 @@ def patch_tags(sources: Mapping[str, Any], aux: np.ndarray | None,
         "LC_YEAR": str(sources.get("lc_year", "")),
         "MAX_S1_S2_GAP_DAYS": gap, "CLOUD_SHARE": cloud,
         "SHADOW_SHARE": shadow, "QA_MASKS": masks,
-        "LC_IGBP_COUNTS": igbp_counts(lc)}
+        "LC_IGBP_COUNTS": igbp_counts(lc),
+        **label_tags(sources.get("labels") or {}, labels)}
+
+
+def label_tags(source: Mapping[str, Any], labels: Mapping[str, np.ndarray] | None
+               ) -> dict[str, str]:
+    """The :data:`LABEL_TAG_KEYS` of a patch (empty without labels).
+
+    Args:
+        source: the scene's ``labels`` source (:func:`scene_sources`: ``product``,
+            ``id``, ``version``, ``period``, ``images``).
+        labels: data id -> (C, H, W) uint8 label window; band 1 is the class band.
+    """
+    if not labels:
+        return {}
+    from ..labels import PRODUCT_OF, class_counts, dominant
+
+    (key, arr), = labels.items()
+    counts = class_counts(arr[0], PRODUCT_OF[key])
+    top, purity = dominant(counts)
+    # never empty: GDAL drops an empty metadata item when it reads the file back
+    used = source.get("images") if source.get("images") is not None else source.get("files")
+    return {"LABELS_PRODUCT": str(source.get("id") or "unknown"),
+            "LABELS_VERSION": str(source.get("version") or "unknown"),
+            "LABELS_PERIOD": str(source.get("period") or "unknown"),
+            "LABELS_IMAGES": str(len(used or [])),
+            "LABELS_COUNTS": ",".join(f"{k}:{n}" for k, n in counts.items()) or "none",
+            "LABELS_DOMINANT": "none" if top is None else str(top),
+            "LABELS_PURITY": f"{purity:.4f}"}
 
 
 def igbp_counts(lc: np.ndarray | None) -> str:
@@ -165,7 +214,7 @@ def igbp_counts(lc: np.ndarray | None) -> str:
 def manifest_values(tags: Mapping[str, str]) -> dict[str, str]:
     """Manifest columns (:data:`MANIFEST_COLUMNS`) from a patch's tags."""
     return {col: str(tags.get(key, "")).replace(",", ";") for col, key in
-            MANIFEST_COLUMNS.items()}
+            {**MANIFEST_COLUMNS, **LABEL_MANIFEST_COLUMNS}.items()}
 
 
 def quality_array(aux: np.ndarray) -> np.ndarray:

@@ -16,12 +16,15 @@ from . import croissant, layout, provenance, splits, stac
 from ..raster.io import sha256
 
 def check_tags(root: Path, rows: list[dict[str, str]]) -> list[str]:
-    """Every kept patch file carries every provenance tag, the same in s1/s2/lc, and the
+    """Every kept patch file carries every provenance tag, the same in s1/s2/lc (and the
+    labels of a run with them, which also carry :data:`provenance.LABEL_TAG_KEYS`), and the
     manifest's provenance columns agree with them."""
     problems = []
     for r in rows:
         tags_of = {}
-        for dd in layout.DATA_IDS:
+        extra = [dd for dd in layout.EXTRA_DATA_IDS if r.get(dd)]
+        keys = (*provenance.TAG_KEYS, *(provenance.LABEL_TAG_KEYS if extra else ()))
+        for dd in (*layout.DATA_IDS, *extra):
             path = root / r.get(dd, "")
             if not r.get(dd) or not path.is_file():
                 continue  # reported by the manifest check
@@ -31,14 +34,15 @@ def check_tags(root: Path, rows: list[dict[str, str]]) -> list[str]:
                     f.read(window=Window(0, f.height - 1, f.width, 1))  # cut short?
             except RasterioError:
                 continue  # reported by the header check (validate._check_patch)
-            missing = [k for k in provenance.TAG_KEYS if k not in tags]
+            missing = [k for k in keys if k not in tags]
             if missing:
                 problems.append(f"{path}: provenance tag(s) missing: {', '.join(missing)} "
                                 "(rebuild with `run --force tile`)")
                 continue
-            tags_of[dd] = {k: tags[k] for k in provenance.TAG_KEYS}
+            tags_of[dd] = {k: tags[k] for k in keys}
         if len({tuple(sorted(t.items())) for t in tags_of.values()}) > 1:
-            problems.append(f"{r['patch_id']}: s1/s2/lc carry different provenance tags")
+            problems.append(f"{r['patch_id']}: {'/'.join(tags_of)} carry different "
+                            "provenance tags")
         if tags_of:
             tags = next(iter(tags_of.values()))
             for col, val in provenance.manifest_values(tags).items():

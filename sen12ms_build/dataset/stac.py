@@ -7,8 +7,10 @@
     <root>/stac/<branch>/<patch_id>/<patch_id>.json  one Item per kept triplet
     <root>/stac/items.parquet                        every Item as one stac-geoparquet file
 
-Items carry assets ``s1``, ``s2``, ``lc`` and ``qa`` (the quality layer) with hrefs relative
-to the item file, and the extensions ``eo`` (the 13 Sentinel-2 bands), ``sar`` (IW, C band,
+Items carry assets ``s1``, ``s2``, ``lc`` and ``qa`` (the quality layer; and the 10 m labels
+``wc`` or ``dw`` of a run with ``labels:``, with the ``classification`` extension: values,
+names and official colours of the product's classes) with hrefs relative to the item file,
+and the extensions ``eo`` (the 13 Sentinel-2 bands), ``sar`` (IW, C band,
 VV/VH, GRD), ``proj`` (UTM code, shape, transform), ``label`` (the four MODIS land-cover
 schemes and their classes) and ``ml-aoi`` (``ml-aoi:split``). Their times are the
 Sentinel-2 sensing time with the largest share (``datetime``) and the span of every S1/S2
@@ -42,6 +44,7 @@ PARQUET = "items.parquet"
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "stac"
 _CORE = "https://schemas.stacspec.org/v1.1.0"
 ML_AOI = "https://stac-extensions.github.io/ml-aoi/v0.2.0/schema.json"
+CLASSIFICATION = "https://stac-extensions.github.io/classification/v1.1.0/schema.json"
 LICENSE = "CC-BY-4.0"  # SEN12MS's licence; sources: see the data card (README.md)
 
 #: (common name, centre wavelength µm, full width at half maximum µm) of the S2 bands.
@@ -158,9 +161,47 @@ def make_item(row: dict[str, str], root: Path, item_dir: Path, season_start: str
     if counts:
         item.properties["label:overviews"] = [{"property_key": "IGBP", "counts": [
             {"name": IGBP_CLASSES.get(int(k), k), "count": int(v)} for k, v in counts]}]
+    for dd in layout.EXTRA_DATA_IDS:  # the 10 m labels of a run with ``labels:``
+        if row.get(dd):
+            item.add_asset(dd, labels_asset(dd, _rel(root / row[dd], item_dir), row))
+            item.stac_extensions.append(CLASSIFICATION)
     item.stac_extensions.append(ML_AOI)
     item.properties["ml-aoi:split"] = row["split"]
     return item
+
+
+def labels_asset(data_id: str, href: str, row: dict[str, str]):
+    """The asset of a patch's 10 m labels (``wc``: ESA WorldCover; ``dw``: Dynamic World),
+    with the classification extension's classes of its class band (band 1): value, name,
+    description and the product's official colour (``color_hint``)."""
+    import pystac
+
+    from ..labels import PRODUCT_OF, classes
+    from ..products import EXTRA_MODALITIES
+
+    product = PRODUCT_OF[data_id]
+    title = {"worldcover": f"ESA WorldCover {row.get('labels_version', '')} "
+                           f"({row.get('labels_period', '')}) 10 m land cover",
+             "dynamicworld": "Dynamic World V1 10 m land use / land cover: mode of the "
+                             f"season's labels ({row.get('labels_period', '')}), then the "
+                             "mean class probabilities x 250"}[product]
+    m = EXTRA_MODALITIES[data_id]
+    return pystac.Asset(href, title.replace("  ", " "), media_type=pystac.MediaType.GEOTIFF,
+                        roles=["data", "labels"], extra_fields={
+                            "classification:classes": [
+                                {"value": c.value, "name": _slug(c.name),
+                                 "description": c.name, "color_hint": c.color.upper()}
+                                for c in classes(product)],
+                            "sen12ms:bands": list(m.bands), "sen12ms:nodata": m.nodata,
+                            "sen12ms:product": row.get("labels_product", "")})
+
+
+def _slug(name: str) -> str:
+    """A class name as a machine-readable identifier (``Bare / sparse vegetation`` ->
+    ``bare_sparse_vegetation``)."""
+    import re
+
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
 
 
 def _num(x: str | None) -> float | None:

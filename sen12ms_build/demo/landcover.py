@@ -1,5 +1,10 @@
-"""Simulated MODIS MCD12Q1 land cover (463 m, MODIS sinusoidal grid) from a class map of
-the real ground."""
+"""Simulated land cover from a class map of the real ground: MODIS MCD12Q1 (463 m, MODIS
+sinusoidal grid) and ESA WorldCover (10 m, EPSG:4326 at 1/12000 degree).
+
+The two are made independently from the same 10 m ground classes (:mod:`.ground`), with
+rules that agree: a class maps to the same simplified IGBP (DFC2020) class through either
+product (:data:`WORLDCOVER_CODES`, :data:`MODIS_CODES`, :mod:`sen12ms_build.labels`), so
+where MODIS has a pure cell WorldCover's classes inside it say the same thing."""
 
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ from affine import Affine
 from pyproj import Transformer
 
 from ..geo import Grid
-from .ground import BARE, CLASS_NAMES, CROPLAND, FOREST, WATER
+from ..labels import WORLDCOVER_RES_DEG
+from .ground import BARE, BEACH_NEAR_WATER_M, CLASS_NAMES, CROPLAND, FOREST, PIXEL_M, WATER, \
+    WETLAND
 
 #: MODIS MCD12Q1 codes (LC_Type1 IGBP, LC_Prop1 LCCS1 land cover, LC_Prop2 LCCS2 land use,
 #: LC_Prop3 LCCS3 surface hydrology) of each simulated MODIS class.
@@ -94,3 +101,71 @@ def simulate_lc(classes: np.ndarray, grid: Grid, stride: int = 2) -> tuple[np.nd
         for b, code in enumerate(codes):
             out[b, sel] = code
     return out.reshape(4, mgrid.height, mgrid.width), mgrid
+
+
+#: ESA WorldCover code of each demo ground class (:data:`.ground.CLASS_NAMES`): water 80
+#: (permanent water bodies), wetland 90 (herbaceous wetland: salt marsh), forest 10 (tree
+#: cover), cropland 40; bare ground within :data:`.ground.BEACH_NEAR_WATER_M` of water is 60
+#: (bare / sparse vegetation: beach), elsewhere 40 (fallow fields), the rules of the MODIS
+#: simulation (barren next to water, cropland away from it).
+WORLDCOVER_CODES: dict[int, int] = {WATER: 80, WETLAND: 90, CROPLAND: 40, FOREST: 10}
+WORLDCOVER_BEACH, WORLDCOVER_FALLOW = 60, 40
+#: The WorldCover tile of the demo scene (3 x 3 degree tiles named by their south-west
+#: corner): the archive holds the window of it that covers the scene.
+WORLDCOVER_TILE = "N36W078"
+
+
+def worldcover_classes(classes: np.ndarray) -> np.ndarray:
+    """The demo's 10 m WorldCover codes, (H, W) uint8, from its ground classes
+    (:data:`WORLDCOVER_CODES`)."""
+    from scipy import ndimage
+
+    out = np.zeros(classes.shape, np.uint8)
+    for cls, code in WORLDCOVER_CODES.items():
+        out[classes == cls] = code
+    bare = classes == BARE
+    near = ndimage.binary_dilation(classes == WATER,
+                                   iterations=int(BEACH_NEAR_WATER_M / PIXEL_M))
+    out[bare & near] = WORLDCOVER_BEACH
+    out[bare & ~near] = WORLDCOVER_FALLOW
+    return out
+
+
+def simulate_worldcover(classes: np.ndarray, grid: Grid) -> tuple[np.ndarray, Grid]:
+    """Simulated ESA WorldCover: (1, h, w) uint8 on WorldCover's own grid (EPSG:4326 at
+    1/12000 degree, aligned to the global grid of its 3 x 3 degree tiles), covering the
+    scene's bounds. Each pixel takes the code (:func:`worldcover_classes`) of the 10 m
+    ground pixel its centre falls in (nearest); pixels whose centre lies outside the scene
+    are 0 (WorldCover's nodata)."""
+    codes = worldcover_classes(classes)
+    to_geo = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True)
+    left, bottom, right, top = grid.bounds
+    n = 64
+    xs = np.concatenate([np.linspace(left, right, n), np.full(n, right),
+                         np.linspace(right, left, n), np.full(n, left)])
+    ys = np.concatenate([np.full(n, top), np.linspace(top, bottom, n),
+                         np.full(n, bottom), np.linspace(bottom, top, n)])
+    lon, lat = to_geo.transform(xs, ys)
+    res = WORLDCOVER_RES_DEG
+    c0 = int(math.floor((min(lon) + 180.0) / res))
+    c1 = int(math.ceil((max(lon) + 180.0) / res))
+    r0 = int(math.floor((90.0 - max(lat)) / res))
+    r1 = int(math.ceil((90.0 - min(lat)) / res))
+    transform = Affine(res, 0.0, -180.0 + c0 * res, 0.0, -res, 90.0 - r0 * res)
+    wgrid = Grid("EPSG:4326", transform, c1 - c0, r1 - r0)
+    out = np.zeros((1, wgrid.height, wgrid.width), np.uint8)
+    to_utm = Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True)
+    t = grid.transform
+    cols = np.arange(wgrid.width) + 0.5
+    for r in range(0, wgrid.height, 256):  # by row blocks: bounded memory
+        rows = np.arange(r, min(r + 256, wgrid.height)) + 0.5
+        cc, rr = np.meshgrid(cols, rows)
+        glon, glat = transform @ (cc.ravel(), rr.ravel())
+        ux, uy = to_utm.transform(glon, glat)
+        col = np.floor((np.asarray(ux) - t.c) / t.a).astype(np.int64)
+        row = np.floor((np.asarray(uy) - t.f) / t.e).astype(np.int64)
+        ok = (col >= 0) & (col < grid.width) & (row >= 0) & (row < grid.height)
+        block = np.zeros(col.shape, np.uint8)
+        block[ok] = codes[row[ok], col[ok]]
+        out[0, r:r + len(rows)] = block.reshape(len(rows), wgrid.width)
+    return out, wgrid

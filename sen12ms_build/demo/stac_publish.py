@@ -17,7 +17,11 @@
   fake GRD products;
 * MODIS MCD12Q1 as one HDF4 granule of the whole sinusoidal tile (2400 x 2400, the four
   layers, HDF-EOS2 ``StructMetadata.0``) behind an Earthdata-like bearer token, with a
-  CMR-STAC-shaped item.
+  CMR-STAC-shaped item;
+* ESA WorldCover (the archive's ``worldcover/`` tile) as a COG in Planetary Computer's
+  ``esa-worldcover`` blob layout, SAS-protected, with an item shaped like PC's (asset
+  ``map``, ``esa_worldcover:product_version``, ``classification:classes``; the recorded
+  item in ``tests/fixtures/stac/``).
 
 :func:`serve` starts the services on 127.0.0.1 (:mod:`.servers`) and gives the
 ``backend.stac`` section and the (fake, loopback-only) credentials that read them. Item
@@ -55,6 +59,7 @@ L1C_COLLECTION = "sentinel-2-l1c"
 L2A_COLLECTION = "sentinel-2-l2a"
 S1_COLLECTION = "demo-sentinel-1-sigma0"
 LC_COLLECTION = "MCD12Q1_061"
+WC_COLLECTION, WC_ACCOUNT = "esa-worldcover", "ai4edataeuwest"
 PC_ACCOUNT, PC_CONTAINER = "sentinel2l2a01", "sentinel2-l2"
 #: PC asset keys of the bands (the recorded item's), and CDSE's for L1C.
 PC_ASSETS = {b: ("B" + b[1:].zfill(2) if b != "B8A" else "B8A") for b in S2_BANDS}
@@ -346,6 +351,57 @@ def _granule(part: np.ndarray, r0: int, c0: int, h: int, v: int, year: int, pub:
                                 "type": "application/xml"}}})
 
 
+def _worldcover(entry: dict[str, Any], src: Path, pub: Published) -> None:
+    """The archive's WorldCover tile as PC's ``esa-worldcover`` holds it: a COG under
+    ``<account>/esa-worldcover/<version>/<year>/map/`` and an item of PC's shape."""
+    from ..labels import WORLDCOVER_CLASSES, WORLDCOVER_VERSIONS
+
+    version, year = entry["version"], int(entry["year"])
+    name = Path(entry["path"]).name
+    tile = name.split("_")[-2]  # ESA_WorldCover_10m_<year>_<version>_<tile>_Map.tif
+    with rasterio.open(src) as f:
+        arr, crs, transform = f.read(1), f.crs, f.transform
+        bbox = _lonlat_bbox(f.crs, f.bounds)
+    rel = f"{WC_ACCOUNT}/{WC_COLLECTION}/{version}/{year}/map/{name}"
+    path = pub.root / "blob" / rel
+    if not path.exists():
+        _write(path, arr, crs, transform, "COG", nodata=0, COMPRESS="DEFLATE",
+               BLOCKSIZE="256", OVERVIEWS="NONE")
+    iid = name.removesuffix("_Map.tif")
+    cog = "image/tiff; application=geotiff; profile=cloud-optimized"
+    pub.items.append({
+        "type": "Feature", "stac_version": "1.0.0", "id": iid, "collection": WC_COLLECTION,
+        "bbox": bbox, "geometry": _polygon(bbox), "links": [],
+        "stac_extensions": [
+            "https://stac-extensions.github.io/projection/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/grid/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/classification/v1.0.0/schema.json"],
+        "assets": {"map": {
+            "href": f"{{PC}}/{rel}", "type": cog, "title": "Land Cover Classes",
+            "description": "Discrete classification according to the Land Cover "
+                           "Classification System scheme developed by the United Nations "
+                           "Food and Agriculture Organization",
+            "raster:bands": [{"name": "Band1", "description": "Classification values",
+                              "nodata": 0, "sampling": "area", "data_type": "uint8",
+                              "spatial_resolution": 10}],
+            "classification:classes": [{"value": c.value, "description": c.name,
+                                        "color-hint": c.color} for c in WORLDCOVER_CLASSES],
+            "proj:transform": list(transform)[:6], "proj:shape": list(arr.shape),
+            "roles": ["data"]}},
+        "properties": {
+            "esa_worldcover:product_version": WORLDCOVER_VERSIONS[version][2],
+            "esa_worldcover:product_tile": tile,
+            "start_datetime": f"{year}-01-01T00:00:00Z",
+            "end_datetime": f"{year}-12-31T23:59:59Z", "datetime": None,
+            "description": "ESA WorldCover product at 10m resolution",
+            "mission": "sentinel-1, sentinel-2",
+            "platform": "sentinel-1a, sentinel-1b, sentinel-2a, sentinel-2b",
+            "instruments": ["c-sar", "msi"], "proj:epsg": 4326,
+            "grid:code": f"ESAWORLDCOVER-{tile}",
+            "demo:note": "the demo archive's simulated WorldCover window of this tile"}})
+
+
 def publish(archive: Path, root: Path, l2a: bool = True,
             seasons: tuple[str, ...] | None = None) -> Published:
     """Write the demo archive's sources in the real layouts under ``root`` (files that exist
@@ -354,8 +410,8 @@ def publish(archive: Path, root: Path, l2a: bool = True,
     archive, root = Path(archive), Path(root)
     meta = json.loads((archive / "archive.json").read_text())
     pub = Published(root)
-    acqs = [e for e in meta["acquisitions"] if e["modality"] == "lc" or seasons is None
-            or e.get("season") in seasons]
+    acqs = [e for e in meta["acquisitions"] if e["modality"] in ("lc", "worldcover")
+            or seasons is None or e.get("season") in seasons]
     meta["acquisitions"] = acqs
     s2 = [e for e in meta["acquisitions"] if e["modality"] == "s2"]
     for k, e in enumerate(s2):
@@ -371,6 +427,8 @@ def publish(archive: Path, root: Path, l2a: bool = True,
         _s1(e, archive / e["path"], pub, bbox, k)
     for e in (x for x in meta["acquisitions"] if x["modality"] == "lc"):
         _modis(archive / e["path"], int(e["year"]), pub)
+    for e in (x for x in meta["acquisitions"] if x["modality"] == "worldcover"):
+        _worldcover(e, archive / e["path"], pub)
     atomic_write_text(root / "items.json", json.dumps(pub.items, indent=1) + "\n")
     return pub
 
@@ -387,10 +445,14 @@ class Services:
     items: list[dict[str, Any]]
     cache: Path
 
-    def section(self, level: str = "l1c", **extra: Any) -> dict[str, Any]:
-        """The ``backend.stac`` section reading these services."""
+    def section(self, level: str = "l1c", labels: bool = False,
+                **extra: Any) -> dict[str, Any]:
+        """The ``backend.stac`` section reading these services (``labels``: ESA WorldCover
+        too, from the Planetary Computer layout)."""
         s2 = {"profile": "demo-cdse", "level": "l1c"} if level == "l1c" else \
             {"profile": "demo-pc", "level": "l2a"}
+        if labels:
+            extra = {"labels": {"profile": "demo-pc"}, **extra}
         return {
             "s2": s2, "s1": {"profile": "demo-interim-sigma0", "product": "sigma0"},
             "lc": {"profile": "demo-earthdata"}, "dem": {"profile": "demo-pc"},

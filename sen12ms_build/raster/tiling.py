@@ -22,7 +22,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from .geotiff import write_or_gdal
-from ..products import MODALITIES, s2_modality_of
+from ..products import ALL_MODALITIES, MODALITIES, Modality, s2_modality_of
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,8 @@ def iter_patch_rows(paths: Mapping[str, Path], size: int, stride: int
 
 
 def write_patch(path: Path, data: np.ndarray, key: str, crs, transform,
-                tags: Mapping[str, str] | None = None, *, gdal: bool = False) -> None:
+                tags: Mapping[str, str] | None = None, *, gdal: bool = False,
+                modality: Modality | None = None) -> None:
     """Write one patch GeoTIFF as in the published dataset: uncompressed, the modality's
     dtype, band descriptions and nodata, CRS and geotransform, and ``tags`` (provenance,
     GDAL default metadata domain); atomic.
@@ -113,7 +114,10 @@ def write_patch(path: Path, data: np.ndarray, key: str, crs, transform,
     several times faster than opening the file through GDAL). rasterio writes it when that
     writer does not cover the raster (e.g. a rotated transform), or with ``gdal=True`` (the
     reference the fast writer is tested and benchmarked against)."""
-    m = s2_modality_of(data.shape[0]) if key == "s2" else MODALITIES[key]
+    if modality is not None:
+        m = modality
+    else:
+        m = s2_modality_of(data.shape[0]) if key == "s2" else ALL_MODALITIES[key]
     write_or_gdal(path, data, crs=crs, transform=transform, nodata=m.nodata, dtype=m.dtype,
                   descriptions=m.descriptions, tags=tags, gdal=gdal)
 
@@ -127,6 +131,7 @@ def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
                tags_for: Callable[[Mapping[str, np.ndarray]], dict[str, str]] | None = None,
                extra_for: Callable[[int, Mapping[str, np.ndarray], Any, Affine,
                                     dict[str, str], bool], dict[str, Path]] | None = None,
+               modalities: Mapping[str, Modality] | None = None,
                ) -> list[dict]:
     """Cut a scene triplet into patches and write the accepted ones.
 
@@ -140,10 +145,16 @@ def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
             record as ``tags``).
         extra_for: (patch id, arrays, crs, transform, tags, keep) -> extra files written
             (or removed when not kept) beside the triplet, e.g. the quality layer.
+        modalities: the patch files to write, data id -> modality, in order (default the
+            triplet ``s1``, ``s2``, ``lc``; a run with labels adds ``wc`` or ``dw``); every
+            key needs its scene in ``paths``.
     Returns:
         one record per patch: id, window, bounds, kept, reason, values, files.
     """
     records = []
+    mods: Mapping[str, Modality | None] = modalities or {k: None for k in MODALITIES}
+    # the triplet's files take their modality from the data (s2: the level by band count)
+    added = {k: m for k, m in mods.items() if k not in MODALITIES}
     with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
         # a row's writes: (the record's files to add the result to, or None; the future)
         pending: list[tuple[dict | None, Future]] = []
@@ -156,11 +167,12 @@ def tile_scene(paths: Mapping[str, Path], name_for: Callable[[str, int], Path],
                 t = prof["transform"] @ Affine.translation(w.col, w.row)
                 bounds = (t.c, t.f + size * t.e, t.c + size * t.a, t.f)
                 files = {}
-                for k in ("s1", "s2", "lc"):
+                for k in mods:
                     path = name_for(k, w.patch)
                     if keep:  # same bytes on re-runs
                         pending.append((None, pool.submit(write_patch, path, arrays[k], k,
-                                                          prof["crs"], t, tags)))
+                                                          prof["crs"], t, tags,
+                                                          modality=added.get(k))))
                         files[k] = path
                     else:  # a re-run with stricter rules removes it
                         path.unlink(missing_ok=True)

@@ -24,7 +24,7 @@ from rasterio.windows import Window
 
 from ...geo import Grid
 from ...raster.io import GTIFF_PROFILE, InputError, OutputError, atomic_path
-from ...products import AUX_MASKS, LC, S1, S2, Modality
+from ...products import AUX_MASKS, EXTRA_MODALITIES, LC, S1, S2, Modality
 from .chunks import Chunk, Product
 from .errors import TransientError
 from .graphs import S1_FILL
@@ -140,6 +140,9 @@ def targets_for(key: str, out_dir: Path, files: dict[str, str], with_aux: bool,
         return [Target(out_dir / files["s1"], S1, range(S1.count), s1_to_nan, tags)]
     if key == "lc":
         return [Target(out_dir / files["lc"], LC, range(LC.count), None, tags)]
+    if key in EXTRA_MODALITIES:  # the 10 m labels (wc, dw): uint8 as downloaded
+        m = EXTRA_MODALITIES[key]
+        return [Target(out_dir / files[key], m, range(m.count), None, tags)]
     raise ValueError(f"unknown product {key!r}")
 
 

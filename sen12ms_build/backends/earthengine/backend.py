@@ -47,6 +47,11 @@ MODES = ("download", "batch")
 PRODUCT_KEYS = ("s2", "s1", "lc")
 
 
+def product_keys(request: SceneRequest) -> tuple[str, ...]:
+    """The products of a scene: the triplet, then its added labels (``wc``, ``dw``)."""
+    return (*PRODUCT_KEYS, *request.extra)
+
+
 @dataclass(frozen=True)
 class EarthEngineOptions:
     """Options of :class:`EarthEngineBackend` (the ``backend.earthengine`` config section).
@@ -298,7 +303,8 @@ class EarthEngineBackend(Backend):
         sc = self._scene(request)
         expr = graphs.encode(graphs.scene_summary(
             sc.region, sc.start, sc.end, request.params, collection=self.options.s2_collection,
-            year=request.landcover_year))
+            year=request.landcover_year, labels=request.labels,
+            version=request.worldcover_version))
         result = self.client.compute_value(expr, what=f"summary of {sc.key}")
         what = f"ROI {request.roi.id} in {sc.start}..{sc.end}"
         if not result.get("s2"):
@@ -307,6 +313,8 @@ class EarthEngineBackend(Backend):
             raise NoDataError(f"no Sentinel-1 IW VV+VH image for {what}")
         if not result.get("lc"):
             raise NoDataError(f"no MODIS land cover for {request.landcover_year}")
+        if request.labels and not result.get("labels"):
+            raise NoDataError(f"no {request.labels} image for {what}")
         return result
 
     def images(self, request: SceneRequest, summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -321,6 +329,8 @@ class EarthEngineBackend(Backend):
                                    clip=sc.clip),
             "s1": graphs.s1_image(sc.region, sc.start, sc.end),
             "lc": graphs.landcover_image(sc.region, request.landcover_year),
+            **{k: graphs.labels_image(request.labels, sc.region, sc.start, sc.end, sc.grid,
+                                      request.worldcover_version) for k in request.extra},
         }
 
     def _meta(self, sc: _Scene, summary: Mapping[str, Any]) -> dict[str, Any]:
@@ -344,7 +354,21 @@ class EarthEngineBackend(Backend):
             "s1_images": [a["product_id"] for a in s1_acquisitions(summary["s1"])],
             "s1_acquisitions": s1_acquisitions(summary["s1"]),
             "lc_image": list(summary["lc"])[0],
+            **({"labels": self._labels_meta(sc, summary)} if sc.request.labels else {}),
         }
+
+    def _labels_meta(self, sc: _Scene, summary: Mapping[str, Any]) -> dict[str, Any]:
+        """The scene's labels source (provenance): product, Earth Engine id, version,
+        period, the images used."""
+        from ...labels import DYNAMICWORLD_COLLECTION, WORLDCOVER_VERSIONS
+
+        r = sc.request
+        if r.labels == "worldcover":
+            year, collection, _ = WORLDCOVER_VERSIONS[r.worldcover_version]
+            return {"product": "worldcover", "id": collection, "version": r.worldcover_version,
+                    "period": str(year), "images": list(summary.get("labels", []))}
+        return {"product": "dynamicworld", "id": DYNAMICWORLD_COLLECTION, "version": "V1",
+                "period": f"{sc.start}/{sc.end}", "images": list(summary.get("labels", []))}
 
     def _roi_mask(self, sc: _Scene) -> np.ndarray:
         return ~geometry_mask([{"type": "Polygon", "coordinates": [sc.request.roi.ring()]}],
@@ -353,12 +377,13 @@ class EarthEngineBackend(Backend):
     def _assemble(self, sc: _Scene, pieces: Mapping[str, Sequence[Path]], out: Path,
                   meta: dict[str, Any], expect_full_cover: bool,
                   legacy_aux: bool = False) -> None:
-        prods = chunks.products(self.options.export_aux, legacy_aux=legacy_aux)
+        prods = chunks.products(self.options.export_aux, legacy_aux=legacy_aux,
+                                extra=sc.request.extra)
         aux = AUX if legacy_aux else AUX_MASKS
         stats = asm.AuxStats()
         tags = {"SOURCE": f"earthengine:{self.options.mode}", "SEASON": sc.request.season,
                 "ROI": sc.request.roi.id}
-        for key in PRODUCT_KEYS:
+        for key in product_keys(sc.request):
             ktags = dict(tags)
             if key == "s2":
                 ktags.update(MOSAIC_IMAGES=len(meta["s2_images"]),
@@ -418,11 +443,11 @@ class EarthEngineBackend(Backend):
         sc = self._scene(request)
         plans = chunks.plan_grid(sc.grid, with_aux=self.options.export_aux,
                                  max_bytes=self.options.max_request_bytes,
-                                 s2_side=self.options.s2_chunk_px)
+                                 s2_side=self.options.s2_chunk_px, extra=request.extra)
         root = self._cache_root(sc, out)
         return [download.ProductJob(k, plans[k].product, graphs.encode(images[k]), sc.grid,
                                     plans[k].chunks, root, min_side=self.options.min_chunk_px)
-                for k in PRODUCT_KEYS]
+                for k in product_keys(request)]
 
     def _download(self, sc: _Scene, images: Mapping[str, Any], out: Path,
                   meta: dict[str, Any]) -> None:
@@ -475,9 +500,9 @@ class EarthEngineBackend(Backend):
         return {"destination": tasks.DRIVE, "folder": o.drive_folder, "prefix": name}
 
     def _submit_scene(self, sc: _Scene, images: Mapping[str, Any]) -> list[tasks.TaskRecord]:
-        prods = chunks.products(self.options.export_aux)
+        prods = chunks.products(self.options.export_aux, extra=sc.request.extra)
         recs = []
-        for key in PRODUCT_KEYS:
+        for key in product_keys(sc.request):
             digest = download.request_digest(graphs.encode(images[key]), sc.grid, prods[key])
             recs.append(tasks.submit(self.store, f"{sc.key}/{key}", images[key], sc.grid,
                                      digest=digest, **self._record_args(sc, key)))
@@ -523,14 +548,14 @@ class EarthEngineBackend(Backend):
         self._pull(sc, out, meta)
 
     def _pull(self, sc: _Scene, out: Path, meta: dict[str, Any]) -> None:
-        prods = chunks.products(self.options.export_aux)
+        prods = chunks.products(self.options.export_aux, extra=sc.request.extra)
         source = self._source()
         dest = self._cache_root(sc, out) / "exports"
         dest.mkdir(parents=True, exist_ok=True)
         pieces: dict[str, list[Path]] = {}
         task_ids = {}
         legacy = False
-        for key in PRODUCT_KEYS:
+        for key in product_keys(sc.request):
             rec = self.store.get(f"{sc.key}/{key}")
             if rec is None or rec.state != tasks.SUCCEEDED:
                 raise BatchTaskError(f"export {sc.key}/{key} is not finished "
@@ -542,7 +567,7 @@ class EarthEngineBackend(Backend):
                 log.warning("%s: export of an earlier version with 2 aux bands (source, "
                             "poor): its quality layers carry the poor mask only", rec.key)
                 legacy = True
-                prods = chunks.products(True, legacy_aux=True)
+                prods = chunks.products(True, legacy_aux=True, extra=sc.request.extra)
             for f in files:
                 if not asm.verify_file(f, prods[key], None):
                     raise BatchTaskError(f"export {rec.key}: {f} is not a complete GeoTIFF "
@@ -551,7 +576,7 @@ class EarthEngineBackend(Backend):
             task_ids[key] = rec.task_id
         self._assemble(sc, pieces, out, meta, expect_full_cover=True, legacy_aux=legacy)
         meta["tasks"] = task_ids
-        for key in PRODUCT_KEYS:
+        for key in product_keys(sc.request):
             rec = self.store.get(f"{sc.key}/{key}")
             if rec is not None:
                 rec.pulled = True
@@ -569,7 +594,7 @@ class EarthEngineBackend(Backend):
         sc = self._scene(request)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        keys = [f"{sc.key}/{k}" for k in PRODUCT_KEYS]
+        keys = [f"{sc.key}/{k}" for k in product_keys(request)]
         if wait:
             tasks.wait_for(self.store, keys, poll_interval=self.options.poll_interval,
                            timeout=self.options.task_timeout, progress=self.options.progress)
@@ -599,7 +624,7 @@ class EarthEngineBackend(Backend):
                 sc = self._scene(r)
                 expr = graphs.encode(graphs.scene_counts(
                     sc.region, sc.start, sc.end, collection=self.options.s2_collection,
-                    year=r.landcover_year))
+                    year=r.landcover_year, labels=r.labels, version=r.worldcover_version))
                 images[(r.roi.id, r.season)] = {
                     k: int(v) for k, v in
                     self.client.compute_value(expr, what=f"image count of {sc.key}").items()}
@@ -613,9 +638,10 @@ def plan_requests(requests: Sequence[SceneRequest], options: EarthEngineOptions 
                   ) -> chunks.Plan:
     """The pure plan of ``requests`` under ``options`` (no Earth Engine call)."""
     o = options or EarthEngineOptions()
+    extra = requests[0].extra if requests else ()  # one run, one labels setting
     return chunks.plan([(r.roi, r.season) for r in requests], with_aux=o.export_aux,
                        max_bytes=o.max_request_bytes, s2_side=o.s2_chunk_px,
-                       concurrency=o.max_concurrency, images=images)
+                       concurrency=o.max_concurrency, images=images, extra=extra)
 
 
 __all__ = ["EarthEngineBackend", "EarthEngineOptions", "plan_requests"]

@@ -20,7 +20,7 @@ import numpy as np
 from affine import Affine
 
 from ...geo import Grid
-from ...products import AUX, AUX_MASKS, LC, S1, S2
+from ...products import AUX, AUX_MASKS, EXTRA_MODALITIES, LC, S1, S2
 
 #: computePixels response limit: 48 MiB of uncompressed pixel data.
 MAX_REQUEST_BYTES = 50_331_648
@@ -68,16 +68,20 @@ class Product:
         return len(self.bands) * np.dtype(self.dtype).itemsize
 
 
-def products(with_aux: bool = True, legacy_aux: bool = False) -> dict[str, Product]:
-    """The three requests of a scene, in download order. ``legacy_aux``: the two aux bands
-    (:data:`~sen12ms_build.products.AUX`) of exports made before the cloud and shadow
-    masks were added, to read such batch exports."""
+def products(with_aux: bool = True, legacy_aux: bool = False,
+             extra: tuple[str, ...] = ()) -> dict[str, Product]:
+    """The requests of a scene, in download order: the three of the triplet, then one per
+    added modality (``extra``: ``wc`` ESA WorldCover, ``dw`` Dynamic World, uint8).
+    ``legacy_aux``: the two aux bands (:data:`~sen12ms_build.products.AUX`) of exports made
+    before the cloud and shadow masks were added, to read such batch exports."""
     aux = AUX if legacy_aux else AUX_MASKS
     s2_bands = S2.bands + (aux.bands if with_aux else ())
     return {
         "s2": Product("s2", s2_bands, S2.dtype),
         "s1": Product("s1", S1.bands, S1.dtype),
         "lc": Product("lc", LC.bands, LC.dtype),
+        **{k: Product(k, EXTRA_MODALITIES[k].bands, EXTRA_MODALITIES[k].dtype)
+           for k in extra},
     }
 
 
@@ -224,13 +228,13 @@ class ScenePlan:
 
 
 def plan_grid(grid: Grid, *, with_aux: bool = True, max_bytes: int = MAX_REQUEST_BYTES,
-              max_side: int = MAX_SIDE_PX, s2_side: int | None = S2_CHUNK_PX
-              ) -> dict[str, ModalityPlan]:
+              max_side: int = MAX_SIDE_PX, s2_side: int | None = S2_CHUNK_PX,
+              extra: tuple[str, ...] = ()) -> dict[str, ModalityPlan]:
     """Chunks of every product of a scene on ``grid``: Sentinel-2 (scored per request) in
-    windows of at most ``s2_side`` pixels a side (None: bytes only), Sentinel-1 and land
-    cover (plain mosaics, cheap) by bytes only."""
+    windows of at most ``s2_side`` pixels a side (None: bytes only), Sentinel-1, land
+    cover and the added ``extra`` labels (plain composites, cheap) by bytes only."""
     out = {}
-    for key, p in products(with_aux).items():
+    for key, p in products(with_aux, extra=extra).items():
         side = min(max_side, s2_side) if key == "s2" and s2_side else max_side
         out[key] = ModalityPlan(p, plan_chunks(grid.width, grid.height, p.bytes_per_pixel,
                                                max_bytes=max_bytes, max_side=side))
@@ -300,7 +304,8 @@ class Plan:
             lines.append(f"{s.season:<8} {s.roi_id:<24} "
                          f"{f'{s.grid.width} x {s.grid.height}':>14} {imgs:>16} "
                          f"{s.requests:>8} {s.expected_bytes / 2**20:>9.1f}")
-        names = {"s2": "Sentinel-2 mosaic", "s1": "Sentinel-1", "lc": "land cover"}
+        names = {"s2": "Sentinel-2 mosaic", "s1": "Sentinel-1", "lc": "land cover",
+                 "wc": "ESA WorldCover labels", "dw": "Dynamic World labels"}
         for key, d in self.by_product().items():
             sides = [max(c.height, c.width) for s in self.scenes
                      for c in s.modalities[key].chunks]
@@ -323,11 +328,13 @@ class Plan:
 def plan(scenes: Iterable[tuple[object, str]], *, with_aux: bool = True,
          max_bytes: int = MAX_REQUEST_BYTES, max_side: int = MAX_SIDE_PX,
          s2_side: int | None = S2_CHUNK_PX, concurrency: int = 8,
-         images: Mapping[tuple[str, str], Mapping[str, int]] | None = None) -> Plan:
+         images: Mapping[tuple[str, str], Mapping[str, int]] | None = None,
+         extra: tuple[str, ...] = ()) -> Plan:
     """Plan the direct download of ``(roi, season)`` scenes (``roi``: :class:`ROI`).
 
     Pure: no Earth Engine call. ``images`` optionally maps ``(roi.id, season)`` to image
-    counts per collection (from the dry run) to show beside the plan.
+    counts per collection (from the dry run) to show beside the plan; ``extra``: the
+    labels every scene adds (``("wc",)``...), planned and counted like the triplet.
     """
     out = Plan(concurrency=concurrency)
     for roi, season in scenes:
@@ -335,7 +342,7 @@ def plan(scenes: Iterable[tuple[object, str]], *, with_aux: bool = True,
         rid = roi.id  # type: ignore[attr-defined]
         out.scenes.append(ScenePlan(
             rid, season, grid, plan_grid(grid, with_aux=with_aux, max_bytes=max_bytes,
-                                         max_side=max_side, s2_side=s2_side),
+                                         max_side=max_side, s2_side=s2_side, extra=extra),
             images=dict(images[(rid, season)]) if images and (rid, season) in images else None))
     return out
 

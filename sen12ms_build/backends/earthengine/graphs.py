@@ -27,8 +27,11 @@ import ee
 
 from ...geo import Grid
 from ...mosaic import DEFAULT_PARAMS, MosaicParams, shadow_displacement_m
-from ...products import (AUX_MASKS, LC, LC_BANDS, LC_COLLECTION, LC_MODIS_BANDS, LC_YEAR,
-                         S1, S1_COLLECTION, S2, S2_BANDS, S2_COLLECTION)
+from ...labels import (DW_LABEL_BAND, DW_PROB_BANDS, DW_PROB_SCALE, DW_SCALE_M,
+                       DYNAMICWORLD_COLLECTION, LABEL_MAX_PIXELS, WORLDCOVER_BAND,
+                       WORLDCOVER_DEFAULT_VERSION, WORLDCOVER_VERSIONS)
+from ...products import (AUX_MASKS, DW, LC, LC_BANDS, LC_COLLECTION, LC_MODIS_BANDS, LC_YEAR,
+                         S1, S1_COLLECTION, S2, S2_BANDS, S2_COLLECTION, WC)
 
 #: CRS of the score computations (the scripts' ``reproject('EPSG:4326', null, 20)``).
 SCORE_CRS = "EPSG:4326"
@@ -485,27 +488,108 @@ def landcover_image(region: ee.Geometry, year: int = LC_YEAR) -> ee.Image:
             .toUint16())
 
 
+# --- 10 m labels (a run with ``labels:``) ------------------------------------------------------
+
+def worldcover_collection(version: str = WORLDCOVER_DEFAULT_VERSION) -> ee.ImageCollection:
+    """ESA WorldCover of ``version`` (``v100``: 2020, ``v200``: 2021): one global image."""
+    return ee.ImageCollection(WORLDCOVER_VERSIONS[version][1])
+
+
+def worldcover_image(grid: Grid, version: str = WORLDCOVER_DEFAULT_VERSION) -> ee.Image:
+    """ESA WorldCover's ``Map`` band on the export ``grid``: uint8 codes, 0 (the product's
+    nodata) where masked.
+
+    WorldCover's pixels (1/12000 degree) are finer than the export grid's (0.0001 degree),
+    so every export pixel takes the mode of the WorldCover pixels inside it
+    (``reduceResolution`` with ``ee.Reducer.mode``), computed on exactly that grid
+    (``reproject`` with its ``crsTransform``): never an interpolation
+    (:func:`sen12ms_build.labels.resampling_for`). ``first()`` keeps the image's own
+    projection, which ``reduceResolution`` needs (a ``mosaic()`` would drop it)."""
+    img = ee.Image(worldcover_collection(version).first()).select([WORLDCOVER_BAND])
+    t = grid.transform
+    return (img.reduceResolution(reducer=ee.Reducer.mode(), maxPixels=LABEL_MAX_PIXELS)
+            .reproject(crs=grid.crs, crsTransform=[t.a, t.b, t.c, t.d, t.e, t.f])
+            .unmask(WC.nodata, False)
+            .toUint8())
+
+
+def dynamicworld_collection(region: ee.Geometry, start: str, end: str) -> ee.ImageCollection:
+    """Dynamic World V1 images intersecting ``region`` in ``[start, end]`` (one per
+    Sentinel-2 image), oldest first."""
+    return (ee.ImageCollection(DYNAMICWORLD_COLLECTION)
+            .filterBounds(region)
+            .filterDate(str(start), end_exclusive(end))
+            .sort("system:time_start"))
+
+
+def dynamicworld_image(region: ee.Geometry, start: str, end: str) -> ee.Image:
+    """Dynamic World over the season: band ``label``, the per-pixel mode of the images'
+    ``label`` (0-8), then the 9 probability bands, the per-pixel mean of the images'
+    probabilities x :data:`~sen12ms_build.labels.DW_PROB_SCALE` rounded (0..250); uint8,
+    255 where no image covers a pixel.
+
+    A composite of a collection has Earth Engine's default projection (EPSG:4326 at 1
+    degree); both are pinned to the projection of the images themselves, the Sentinel-2
+    tile's UTM zone at :data:`~sen12ms_build.labels.DW_SCALE_M` metres
+    (``setDefaultProjection``), so the export resamples them from 10 m pixels (by nearest
+    neighbour, Earth Engine's default: no ``resample`` call), not from 1 degree ones."""
+    col = dynamicworld_collection(region, start, end)
+    proj = ee.Image(col.first()).select([DW_LABEL_BAND]).projection().atScale(DW_SCALE_M)
+    label = (col.select([DW_LABEL_BAND]).reduce(ee.Reducer.mode())
+             .rename([DW_LABEL_BAND]).setDefaultProjection(proj))
+    probs = (col.select(list(DW_PROB_BANDS)).mean()
+             .multiply(DW_PROB_SCALE).round()
+             .rename(list(DW_PROB_BANDS)).setDefaultProjection(proj))
+    return label.addBands(probs).unmask(DW.nodata, False).toUint8()
+
+
+def labels_image(request_labels: str, region: ee.Geometry, start: str, end: str, grid: Grid,
+                 version: str = WORLDCOVER_DEFAULT_VERSION) -> ee.Image:
+    """The labels image of a scene (``worldcover`` or ``dynamicworld``)."""
+    if request_labels == "worldcover":
+        return worldcover_image(grid, version)
+    if request_labels == "dynamicworld":
+        return dynamicworld_image(region, start, end)
+    raise ValueError(f"unknown labels {request_labels!r}")
+
+
+def labels_collection(request_labels: str, region: ee.Geometry, start: str, end: str,
+                      version: str = WORLDCOVER_DEFAULT_VERSION) -> ee.ImageCollection:
+    """The images a scene's labels use (the summary's and the dry run's count)."""
+    if request_labels == "worldcover":
+        return worldcover_collection(version).filterBounds(region)
+    return dynamicworld_collection(region, start, end)
+
+
 # --- what a scene will use -------------------------------------------------------------------
 
 def scene_counts(region: ee.Geometry, start: str, end: str, *,
-                 collection: str = S2_COLLECTION, year: int = LC_YEAR) -> ee.Dictionary:
-    """Image counts per collection (``s2``, ``s1``, ``lc``): the dry run's query."""
-    return ee.Dictionary({
+                 collection: str = S2_COLLECTION, year: int = LC_YEAR,
+                 labels: str | None = None,
+                 version: str = WORLDCOVER_DEFAULT_VERSION) -> ee.Dictionary:
+    """Image counts per collection (``s2``, ``s1``, ``lc``, and ``labels`` with labels):
+    the dry run's query."""
+    counts = {
         "s2": s2_collection(region, start, end, collection).size(),
         "s1": s1_collection(region, start, end).size(),
         "lc": landcover_collection(region, year).size(),
-    })
+    }
+    if labels:
+        counts["labels"] = labels_collection(labels, region, start, end, version).size()
+    return ee.Dictionary(counts)
 
 
 def scene_summary(region: ee.Geometry, start: str, end: str,
                   params: MosaicParams = DEFAULT_PARAMS, *, collection: str = S2_COLLECTION,
-                  year: int = LC_YEAR) -> ee.Dictionary:
+                  year: int = LC_YEAR, labels: str | None = None,
+                  version: str = WORLDCOVER_DEFAULT_VERSION) -> ee.Dictionary:
     """What a scene will use: ``s2`` a list (collection order) of one dictionary per image
     (``id``, ``time_start`` ms, ``solar_azimuth``, ``solar_zenith`` degrees,
     ``cloudy_percentage``, ``roi_coverage_percent``); ``s1`` a list (oldest first) of one
     dictionary per acquisition (``id`` = ``system:index``, the GRD product id;
     ``time_start`` ms; ``orbit_pass``, the catalog's ``orbitProperties_pass``:
-    ``ASCENDING`` or ``DESCENDING``); ``lc`` a list of ids."""
+    ``ASCENDING`` or ``DESCENDING``); ``lc`` a list of ids; with ``labels`` also
+    ``labels``, the ids of the label images (:func:`labels_collection`)."""
     s2 = statistics_collection(region, start, end, params, collection=collection)
 
     def describe(img: ee.ComputedObject) -> ee.Dictionary:
@@ -528,11 +612,15 @@ def scene_summary(region: ee.Geometry, start: str, end: str,
         })
 
     s1 = s1_collection(region, start, end)
-    return ee.Dictionary({
+    out = {
         "s2": s2.toList(s2.size().max(1)).map(describe),
         "s1": s1.toList(s1.size().max(1)).map(describe_s1),
         "lc": landcover_collection(region, year).aggregate_array("system:index"),
-    })
+    }
+    if labels:
+        out["labels"] = labels_collection(labels, region, start, end,
+                                          version).aggregate_array("system:index")
+    return ee.Dictionary(out)
 
 
 def encode(obj: ee.ComputedObject) -> dict:

@@ -4,7 +4,8 @@ For a scene it searches each modality's profile (:mod:`.search`), reads every Se
 acquisition straight onto the scene's UTM 10 m grid (:mod:`.sentinel2`, :mod:`.reader`) and
 mosaics them with the shared engine (:func:`sen12ms_build.mosaic.engine.mosaic_acquisitions`),
 composes Sentinel-1 newest on top (:mod:`.sentinel1`) and warps the MODIS land cover with
-nearest (:mod:`.modis`). It declares :attr:`ExportGrid.SCENE`: the warp stage adopts its
+nearest (:mod:`.modis`); with ``labels: worldcover`` it reads ESA WorldCover's tiles by
+mode (:mod:`.worldcover`). It declares :attr:`ExportGrid.SCENE`: the warp stage adopts its
 files without a second resampling.
 
 An acquisition whose asset is missing or unreadable is skipped; the problem (item, asset,
@@ -24,10 +25,10 @@ import numpy as np
 
 from ...geo import Grid, pixel_size_m
 from ...mosaic import engine
-from ...products import AUX_MASKS, LC, S1, S2_BANDS, s2_modality
+from ...products import AUX_MASKS, LC, S1, S2_BANDS, WC, s2_modality
 from ...raster.io import FAST_COMPRESSION, write_raster
 from .. import EXPORT_FILES, Backend, ExportGrid, NoDataError, SceneExport, SceneRequest
-from . import credentials, modis, sentinel1, sentinel2
+from . import credentials, modis, sentinel1, sentinel2, worldcover
 from .credentials import redact, strip_url
 from .options import Source, StacOptions
 from .reader import AssetProblem, AssetReader, SourceUnavailable, read_stack
@@ -283,6 +284,33 @@ class StacBackend(Backend):
             raise NoDataError(f"MCD12Q1 granule unreadable for ROI {request.roi.id}") from None
         return arr, {"lc_file": ";".join(used), "lc_year": year, "lc_skipped": skipped}
 
+    # -- 10 m labels -------------------------------------------------------------------------
+
+    def _labels(self, request: SceneRequest, grid: Grid) -> tuple[np.ndarray, dict[str, Any]]:
+        """ESA WorldCover of the request's version on ``grid`` (``labels: worldcover``; the
+        config allows no other product with this backend)."""
+        from ...labels import WORLDCOVER_VERSIONS
+
+        src = self.options.sources["labels"]
+        version = request.worldcover_version
+        start, end = worldcover.period(version)
+        found = self._search(src, request, start, end)
+        items = worldcover.version_items(found.items, version)
+        if not items:
+            raise NoDataError(f"no ESA WorldCover {version} tile for ROI {request.roi.id} at "
+                              f"{src.profile.name} ({src.product.collection})")
+        key = src.product.assets.get("Map", "map")
+        arr, used, problems = worldcover.read_on_grid(self.reader(src), items, key, grid)
+        skipped = [self._problem(p) for p in problems]
+        if not used:
+            raise NoDataError(f"no readable ESA WorldCover {version} tile covers ROI "
+                              f"{request.roi.id} ({len(skipped)} skipped)")
+        return arr, {"labels": {"product": "worldcover",
+                                "id": WORLDCOVER_VERSIONS[version][1], "version": version,
+                                "period": str(start.year), "images": used,
+                                "collection": src.product.collection},
+                     "labels_skipped": skipped}
+
     # -- the scene ---------------------------------------------------------------------------
 
     def export_scene(self, request: SceneRequest, out_dir: Path) -> SceneExport:
@@ -318,6 +346,12 @@ class StacBackend(Backend):
                nodata=S1.nodata, descriptions=S1.descriptions)
         _write(out / EXPORT_FILES["lc"], lc, crs=grid.crs, transform=grid.transform,
                nodata=LC.nodata, descriptions=LC.descriptions)
+        if request.labels:
+            labels, labels_meta = self._labels(request, grid)
+            _write(out / EXPORT_FILES["wc"], labels, crs=grid.crs, transform=grid.transform,
+                   nodata=WC.nodata, descriptions=WC.descriptions)
+            lc_meta["lc_skipped"] += labels_meta.pop("labels_skipped")
+            meta.update(labels_meta)
         skipped = info["skipped"] + s1_meta.pop("s1_skipped") + lc_meta.pop("lc_skipped")
         dropped = info["dropped"] + s1_meta.pop("s1_dropped")
         meta.update(res.meta)

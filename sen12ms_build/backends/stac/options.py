@@ -10,6 +10,7 @@ when the config is loaded.
         s1: {profile: planetary-computer}        # product grd (default) or sigma0
         lc: {profile: earthdata}
         dem: {profile: planetary-computer}       # terrain for the Sentinel-1 chain
+        labels: {profile: planetary-computer}    # ESA WorldCover (a run with labels)
         profiles: {}                             # the run's own profiles / mirrors
         cache: ~/.cache/sen12ms-build/stac       # downloaded granules (MODIS HDF4)
         timeout_s: 30
@@ -38,7 +39,7 @@ from .profiles import FORMATS, Product, Profile, ProfileError, merge, parse_prof
 log = logging.getLogger(__name__)
 
 #: Modalities a run reads, and what a modality entry may hold.
-MODALITY_KEYS = ("s2", "s1", "lc", "dem")
+MODALITY_KEYS = ("s2", "s1", "lc", "dem", "labels")
 ENTRY_KEYS = {"profile", "level", "product", "endpoint", "collection", "format", "assets"}
 LEVELS = ("l1c", "l2a")
 S1_PRODUCTS = {"grd": "s1-grd", "sigma0": "s1-sigma0"}
@@ -48,7 +49,10 @@ DEFAULTS: dict[str, dict[str, str]] = {
     "s1": {"profile": "planetary-computer", "product": "grd"},
     "lc": {"profile": "earthdata"},
     "dem": {"profile": "planetary-computer"},
+    "labels": {"profile": "planetary-computer"},
 }
+#: Modalities parsed only when the run reads them (or the section names them).
+OPTIONAL_KEYS = ("labels",)
 SECTION_KEYS = set(MODALITY_KEYS) | {"profiles", "cache", "timeout_s", "retries",
                                      "page_size", "max_concurrent"}
 
@@ -109,7 +113,7 @@ def _kind(modality: str, entry: Mapping[str, Any]) -> str:
             raise OptionError("s1.product", f"unknown product {product!r}; choose "
                               f"{' or '.join(S1_PRODUCTS)}")
         return S1_PRODUCTS[product]
-    return {"lc": "lc-mcd12q1", "dem": "dem"}[modality]
+    return {"lc": "lc-mcd12q1", "dem": "dem", "labels": "labels-worldcover"}[modality]
 
 
 def _source(modality: str, entry: Mapping[str, Any], profiles: dict[str, Profile]) -> Source:
@@ -213,6 +217,8 @@ def parse(section: Mapping[str, Any] | None, scorer: str = "paper",
         raise OptionError(f"profiles.{exc.key}", str(exc).split(": ", 1)[-1]) from None
     sources = {}
     for m in MODALITY_KEYS:
+        if m in OPTIONAL_KEYS and m not in needs and m not in section:
+            continue
         entry = section.get(m)
         if entry is not None and not isinstance(entry, Mapping):
             raise OptionError(m, f"expected a mapping, got {type(entry).__name__}")
@@ -222,7 +228,7 @@ def parse(section: Mapping[str, Any] | None, scorer: str = "paper",
         wanted = set(needs) | ({"dem"} if "s1" in needs and sources["s1"].kind == "s1-grd"
                                else set())
         for m in MODALITY_KEYS:
-            if m not in wanted:
+            if m not in wanted or m not in sources:
                 continue
             src = sources[m]
             why = credentials.missing(src.profile.auth_for(src.kind))

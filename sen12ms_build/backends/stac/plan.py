@@ -53,6 +53,9 @@ class Assumptions:
         dem_tiles_per_roi, dem_bytes_per_px: Copernicus DEM 1x1 degree COGs at 30 m.
         modis_granule_bytes: one MCD12Q1 HDF4 granule (4-12 MB; 8 MB taken).
         request_latency_s: a range request's round trip when planning the request rate.
+        worldcover_bytes_per_px: ESA WorldCover ``map`` COGs (uint8 classes, deflate):
+            compressed bytes per pixel read; ``worldcover_tile_km``: its 3 x 3 degree
+            tiles' side (333 km of latitude): an ROI touches ``(1 + s / 333)^2`` of them.
     """
 
     s2_revisit_days: tuple[int, int] = (10, 5)
@@ -73,6 +76,8 @@ class Assumptions:
     dem_bytes_per_px: float = 2.5
     modis_granule_bytes: float = 8e6
     request_latency_s: float = 0.15
+    worldcover_bytes_per_px: float = 0.35
+    worldcover_tile_km: float = 333.0
 
 
 @dataclass
@@ -158,6 +163,20 @@ def s2_item_cost(roi_m: float, fmt: str, bands: Sequence[str], a: Assumptions
     return req, byt
 
 
+def worldcover_cost(roi_m: float, lat: float, a: Assumptions) -> tuple[float, float]:
+    """(requests, bytes) of reading ESA WorldCover's ``map`` over an ROI of ``roi_m``
+    metres at latitude ``lat``: its pixels are 1/12000 degree, the COG blocks
+    :attr:`Assumptions.cog_block_px` a side; one request per block row touched and one for
+    the header."""
+    from ...labels import WORLDCOVER_RES_DEG
+
+    px_x = roi_m / (WORLDCOVER_RES_DEG * 111320.0 * max(math.cos(math.radians(lat)), 0.01))
+    px_y = roi_m / (WORLDCOVER_RES_DEG * 110574.0)
+    tx = _tiles_touched(px_x, a.cog_block_px)
+    ty = _tiles_touched(px_y, a.cog_block_px)
+    return 1 + ty, tx * ty * a.cog_block_px ** 2 * a.worldcover_bytes_per_px
+
+
 def _modis_tiles(requests: Sequence[Any]) -> int:
     from pyproj import Transformer
 
@@ -215,10 +234,14 @@ def plan(requests: Sequence[Any], options: StacOptions | None = None, workers: i
         if options else {}
     lines: list[Line] = []
     n = len(requests)
+    labels = any(getattr(r, "labels", None) for r in requests)
     for name, prof in profiles.items():
         for kind, product in prof.products.items():
             modality = {"s2-l1c": "s2", "s2-l2a": "s2", "s1-grd": "s1", "s1-sigma0": "s1",
-                        "lc-mcd12q1": "lc", "dem": "dem"}[kind]
+                        "lc-mcd12q1": "lc", "dem": "dem",
+                        "labels-worldcover": "labels"}[kind]
+            if modality == "labels" and not labels:
+                continue  # planned only for a run that reads them
             ln = Line(modality, name, kind,
                       configured=configured.get(modality) == (name, kind))
             if kind.startswith("s2"):
@@ -248,6 +271,13 @@ def plan(requests: Sequence[Any], options: StacOptions | None = None, workers: i
                         r.roi.size_m / 30.0, a.cog_block_px))
                     ln.bytes += px * a.dem_bytes_per_px * 1.2
                     ln.searches += 1
+            elif kind == "labels-worldcover":
+                for r in requests:
+                    ln.items += (1.0 + r.roi.size_m / 1000.0 / a.worldcover_tile_km) ** 2
+                    req, byt = worldcover_cost(r.roi.size_m, r.roi.lat, a)
+                    ln.requests += req
+                    ln.bytes += byt
+                    ln.searches += 1
             else:  # MODIS granules: whole files, one per tile and year, cached
                 granules = _modis_tiles(requests)
                 ln.items = granules
@@ -257,6 +287,6 @@ def plan(requests: Sequence[Any], options: StacOptions | None = None, workers: i
             ln.requests += ln.searches
             ln.quota_notes = _quota_notes(ln, prof, a, workers, threads)
             lines.append(ln)
-    lines.sort(key=lambda ln: (["s2", "s1", "dem", "lc"].index(ln.modality), ln.profile,
-                               ln.product))
+    lines.sort(key=lambda ln: (["s2", "s1", "dem", "lc", "labels"].index(ln.modality),
+                               ln.profile, ln.product))
     return Plan(n, lines, a, workers)

@@ -23,7 +23,8 @@ from ...errors import Sen12msError
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
 
 #: Product kinds a profile may serve.
-KINDS = ("s2-l1c", "s2-l2a", "s1-grd", "s1-sigma0", "lc-mcd12q1", "dem")
+KINDS = ("s2-l1c", "s2-l2a", "s1-grd", "s1-sigma0", "lc-mcd12q1", "dem",
+         "labels-worldcover")
 #: Asset formats the reader knows: JPEG 2000 (SAFE), Cloud-Optimized GeoTIFF, HDF4 granules.
 FORMATS = ("jp2", "cog", "hdf4")
 #: Credential kinds: none (anonymous), s3-keys (GDAL's AWS_* options from environment
