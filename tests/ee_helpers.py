@@ -160,6 +160,10 @@ def product_of(expression_text: str) -> tuple[str, int, str]:
         return "s1", 2, "float32"
     if "MODIS/061/MCD12Q1" in expression_text:
         return "lc", 4, "uint16"
+    if "ESA/WorldCover" in expression_text:  # the labels of sen12ms_build.labels
+        return "wc", 1, "uint8"
+    if "GOOGLE/DYNAMICWORLD" in expression_text:
+        return "dw", 10, "uint8"
     raise ValueError("unknown product")
 
 
@@ -551,8 +555,10 @@ class FakeEarthEngine:
 def expected(key: str, transform: Affine, width: int, height: int, aux: bool = True
              ) -> np.ndarray:
     """What the emulator's pixels of a product look like on a whole grid."""
-    count = {"s2": 13 + len(AUX_BANDS) if aux else 13, "s1": 2, "lc": 4}[key]
-    dtype = {"s2": "uint16", "s1": "float32", "lc": "uint16"}[key]
+    count = {"s2": 13 + len(AUX_BANDS) if aux else 13, "s1": 2, "lc": 4, "wc": 1,
+             "dw": 10}[key]
+    dtype = {"s2": "uint16", "s1": "float32", "lc": "uint16", "wc": "uint8",
+             "dw": "uint8"}[key]
     return values(key, count, dtype, transform, width, height)
 
 
