@@ -166,3 +166,16 @@ def test_an_item_without_a_band_asset_is_a_problem_naming_item_and_asset():
     del pc["assets"]["B8A"]
     with pytest.raises(AssetProblem, match=r"S2B_MSIL2A_20190629T212529.*B8A"):
         sentinel2.acquisition(pc, resolve()["planetary-computer"].product("s2-l2a"), "l2a")
+
+
+def test_sentinel1_neighbouring_slices_of_one_datatake_are_both_kept():
+    """A datatake is cut into ~25 s slices, one product each, all with the datatake's id: an
+    ROI on a slice boundary needs both (they are different acquisitions, not copies)."""
+    item = json.loads((FIX / "pc_sentinel-1-grd_item.json").read_text())
+    nxt = copy.deepcopy(item)
+    nxt["id"] = "S1A_IW_GRDH_1SDV_20230628T210730_20230628T210755_049191_05EA4D_6B1C"
+    nxt["properties"]["s1:slice_number"] = "15"
+    nxt["properties"]["start_datetime"] = "2023-06-28 21:07:30.988556+00:00"
+    assert nxt["properties"]["s1:datatake_id"] == item["properties"]["s1:datatake_id"]
+    kept, dropped = dedup.drop_duplicates([item, nxt])
+    assert [k["id"] for k in kept] == [item["id"], nxt["id"]] and not dropped

@@ -48,6 +48,8 @@ SOURCE_INDEX = "SOURCE_INDEX"
 #: Sentinel-1 GRD property with the orbit pass (``ASCENDING`` / ``DESCENDING``), catalog
 #: page COPERNICUS_S1_GRD.
 S1_ORBIT_PASS = "orbitProperties_pass"
+#: Sentinel-1 GRD property with the relative orbit number at the product's start.
+S1_RELATIVE_ORBIT = "relativeOrbitNumber_start"
 #: ``tileScale`` of the per-image statistics: Earth Engine aggregates in tiles 4 x 4 times
 #: smaller (16 x less memory per tile, "User memory limit exceeded" avoided) at the same
 #: scale and the same result; ``bestEffort`` is not used because it coarsens the scale.
@@ -505,7 +507,8 @@ def scene_summary(region: ee.Geometry, start: str, end: str,
     ``cloudy_percentage``, ``roi_coverage_percent``); ``s1`` a list (oldest first) of one
     dictionary per acquisition (``id`` = ``system:index``, the GRD product id;
     ``time_start`` ms; ``orbit_pass``, the catalog's ``orbitProperties_pass``:
-    ``ASCENDING`` or ``DESCENDING``); ``lc`` a list of ids."""
+    ``ASCENDING`` or ``DESCENDING``; ``relative_orbit``, ``relativeOrbitNumber_start``);
+    ``lc`` a list of ids."""
     s2 = statistics_collection(region, start, end, params, collection=collection)
 
     def describe(img: ee.ComputedObject) -> ee.Dictionary:
@@ -525,6 +528,7 @@ def scene_summary(region: ee.Geometry, start: str, end: str,
             "id": img.get("system:index"),
             "time_start": img.get("system:time_start"),
             "orbit_pass": img.get(S1_ORBIT_PASS),
+            "relative_orbit": img.get(S1_RELATIVE_ORBIT),
         })
 
     s1 = s1_collection(region, start, end)

@@ -217,7 +217,7 @@ def plan(requests: Sequence[Any], options: StacOptions | None = None, workers: i
     n = len(requests)
     for name, prof in profiles.items():
         for kind, product in prof.products.items():
-            modality = {"s2-l1c": "s2", "s2-l2a": "s2", "s1-grd": "s1", "s1-sigma0": "s1",
+            modality = {"s2-l1c": "s2", "s2-l2a": "s2", "s1-grd": "s1",
                         "lc-mcd12q1": "lc", "dem": "dem"}[kind]
             ln = Line(modality, name, kind,
                       configured=configured.get(modality) == (name, kind))

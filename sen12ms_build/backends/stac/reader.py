@@ -164,13 +164,53 @@ class AssetReader:
         Raises:
             AssetProblem, SourceUnavailable: see the module doc.
         """
+        arr = self._opened(asset, lambda path: self._warp(path, grid, asset.resampling,
+                                                          dtype, nodata))
+        if asset.offset_dn:
+            from .harmonize import apply_offset
+
+            arr = apply_offset(arr, asset.offset_dn)
+        return arr
+
+    def read_window(self, asset: BandAsset, rows: slice, cols: slice) -> np.ndarray:
+        """Rows and columns of ``asset``'s first band as stored, no georeferencing needed
+        (a Sentinel-1 GRD measurement in radar geometry: GCPs, no CRS): (h, w) of the
+        file's dtype. Only the blocks of the window are fetched.
+
+        Raises:
+            AssetProblem, SourceUnavailable: see the module doc; AssetProblem also for a
+                window outside the raster.
+        """
+        def window(path: str) -> np.ndarray:
+            import warnings
+
+            from rasterio.errors import NotGeoreferencedWarning
+            from rasterio.windows import Window
+
+            with warnings.catch_warnings():  # radar geometry: no geotransform, by design
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                src = rasterio.open(path)
+            with src:
+                if rows.start < 0 or cols.start < 0 or rows.stop > src.height \
+                        or cols.stop > src.width:
+                    raise AssetProblem(asset.item, asset.key, f"window rows {rows.start}:"
+                                       f"{rows.stop}, cols {cols.start}:{cols.stop} outside "
+                                       f"its {src.height} x {src.width} pixels")
+                return src.read(1, window=Window(cols.start, rows.start,
+                                                 cols.stop - cols.start,
+                                                 rows.stop - rows.start))
+
+        return self._opened(asset, window)
+
+    def _opened(self, asset: BandAsset, read: Any) -> np.ndarray:
+        """``read(gdal_path)`` in the profile's GDAL environment while holding a host slot;
+        signed again once after a 403; GDAL errors sorted (:func:`classify`)."""
         host = access.host_of(access.rewrite(asset.href, self.rules))
         for attempt in (0, 1):
             path = self.open_path(asset.href, fresh=attempt > 0)
             try:
                 with access.host_slot(host, self.limit), self.env():
-                    arr = self._warp(path, grid, asset.resampling, dtype, nodata)
-                break
+                    return read(path)
             except rasterio.errors.RasterioError as exc:
                 url = path[len("/vsicurl/"):] if path.startswith("/vsicurl/") else None
                 status = probe_status(url, self.timeout_s) if url else None
@@ -181,11 +221,7 @@ class AssetReader:
                              asset.item, asset.key)
                     continue
                 raise err from None
-        if asset.offset_dn:
-            from .harmonize import apply_offset
-
-            arr = apply_offset(arr, asset.offset_dn)
-        return arr
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _warp(path: str, grid: Grid, method: str, dtype: str, nodata: float) -> np.ndarray:
