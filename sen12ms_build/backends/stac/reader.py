@@ -229,11 +229,69 @@ class AssetReader:
             if src.crs is None:
                 raise rasterio.errors.RasterioIOError(f"{path}: no CRS (not georeferenced)")
             src_nodata = src.nodata if src.nodata is not None else nodata
+            fast = aligned_read(src, grid, method, dtype, nodata)
+            if fast is not None:
+                return fast
             with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
                            height=grid.height, resampling=Resampling[method],
                            src_nodata=src_nodata, nodata=nodata, dtype=dtype,
                            warp_extras={"INIT_DEST": "NO_DATA"}) as vrt:
                 return vrt.read(1)
+
+
+def aligned_read(src: Any, grid: Grid, method: str, dtype: str, nodata: float
+                 ) -> np.ndarray | None:
+    """``src`` band 1 on ``grid`` without GDAL's warper, when the warper would only copy or
+    repeat whole source pixels: the same CRS, both grids north-up, the source pixel ``k``
+    target pixels wide (``k`` a whole number), the target's pixel edges on the source's
+    10 m lattice, and ``nearest`` resampling (or any, when ``k`` is 1: a kernel centred on
+    a source pixel is that pixel). The blocks of the window are read once and each pixel
+    repeated ``k`` x ``k`` times: exactly what the warper gives (tests compare the two),
+    with a fraction of its work. ``None`` when the grids do not line up so.
+
+    Returns:
+        (H, W) of ``dtype``, ``nodata`` outside the source and on its nodata pixels.
+    """
+    s, g = src.transform, grid.transform
+    if s.b or s.d or g.b or g.d or s.a <= 0 or s.e >= 0 or g.a <= 0 or g.e >= 0:
+        return None
+    if not np.can_cast(np.dtype(src.dtypes[0]), np.dtype(dtype), "safe"):
+        return None
+    kx, ky = s.a / g.a, -s.e / -g.e
+    k = round(kx)
+    if k < 1 or abs(kx - k) > 1e-9 or abs(ky - k) > 1e-9 or (k > 1 and method != "nearest"):
+        return None
+    ox, oy = (g.c - s.c) / g.a, (s.f - g.f) / -g.e  # target origin in target pixels
+    if abs(ox - round(ox)) > 1e-6 or abs(oy - round(oy)) > 1e-6:
+        return None
+    if src.crs != rasterio.crs.CRS.from_user_input(grid.crs):
+        return None
+    ox, oy = int(round(ox)), int(round(oy))
+    # source pixels covering the target (in source pixels), clipped to the raster
+    c0, r0 = ox // k, oy // k
+    c1, r1 = -(-(ox + grid.width) // k), -(-(oy + grid.height) // k)
+    cc0, rr0 = max(c0, 0), max(r0, 0)
+    cc1, rr1 = min(c1, src.width), min(r1, src.height)
+    out = np.full(grid.shape, nodata, dtype)
+    if cc1 <= cc0 or rr1 <= rr0:
+        return out
+    from rasterio.windows import Window
+
+    block = src.read(1, window=Window(cc0, rr0, cc1 - cc0, rr1 - rr0))
+    src_nodata = src.nodata
+    if k > 1:
+        block = np.repeat(np.repeat(block, k, axis=0), k, axis=1)
+    # where the read block lands in the target, in target pixels
+    x0, y0 = cc0 * k - ox, rr0 * k - oy
+    tx0, ty0 = max(x0, 0), max(y0, 0)
+    tx1, ty1 = min(x0 + block.shape[1], grid.width), min(y0 + block.shape[0], grid.height)
+    part = block[ty0 - y0:ty1 - y0, tx0 - x0:tx1 - x0]
+    if src_nodata is not None and not (src_nodata == nodata or
+                                       (np.isnan(src_nodata) and np.isnan(nodata))):
+        part = np.where(part == src_nodata if not np.isnan(src_nodata) else np.isnan(part),
+                        nodata, part)
+    out[ty0:ty1, tx0:tx1] = part
+    return out
 
 
 def read_stack(reader: AssetReader, assets: Sequence[BandAsset], grid: Grid,
@@ -249,4 +307,25 @@ def read_stack(reader: AssetReader, assets: Sequence[BandAsset], grid: Grid,
         futures = [pool.submit(reader.read, a, grid, dtype, nodata) for a in assets]
         for i, fut in enumerate(futures):
             out[i] = fut.result()
+    return out
+
+
+def read_acquisitions(reader: AssetReader, stacks: Sequence[Sequence[BandAsset]], grid: Grid,
+                      dtype: str = "uint16", nodata: float = 0, threads: int = 8
+                      ) -> np.ndarray:
+    """Every band of several acquisitions onto ``grid``, all in one pool (at most
+    ``threads`` reads at a time, and at most the host's slots): (acquisitions, bands, H, W)
+    of ``dtype``.
+
+    Raises:
+        AssetProblem, SourceUnavailable: the first failure, in acquisition and band order.
+    """
+    n = max((len(s) for s in stacks), default=0)
+    out = np.full((len(stacks), n, *grid.shape), nodata, dtype)
+    jobs = [(i, k, a) for i, s in enumerate(stacks) for k, a in enumerate(s)]
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(jobs)))) as pool:
+        futures = [(i, k, pool.submit(reader.read, a, grid, dtype, nodata))
+                   for i, k, a in jobs]
+        for i, k, fut in futures:
+            out[i, k] = fut.result()
     return out
