@@ -185,3 +185,26 @@ def test_no_secret_in_any_output_log_or_catalog(services, tmp_path):
     found += [("log", s) for s in secrets for text in logs if s in text]
     assert not found, found[:5]
     assert "stac" in (tmp_path / "l2a" / "out" / "scenes.csv").read_text()
+
+
+def test_s3_xml_is_read_with_the_profiles_keys_and_a_missing_key_is_a_recorded_skip(
+        services, tmp_path):
+    """CDSE's GRD XML lies on its S3 endpoint (the cdse profile's s1-grd, layout safe): read
+    through the profile's endpoint (path-style, plain http on loopback) with its keys; a
+    missing key is the item's problem (skipped and recorded), not the run's."""
+    from sen12ms_build.backends.stac import sentinel1
+    from sen12ms_build.backends.stac.options import parse
+
+    _, svc = services
+    src = tmp_path / "manifest.safe"
+    src.write_bytes(b"<xfdu:XFDU xmlns:xfdu='urn:ccsds:schema:xfdu:1'/>")
+    key = "Sentinel-1/SAR/IW_GRDH_1S-COG/2017/02/15/P_COG.SAFE/manifest.safe"
+    svc.s3.put("eodata", {key: src})
+    section = svc.section("l1c")
+    section["s1"] = {"profile": "demo-cdse"}
+    s1 = parse(section).sources["s1"]
+    assert s1.kind == "s1-grd" and sentinel1.layout_of(s1.product) == "safe"
+    assert sentinel1.s3_get(s1.profile, s1.kind, f"s3://eodata/{key}", 5, 1) == \
+        src.read_bytes()
+    with pytest.raises(sentinel1.AssetProblem, match="missing"):
+        sentinel1.s3_get(s1.profile, s1.kind, "s3://eodata/nothing/manifest.safe", 5, 1)

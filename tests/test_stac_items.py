@@ -179,3 +179,30 @@ def test_sentinel1_neighbouring_slices_of_one_datatake_are_both_kept():
     assert nxt["properties"]["s1:datatake_id"] == item["properties"]["s1:datatake_id"]
     kept, dropped = dedup.drop_duplicates([item, nxt])
     assert [k["id"] for k in kept] == [item["id"], nxt["id"]] and not dropped
+
+
+def test_the_demo_dem_items_are_shaped_like_the_recorded_cop_dem_item(stac_demo):
+    """The publisher's cop-dem-glo-30 items carry the recorded item's properties and its
+    ``data`` asset, and their tiles are where ``proj:transform`` and ``proj:shape`` say (a
+    1 x 1 degree tile, pixel centres on whole arc-seconds below 50 degrees of latitude)."""
+    import rasterio
+
+    recorded = json.loads((FIX / "cop-dem-glo-30_item.json").read_text())
+    _, svc = stac_demo
+    dems = [i for i in svc.items if i["collection"] == recorded["collection"]]
+    assert dems
+    for item in dems:
+        assert set(item["properties"]) <= set(recorded["properties"])
+        assert {"proj:epsg", "proj:transform", "proj:shape", "datetime"} <= set(
+            item["properties"])
+        data = item["assets"]["data"]
+        assert data["type"] == recorded["assets"]["data"]["type"]
+        assert data["raster:bands"] == recorded["assets"]["data"]["raster:bands"]
+        with rasterio.open(data["href"].replace(svc.blob.url, str(svc.blob.root))) as f:
+            assert list(f.transform)[:6] == pytest.approx(item["properties"]["proj:transform"])
+            assert [f.height, f.width] == item["properties"]["proj:shape"] == [3600, 3600]
+            assert f.crs.to_epsg() == item["properties"]["proj:epsg"] == 4326
+            west, north = f.transform.c, f.transform.f
+            assert west * 3600 % 1 == pytest.approx(0.5) and north * 3600 % 1 == \
+                pytest.approx(0.5)
+            assert item["bbox"] == pytest.approx(list(f.bounds))

@@ -246,7 +246,7 @@ class StacBackend(Backend):
         reader = self.reader(src)
         url = access.rewrite(href, reader.rules)
         if url.startswith("s3://"):
-            return access.s3_get(src.profile, src.kind, url, self.options.timeout_s,
+            return sentinel1.s3_get(src.profile, src.kind, url, self.options.timeout_s,
                                  self.options.retries)
         if not url.startswith(("http://", "https://")):
             path = Path(url.removeprefix("file://"))

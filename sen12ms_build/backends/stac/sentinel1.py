@@ -47,7 +47,8 @@ from ...sar.manifest import parse_manifest, planetary_computer_href
 from ...sar.product import GrdProduct
 from ...sar.selection import GrdCandidate, candidate_from_stac
 from .credentials import redact, strip_url
-from .profiles import XML_LAYOUTS, Product
+from . import access
+from .profiles import XML_LAYOUTS, Product, Profile
 from .reader import AssetProblem, AssetReader, BandAsset, SourceUnavailable
 
 #: How a product's files are named beside its manifest (the profile's ``xml.layout``).
@@ -253,6 +254,53 @@ def fetch_bytes(session: Any, href: str, timeout_s: float) -> bytes:
     return r.content
 
 
+def s3_get(profile: Profile, kind: str, href: str, timeout_s: float = 60.0,
+           retries: int = 5) -> bytes:
+    """The whole object at ``s3://bucket/key`` (a small file: the SAFE's XML) with the
+    product's S3 settings (endpoint, https, addressing style, region, requester pays) and
+    keys (``s3-keys`` auth, from the environment; else unsigned), through ``boto3``
+    (retries in its ``standard`` mode, which backs off on 429/5xx and timeouts).
+
+    Raises:
+        AssetProblem: no such key; SourceUnavailable: unreachable, refused or failing.
+    """
+    import boto3
+    import botocore
+    from botocore.config import Config
+
+    s3 = profile.s3_for(kind)
+    keys = access.s3_keys(profile, kind)
+    config = Config(connect_timeout=min(timeout_s, 10.0), read_timeout=timeout_s,
+                    retries={"max_attempts": retries + 1, "mode": "standard"},
+                    s3={"addressing_style": "virtual" if s3.virtual_hosting else "path"},
+                    signature_version=None if keys else botocore.UNSIGNED)
+    endpoint = None
+    if s3.endpoint:
+        endpoint = f"{'https' if s3.https else 'http'}://{s3.endpoint}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name=s3.region or "us-east-1",
+                          aws_access_key_id=keys.get("AWS_ACCESS_KEY_ID"),
+                          aws_secret_access_key=keys.get("AWS_SECRET_ACCESS_KEY"),
+                          config=config)
+    bucket, _, key = href[len("s3://"):].partition("/")
+    extra = {"RequestPayer": "requester"} if s3.requester_pays else {}
+    try:
+        return client.get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
+    except botocore.exceptions.ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("NoSuchKey", "404") or status == 404:
+            raise AssetProblem(href, "xml", "missing (HTTP 404)") from None
+        if status in (401, 403) or code in ("AccessDenied", "SignatureDoesNotMatch",
+                                            "InvalidAccessKeyId"):
+            raise SourceUnavailable(f"{href}: access refused (HTTP {status}, {code}); check "
+                                    "the profile's credentials") from None
+        raise SourceUnavailable(f"{href}: HTTP {status} ({code}) after retries; finished work "
+                                "is kept, run the same command again to resume") from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise SourceUnavailable(f"{href}: {type(exc).__name__}: {redact(str(exc))}"
+                                [:200]) from None
+
+
 def newest_first_order(items: Sequence[Mapping[str, Any]], start: dt.date, end: dt.date,
                        ring: Sequence[tuple[float, float]] | None
                        ) -> tuple[list[Mapping[str, Any]], list[str], list[str]]:
@@ -278,5 +326,5 @@ def newest_first_order(items: Sequence[Mapping[str, Any]], start: dt.date, end: 
 
 
 __all__ = ["LAYOUTS", "PC_XML", "acquisition", "candidate", "fetch_bytes", "grd_inputs",
-           "layout_of", "manifest_href", "newest_first_order", "processing_tag",
+           "layout_of", "manifest_href", "newest_first_order", "processing_tag", "s3_get",
            "sigma0_on_grid", "xml_hrefs"]
