@@ -83,9 +83,10 @@ def test_stac_and_local_agree_on_the_demo_ground(builds):
     cells). S1: stac runs the GRD chain (truth -> radar -> grid: two bilinear resamplings of
     linear power) where local warps the truth's dB values (bilinear in dB): median
     |difference| 0.60 dB; local is lower, by 0.52 dB in the mean of dB and 0.41 dB in 32 x 32
-    block means of linear power (interpolating dB loses power, Jensen's inequality; the chain
-    keeps it within 0.05 dB of the truth, test below) -- so the tolerance is an offset band,
-    not zero mean."""
+    block means of linear power, 0.75 dB at worst (interpolating dB loses power, Jensen's
+    inequality; the chain keeps it within 0.05 dB of the truth, test below) -- so the
+    tolerance is an offset band, not zero mean (the whole demo: block means -0.28 to -0.50
+    dB, 1.02 dB at worst; docs/stac.md)."""
     a = patches(Path(builds[0]["local"][0].out))
     b = patches(Path(builds[0]["l1c"][0].out))
     assert a.keys() == b.keys() and a
@@ -99,7 +100,7 @@ def test_stac_and_local_agree_on_the_demo_ground(builds):
             assert np.nanmedian(np.abs(d)) <= 1.0 and -0.8 <= np.nanmean(d) <= -0.2, name
             for k in (0, 1):
                 blk = _blocks(x[k][2:-2, 2:-2], 32) - _blocks(y[k][2:-2, 2:-2], 32)
-                assert -0.7 <= blk.mean() <= -0.15 and np.abs(blk).max() <= 1.0, name
+                assert -0.7 <= blk.mean() <= -0.15 and np.abs(blk).max() <= 1.2, name
         else:
             for k, band in enumerate(S2_BANDS):
                 d = np.abs(x[k] - y[k])

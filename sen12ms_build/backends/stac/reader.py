@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -145,6 +146,18 @@ class AssetReader:
         self.rules = profile.rewrite_for(kind)
         self.limit = min(profile.quotas.concurrent or max_concurrent, max_concurrent)
         self.signer = access.Signer(profile.signing) if profile.signing else None
+        self._pools: dict[int, ThreadPoolExecutor] = {}
+        self._pools_lock = threading.Lock()
+
+    def pool(self, threads: int) -> ThreadPoolExecutor:
+        """A thread pool of ``threads`` workers kept for this reader's lifetime: its threads
+        keep their GDAL state and HTTP connections from one acquisition to the next (a pool
+        per call would open new connections each time)."""
+        with self._pools_lock:
+            if threads not in self._pools:
+                self._pools[threads] = ThreadPoolExecutor(
+                    max_workers=threads, thread_name_prefix=f"stac-read-{self.profile.name}")
+            return self._pools[threads]
 
     def env(self) -> rasterio.Env:
         """The GDAL environment of a read: settings, S3 endpoint and keys (thread-local in a
@@ -303,10 +316,14 @@ def read_stack(reader: AssetReader, assets: Sequence[BandAsset], grid: Grid,
         AssetProblem, SourceUnavailable: the first failure, in band order.
     """
     out = np.empty((len(assets), *grid.shape), dtype)
-    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(assets)))) as pool:
-        futures = [pool.submit(reader.read, a, grid, dtype, nodata) for a in assets]
+    pool = reader.pool(max(1, threads))
+    futures = [pool.submit(reader.read, a, grid, dtype, nodata) for a in assets]
+    try:
         for i, fut in enumerate(futures):
             out[i] = fut.result()
+    finally:
+        for fut in futures:  # a failure: the rest need not run
+            fut.cancel()
     return out
 
 
@@ -322,10 +339,13 @@ def read_acquisitions(reader: AssetReader, stacks: Sequence[Sequence[BandAsset]]
     """
     n = max((len(s) for s in stacks), default=0)
     out = np.full((len(stacks), n, *grid.shape), nodata, dtype)
-    jobs = [(i, k, a) for i, s in enumerate(stacks) for k, a in enumerate(s)]
-    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(jobs)))) as pool:
-        futures = [(i, k, pool.submit(reader.read, a, grid, dtype, nodata))
-                   for i, k, a in jobs]
+    pool = reader.pool(max(1, threads))
+    futures = [(i, k, pool.submit(reader.read, a, grid, dtype, nodata))
+               for i, s in enumerate(stacks) for k, a in enumerate(s)]
+    try:
         for i, k, fut in futures:
             out[i, k] = fut.result()
+    finally:
+        for _, _, fut in futures:
+            fut.cancel()
     return out
