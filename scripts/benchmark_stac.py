@@ -286,9 +286,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"# {m}: shape {arrays[m].shape} vs {ref.shape}"
                   + ("" if diff is None else f", {int((diff != 0).sum())} pixels differ"))
     n_items, n_bands = len(data["items"]), len(data["bands"])
+    import os
+
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\n{n_items} acquisitions x {n_bands} bands, {data['width']} x {data['height']} px "
           f"at 10 m ({args.roi_m / 1000:g} km), nearest, uint16; medians of {args.repeat} "
-          "runs, each in a fresh process\n")
+          f"runs, each in a fresh process; {os.cpu_count()} CPUs, load average {load}\n")
     print("| method | wall (s) | CPU (s) | server CPU (s) | requests | MB fetched | "
           "peak RSS (MB) | RSS after imports (MB) | identical to ours |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")

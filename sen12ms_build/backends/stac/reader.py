@@ -292,8 +292,9 @@ def aligned_read(src: Any, grid: Grid, method: str, dtype: str, nodata: float
 
     block = src.read(1, window=Window(cc0, rr0, cc1 - cc0, rr1 - rr0))
     src_nodata = src.nodata
-    if k > 1:
-        block = np.repeat(np.repeat(block, k, axis=0), k, axis=1)
+    if k > 1:  # each source pixel k x k times, in one copy
+        h, w = block.shape
+        block = np.broadcast_to(block[:, None, :, None], (h, k, w, k)).reshape(h * k, w * k)
     # where the read block lands in the target, in target pixels
     x0, y0 = cc0 * k - ox, rr0 * k - oy
     tx0, ty0 = max(x0, 0), max(y0, 0)
