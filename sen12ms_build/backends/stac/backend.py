@@ -194,7 +194,7 @@ class StacBackend(Backend):
 
         src = self.options.sources["s1"]
         found = self._search(src, request)
-        items, skipped, left = sentinel1.newest_first_order(
+        items, skipped, left = sentinel1.painting_order(
             found.items, request.start, request.end, request.roi.ring())
         for line in skipped:
             self._problem_line(line)

@@ -19,8 +19,8 @@ SAFE's XML. Per item:
 2. :func:`grd_inputs`: the XML bytes and a ``read_dn(rows, cols)`` per polarisation over the
    measurement COG (:meth:`~.reader.AssetReader.read_window`: signed, a host slot, only the
    blocks of the window);
-3. :func:`sigma0_on_grid`: :meth:`GrdProduct.from_xml <sen12ms_build.sar.product.GrdProduct.from_xml>`
-   and :func:`~sen12ms_build.sar.chain.sigma0_db_on_grid` with Copernicus DEM heights on the
+3. :func:`sigma0_on_grid`: ``GrdProduct.from_xml`` (:mod:`sen12ms_build.sar.product`) and
+   :func:`~sen12ms_build.sar.chain.sigma0_db_on_grid` with Copernicus DEM heights on the
    grid (above the geoid: ``dem_is_ellipsoidal=False``). The chain reads only the radar
    window the grid needs.
 
@@ -152,8 +152,8 @@ def xml_hrefs(item: Mapping[str, Any], manifest: bytes, man_href: str, product: 
 
 def grd_inputs(item: Mapping[str, Any], product: Product, fetch: Callable[[str], bytes],
                reader: AssetReader) -> dict[str, Any]:
-    """What :meth:`GrdProduct.from_xml <sen12ms_build.sar.product.GrdProduct.from_xml>` takes,
-    from one ``s1-grd`` item: ``manifest`` bytes, ``annotation``, ``calibration`` and
+    """What ``GrdProduct.from_xml`` (:mod:`sen12ms_build.sar.product`) takes, from one
+    ``s1-grd`` item: ``manifest`` bytes, ``annotation``, ``calibration`` and
     ``noise`` (``{pol: bytes}``), ``read_dn`` (``{pol: reader}`` of uint16 DN windows of
     the measurement COG) and ``product_id`` (the item id).
 
@@ -301,7 +301,7 @@ def s3_get(profile: Profile, kind: str, href: str, timeout_s: float = 60.0,
                                 [:200]) from None
 
 
-def newest_first_order(items: Sequence[Mapping[str, Any]], start: dt.date, end: dt.date,
+def painting_order(items: Sequence[Mapping[str, Any]], start: dt.date, end: dt.date,
                        ring: Sequence[tuple[float, float]] | None
                        ) -> tuple[list[Mapping[str, Any]], list[str], list[str]]:
     """The items a scene uses in painting order (oldest first: the newest ends on top), by
@@ -326,5 +326,5 @@ def newest_first_order(items: Sequence[Mapping[str, Any]], start: dt.date, end: 
 
 
 __all__ = ["LAYOUTS", "PC_XML", "acquisition", "candidate", "fetch_bytes", "grd_inputs",
-           "layout_of", "manifest_href", "newest_first_order", "processing_tag", "s3_get",
+           "layout_of", "manifest_href", "painting_order", "processing_tag", "s3_get",
            "sigma0_on_grid", "xml_hrefs"]
