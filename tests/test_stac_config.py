@@ -205,3 +205,34 @@ def test_the_s1_product_and_its_xml_layout_are_checked():
     with pytest.raises(Exception, match=r"profiles.m.products.s1-grd.xml.layout: unknown "
                                         r"value 'zip'; choose one of planetary-computer, safe"):
         parse(bad, check_credentials=False)
+
+
+def test_the_period_s_grd_items_in_painting_order():
+    """The selection both backends share (sar.selection): IW GRD with VV and VH in the
+    period, oldest first (the newest ends on top); an item that is no GRD item is a
+    recorded problem, the others left out are named."""
+    import copy
+    import datetime as dt
+
+    base = json.loads((FIX / "pc_sentinel-1-grd_item.json").read_text())
+
+    def item(iid: str, start: str, **props) -> dict:
+        it = copy.deepcopy(base)
+        it["id"] = iid
+        it["properties"].update(start_datetime=start, **props)
+        return it
+
+    items = [item("late", "2023-06-28 21:07:05+00:00"),
+             item("early", "2023-06-16 21:07:05+00:00"),
+             item("ew", "2023-06-20 21:07:05+00:00", **{"sar:instrument_mode": "EW"}),
+             item("vv-only", "2023-06-22 21:07:05+00:00", **{"sar:polarizations": ["VV"]}),
+             item("july", "2023-07-01 21:07:05+00:00")]
+    broken = item("broken", "2023-06-25 21:07:05+00:00")
+    del broken["properties"]["sar:product_type"]
+    ring = [tuple(p) for p in base["geometry"]["coordinates"][0]][:4]
+    ring = ring + ring[:1]
+    order, problems, left = sentinel1.painting_order(items + [broken], dt.date(2023, 6, 1),
+                                                     dt.date(2023, 6, 30), ring)
+    assert [i["id"] for i in order] == ["early", "late"]
+    assert len(problems) == 1 and problems[0].startswith("broken: asset properties:")
+    assert sorted(left) == ["ew", "july", "vv-only"]
