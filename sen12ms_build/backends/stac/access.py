@@ -211,4 +211,3 @@ class Signer:
             if part.startswith("sig="):
                 credentials.remember(part[4:])
         return f"{href.split('?', 1)[0]}?{token.token}"
-
