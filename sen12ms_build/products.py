@@ -241,6 +241,9 @@ AUX_MASKS = Modality(
 S2_COVERAGE: tuple[float, float, float, float] = (-180.0, -56.0, 180.0, 84.0)
 S2_COLLECTION = "COPERNICUS/S2_HARMONIZED"
 S1_COLLECTION = "COPERNICUS/S1_GRD"
+#: What made the sigma0 of an Earth Engine export (the ``S1_PROCESSING`` patch tag); the
+#: open-data GRD chain records its own name and version (``sen12ms_build.sar``).
+S1_PROCESSING_EE = f"Earth Engine {S1_COLLECTION}"
 LC_COLLECTION = "MODIS/061/MCD12Q1"
 LC_YEAR = 2016
 #: Sentinel-1 acquisitions of a period are combined with a plain mosaic, newest on top:

@@ -135,6 +135,8 @@ def check_quality_layers(res, grid) -> None:
     assert tags["S1_ORBIT_STATES"] == "ascending,ascending,ascending"
     assert tags["S1_DATETIMES"].split(",")[0] == "2017-06-03T17:06:03Z"
     assert tags["S1_PRODUCT_IDS"].split(",") == [a["id"] for a in SUMMARY["s1"]]
+    # Earth Engine made this sigma0: an open-data (GRD chain) dataset says otherwise
+    assert tags["S1_PROCESSING"] == "Earth Engine COPERNICUS/S1_GRD"
 
 
 def test_s1_acquisitions_from_the_summary():
@@ -142,7 +144,7 @@ def test_s1_acquisitions_from_the_summary():
 
     got = s1_acquisitions([
         {"id": "S1B_IW_GRDH_1SDV_20170609T053000_20170609T053025_005961_00A79D_5E4F",
-         "time_start": 1496986200000, "orbit_pass": "DESCENDING"},
+         "time_start": 1496986200000, "orbit_pass": "DESCENDING", "relative_orbit": 22},
         {"id": "S1A_IW_GRDH_1SDV_20170615T170604_20170615T170629_017037_01C639_3B89",
          "time_start": None, "orbit_pass": None},  # a property Earth Engine did not set
         "S1A_IW_GRDH_1SDV_20170603T170603_20170603T170628_016862_01C0D7_6C06"])  # older form
@@ -151,8 +153,12 @@ def test_s1_acquisitions_from_the_summary():
         ("2017-06-03T17:06:03+00:00", "")]
     from sen12ms_build.dataset import provenance
 
+    assert [a["relative_orbit"] for a in got] == [22, None, None]
     src = provenance.scene_sources({"s1_acquisitions": got}, "summer", "x", 2016)
     assert [a["orbit_state"] for a in src["s1"]] == ["descending", "", ""]
+    tags = provenance.patch_tags(src, None)
+    assert tags["S1_RELATIVE_ORBITS"] == "22,," and tags["S1_PROCESSING"] == \
+        "Earth Engine COPERNICUS/S1_GRD"
 
 
 def test_s1_summary_graph_asks_for_the_orbit_pass():
@@ -166,6 +172,7 @@ def test_s1_summary_graph_asks_for_the_orbit_pass():
     props = {a["property"] for a in calls(expr, "Element.get")} | {
         a["property"] for a in calls(expr, "Image.get")}
     assert "orbitProperties_pass" in props and graphs.S1_ORBIT_PASS == "orbitProperties_pass"
+    assert "relativeOrbitNumber_start" in props  # the catalog's property name
 
 
 def test_retries_and_resume_through_the_backend(fake, tmp_path):

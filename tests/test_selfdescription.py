@@ -21,6 +21,8 @@ from sen12ms_build.config import load_config
 from sen12ms_build.housekeeping import clean
 from sen12ms_build.pipeline import run
 from sen12ms_build.products import LC, S1, S2
+from sen12ms_build.demo.archive import S1_PROCESSING_DEMO
+from sen12ms_build.demo.grd import RELATIVE_ORBIT
 from sen12ms_build.roi import ROI
 from sen12ms_build.dataset.selfdescription import check_all
 from sen12ms_build.dataset.validate import validate_tree
@@ -72,6 +74,12 @@ def test_every_patch_carries_its_provenance(tiny_run):
         season = cfg.seasons[r["season"]]
         assert all(str(season.start) <= x[:10] <= str(season.end) for x in times)
         assert set(t["S1_ORBIT_STATES"].split(",")) <= {"ascending", "descending"}
+        # the demo archive's S1 says what it is (simulated) and its passes' relative orbits
+        n1 = len(t["S1_PRODUCT_IDS"].split(","))
+        assert t["S1_PROCESSING"] == S1_PROCESSING_DEMO
+        assert [int(o) for o in t["S1_RELATIVE_ORBITS"].split(",")] == [
+            RELATIVE_ORBIT[s.upper()] for s in t["S1_ORBIT_STATES"].split(",")] and n1
+        assert r["s1_relative_orbits"] == t["S1_RELATIVE_ORBITS"].replace(",", ";")
         assert t["LC_PRODUCT"] == "MODIS/061/MCD12Q1" and t["LC_YEAR"] == "2016"
         assert t["SEN12MS_ROI_ID"] == r["roi_id"] and t["SEN12MS_SEASON"] == r["season"]
         assert 0 <= float(t["MAX_S1_S2_GAP_DAYS"]) <= 92

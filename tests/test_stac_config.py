@@ -129,58 +129,110 @@ def test_urls_lose_query_strings_and_user_info():
         "failed: https://acc.blob.core.windows.net/c/x/B04.tif and s3://b/key"
 
 
-MANIFEST = b"""<?xml version="1.0" encoding="UTF-8"?>
-<xfdu:XFDU xmlns:xfdu="urn:ccsds:schema:xfdu:1" version="esa/safe/sentinel-1.0/sentinel-1/sar/level-1/standard/iwdp">
-  <dataObjectSection>
-    <dataObject ID="products1aiwgrdvv20230628t210705" repID="s1Level1ProductSchema">
-      <byteStream mimeType="text/xml" size="1838453">
-        <fileLocation locatorType="URL" href="./annotation/s1a-iw-grd-vv-20230628t210705-20230628t210730-049191-05ea4d-001.xml"/>
-      </byteStream>
-    </dataObject>
-    <dataObject ID="products1aiwgrdvh20230628t210705" repID="s1Level1ProductSchema">
-      <byteStream mimeType="text/xml" size="1838453">
-        <fileLocation locatorType="URL" href="./annotation/s1a-iw-grd-vh-20230628t210705-20230628t210730-049191-05ea4d-002.xml"/>
-      </byteStream>
-    </dataObject>
-    <dataObject ID="rfis1aiwgrdvv20230628t210705" repID="s1Level1RfiSchema">
-      <byteStream mimeType="text/xml" size="3187">
-        <fileLocation locatorType="URL" href="./annotation/rfi/rfi-s1a-iw-grd-vv-20230628t210705-20230628t210730-049191-05ea4d-001.xml"/>
-      </byteStream>
-    </dataObject>
-    <dataObject ID="calibrations1aiwgrdvv20230628t210705" repID="s1Level1CalibrationSchema">
-      <byteStream mimeType="text/xml" size="1036197">
-        <fileLocation locatorType="URL" href="./annotation/calibration/calibration-s1a-iw-grd-vv-20230628t210705-20230628t210730-049191-05ea4d-001.xml"/>
-      </byteStream>
-    </dataObject>
-  </dataObjectSection>
-</xfdu:XFDU>"""
+#: A real manifest.safe (S1B IW GRDH, the sarsen 0.9.6 sdist's; sen12ms_build/demo/data).
+SAFE = next((REPO / "sen12ms_build" / "demo" / "data" / "s1b_grd").glob("*.SAFE"))
+STEM = "s1b-iw-grd-{pol}-20211223t051122-20211223t051147-030148-039993-00{n}"
+
+
+def _pc_item() -> dict:
+    """The recorded Planetary Computer item, its local hrefs made blob hrefs."""
+    item = json.loads((FIX / "pc_sentinel-1-grd_item.json").read_text())
+    base = "https://sentinel1euwest.blob.core.windows.net/s1-grd/GRD/2023/6/28/IW/DV/P"
+    for a in item["assets"].values():  # the recording's local paths -> blob hrefs
+        a["href"] = base + a["href"].split("05EA4D_21D1", 1)[1]
+    return item
 
 
 def test_grd_inputs_find_the_product_annotation_through_the_manifest():
     """On the recorded Planetary Computer item, schema-product-{pol} points at the RFI
-    annotation; the chain needs the product annotation, which the manifest lists."""
-    item = json.loads((FIX / "pc_sentinel-1-grd_item.json").read_text())
+    annotation; the chain needs the product annotation, which the manifest lists, in PC's
+    renamed layout (annotation/iw-vv.xml)."""
+    item = _pc_item()
     assert "rfi" in item["assets"]["schema-product-vv"]["href"]
-    base = "https://sentinel1euwest.blob.core.windows.net/s1-grd/GRD/x/SAFE"
-    for a in item["assets"].values():  # the recording's local paths -> blob hrefs
-        a["href"] = base + a["href"].split("05EA4D_21D1", 1)[1]
-    store = {item["assets"]["safe-manifest"]["href"]: MANIFEST}
+    manifest = (SAFE / "manifest.safe").read_bytes()
     fetched = []
 
     def fetch(href: str) -> bytes:
         fetched.append(href)
-        return store.get(href, b"<xml>" + href.encode() + b"</xml>")
+        return manifest if href.endswith("/manifest.safe") else href.encode()
 
-    src_assets = {"VV": "vv", "VH": "vh"}
-    inputs = sentinel1.grd_inputs(item, {"manifest": "safe-manifest",
-                                         "calibration": "schema-calibration-{pol}",
-                                         "noise": "schema-noise-{pol}"},
-                                  fetch, reader=None, assets=src_assets)  # type: ignore
-    vv = inputs["polarisations"]["VV"]
-    assert vv["annotation"].endswith(b"annotation/s1a-iw-grd-vv-20230628t210705-"
-                                     b"20230628t210730-049191-05ea4d-001.xml</xml>")
-    assert b"calibration-iw-vv" in vv["calibration"] and b"noise-iw-vv" in vv["noise"]
-    assert not any("rfi" in h for h in fetched)
-    assert inputs["orbit_pass"] == "DESCENDING" and inputs["relative_orbit"] == 119
-    assert inputs["start"].isoformat().startswith("2023-06-28T21:07:05")
-    assert callable(vv["read_dn"]) and set(inputs["polarisations"]) == {"VV", "VH"}
+    product = parse(None, check_credentials=False).sources["s1"].product
+    inputs = sentinel1.grd_inputs(item, product, fetch, reader=None)  # type: ignore
+    base = item["assets"]["safe-manifest"]["href"].rsplit("/", 1)[0]
+    assert inputs["annotation"]["VV"] == f"{base}/annotation/iw-vv.xml".encode()
+    assert inputs["annotation"]["VH"] == f"{base}/annotation/iw-vh.xml".encode()
+    assert inputs["calibration"]["VH"] == \
+        item["assets"]["schema-calibration-vh"]["href"].encode()
+    assert inputs["noise"]["VV"] == item["assets"]["schema-noise-vv"]["href"].encode()
+    assert not any("rfi" in h for h in fetched) and inputs["manifest"] == manifest
+    assert set(inputs["read_dn"]) == {"VV", "VH"} and inputs["product_id"] == item["id"]
+
+
+def test_a_plain_safe_is_read_through_its_own_manifest():
+    """CDSE's COG SAFE (layout: safe): the item names the measurements only; the manifest
+    is the folder's manifest.safe and every XML keeps the manifest's names."""
+    root = "s3://eodata/Sentinel-1/SAR/IW_GRDH_1S-COG/2021/12/23/P_COG.SAFE"
+    item = {"id": "P_COG", "properties": {}, "assets": {
+        "vv": {"href": f"{root}/measurement/{STEM.format(pol='vv', n=1)}-cog.tiff"},
+        "vh": {"href": f"{root}/measurement/{STEM.format(pol='vh', n=2)}-cog.tiff"}}}
+    product = parse({"s1": {"profile": "cdse"}}, check_credentials=False).sources["s1"].product
+    assert sentinel1.layout_of(product) == "safe"
+    man = sentinel1.manifest_href(item, product)
+    assert man == f"{root}/manifest.safe"
+    hrefs = sentinel1.xml_hrefs(item, (SAFE / "manifest.safe").read_bytes(), man, product)
+    vh = STEM.format(pol="vh", n=2)
+    assert hrefs["VH"] == {"annotation": f"{root}/annotation/{vh}.xml",
+                           "calibration": f"{root}/annotation/calibration/calibration-{vh}.xml",
+                           "noise": f"{root}/annotation/calibration/noise-{vh}.xml"}
+    del item["assets"]["vv"]  # nothing to find the folder by
+    with pytest.raises(sentinel1.AssetProblem, match="manifest: missing from the item"):
+        sentinel1.manifest_href(item, product)
+
+
+def test_a_manifest_without_the_files_is_a_recorded_skip():
+    item = _pc_item()
+    product = parse(None, check_credentials=False).sources["s1"].product
+    with pytest.raises(sentinel1.AssetProblem, match="safe-manifest"):
+        sentinel1.xml_hrefs(item, b"<not-a-manifest/>", "https://x/manifest.safe", product)
+
+
+def test_the_s1_product_and_its_xml_layout_are_checked():
+    with pytest.raises(Exception, match="s1.product: unknown product 'sigma0'; choose grd"):
+        parse({"s1": {"profile": "planetary-computer", "product": "sigma0"}},
+              check_credentials=False)
+    bad = {"profiles": {"m": {"extends": "planetary-computer", "products": {"s1-grd": {
+        "xml": {"layout": "zip"}}}}}, "s1": {"profile": "m"}}
+    with pytest.raises(Exception, match=r"profiles.m.products.s1-grd.xml.layout: unknown "
+                                        r"value 'zip'; choose one of planetary-computer, safe"):
+        parse(bad, check_credentials=False)
+
+
+def test_the_period_s_grd_items_in_painting_order():
+    """The selection both backends share (sar.selection): IW GRD with VV and VH in the
+    period, oldest first (the newest ends on top); an item that is no GRD item is a
+    recorded problem, the others left out are named."""
+    import copy
+    import datetime as dt
+
+    base = json.loads((FIX / "pc_sentinel-1-grd_item.json").read_text())
+
+    def item(iid: str, start: str, **props) -> dict:
+        it = copy.deepcopy(base)
+        it["id"] = iid
+        it["properties"].update(start_datetime=start, **props)
+        return it
+
+    items = [item("late", "2023-06-28 21:07:05+00:00"),
+             item("early", "2023-06-16 21:07:05+00:00"),
+             item("ew", "2023-06-20 21:07:05+00:00", **{"sar:instrument_mode": "EW"}),
+             item("vv-only", "2023-06-22 21:07:05+00:00", **{"sar:polarizations": ["VV"]}),
+             item("july", "2023-07-01 21:07:05+00:00")]
+    broken = item("broken", "2023-06-25 21:07:05+00:00")
+    del broken["properties"]["sar:product_type"]
+    ring = [tuple(p) for p in base["geometry"]["coordinates"][0]][:4]
+    ring = ring + ring[:1]
+    order, problems, left = sentinel1.painting_order(items + [broken], dt.date(2023, 6, 1),
+                                                     dt.date(2023, 6, 30), ring)
+    assert [i["id"] for i in order] == ["early", "late"]
+    assert len(problems) == 1 and problems[0].startswith("broken: asset properties:")
+    assert sorted(left) == ["ew", "july", "vv-only"]

@@ -1,6 +1,7 @@
 """The demo ground built through the stac backend from loopback services in the open
-archives' layouts (STAC API, S3 with JP2 in SAFE keys, SAS-signed COGs, an HDF4 granule), and
-held against the local backend on the same ground."""
+archives' layouts (STAC API, S3 with JP2 in SAFE keys, SAS-signed COGs, raw Sentinel-1 GRD
+products and Copernicus DEM tiles, an HDF4 granule), held against the demo's truth and the
+local backend on the same ground."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from sen12ms_build.config import load_config
 from sen12ms_build.dataset.provenance import QA_BANDS
 from sen12ms_build.dataset.validate import validate_tree
 from sen12ms_build.pipeline import run
+from sen12ms_build.demo.grd import RELATIVE_ORBIT
 from sen12ms_build.products import S2_BANDS, S2_L2A_BANDS
+from sen12ms_build.sar import S1_PROCESSING_NAME, S1_PROCESSING_VERSION
 
 from stac_helpers import patches, write_config
 
@@ -54,11 +57,20 @@ def test_the_stac_build_is_a_valid_tree_read_from_the_services(builds, stac_demo
     assert not summary.problems
     scenes = (root / "scenes.csv").read_text()
     assert ",stac,l1c," in scenes
-    assert svc.stac.requests["/search"] > 0 and svc.files.total(r"\.tif$") > 0
+    assert svc.stac.requests["/search"] > 0
+    assert svc.blob.total(r"/measurement/iw-v[vh]\.tiff$") > 0  # the GRD measurements
+    assert svc.blob.total(r"/COP30_hh/.*_DEM\.tif$") > 0  # the DEM
     # the granule, downloaded whole, once for the session's every build (cached by checksum)
     assert svc.earthdata.total(r"\.hdf$") == 1
     with rasterio.open(next(root.glob("ROIs*/s2_*/*.tif"))) as f:
         assert f.count == 13 and f.descriptions == S2_BANDS
+
+
+def _blocks(db: np.ndarray, k: int) -> np.ndarray:
+    """k x k block means of linear power, in dB."""
+    h, w = (n // k * k for n in db.shape)
+    lin = 10.0 ** (db[:h, :w].astype(np.float64) / 10.0)
+    return 10.0 * np.log10(lin.reshape(h // k, k, w // k, k).mean(axis=(1, 3)))
 
 
 def test_stac_and_local_agree_on_the_demo_ground(builds):
@@ -67,8 +79,14 @@ def test_stac_and_local_agree_on_the_demo_ground(builds):
     reads once, bilinear from the native 10/20/60 m pixels (the publisher stores 20/60 m
     bands as block means, as the sensor's coarser bands see the ground). Measured on this
     ROI (docs/stac.md): S2 median |difference| 5-9 DN in the 10 m bands, 6-16 DN in the
-    20/60 m bands, p95 <= 140 DN; S1 median 0.81 dB (local smooths the speckle), no bias;
-    land cover 99.7 % identical (nearest twice vs once, 463 m cells)."""
+    20/60 m bands, p95 <= 140 DN; land cover 99.7 % identical (nearest twice vs once, 463 m
+    cells). S1: stac runs the GRD chain (truth -> radar -> grid: two bilinear resamplings of
+    linear power) where local warps the truth's dB values (bilinear in dB): median
+    |difference| 0.60 dB; local is lower, by 0.52 dB in the mean of dB and 0.41 dB in 32 x 32
+    block means of linear power, 0.75 dB at worst (interpolating dB loses power, Jensen's
+    inequality; the chain keeps it within 0.05 dB of the truth, test below) -- so the
+    tolerance is an offset band, not zero mean (the whole demo: block means -0.28 to -0.50
+    dB, 1.02 dB at worst; docs/stac.md)."""
     a = patches(Path(builds[0]["local"][0].out))
     b = patches(Path(builds[0]["l1c"][0].out))
     assert a.keys() == b.keys() and a
@@ -79,7 +97,10 @@ def test_stac_and_local_agree_on_the_demo_ground(builds):
             assert (x == y).mean() >= 0.99, name
         elif kind == "s1":
             d = x - y
-            assert np.nanmedian(np.abs(d)) <= 1.0 and abs(np.nanmean(d)) <= 0.1, name
+            assert np.nanmedian(np.abs(d)) <= 1.0 and -0.8 <= np.nanmean(d) <= -0.2, name
+            for k in (0, 1):
+                blk = _blocks(x[k][2:-2, 2:-2], 32) - _blocks(y[k][2:-2, 2:-2], 32)
+                assert -0.7 <= blk.mean() <= -0.15 and np.abs(blk).max() <= 1.2, name
         else:
             for k, band in enumerate(S2_BANDS):
                 d = np.abs(x[k] - y[k])
@@ -113,18 +134,49 @@ def _exact_10m(root: Path, archive: Path, bands: tuple[str, ...]) -> dict[int, i
 
 
 def test_where_the_grids_align_stac_reads_the_source_pixels_exactly(builds, stac_demo):
-    """The demo's 10 m bands and its sigma0 lie on the scene's own UTM grid: the stac
-    backend's one resampling is then a copy, byte for byte (the local path's two are not)."""
+    """The demo's 10 m bands lie on the scene's own UTM grid: the stac backend's one
+    resampling is then a copy, byte for byte (the local path's two are not)."""
     archive, _ = stac_demo
     root = Path(builds[0]["l1c"][0].out)
     _exact_10m(root, archive, ("B2", "B3", "B4", "B8"))
+
+
+def test_s1_comes_from_the_grd_chain_and_matches_the_demo_truth(builds, stac_demo):
+    """The published GRD products (the demo's simulated sigma0 taken into radar geometry
+    through the real LUTs) come back through the whole chain: the patch says so in its
+    tags, names the winter products with their passes and relative orbits, and matches the
+    newest acquisition's truth (newest on top) within issue 22's radiometry tolerance:
+    32 x 32 block means of linear power within 0.1 dB, 2 pixels off the edges (speckle does
+    not survive two bilinear resamplings pixel by pixel; docs/sentinel1.md)."""
+    archive, svc = stac_demo
+    root = Path(builds[0]["l1c"][0].out)
     row = next(r for r in csv.DictReader(open(root / "manifest.csv")) if r["status"] == "kept")
+    with rasterio.open(root / row["s1"]) as f:
+        got, bounds, tags = f.read(), f.bounds, f.tags()
+    assert tags["S1_PROCESSING"] == f"{S1_PROCESSING_NAME} {S1_PROCESSING_VERSION}"
+    winter = sorted((i for i in svc.items if i["collection"] == "sentinel-1-grd"
+                     and "2016-12-01" <= i["properties"]["datetime"][:10] <= "2017-02-28"),
+                    key=lambda i: i["properties"]["datetime"])
+    assert tags["S1_PRODUCT_IDS"].split(",") == [i["id"] for i in winter]
+    assert tags["S1_ORBIT_STATES"].split(",") == [
+        i["properties"]["sat:orbit_state"] for i in winter]
+    assert tags["S1_RELATIVE_ORBITS"].split(",") == [
+        str(RELATIVE_ORBIT[i["properties"]["sat:orbit_state"].upper()]) for i in winter]
+    assert row["s1_processing"] == tags["S1_PROCESSING"]
     newest = [p for p in sorted((archive / "s1").glob("*.tif"))
               if "20161201" <= p.name[:8] <= "20170228"][-1]
-    with rasterio.open(root / row["s1"]) as f, rasterio.open(newest) as g:
-        got = f.read()
-        want = g.read(window=g.window(*f.bounds).round_offsets().round_lengths())
-    assert np.array_equal(got, want, equal_nan=True)
+    with rasterio.open(newest) as g:
+        want = g.read(window=g.window(*bounds).round_offsets().round_lengths())
+    inner = (slice(2, -2), slice(2, -2))
+    assert np.isfinite(got[(slice(None),) + inner]).all()
+    for band in (0, 1):
+        diff = _blocks(got[band][inner], 32) - _blocks(want[band][inner], 32)
+        assert np.abs(diff).max() < 0.1, (band, diff)
+    # the STAC item of the patch carries the same provenance
+    item = json.loads(next((root / "stac").rglob("*_p*.json")).read_text())
+    assert item["properties"]["sen12ms:s1_processing"] == [tags["S1_PROCESSING"]]
+    assert item["properties"]["sen12ms:s1_relative_orbits"] == [
+        int(o) for o in tags["S1_RELATIVE_ORBITS"].split(",")]
 
 
 def test_l2a_has_the_12_bands_of_the_product_and_harmonized_values(builds, stac_demo):

@@ -28,7 +28,7 @@ def services(stac_demo):
     items, page = list(svc.stac.items), svc.stac.page_size
     clear_gdal_cache()  # reads reach the servers, whatever earlier tests fetched
     yield archive, svc
-    for s in (svc.stac, svc.blob, svc.files, svc.earthdata):
+    for s in (svc.stac, svc.blob, svc.earthdata):
         s.faults.clear()
     svc.stac.items[:] = items
     svc.stac.page_size, svc.stac.repeat_across_pages = page, False
@@ -55,12 +55,15 @@ def test_429_with_retry_after_completes(services, tmp_path):
 
 
 def test_503_and_a_response_slower_than_the_timeout_are_retried_by_gdal(services, tmp_path):
+    """On the Sentinel-1 GRD measurements (SAS-signed COGs; the fault matches the path
+    before its query string)."""
     archive, svc = services
-    svc.files.faults.add("status", n=2, path=r"\.tif$", status=503, body="Slow Down")
-    svc.files.faults.add("delay", n=1, path=r"\.tif$", seconds=2.5)
+    svc.blob.faults.add("status", n=2, path=r"/measurement/iw-vv\.tiff\?", status=503,
+                        body="Slow Down")
+    svc.blob.faults.add("delay", n=1, path=r"/measurement/iw-vh\.tiff\?", seconds=2.5)
     cfg, summary = _build(tmp_path, archive, svc, timeout_s=1)
     assert summary.scenes_kept == 1 and not summary.problems
-    assert [f["n"] for f in svc.files.faults._queue] == [0, 0], svc.files.requests  # all served
+    assert [f["n"] for f in svc.blob.faults._queue] == [0, 0], svc.blob.requests  # all served
     _no_partial_files(Path(cfg.out))
 
 
@@ -84,18 +87,19 @@ def test_duplicate_items_across_pages_are_read_once(services, tmp_path):
 
 
 def _extra_s1(svc, archive: Path, name: str, break_file) -> str:
-    """A newer winter sigma0 item whose ``vv`` asset ``break_file`` damages; its id."""
+    """A newer winter GRD item whose ``vv`` measurement ``break_file`` damages; its id."""
     winter = [i for i in svc.stac.items if i["collection"] == S1_COLLECTION
               and "2016-12" <= i["properties"]["datetime"][:7] <= "2017-02"]
     item = copy.deepcopy(winter[0])  # an original item (the list may hold added ones)
-    item["id"] = item["id"][:-4] + name
+    item["id"] = item["id"][:-6] + name
     item["properties"]["datetime"] = "2017-02-27T23:00:00.00Z"
+    item["properties"]["start_datetime"] = "2017-02-27 22:59:48+00:00"
     item["properties"]["s1:datatake_id"] = name
     href = item["assets"]["vv"]["href"]
-    new = href.rsplit("/", 1)[0] + f"/{name}.tif"
+    new = href.rsplit("/", 1)[0] + f"/{name}.tiff"
     item["assets"]["vv"]["href"] = new
-    rel = new.split(svc.files.url + "/", 1)[1]
-    break_file(svc.files.root / href.split(svc.files.url + "/", 1)[1], svc.files.root / rel)
+    rel = new.split(svc.blob.url + "/", 1)[1]
+    break_file(svc.blob.root / href.split(svc.blob.url + "/", 1)[1], svc.blob.root / rel)
     svc.stac.items.append(item)
     return item["id"]
 
@@ -181,3 +185,26 @@ def test_no_secret_in_any_output_log_or_catalog(services, tmp_path):
     found += [("log", s) for s in secrets for text in logs if s in text]
     assert not found, found[:5]
     assert "stac" in (tmp_path / "l2a" / "out" / "scenes.csv").read_text()
+
+
+def test_s3_xml_is_read_with_the_profiles_keys_and_a_missing_key_is_a_recorded_skip(
+        services, tmp_path):
+    """CDSE's GRD XML lies on its S3 endpoint (the cdse profile's s1-grd, layout safe): read
+    through the profile's endpoint (path-style, plain http on loopback) with its keys; a
+    missing key is the item's problem (skipped and recorded), not the run's."""
+    from sen12ms_build.backends.stac import sentinel1
+    from sen12ms_build.backends.stac.options import parse
+
+    _, svc = services
+    src = tmp_path / "manifest.safe"
+    src.write_bytes(b"<xfdu:XFDU xmlns:xfdu='urn:ccsds:schema:xfdu:1'/>")
+    key = "Sentinel-1/SAR/IW_GRDH_1S-COG/2017/02/15/P_COG.SAFE/manifest.safe"
+    svc.s3.put("eodata", {key: src})
+    section = svc.section("l1c")
+    section["s1"] = {"profile": "demo-cdse"}
+    s1 = parse(section).sources["s1"]
+    assert s1.kind == "s1-grd" and sentinel1.layout_of(s1.product) == "safe"
+    assert sentinel1.s3_get(s1.profile, s1.kind, f"s3://eodata/{key}", 5, 1) == \
+        src.read_bytes()
+    with pytest.raises(sentinel1.AssetProblem, match="missing"):
+        sentinel1.s3_get(s1.profile, s1.kind, "s3://eodata/nothing/manifest.safe", 5, 1)

@@ -166,3 +166,43 @@ def test_an_item_without_a_band_asset_is_a_problem_naming_item_and_asset():
     del pc["assets"]["B8A"]
     with pytest.raises(AssetProblem, match=r"S2B_MSIL2A_20190629T212529.*B8A"):
         sentinel2.acquisition(pc, resolve()["planetary-computer"].product("s2-l2a"), "l2a")
+
+
+def test_sentinel1_neighbouring_slices_of_one_datatake_are_both_kept():
+    """A datatake is cut into ~25 s slices, one product each, all with the datatake's id: an
+    ROI on a slice boundary needs both (they are different acquisitions, not copies)."""
+    item = json.loads((FIX / "pc_sentinel-1-grd_item.json").read_text())
+    nxt = copy.deepcopy(item)
+    nxt["id"] = "S1A_IW_GRDH_1SDV_20230628T210730_20230628T210755_049191_05EA4D_6B1C"
+    nxt["properties"]["s1:slice_number"] = "15"
+    nxt["properties"]["start_datetime"] = "2023-06-28 21:07:30.988556+00:00"
+    assert nxt["properties"]["s1:datatake_id"] == item["properties"]["s1:datatake_id"]
+    kept, dropped = dedup.drop_duplicates([item, nxt])
+    assert [k["id"] for k in kept] == [item["id"], nxt["id"]] and not dropped
+
+
+def test_the_demo_dem_items_are_shaped_like_the_recorded_cop_dem_item(stac_demo):
+    """The publisher's cop-dem-glo-30 items carry the recorded item's properties and its
+    ``data`` asset, and their tiles are where ``proj:transform`` and ``proj:shape`` say (a
+    1 x 1 degree tile, pixel centres on whole arc-seconds below 50 degrees of latitude)."""
+    import rasterio
+
+    recorded = json.loads((FIX / "cop-dem-glo-30_item.json").read_text())
+    _, svc = stac_demo
+    dems = [i for i in svc.items if i["collection"] == recorded["collection"]]
+    assert dems
+    for item in dems:
+        assert set(item["properties"]) <= set(recorded["properties"])
+        assert {"proj:epsg", "proj:transform", "proj:shape", "datetime"} <= set(
+            item["properties"])
+        data = item["assets"]["data"]
+        assert data["type"] == recorded["assets"]["data"]["type"]
+        assert data["raster:bands"] == recorded["assets"]["data"]["raster:bands"]
+        with rasterio.open(data["href"].replace(svc.blob.url, str(svc.blob.root))) as f:
+            assert list(f.transform)[:6] == pytest.approx(item["properties"]["proj:transform"])
+            assert [f.height, f.width] == item["properties"]["proj:shape"] == [3600, 3600]
+            assert f.crs.to_epsg() == item["properties"]["proj:epsg"] == 4326
+            west, north = f.transform.c, f.transform.f
+            assert west * 3600 % 1 == pytest.approx(0.5) and north * 3600 % 1 == \
+                pytest.approx(0.5)
+            assert item["bbox"] == pytest.approx(list(f.bounds))

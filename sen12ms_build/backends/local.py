@@ -328,7 +328,10 @@ class LocalBackend(Backend):
                 used.append(acq.path.name)
                 acqs.append({"file": acq.path.name, "time": acq.time.isoformat(),
                              "product_id": acq.tags.get("PRODUCT_ID", acq.path.stem),
-                             "orbit_pass": acq.tags.get("ORBIT_PASS", "")})
+                             "orbit_pass": acq.tags.get("ORBIT_PASS", ""),
+                             "relative_orbit": acq.tags.get("RELATIVE_ORBIT") or None,
+                             "processing": acq.tags.get("PROCESSING")
+                             or "unstated (local archive)"})
         if not used:
             raise NoDataError(f"no Sentinel-1 acquisition for ROI {request.roi.id} in "
                               f"{request.start}..{request.end}")

@@ -164,7 +164,8 @@ MANIFEST_HEADER = ["patch_id", "branch", "season", "scene", "patch", "status", "
                    # provenance (sen12ms_build.dataset.provenance.MANIFEST_COLUMNS), quality layer,
                    # split of kept patches (train/test)
                    "roi_id", "s2_product_ids", "s2_datetimes", "s2_shares", "s1_product_ids",
-                   "s1_datetimes", "s1_orbit_states", "lc_product", "lc_year",
+                   "s1_datetimes", "s1_orbit_states", "s1_relative_orbits", "s1_processing",
+                   "lc_product", "lc_year",
                    "tool_version", "max_s1_s2_gap_days", "cloud_share", "shadow_share",
                    "igbp_counts",
                    "qa", "sha256_qa", "split"]

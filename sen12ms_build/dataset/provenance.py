@@ -9,8 +9,12 @@ GDAL splits a key at ``:`` or ``=``, so STAC's ``prefix:field`` keys cannot be u
   contribute pixels to the patch (from the merge's source map, the aux raster's band 1),
   their sensing times (ISO 8601, UTC) and each one's share of the patch's pixels, in the
   same order (largest share first), comma-separated;
-* ``S1_PRODUCT_IDS``, ``S1_DATETIMES``, ``S1_ORBIT_STATES``: the scene's Sentinel-1 GRD
-  acquisitions (newest on top, :data:`products.S1_COMPOSITE`) and their orbit pass;
+* ``S1_PRODUCT_IDS``, ``S1_DATETIMES``, ``S1_ORBIT_STATES``, ``S1_RELATIVE_ORBITS``: the
+  scene's Sentinel-1 GRD acquisitions (newest on top, :data:`products.S1_COMPOSITE`), their
+  orbit pass and relative orbit; ``S1_PROCESSING``: what made sigma0 of them (the backends'
+  distinct values: ``Earth Engine COPERNICUS/S1_GRD``, :data:`products.S1_PROCESSING_EE`,
+  or the open-data GRD chain, ``sen12ms-build sar <version>``), so a dataset built by Earth
+  Engine can be told from one built from open GRD products;
 * ``LC_PRODUCT``, ``LC_YEAR``: MODIS MCD12Q1 and its year;
 * ``SEN12MS_ROI_ID``, ``SEN12MS_SEASON``, ``SEN12MS_VERSION``, ``MAX_S1_S2_GAP_DAYS``,
   ``CLOUD_SHARE``, ``SHADOW_SHARE``;
@@ -49,6 +53,7 @@ QA_NODATA = 255
 #: Tag keys every patch carries (values may be empty when a backend does not report them).
 TAG_KEYS = ("SEN12MS_VERSION", "SEN12MS_ROI_ID", "SEN12MS_SEASON", "S2_PRODUCT_IDS",
             "S2_DATETIMES", "S2_SHARES", "S1_PRODUCT_IDS", "S1_DATETIMES", "S1_ORBIT_STATES",
+            "S1_RELATIVE_ORBITS", "S1_PROCESSING",
             "LC_PRODUCT", "LC_YEAR", "MAX_S1_S2_GAP_DAYS",
             "CLOUD_SHARE", "SHADOW_SHARE", "QA_MASKS",
             "LC_IGBP_COUNTS")
@@ -57,7 +62,8 @@ MANIFEST_COLUMNS = {
     "roi_id": "SEN12MS_ROI_ID", "s2_product_ids": "S2_PRODUCT_IDS",
     "s2_datetimes": "S2_DATETIMES", "s2_shares": "S2_SHARES",
     "s1_product_ids": "S1_PRODUCT_IDS", "s1_datetimes": "S1_DATETIMES",
-    "s1_orbit_states": "S1_ORBIT_STATES", "lc_product": "LC_PRODUCT",
+    "s1_orbit_states": "S1_ORBIT_STATES", "s1_relative_orbits": "S1_RELATIVE_ORBITS",
+    "s1_processing": "S1_PROCESSING", "lc_product": "LC_PRODUCT",
     "lc_year": "LC_YEAR", "tool_version": "SEN12MS_VERSION",
     "max_s1_s2_gap_days": "MAX_S1_S2_GAP_DAYS", "cloud_share": "CLOUD_SHARE",
     "shadow_share": "SHADOW_SHARE", "igbp_counts": "LC_IGBP_COUNTS"}
@@ -71,7 +77,7 @@ LABEL_MANIFEST_COLUMNS = {
     "labels_period": "LABELS_PERIOD", "labels_counts": "LABELS_COUNTS",
     "labels_dominant": "LABELS_DOMINANT", "labels_purity": "LABELS_PURITY"}
 #: Bumped when the tags or the quality layer change (part of the tile stage's fingerprint).
-PROVENANCE_VERSION = 1
+PROVENANCE_VERSION = 2
 
 
 def _time(s: str) -> dt.datetime | None:
@@ -104,7 +110,8 @@ def scene_sources(meta: Mapping[str, Any], season: str, roi_id: str,
 
     Args:
         meta: the backend's export metadata (``s2_images`` in merge order, ``s1_acquisitions``
-            or ``s1_images``, ``lc_year``).
+            or ``s1_images``, ``lc_year``); an S1 acquisition may say its
+            ``relative_orbit`` and ``processing``.
     """
     s2 = [{"id": im.get("product_id") or Path(str(im.get("file", im.get("id", "")))).stem,
            "datetime": _iso(im.get("time", ""))} for im in meta.get("s2_images", [])]
@@ -112,7 +119,10 @@ def scene_sources(meta: Mapping[str, Any], season: str, roi_id: str,
                                          for f in meta.get("s1_images", [])]
     s1 = [{"id": a.get("product_id") or a.get("id") or Path(str(a.get("file", ""))).stem,
            "datetime": _iso(a.get("time") or _time_in_name(str(a.get("file", "")))),
-           "orbit_state": str(a.get("orbit_pass", "")).lower()} for a in s1]
+           "orbit_state": str(a.get("orbit_pass", "")).lower(),
+           "relative_orbit": "" if a.get("relative_orbit") is None
+           else str(a["relative_orbit"]),
+           "processing": str(a.get("processing") or "")} for a in s1]
     out = {"season": season, "roi_id": roi_id, "s2": s2, "s1": s1,
            "lc_product": LC_COLLECTION, "lc_year": int(meta.get("lc_year", landcover_year))}
     if meta.get("labels"):  # the backend's account of the 10 m labels (a run with labels)
@@ -168,6 +178,9 @@ def patch_tags(sources: Mapping[str, Any], aux: np.ndarray | None,
         "S1_PRODUCT_IDS": ",".join(a["id"] for a in s1),
         "S1_DATETIMES": ",".join(a["datetime"] for a in s1),
         "S1_ORBIT_STATES": ",".join(a["orbit_state"] for a in s1),
+        "S1_RELATIVE_ORBITS": ",".join(str(a.get("relative_orbit", "")) for a in s1),
+        "S1_PROCESSING": ",".join(dict.fromkeys(a["processing"] for a in s1
+                                                if a.get("processing"))),
         "LC_PRODUCT": str(sources.get("lc_product", LC_COLLECTION)),
         "LC_YEAR": str(sources.get("lc_year", "")),
         "MAX_S1_S2_GAP_DAYS": gap, "CLOUD_SHARE": cloud,

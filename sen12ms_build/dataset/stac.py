@@ -143,6 +143,12 @@ def make_item(row: dict[str, str], root: Path, item_dir: Path, season_start: str
               polarizations=[Polarization.VV, Polarization.VH], product_type="GRD")
     item.properties["sen12ms:s1_orbit_states"] = \
         [o for o in row.get("s1_orbit_states", "").split(";") if o]
+    rel = row.get("s1_relative_orbits", "")  # one per S1 product id ("" when unknown)
+    item.properties["sen12ms:s1_relative_orbits"] = \
+        [int(o) if o.isdigit() else None for o in rel.split(";")] if rel else []
+    # what made sigma0: Earth Engine's COPERNICUS/S1_GRD or the open-data GRD chain
+    item.properties["sen12ms:s1_processing"] = \
+        [p for p in row.get("s1_processing", "").split(";") if p]
     proj = ProjectionExtension.ext(item, add_if_missing=True)
     epsg = int(row["crs"].split(":")[1])
     x0, y1 = float(row["left"]), float(row["top"])

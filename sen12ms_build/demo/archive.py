@@ -110,10 +110,15 @@ from .plan import (  # noqa: F401  (re-exported)
 )
 from .realclouds import HOT_OPAQUE, real_cloud_layers
 from .realclouds import SOURCE as REAL_SOURCE
+from .grd import RELATIVE_ORBIT
 from .sar import S1_CLASS_DB, S1_ENL, simulate_s1  # noqa: F401  (re-exported)
 from .solar import shadow_shift_px, solar_position  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
+
+#: The ``PROCESSING`` tag of the archive's S1 rasters (recorded as the patches'
+#: ``S1_PROCESSING``): simulated sigma0, not a processing chain's.
+S1_PROCESSING_DEMO = "simulated (sen12ms-build demo: sigma0 per class and speckle)"
 
 #: A coarse (100 m) cell is beach when at least this share of it is beach sand.
 BEACH_CELL_SHARE = 0.3
@@ -344,7 +349,9 @@ class _Writer:
             tags = {"SENSING_TIME": _iso(p.sensing_time), "INSTRUMENT_MODE": "IW",
                     "ORBIT_PASS": p.orbit_pass, "PLATFORM": p.platform,
                     "PRODUCT_TYPE": "GRD", "TRANSMITTER_RECEIVER_POLARISATION": "VV,VH",
-                    "DEMO": "SIMULATED from a class map of the real Sentinel-2 ground"}
+                    "DEMO": "SIMULATED from a class map of the real Sentinel-2 ground",
+                    "RELATIVE_ORBIT": RELATIVE_ORBIT[p.orbit_pass],
+                    "PROCESSING": S1_PROCESSING_DEMO}
             self.write(rel, s1, crs=self.grid.crs, transform=self.grid.transform,
                        nodata=float("nan"), descriptions=S1_BANDS, tags=tags, **_FAST)
         return {"modality": "s1", "path": rel, "season": p.season,

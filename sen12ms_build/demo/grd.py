@@ -117,22 +117,26 @@ def _set(elem: ET.Element, path: str, value: str) -> None:
     found.text = value
 
 
-def _ground_point(geometry: RadarGeometry, line: float, pixel: float, height: float,
-                  guess: np.ndarray) -> np.ndarray:
-    """ECEF of the ground point at ``height`` (ellipsoidal) that the product sees at
-    (line, pixel): Newton on (lat, lon) with the range-Doppler model."""
+def _ground_points(geometry: RadarGeometry, line: np.ndarray, pixel: np.ndarray,
+                   height: np.ndarray, guess: np.ndarray) -> np.ndarray:
+    """ECEF (n, 3) of the ground points at ``height`` (ellipsoidal, (n,)) that the product
+    sees at (``line``, ``pixel``): Newton on (lat, lon) with the range-Doppler model, every
+    point at once (a finite-difference Jacobian of 1e-5 degrees)."""
     to_geo = Transformer.from_crs("EPSG:4978", "EPSG:4326", always_xy=True)
-    lon, lat, _ = to_geo.transform(*guess)
+    lon, lat, _ = to_geo.transform(guess[:, 0], guess[:, 1], guess[:, 2])
+    lat, lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
+    n, d = len(lat), 1e-5
     for _ in range(8):
-        pts = geodetic_to_ecef(np.array([lat, lat + 1e-5, lat]), np.array([lon, lon, lon + 1e-5]),
-                               np.full(3, height))
+        pts = geodetic_to_ecef(np.concatenate([lat, lat + d, lat]),
+                               np.concatenate([lon, lon, lon + d]), np.tile(height, 3))
         rc = geometry.radar_coordinates(pts)
-        f = np.array([rc.line[0] - line, rc.pixel[0] - pixel])
-        jac = np.array([[rc.line[1] - rc.line[0], rc.line[2] - rc.line[0]],
-                        [rc.pixel[1] - rc.pixel[0], rc.pixel[2] - rc.pixel[0]]]) / 1e-5
-        dlat, dlon = np.linalg.solve(jac, -f)
-        lat, lon = lat + dlat, lon + dlon
-        if abs(f).max() < 1e-4:
+        ln, px = rc.line.reshape(3, n), rc.pixel.reshape(3, n)
+        f0, f1 = ln[0] - line, px[0] - pixel
+        a, b = (ln[1] - ln[0]) / d, (ln[2] - ln[0]) / d  # d line / d lat, d lon
+        c, e = (px[1] - px[0]) / d, (px[2] - px[0]) / d  # d pixel / d lat, d lon
+        det = a * e - b * c
+        lat, lon = lat - (e * f0 - b * f1) / det, lon - (a * f1 - c * f0) / det
+        if max(np.abs(f0).max(), np.abs(f1).max()) < 1e-4:
             break
     return geodetic_to_ecef(lat, lon, height)
 
@@ -196,24 +200,28 @@ def demo_documents(plan: S1Plan, index: int, grid: Grid) -> DemoGrdDocs:
     ann_new = parse_annotation(ET.tostring(root))
     geometry = RadarGeometry(ann_new)
     to_geo = Transformer.from_crs("EPSG:4978", "EPSG:4326", always_xy=True)
-    for node in root.findall("geolocationGrid/geolocationGridPointList/geolocationGridPoint"):
-        line, pixel = float(node.findtext("line")), float(node.findtext("pixel"))
-        guess = rot @ geodetic_to_ecef(float(node.findtext("latitude")),
-                                       float(node.findtext("longitude")), 0.0)
-        lon, lat, _ = to_geo.transform(*guess)
-        h = DEM_HEIGHT_M + float(undulation(lat, lon))
-        p = _ground_point(geometry, line, pixel, h, guess)
-        lon, lat, _ = to_geo.transform(*p)
-        rc = geometry.radar_coordinates(p[None])
-        t = ann_new.epoch + np.timedelta64(int(round(rc.time[0] * 1e9)), "ns")
+    nodes = root.findall("geolocationGrid/geolocationGridPointList/geolocationGridPoint")
+    lines = np.array([float(nd.findtext("line")) for nd in nodes])
+    pixels = np.array([float(nd.findtext("pixel")) for nd in nodes])
+    guess = geodetic_to_ecef(np.array([float(nd.findtext("latitude")) for nd in nodes]),
+                             np.array([float(nd.findtext("longitude")) for nd in nodes]),
+                             np.zeros(len(nodes))) @ rot.T
+    glon, glat, _ = to_geo.transform(guess[:, 0], guess[:, 1], guess[:, 2])
+    heights = DEM_HEIGHT_M + np.asarray(undulation(np.asarray(glat), np.asarray(glon)),
+                                        np.float64)
+    points = _ground_points(geometry, lines, pixels, heights, guess)
+    lons, lats, _ = to_geo.transform(points[:, 0], points[:, 1], points[:, 2])
+    rc = geometry.radar_coordinates(points)
+    inc = incidence_angle(points, rc.satellite, np.asarray(lats), np.asarray(lons))
+    for k, node in enumerate(nodes):
+        t = ann_new.epoch + np.timedelta64(int(round(rc.time[k] * 1e9)), "ns")
         _set(node, "azimuthTime", str(t.astype("datetime64[us]")))
-        _set(node, "slantRangeTime", f"{2 * rc.slant_range[0] / 299_792_458.0:.15e}")
-        _set(node, "latitude", f"{lat:.15e}")
-        _set(node, "longitude", f"{lon:.15e}")
-        _set(node, "height", f"{h:.15e}")
-        inc = incidence_angle(p[None], rc.satellite, np.array([lat]), np.array([lon]))[0]
-        _set(node, "incidenceAngle", f"{inc:.15e}")
-        _set(node, "elevationAngle", f"{rc.look_angle[0]:.15e}")
+        _set(node, "slantRangeTime", f"{2 * rc.slant_range[k] / 299_792_458.0:.15e}")
+        _set(node, "latitude", f"{lats[k]:.15e}")
+        _set(node, "longitude", f"{lons[k]:.15e}")
+        _set(node, "height", f"{heights[k]:.15e}")
+        _set(node, "incidenceAngle", f"{inc[k]:.15e}")
+        _set(node, "elevationAngle", f"{rc.look_angle[k]:.15e}")
     annotation_vv = ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
     start = datetime.fromisoformat(root.findtext("adsHeader/startTime")).replace(

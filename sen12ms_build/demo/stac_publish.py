@@ -12,9 +12,15 @@
   acquisitions reprocessed at baseline 05.00, so its COGs carry the +1000 DN offset the
   backend must remove) and an SCL band made from the archive's cloud and shadow truth
   (demo only: the archive holds L1C ground, so this "L2A" is that ground in L2A's layout);
-* Sentinel-1 sigma0 (the archive's simulated dB) as COGs behind an interim ``s1-sigma0``
-  profile (``demo-interim-sigma0``): the GRD chain is another branch's, so the demo does not
-  fake GRD products;
+* Sentinel-1 as raw GRD products (:mod:`.grd`: the archive's simulated sigma0 in radar
+  geometry, DN through the real calibration and noise LUTs, GCPs, the SAFE's XML) in
+  Planetary Computer's blob layout and renamed files (``GRD/<y>/<m>/<d>/IW/DV/<product>/
+  manifest.safe``, ``measurement/iw-vv.tiff``, ``annotation/iw-vv.xml`` ...), SAS-protected,
+  with PC-shaped ``sentinel-1-grd`` items (``schema-product-{pol}`` points at the RFI
+  annotation, as in the recorded item): the backend runs the whole GRD chain on them;
+* the Copernicus DEM as ``cop-dem-glo-30``-shaped items and 1 x 1 degree COG tiles in
+  EPSG:4326 at 1 arc-second (the demo ground is 0 m above the geoid:
+  :data:`.grd.DEM_HEIGHT_M`), SAS-protected;
 * MODIS MCD12Q1 as one HDF4 granule of the whole sinusoidal tile (2400 x 2400, the four
   layers, HDF-EOS2 ``StructMetadata.0``) behind an Earthdata-like bearer token, with a
   CMR-STAC-shaped item;
@@ -57,7 +63,15 @@ DEMO_ENV = {"CDSE_S3_ACCESS_KEY": "demo-cdse-access-key-0000",
             "EARTHDATA_TOKEN": "demo-earthdata-token-0000"}
 L1C_COLLECTION = "sentinel-2-l1c"
 L2A_COLLECTION = "sentinel-2-l2a"
-S1_COLLECTION = "demo-sentinel-1-sigma0"
+S1_COLLECTION = "sentinel-1-grd"
+DEM_COLLECTION = "cop-dem-glo-30"
+#: Planetary Computer's storage of the GRD products and DEM tiles (account, container).
+PC_S1 = ("sentinel1euwest", "s1-grd")
+PC_DEM = ("elevationeuwest", "copernicus-dem")
+#: Copernicus DEM GLO-30 tiles: 1 x 1 degree, 1 arc-second pixels (3600 x 3600 below 50
+#: degrees of latitude), pixel centres on whole arc-seconds (the recorded item's
+#: ``proj:transform`` starts half a pixel west and north of the degree).
+DEM_TILE_PX = 3600
 LC_COLLECTION = "MCD12Q1_061"
 WC_COLLECTION, WC_ACCOUNT = "esa-worldcover", "ai4edataeuwest"
 PC_ACCOUNT, PC_CONTAINER = "sentinel2l2a01", "sentinel2-l2"
@@ -233,36 +247,176 @@ def _l2a(archive: Path, entry: dict[str, Any], l1c: np.ndarray, grid: tuple[Any,
                        else None}})
 
 
-def _s1(entry: dict[str, Any], src: Path, pub: Published, bbox: list[float], index: int
-        ) -> None:
-    t = dt.datetime.fromisoformat(entry["sensing_time"].replace("Z", "+00:00"))
-    stop = t + dt.timedelta(seconds=25)
-    plat = entry["platform"][-1].upper()
-    iid = (f"S1{plat}_IW_GRDH_1SDV_{t:%Y%m%dT%H%M%S}_{stop:%Y%m%dT%H%M%S}_"
-           f"{14000 + 37 * index:06d}_{0x017A00 + index:06X}_{0x1A2B + index:04X}")
-    with rasterio.open(src) as f:
-        arr, crs, transform = f.read(), f.crs, f.transform
-    assets = {}
-    for k, pol in enumerate(("vv", "vh")):
-        rel = f"sentinel-1-sigma0/{t:%Y/%m/%d}/{iid}/measurement/{pol}.tif"
-        path = pub.root / "files" / rel
+def _link(src: Path, dst: Path) -> None:
+    """``dst`` as a hard link to ``src`` (a copy across file systems); kept if it exists."""
+    import os
+    import shutil
+
+    if dst.exists():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dst) as tmp:
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
+def _cog_copy(src: Path, dst: Path) -> None:
+    """A GRD measurement TIFF as a Cloud-Optimized GeoTIFF (its GCPs kept, empty tiles left
+    out); kept if it exists."""
+    import warnings
+
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.shutil import copy as rio_copy
+
+    if dst.exists():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dst) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        tmp.unlink(missing_ok=True)
+        rio_copy(str(src), str(tmp), driver="COG", COMPRESS="DEFLATE", PREDICTOR="2",
+                 BLOCKSIZE="512", SPARSE_OK="TRUE", OVERVIEWS="NONE")
+
+
+def _pc_time(t: dt.datetime) -> str:
+    """Planetary Computer's ``start_datetime`` / ``end_datetime`` spelling of S1 items
+    (``2023-06-28 21:07:05.989235+00:00``, recorded item)."""
+    return t.astimezone(dt.UTC).isoformat(sep=" ")
+
+
+def _s1_grd(archive: Path, entry: dict[str, Any], pub: Published) -> None:
+    """One S1 acquisition as a GRD product (:func:`.grd.write_grd_product`, cached under
+    ``root/grd``) in Planetary Computer's layout and its ``sentinel-1-grd`` item."""
+    from ..geo import Grid
+    from ..sar.manifest import parse_manifest, planetary_computer_href
+    from . import grd
+    from .plan import S1_PLAN
+
+    index = next(i for i, p in enumerate(S1_PLAN) if entry["path"] == f"s1/{p.stem}.tif")
+    plan = S1_PLAN[index]
+    with rasterio.open(archive / entry["path"]) as f:
+        truth = f.read().astype(np.float32)
+        grid = Grid(f.crs.to_string(), f.transform, f.width, f.height)
+    made = grd.write_grd_product(pub.root / "grd", plan, index, grid, truth)
+    safe = pub.root / "grd" / made["safe"]
+    pid = made["product_id"]
+    t0 = dt.datetime.fromisoformat(made["start"])
+    t1 = dt.datetime.fromisoformat(made["stop"])
+    folder = (f"{PC_S1[0]}/{PC_S1[1]}/GRD/{t0.year}/{t0.month}/{t0.day}/IW/DV/{pid}")
+    manifest = (safe / "manifest.safe").read_bytes()
+    info = parse_manifest(manifest)
+    files = {"manifest.safe": safe / "manifest.safe"}
+    for pol, kinds in info.files.items():
+        for kind, href in kinds.items():
+            if kind == "rfi":  # the demo writes no RFI annotation: the real product's
+                continue
+            files[planetary_computer_href(href)] = safe / href.removeprefix("./")
+    rfi = {"vv": "annotation/rfi/rfi-iw-vv.xml", "vh": "rfi-iw-vh.xml"}  # as recorded
+    rfi_xml = grd.SOURCE / "annotation" / "rfi" / f"rfi-{grd.SOURCE_STEM}.xml.xz"
+    for rel, src in files.items():
+        dst = pub.root / "blob" / folder / rel
+        if rel.startswith("measurement/"):  # PC serves them as COGs (GCPs, no CRS)
+            _cog_copy(src, dst)
+        else:
+            _link(src, dst)
+    for rel in rfi.values():
+        path = pub.root / "blob" / folder / rel
         if not path.exists():
-            _write(path, arr[k], crs, transform, "COG", nodata=float("nan"),
-                   COMPRESS="DEFLATE", BLOCKSIZE="256", OVERVIEWS="NONE")
-        assets[pol] = {"href": f"{{FILES}}/{rel}", "type": "image/tiff; application=geotiff; "
-                       "profile=cloud-optimized", "title": f"{pol.upper()}: sigma0 (dB)",
-                       "roles": ["data"]}
+            import lzma
+
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(lzma.decompress(rfi_xml.read_bytes()))
+    href = f"{{PC}}/{folder}"
+    xml = "application/xml"
+    assets: dict[str, Any] = {"safe-manifest": {
+        "href": f"{href}/manifest.safe", "type": xml, "title": "Manifest File",
+        "roles": ["metadata"]}}
+    for pol in ("vh", "vv"):
+        assets[f"schema-product-{pol}"] = {"href": f"{href}/{rfi[pol]}", "type": xml,
+                                           "title": "Product Schema", "roles": ["metadata"]}
+        assets[f"schema-calibration-{pol}"] = {
+            "href": f"{href}/annotation/calibration/calibration-iw-{pol}.xml", "type": xml,
+            "title": "Calibration Schema", "roles": ["metadata"]}
+        assets[f"schema-noise-{pol}"] = {
+            "href": f"{href}/annotation/calibration/noise-iw-{pol}.xml", "type": xml,
+            "title": "Noise Schema", "roles": ["metadata"]}
+    for pol in ("vh", "vv"):
+        assets[pol] = {"href": f"{href}/measurement/iw-{pol}.tiff",
+                       "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                       "title": pol.upper(), "roles": ["data"],
+                       "eo:bands": [{"name": pol.upper()}]}
+    ring = [list(p) for p in made["footprint"]]
+    lons, lats = [p[0] for p in ring], [p[1] for p in ring]
+    with rasterio.open(safe / made["assets"]["vv"]) as f:
+        shape = [f.width, f.height]
+    mission = pid[:3]
     pub.items.append({
-        "type": "Feature", "stac_version": "1.0.0", "id": iid, "collection": S1_COLLECTION,
-        "bbox": bbox, "geometry": _polygon(bbox), "links": [], "assets": assets,
-        "properties": {"datetime": _iso(t), "start_datetime": _iso(t),
-                       "end_datetime": _iso(stop), "platform": entry["platform"].upper(),
-                       "constellation": "sentinel-1", "sar:instrument_mode": "IW",
-                       "sar:polarizations": ["VV", "VH"], "sar:product_type": "GRD",
-                       "sat:orbit_state": entry["orbit_pass"].lower(),
-                       "s1:datatake_id": str(0x017A00 + index),
-                       "demo:note": "interim: sigma0 dB already on a UTM grid (the demo's "
-                                    "simulated SAR), read through the s1-sigma0 product"}})
+        "type": "Feature", "stac_version": "1.0.0", "id": pid[:-5], "collection": S1_COLLECTION,
+        "bbox": [min(lons), min(lats), max(lons), max(lats)],
+        "geometry": {"type": "Polygon", "coordinates": [ring]}, "links": [],
+        "assets": assets,
+        "properties": {
+            "sar:frequency_band": "C", "sar:center_frequency": 5.405,
+            "sar:observation_direction": "right", "sar:instrument_mode": "IW",
+            "sar:polarizations": ["VV", "VH"], "sar:product_type": "GRD",
+            "sar:resolution_range": 20, "sar:resolution_azimuth": 22,
+            "sar:pixel_spacing_range": 10, "sar:pixel_spacing_azimuth": 10,
+            "sar:looks_range": 5, "sar:looks_azimuth": 1, "sar:looks_equivalent_number": 4.4,
+            "sat:platform_international_designator": "2014-016A" if mission == "S1A"
+            else "2016-025A",
+            "sat:orbit_state": info.orbit_pass.lower(),
+            "sat:absolute_orbit": info.absolute_orbit,
+            "sat:relative_orbit": info.relative_orbit,
+            "platform": info.platform, "constellation": "sentinel-1",
+            "start_datetime": _pc_time(t0), "end_datetime": _pc_time(t1),
+            "s1:instrument_configuration_ID": "6", "s1:datatake_id": str(int(pid[-11:-5], 16)),
+            "s1:product_timeliness": "Fast-24h", "s1:processing_level": "1",
+            "s1:resolution": "high", "s1:orbit_source": "RESORB", "s1:slice_number": "1",
+            "s1:total_slices": "1", "s1:shape": shape,
+            "datetime": _iso(t0 + (t1 - t0) / 2)}})
+
+
+def _dem(bounds: list[float], pub: Published) -> None:
+    """Copernicus DEM tiles over ``bounds`` (lon/lat): 0 m above the geoid everywhere (the
+    demo ground's heights), each a ``cop-dem-glo-30``-shaped item (recorded item:
+    tests/fixtures/stac/README.md)."""
+    from .grd import DEM_HEIGHT_M
+
+    px = 1.0 / DEM_TILE_PX
+    for lat in range(math.floor(bounds[1]), math.floor(bounds[3]) + 1):
+        for lon in range(math.floor(bounds[0]), math.floor(bounds[2]) + 1):
+            name = (f"Copernicus_DSM_COG_10_{'N' if lat >= 0 else 'S'}{abs(lat):02d}_00_"
+                    f"{'E' if lon >= 0 else 'W'}{abs(lon):03d}_00_DEM")
+            rel = f"{PC_DEM[0]}/{PC_DEM[1]}/COP30_hh/{name}.tif"
+            west, north = lon - px / 2, lat + 1 + px / 2
+            transform = Affine(px, 0.0, west, 0.0, -px, north)
+            path = pub.root / "blob" / rel
+            if not path.exists():
+                heights = np.full((DEM_TILE_PX, DEM_TILE_PX), DEM_HEIGHT_M, np.float32)
+                _write(path, heights, "EPSG:4326", transform, "COG", COMPRESS="DEFLATE",
+                       BLOCKSIZE="1024", OVERVIEWS="NONE")
+            east, south = west + 1.0, north - 1.0
+            pub.items.append({
+                "type": "Feature", "stac_version": "1.0.0", "id": name,
+                "collection": DEM_COLLECTION, "bbox": [west, south, east, north],
+                "geometry": {"type": "Polygon", "coordinates": [[
+                    [east, south], [east, north], [west, north], [west, south],
+                    [east, south]]]},
+                "links": [],
+                "properties": {"platform": "tandem-x", "gsd": 30, "proj:epsg": 4326,
+                               "proj:transform": list(transform)[:6],
+                               "proj:shape": [DEM_TILE_PX, DEM_TILE_PX],
+                               "grid:code": f"CDEM-{name[22:25]}{name[29:33]}",
+                               "datetime": "2021-04-22T00:00:00Z"},
+                "assets": {"data": {
+                    "href": f"{{PC}}/{rel}",
+                    "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                    "title": "Data", "roles": ["data"],
+                    "raster:bands": [{"sampling": "point", "data_type": "float32",
+                                      "spatial_resolution": 30, "unit": "meter"}]}}})
 
 
 def modis_struct_metadata(h: int, v: int) -> str:
@@ -421,10 +575,14 @@ def publish(archive: Path, root: Path, l2a: bool = True,
         _l1c(e, l1c, grid, pub, bbox, k)
         if l2a:
             _l2a(archive, e, l1c, grid, pub, bbox, k)
-    for k, e in enumerate(x for x in meta["acquisitions"] if x["modality"] == "s1"):
+    boxes = []
+    for e in (x for x in meta["acquisitions"] if x["modality"] == "s1"):
         with rasterio.open(archive / e["path"]) as f:
-            bbox = _lonlat_bbox(f.crs, f.bounds)
-        _s1(e, archive / e["path"], pub, bbox, k)
+            boxes.append(_lonlat_bbox(f.crs, f.bounds))
+        _s1_grd(archive, e, pub)
+    if boxes:
+        _dem([min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
+              max(b[3] for b in boxes)], pub)
     for e in (x for x in meta["acquisitions"] if x["modality"] == "lc"):
         _modis(archive / e["path"], int(e["year"]), pub)
     for e in (x for x in meta["acquisitions"] if x["modality"] == "worldcover"):
@@ -439,8 +597,7 @@ class Services:
 
     stac: StacApiServer
     s3: S3Server
-    blob: FileServer  # Level-2A COGs, SAS-protected (Planetary Computer's shape)
-    files: FileServer  # Sentinel-1 sigma0 COGs
+    blob: FileServer  # PC's storage, SAS-protected: L2A COGs, S1 GRD products, DEM tiles
     earthdata: FileServer  # MODIS granules behind a bearer token
     items: list[dict[str, Any]]
     cache: Path
@@ -454,7 +611,7 @@ class Services:
         if labels:
             extra = {"labels": {"profile": "demo-pc"}, **extra}
         return {
-            "s2": s2, "s1": {"profile": "demo-interim-sigma0", "product": "sigma0"},
+            "s2": s2, "s1": {"profile": "demo-pc", "product": "grd"},
             "lc": {"profile": "demo-earthdata"}, "dem": {"profile": "demo-pc"},
             "profiles": {
                 "demo-cdse": {"extends": "cdse", "title": "CDSE layout on loopback",
@@ -466,11 +623,6 @@ class Services:
                             "endpoint": self.stac.url,
                             "signing": {"endpoint": self.blob.url + "/api/sas/v1/token",
                                         "path_style": True}},
-                "demo-interim-sigma0": {
-                    "title": "INTERIM: the demo's simulated sigma0 COGs (no GRD chain yet)",
-                    "endpoint": self.stac.url, "auth": {"kind": "none"},
-                    "products": {"s1-sigma0": {"collection": S1_COLLECTION, "format": "cog",
-                                               "assets": {"VV": "vv", "VH": "vh"}}}},
                 "demo-earthdata": {"extends": "earthdata", "title": "CMR-STAC on loopback",
                                    "endpoint": self.stac.url}},
             "cache": str(self.cache), "timeout_s": 10, "retries": 2, **extra}
@@ -506,10 +658,8 @@ def serve(published: Published, cache: Path) -> Iterator[Services]:
         s3 = stack.enter_context(S3Server())
         s3.put("eodata", published.s3_objects)
         blob = stack.enter_context(FileServer(published.root / "blob", sas=True))
-        files = stack.enter_context(FileServer(published.root / "files"))
         earthdata = stack.enter_context(FileServer(published.root / "earthdata",
                                                    bearer=DEMO_ENV["EARTHDATA_TOKEN"]))
-        items = _resolve(published.items, {"PC": blob.url, "FILES": files.url,
-                                           "EARTHDATA": earthdata.url})
+        items = _resolve(published.items, {"PC": blob.url, "EARTHDATA": earthdata.url})
         stac = stack.enter_context(StacApiServer(items, page_size=10))
-        yield Services(stac, s3, blob, files, earthdata, items, Path(cache))
+        yield Services(stac, s3, blob, earthdata, items, Path(cache))

@@ -33,7 +33,7 @@ from rasterio.features import geometry_mask
 
 from ... import mosaic
 from ...geo import Grid
-from ...products import AUX, AUX_MASKS, CLIP_MARGIN_PX, S2_COLLECTION
+from ...products import AUX, AUX_MASKS, CLIP_MARGIN_PX, S1_PROCESSING_EE, S2_COLLECTION
 from .. import EXPORT_FILES, Backend, NoDataError, SceneExport, SceneRequest
 from . import assemble as asm
 from . import chunks, download, graphs, tasks
@@ -204,10 +204,13 @@ def _time_in_id(product_id: str) -> str | None:
 
 def s1_acquisitions(s1: Sequence[Any]) -> list[dict[str, Any]]:
     """The scene's Sentinel-1 acquisitions from the summary's ``s1`` list (oldest first):
-    ``product_id``, ``time`` (ISO, UTC) and ``orbit_pass`` (``ASCENDING`` / ``DESCENDING``
-    from ``orbitProperties_pass``; "" when Earth Engine reported none), the keys the local
-    backend writes and :func:`sen12ms_build.dataset.provenance.scene_sources` reads. Plain id
-    strings (summaries of earlier versions) give the time from the id and no pass."""
+    ``product_id``, ``time`` (ISO, UTC), ``orbit_pass`` (``ASCENDING`` / ``DESCENDING``
+    from ``orbitProperties_pass``; "" when Earth Engine reported none), ``relative_orbit``
+    (``relativeOrbitNumber_start``; None when unreported) and ``processing``
+    (:data:`~sen12ms_build.products.S1_PROCESSING_EE`: Earth Engine made the sigma0), the keys
+    the other backends write and :func:`sen12ms_build.dataset.provenance.scene_sources`
+    reads. Plain id strings (summaries of earlier versions) give the time from the id and
+    no pass."""
     out = []
     for a in s1:
         if not isinstance(a, Mapping):
@@ -215,7 +218,10 @@ def s1_acquisitions(s1: Sequence[Any]) -> list[dict[str, Any]]:
         pid = str(a.get("id", ""))
         out.append({"product_id": pid,
                     "time": _iso_ms(a.get("time_start")) or _time_in_id(pid),
-                    "orbit_pass": str(a.get("orbit_pass") or "").upper()})
+                    "orbit_pass": str(a.get("orbit_pass") or "").upper(),
+                    "relative_orbit": (int(a["relative_orbit"])
+                                       if a.get("relative_orbit") is not None else None),
+                    "processing": S1_PROCESSING_EE})
     return out
 
 

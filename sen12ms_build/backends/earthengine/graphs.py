@@ -51,6 +51,8 @@ SOURCE_INDEX = "SOURCE_INDEX"
 #: Sentinel-1 GRD property with the orbit pass (``ASCENDING`` / ``DESCENDING``), catalog
 #: page COPERNICUS_S1_GRD.
 S1_ORBIT_PASS = "orbitProperties_pass"
+#: Sentinel-1 GRD property with the relative orbit number at the product's start.
+S1_RELATIVE_ORBIT = "relativeOrbitNumber_start"
 #: ``tileScale`` of the per-image statistics: Earth Engine aggregates in tiles 4 x 4 times
 #: smaller (16 x less memory per tile, "User memory limit exceeded" avoided) at the same
 #: scale and the same result; ``bestEffort`` is not used because it coarsens the scale.
@@ -588,8 +590,9 @@ def scene_summary(region: ee.Geometry, start: str, end: str,
     ``cloudy_percentage``, ``roi_coverage_percent``); ``s1`` a list (oldest first) of one
     dictionary per acquisition (``id`` = ``system:index``, the GRD product id;
     ``time_start`` ms; ``orbit_pass``, the catalog's ``orbitProperties_pass``:
-    ``ASCENDING`` or ``DESCENDING``); ``lc`` a list of ids; with ``labels`` also
-    ``labels``, the ids of the label images (:func:`labels_collection`)."""
+    ``ASCENDING`` or ``DESCENDING``; ``relative_orbit``, ``relativeOrbitNumber_start``);
+    ``lc`` a list of ids; with ``labels`` also ``labels``, the ids of the label images
+    (:func:`labels_collection`)."""
     s2 = statistics_collection(region, start, end, params, collection=collection)
 
     def describe(img: ee.ComputedObject) -> ee.Dictionary:
@@ -609,6 +612,7 @@ def scene_summary(region: ee.Geometry, start: str, end: str,
             "id": img.get("system:index"),
             "time_start": img.get("system:time_start"),
             "orbit_pass": img.get(S1_ORBIT_PASS),
+            "relative_orbit": img.get(S1_RELATIVE_ORBIT),
         })
 
     s1 = s1_collection(region, start, end)

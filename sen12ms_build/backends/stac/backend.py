@@ -28,10 +28,10 @@ from ...mosaic import engine
 from ...products import AUX_MASKS, LC, S1, S2_BANDS, WC, s2_modality
 from ...raster.io import FAST_COMPRESSION, write_raster
 from .. import EXPORT_FILES, Backend, ExportGrid, NoDataError, SceneExport, SceneRequest
-from . import credentials, modis, sentinel1, sentinel2, worldcover
+from . import access, credentials, modis, sentinel1, sentinel2, worldcover
 from .credentials import redact, strip_url
 from .options import Source, StacOptions
-from .reader import AssetProblem, AssetReader, SourceUnavailable, read_stack
+from .reader import AssetProblem, AssetReader, BandAsset, SourceUnavailable
 from .search import SearchResult, search
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,10 @@ class StacBackend(Backend):
             return list(self._problems)
 
     def _problem(self, exc: AssetProblem) -> str:
-        line = redact(str(exc))
+        return self._problem_line(str(exc))
+
+    def _problem_line(self, text: str) -> str:
+        line = redact(text)
         log.error("skipping acquisition: %s", line)
         with self._lock:
             if line not in self._problems:
@@ -186,50 +189,91 @@ class StacBackend(Backend):
     # -- Sentinel-1 --------------------------------------------------------------------------
 
     def _s1(self, request: SceneRequest, grid: Grid) -> tuple[np.ndarray, dict[str, Any]]:
+        """The period's GRD products through the chain, newest on top (module doc of
+        :mod:`.sentinel1`)."""
+        from ...sar.selection import paint_newest_on_top
+
         src = self.options.sources["s1"]
         found = self._search(src, request)
-        if not found.items:
+        items, skipped, left = sentinel1.painting_order(
+            found.items, request.start, request.end, request.roi.ring())
+        for line in skipped:
+            self._problem_line(line)
+        if left:
+            log.info("Sentinel-1: %d item(s) not IW GRD VV+VH over the ROI in the period: %s",
+                     len(left), ", ".join(left))
+        if not items:
             raise NoDataError(f"no Sentinel-1 acquisition for ROI {request.roi.id} in "
                               f"{request.start}..{request.end} at {src.profile.name}")
-        layers, skipped = [], []
-        reader = self.reader(src)
-        for item in found.items:
+        dem: dict[str, Any] = {}
+        layers, acqs = [], []
+        for item in items:  # oldest first
             try:
-                if src.kind == "s1-sigma0":
-                    arr = read_stack(reader, sentinel1.sigma0_assets(item, src.product.assets),
-                                     grid, "float32", float("nan"))
-                else:
-                    arr = self._s1_grd(item, src, grid, request)
+                if "heights" not in dem:
+                    dem["heights"], dem["meta"] = self._dem(grid, request)
+                arr, chain_meta = self._s1_grd(item, src, grid, dem["heights"])
             except AssetProblem as exc:
                 skipped.append(self._problem(exc))
                 continue
-            layers.append((item, arr))
-        result, used = sentinel1.newest_on_top(layers, grid)
-        if not used:
+            layers.append(arr)
+            if np.all(np.isfinite(arr), axis=0).any():
+                acqs.append(sentinel1.acquisition(chain_meta, item))
+        if not acqs:
             raise NoDataError(f"no readable Sentinel-1 acquisition covers ROI "
                               f"{request.roi.id} ({len(skipped)} skipped)")
-        acqs = [sentinel1.describe(i) for i in used]
+        result = paint_newest_on_top(layers)
         return result, {"s1_images": [a["file"] for a in acqs], "s1_acquisitions": acqs,
-                        "s1_skipped": skipped,
+                        "s1_skipped": skipped, "dem": dem.get("meta", {}),
                         "s1_dropped": [d.line() for d in found.dropped]}
 
-    def _s1_grd(self, item: Mapping[str, Any], src: Source, grid: Grid,
-                request: SceneRequest) -> np.ndarray:
-        """One GRD item as sigma0 dB on ``grid`` through the GRD chain."""
+    def _s1_grd(self, item: Mapping[str, Any], src: Source, grid: Grid, dem: np.ndarray
+                ) -> tuple[np.ndarray, dict[str, Any]]:
+        """One GRD item as sigma0 dB on ``grid`` through the GRD chain, and its metadata."""
+        inputs = sentinel1.grd_inputs(item, src.product, lambda href: self._fetch(src, href),
+                                      self.reader(src))
+        arr, meta = sentinel1.sigma0_on_grid(inputs, grid, dem)
+        log.info("Sentinel-1 %s: radar window %s, %.1f %% of the grid covered", item["id"],
+                 meta.get("window"), 100.0 * float(meta.get("covered", 0.0)))
+        return arr.astype(np.float32, copy=False), meta
+
+    def _fetch(self, src: Source, href: str) -> bytes:
+        """The bytes of a small asset (the SAFE's XML): ``http(s)`` signed when the profile
+        signs (signed again after a 403), ``s3://`` with the profile's S3 settings and keys,
+        or a local file.
+
+        Raises:
+            AssetProblem: missing; SourceUnavailable: unreachable or refused.
+        """
         reader = self.reader(src)
+        url = access.rewrite(href, reader.rules)
+        if url.startswith("s3://"):
+            return sentinel1.s3_get(src.profile, src.kind, url, self.options.timeout_s,
+                                 self.options.retries)
+        if not url.startswith(("http://", "https://")):
+            path = Path(url.removeprefix("file://"))
+            if not path.is_file():
+                raise AssetProblem(strip_url(href), "xml", "missing")
+            return path.read_bytes()
+        for attempt in (0, 1):
+            signed = reader.signer.sign(url, fresh=attempt > 0) if reader.signer else url
+            try:
+                with access.host_slot(access.host_of(url), reader.limit):
+                    return sentinel1.fetch_bytes(self._http(), signed, self.options.timeout_s)
+            except SourceUnavailable as exc:
+                if attempt == 0 and reader.signer is not None and "HTTP 403" in str(exc):
+                    log.info("%s: HTTP 403, signing again (token expired?)", strip_url(url))
+                    continue
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
-        def fetch(href: str) -> bytes:
-            return sentinel1.fetch_bytes(self._http(), reader.open_path(href).removeprefix(
-                "/vsicurl/"), self.options.timeout_s)
+    def _dem(self, grid: Grid, request: SceneRequest) -> tuple[np.ndarray, dict[str, Any]]:
+        """Copernicus DEM heights (m above the geoid) on ``grid``, bilinear from the tiles'
+        1 arc-second pixels; (H, W) float32. Pixels no tile covers are 0 m (the Copernicus
+        DEM has no tiles over open sea): their share is ``filled`` in the metadata.
 
-        inputs = sentinel1.grd_inputs(item, src.product.xml, fetch, reader,
-                                      src.product.assets)
-        dem = self._dem(grid, request)
-        arr, _ = sentinel1.sigma0_on_grid(inputs, grid, dem)
-        return arr.astype(np.float32)
-
-    def _dem(self, grid: Grid, request: SceneRequest) -> np.ndarray:
-        """Copernicus DEM heights (m) on ``grid``, bilinear; (H, W) float32, NaN nodata."""
+        Raises:
+            AssetProblem, SourceUnavailable: a tile could not be read.
+        """
         import datetime as dt
 
         src = self.options.sources["dem"]
@@ -238,8 +282,7 @@ class StacBackend(Backend):
                        retries=self.options.retries, dedup=False)
         out = np.full(grid.shape, np.nan, np.float32)
         key = src.product.assets.get("DEM", "data")
-        from .reader import BandAsset
-
+        tiles = []
         for item in found.items:
             a = item.get("assets", {}).get(key)
             if not a:
@@ -249,7 +292,14 @@ class StacBackend(Backend):
                                          float("nan"))
             hole = np.isnan(out) & ~np.isnan(tile)
             out[hole] = tile[hole]
-        return out
+            tiles.append(str(item["id"]))
+        filled = float(np.isnan(out).mean())
+        out[np.isnan(out)] = 0.0
+        if filled:
+            log.info("DEM: %.1f %% of ROI %s has no %s tile: 0 m above the geoid there",
+                     100.0 * filled, request.roi.id, src.product.collection)
+        return out, {"collection": src.product.collection, "tiles": tiles,
+                     "filled": round(filled, 6)}
 
     # -- land cover --------------------------------------------------------------------------
 
@@ -355,7 +405,9 @@ class StacBackend(Backend):
         skipped = info["skipped"] + s1_meta.pop("s1_skipped") + lc_meta.pop("lc_skipped")
         dropped = info["dropped"] + s1_meta.pop("s1_dropped")
         meta.update(res.meta)
+        dem_meta = s1_meta.pop("dem")
         meta.update(s1_meta)
+        meta["dem"] = dem_meta
         meta.update(lc_meta)
         meta["inputs_skipped"] = skipped
         meta["duplicates_dropped"] = dropped

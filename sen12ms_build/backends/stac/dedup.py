@@ -54,15 +54,19 @@ def _tile(item: Mapping[str, Any]) -> str:
 
 def acquisition_key(item: Mapping[str, Any]) -> tuple[str, ...]:
     """What acquisition an item shows: Sentinel-2 (platform, MGRS tile, datatake sensing
-    start or the sensing second), Sentinel-1 (platform, datatake id or the start time),
-    anything else its own id."""
+    start or the sensing second), Sentinel-1 (platform, datatake id or the start time, and
+    the slice: ``s1:slice_number``, else the product's start time), anything else its own
+    id."""
     props = item.get("properties", {})
     iid = str(item["id"])
     if iid.startswith("S1") or "s1:datatake_id" in props or "sar:instrument_mode" in props:
         m = _S1_ID.match(iid)
         take = str(props.get("s1:datatake_id") or (m.group(7) if m else ""))
         start = str(props.get("start_datetime", props.get("datetime", "")))[:19]
-        return ("s1", _platform(item) or (m.group(1).lower() if m else ""), take or start)
+        # a datatake is cut into slices (products) of ~25 s: each slice is an acquisition
+        part = str(props.get("s1:slice_number") or (m.group(4) if m else "") or start)
+        return ("s1", _platform(item) or (m.group(1).lower() if m else ""), take or start,
+                part)
     if iid.startswith("S2") or any(k.startswith("s2:") for k in props):
         take = str(props.get("s2:datatake_id") or props.get("eopf:datatake_id") or "")
         take = re.sub(r"_N\d\d\.\d\d$", "", take)  # the same datatake in any baseline

@@ -7,7 +7,7 @@ when the config is loaded.
       name: stac
       stac:
         s2: {profile: cdse, level: l1c}          # l1c (default, 13 bands) or l2a (12 bands)
-        s1: {profile: planetary-computer}        # product grd (default) or sigma0
+        s1: {profile: planetary-computer}        # product grd: raw GRD through the chain
         lc: {profile: earthdata}
         dem: {profile: planetary-computer}       # terrain for the Sentinel-1 chain
         labels: {profile: planetary-computer}    # ESA WorldCover (a run with labels)
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 MODALITY_KEYS = ("s2", "s1", "lc", "dem", "labels")
 ENTRY_KEYS = {"profile", "level", "product", "endpoint", "collection", "format", "assets"}
 LEVELS = ("l1c", "l2a")
-S1_PRODUCTS = {"grd": "s1-grd", "sigma0": "s1-sigma0"}
+S1_PRODUCTS = {"grd": "s1-grd"}
 #: What a run reads when the section leaves a modality out.
 DEFAULTS: dict[str, dict[str, str]] = {
     "s2": {"profile": "cdse", "level": "l1c"},
@@ -124,7 +124,7 @@ def _source(modality: str, entry: Mapping[str, Any], profiles: dict[str, Profile
     if modality != "s2" and "level" in entry:
         raise OptionError(f"{modality}.level", "only s2 has a level")
     if modality != "s1" and "product" in entry:
-        raise OptionError(f"{modality}.product", "only s1 chooses a product (grd or sigma0)")
+        raise OptionError(f"{modality}.product", "only s1 chooses a product (grd)")
     kind = _kind(modality, entry)
     over = {k: entry[k] for k in ("collection", "format", "assets") if k in entry}
     name = entry.get("profile")

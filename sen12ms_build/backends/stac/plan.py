@@ -237,7 +237,7 @@ def plan(requests: Sequence[Any], options: StacOptions | None = None, workers: i
     labels = any(getattr(r, "labels", None) for r in requests)
     for name, prof in profiles.items():
         for kind, product in prof.products.items():
-            modality = {"s2-l1c": "s2", "s2-l2a": "s2", "s1-grd": "s1", "s1-sigma0": "s1",
+            modality = {"s2-l1c": "s2", "s2-l2a": "s2", "s1-grd": "s1",
                         "lc-mcd12q1": "lc", "dem": "dem",
                         "labels-worldcover": "labels"}[kind]
             if modality == "labels" and not labels:

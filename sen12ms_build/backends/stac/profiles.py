@@ -23,8 +23,7 @@ from ...errors import Sen12msError
 PROFILES_FILE = Path(__file__).with_name("profiles.yaml")
 
 #: Product kinds a profile may serve.
-KINDS = ("s2-l1c", "s2-l2a", "s1-grd", "s1-sigma0", "lc-mcd12q1", "dem",
-         "labels-worldcover")
+KINDS = ("s2-l1c", "s2-l2a", "s1-grd", "lc-mcd12q1", "dem", "labels-worldcover")
 #: Asset formats the reader knows: JPEG 2000 (SAFE), Cloud-Optimized GeoTIFF, HDF4 granules.
 FORMATS = ("jp2", "cog", "hdf4")
 #: Credential kinds: none (anonymous), s3-keys (GDAL's AWS_* options from environment
@@ -32,6 +31,9 @@ FORMATS = ("jp2", "cog", "hdf4")
 AUTH_KINDS = ("none", "s3-keys", "earthdata")
 #: How a Level-2A product's DN offset is found (:mod:`.harmonize`).
 OFFSET_RULES = ("auto", "raster", "baseline", "earthsearch-legacy", "none")
+#: How a Sentinel-1 product's files are named beside its ``manifest.safe``: Planetary
+#: Computer's renamed layout (``annotation/iw-vv.xml``) or the SAFE's own names.
+XML_LAYOUTS = ("planetary-computer", "safe")
 
 
 class ProfileError(Sen12msError, ValueError):
@@ -92,7 +94,8 @@ class Product:
         assets: band name (the dataset's) -> asset key of the item.
         offset: Level-2A DN offset rule (:data:`OFFSET_RULES`).
         xml: Sentinel-1 XML assets: ``manifest``, ``calibration``, ``noise`` -> asset key
-            (``{pol}`` stands for the lower-case polarisation).
+            (``{pol}`` stands for the lower-case polarisation), and ``layout``: how the
+            SAFE's files are named beside the manifest (:data:`XML_LAYOUTS`).
         auth, s3, rewrite: override the profile's for this product (``None``: inherit).
     """
 
@@ -252,12 +255,16 @@ def _product(kind: str, data: Any, key: str) -> Product:
     for band, asset in assets.items():
         if not isinstance(asset, str) or not asset:
             raise ProfileError(f"{key}.assets.{band}", "expected an asset key")
+    xml = _mapping(d.get("xml"), f"{key}.xml")
+    _keys(xml, {"manifest", "calibration", "noise", "layout"}, f"{key}.xml")
+    if "layout" in xml:
+        _choice(str(xml["layout"]), XML_LAYOUTS, f"{key}.xml.layout")
     return Product(
         kind=kind, collection=_str(d, "collection", key),
         format=_choice(_str(d, "format", key), FORMATS, f"{key}.format"),
         assets=dict(assets),
         offset=_choice(_str(d, "offset", key, "auto"), OFFSET_RULES, f"{key}.offset"),
-        xml=dict(_mapping(d.get("xml"), f"{key}.xml")),
+        xml=dict(xml),
         auth=_auth(d["auth"], f"{key}.auth") if d.get("auth") is not None else None,
         s3=_s3(d["s3"], f"{key}.s3") if d.get("s3") is not None else None,
         rewrite=_rewrite(d.get("rewrite"), f"{key}.rewrite"))

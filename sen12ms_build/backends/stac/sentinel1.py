@@ -1,232 +1,242 @@
-"""Sentinel-1 from STAC: GRD items and their XML assets for the GRD chain, or sigma0 COGs.
+"""Sentinel-1 from STAC: raw GRD items through the GRD chain (:mod:`sen12ms_build.sar`) onto
+the scene grid, newest on top.
 
-Two product kinds (:mod:`.profiles`):
+``s1-grd`` items (Planetary Computer ``sentinel-1-grd``; CDSE ``sentinel-1-grd``) hold the
+VV/VH measurement COGs in radar geometry (GCPs, no CRS; the items' ``proj:*`` fields are
+wrong for them, titiler-openeo#338, stackstac#181, and nothing here reads them) and the
+SAFE's XML. Per item:
 
-* ``s1-grd`` (Planetary Computer ``sentinel-1-grd``): VV/VH measurement COGs in radar
-  geometry (GCPs, no CRS; the item's ``proj:*`` fields are wrong, titiler-openeo#338,
-  stackstac#181) with the SAFE's XML as assets (``safe-manifest``,
-  ``schema-calibration-{pol}``, ``schema-noise-{pol}``). The product annotation is found
-  through the manifest (``schema-product-{pol}`` points at the RFI annotation in recorded
-  items). :func:`grd_inputs` gathers what the GRD chain (``sen12ms_build.sar``) takes:
-  identity, the three XML documents per polarisation and a ``read_dn(rows, cols)`` over
-  the measurement COG; :func:`sigma0_on_grid` is the one call into the chain.
-* ``s1-sigma0``: sigma0 in dB already on a projected grid (a mirror of processed data, or
-  the offline demo's simulated SAR): read bilinearly onto the scene grid, as the Earth
-  Engine path's export and warp do.
+1. :func:`xml_hrefs`: the SAFE ``manifest.safe`` (the product's facts and where each file
+   is), then per polarisation the product annotation, calibration and noise XML. The product
+   annotation is always found through the manifest: Planetary Computer's
+   ``schema-product-{pol}`` assets point at the RFI annotation (recorded item,
+   ``tests/fixtures/stac/pc_sentinel-1-grd_item.json``). Planetary Computer renames the
+   SAFE's files (``annotation/iw-vv.xml``; the profile's ``xml.layout:
+   planetary-computer``, :func:`sen12ms_build.sar.manifest.planetary_computer_href`); a
+   plain SAFE (CDSE's ``eodata``; ``xml.layout: safe``) keeps the manifest's names, and its
+   manifest is the ``manifest.safe`` beside the measurement's folder when the item has no
+   manifest asset;
+2. :func:`grd_inputs`: the XML bytes and a ``read_dn(rows, cols)`` per polarisation over the
+   measurement COG (:meth:`~.reader.AssetReader.read_window`: signed, a host slot, only the
+   blocks of the window);
+3. :func:`sigma0_on_grid`: ``GrdProduct.from_xml`` (:mod:`sen12ms_build.sar.product`) and
+   :func:`~sen12ms_build.sar.chain.sigma0_db_on_grid` with Copernicus DEM heights on the
+   grid (above the geoid: ``dem_is_ellipsoidal=False``). The chain reads only the radar
+   window the grid needs.
 
-Acquisitions are combined newest on top (:data:`~sen12ms_build.products.S1_COMPOSITE`).
+Which items and in which order: :func:`sen12ms_build.sar.selection.select_grd` (IW, GRD, VV
+and VH, the period, the ROI; oldest first), combined by
+:func:`~sen12ms_build.sar.selection.paint_newest_on_top`: the Earth Engine path's rule
+(:data:`~sen12ms_build.products.S1_COMPOSITE`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import logging
-import xml.etree.ElementTree as ET
-from typing import Any, Callable, Mapping
-from urllib.parse import urljoin
+import posixpath
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
 from ...geo import Grid
-from ...products import S1, S1_BANDS
+from ...products import S1_BANDS
+from ...raster.io import InputError
+from ...sar import chain as sar_chain
+from ...sar.manifest import parse_manifest, planetary_computer_href
+from ...sar.product import GrdProduct
+from ...sar.selection import GrdCandidate, candidate_from_stac
 from .credentials import redact, strip_url
-from .reader import AssetProblem, AssetReader, BandAsset, SourceUnavailable, read_stack
+from . import access
+from .profiles import XML_LAYOUTS, Product, Profile
+from .reader import AssetProblem, AssetReader, BandAsset, SourceUnavailable
 
-log = logging.getLogger(__name__)
-
-#: Where the GRD chain lives (another branch of this project; wired by :func:`sigma0_on_grid`).
-GRD_CHAIN = "sen12ms_build.sar.chain"
-GRD_PRODUCT = "sen12ms_build.sar.product"
-
-
-def grd_chain_available() -> bool:
-    """Whether the Sentinel-1 GRD chain is installed in this build (found, not imported)."""
-    try:
-        return importlib.util.find_spec(GRD_CHAIN) is not None
-    except ModuleNotFoundError:
-        return False
+#: How a product's files are named beside its manifest (the profile's ``xml.layout``).
+LAYOUTS = XML_LAYOUTS
+#: The XML asset keys of Planetary Computer's items (the default of ``xml``).
+PC_XML = {"manifest": "safe-manifest", "calibration": "schema-calibration-{pol}",
+          "noise": "schema-noise-{pol}", "layout": "planetary-computer"}
 
 
-def _time(raw: Any) -> dt.datetime:
-    t = dt.datetime.fromisoformat(str(raw).replace("Z", "+00:00").replace(" ", "T"))
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+def processing_tag(meta: Mapping[str, Any]) -> str:
+    """The chain's name and version as recorded in patch tags (``sen12ms-build sar 1``)
+    from :func:`~sen12ms_build.sar.chain.sigma0_db_on_grid`'s metadata."""
+    return f"{meta['processing_name']} {meta['processing_version']}"
 
 
-def describe(item: Mapping[str, Any]) -> dict[str, Any]:
-    """The scene record's view of an S1 item: id, time, orbit pass, relative orbit."""
-    p = item.get("properties", {})
-    return {"product_id": str(item["id"]), "file": str(item["id"]),
-            "time": _time(p.get("datetime") or p.get("start_datetime")).isoformat(),
-            "orbit_pass": str(p.get("sat:orbit_state", "")).upper(),
-            "relative_orbit": p.get("sat:relative_orbit")}
-
-
-def annotation_hrefs(manifest: bytes, manifest_href: str) -> dict[str, str]:
-    """Polarisation (``vv``, ``vh`` ...) -> href of its product annotation, from a SAFE
-    ``manifest.safe``: the data objects of representation ``s1Level1ProductSchema`` whose
-    file lies in ``annotation/`` itself (not ``annotation/calibration`` or ``/rfi``).
+def candidate(item: Mapping[str, Any]) -> GrdCandidate:
+    """The selection's view of an item (:func:`~sen12ms_build.sar.selection.candidate_from_stac`).
 
     Raises:
-        ValueError: the manifest is not XML or lists no product annotation.
+        AssetProblem: the item lacks a time, mode, product type or polarisations.
     """
     try:
-        root = ET.fromstring(manifest)
-    except ET.ParseError as exc:
-        raise ValueError(f"manifest is not XML ({exc})") from None
-    base = manifest_href.split("?", 1)[0]
-    out = {}
-    for obj in root.iter():
-        if not obj.tag.endswith("dataObject") or obj.get("repID") != "s1Level1ProductSchema":
-            continue
-        for loc in obj.iter():
-            if loc.tag.endswith("fileLocation"):
-                href = loc.get("href", "")
-                parts = href.lstrip("./").split("/")
-                if len(parts) == 2 and parts[0] == "annotation":
-                    for pol in ("vv", "vh", "hh", "hv"):
-                        if f"-{pol}-" in parts[1]:
-                            out[pol] = urljoin(base, href)
-    if not out:
-        raise ValueError("manifest lists no product annotation (s1Level1ProductSchema)")
+        return candidate_from_stac(item)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AssetProblem(str(item.get("id", "?")), "properties",
+                           f"not a Sentinel-1 GRD item ({type(exc).__name__}: {exc}; needs "
+                           "sar:instrument_mode, sar:product_type, sar:polarizations and a "
+                           "time)") from None
+
+
+def _join(base_href: str, rel: str) -> str:
+    """``rel`` (relative to a SAFE folder) against the folder of ``base_href`` (query string
+    dropped: the reader signs what it opens)."""
+    parts = urlsplit(base_href)
+    folder = posixpath.dirname(parts.path)
+    path = posixpath.normpath(posixpath.join(folder, rel.removeprefix("./")))
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+def manifest_href(item: Mapping[str, Any], product: Product) -> str:
+    """The href of the item's ``manifest.safe``: its manifest asset, else (a plain SAFE)
+    the ``manifest.safe`` of the ``.SAFE`` folder holding the VV measurement.
+
+    Raises:
+        AssetProblem: neither is there.
+    """
+    iid, assets = str(item["id"]), item.get("assets", {})
+    key = product.xml.get("manifest")
+    if key and key in assets:
+        return str(assets[key]["href"])
+    vv = assets.get(product.assets.get("VV", ""), {}).get("href", "")
+    head, sep, _ = str(vv).partition(".SAFE/")
+    if layout_of(product) == "safe" and sep:
+        return strip_url(head + ".SAFE/manifest.safe")
+    raise AssetProblem(iid, key or "manifest", "missing from the item")
+
+
+def layout_of(product: Product) -> str:
+    """The product's file layout (:data:`LAYOUTS`), ``planetary-computer`` by default."""
+    return str(product.xml.get("layout", "planetary-computer"))
+
+
+def xml_hrefs(item: Mapping[str, Any], manifest: bytes, man_href: str, product: Product
+              ) -> dict[str, dict[str, str]]:
+    """Per polarisation (``VV``, ``VH``) the hrefs of its ``annotation`` (the product
+    annotation, from the manifest), ``calibration`` and ``noise`` XML: the item's assets
+    when the profile names them (``xml.calibration``, ``xml.noise``, ``{pol}`` the lower-case
+    polarisation), else the manifest's entries, named in the profile's layout.
+
+    Raises:
+        AssetProblem: the manifest does not parse or lacks a polarisation's file.
+    """
+    iid, assets = str(item["id"]), item.get("assets", {})
+    key = product.xml.get("manifest", "manifest")
+    try:
+        files = parse_manifest(manifest, f"{iid} manifest.safe").files
+    except InputError as exc:
+        raise AssetProblem(iid, key, str(exc).split(": ", 1)[-1]) from None
+    rename = planetary_computer_href if layout_of(product) == "planetary-computer" \
+        else (lambda h: h.removeprefix("./"))
+    out: dict[str, dict[str, str]] = {}
+    for pol in S1_BANDS:
+        listed = files.get(pol, {})
+        hrefs = {}
+        for kind in ("annotation", "calibration", "noise"):
+            asset = product.xml.get(kind, "").format(pol=pol.lower()) if kind != "annotation" \
+                else ""
+            if asset and asset in assets:
+                hrefs[kind] = str(assets[asset]["href"])
+            elif kind in listed:
+                try:
+                    hrefs[kind] = _join(man_href, rename(listed[kind]))
+                except InputError as exc:
+                    raise AssetProblem(iid, key, str(exc)) from None
+            else:
+                raise AssetProblem(iid, asset or key, f"no {pol} {kind} XML (neither an "
+                                   "asset nor listed in the manifest)")
+        out[pol] = hrefs
     return out
 
 
-def grd_inputs(item: Mapping[str, Any], xml: Mapping[str, str],
-               fetch: Callable[[str], bytes], reader: AssetReader,
-               assets: Mapping[str, str]) -> dict[str, Any]:
-    """What the GRD chain's ``GrdProduct`` holds, from one ``s1-grd`` item: ``product_id``,
-    ``platform``, ``orbit_pass``, ``relative_orbit``, ``start``/``stop`` and per polarisation
-    (``VV``, ``VH``) the ``annotation``, ``calibration`` and ``noise`` XML bytes and a
-    ``read_dn(rows, cols)`` over the measurement COG (uint16 DN, radar geometry).
+def grd_inputs(item: Mapping[str, Any], product: Product, fetch: Callable[[str], bytes],
+               reader: AssetReader) -> dict[str, Any]:
+    """What ``GrdProduct.from_xml`` (:mod:`sen12ms_build.sar.product`) takes, from one
+    ``s1-grd`` item: ``manifest`` bytes, ``annotation``, ``calibration`` and
+    ``noise`` (``{pol: bytes}``), ``read_dn`` (``{pol: reader}`` of uint16 DN windows of
+    the measurement COG) and ``product_id`` (the item id).
 
     Args:
-        xml: the product's XML asset keys (``manifest``, ``calibration``, ``noise``;
-            ``{pol}`` stands for the lower-case polarisation).
+        product: the profile's ``s1-grd`` product (asset keys, ``xml`` keys and layout).
         fetch: href -> bytes (signed and retried by the caller).
-        assets: band (``VV``/``VH``) -> measurement asset key.
+        reader: the product's asset reader (measurement windows).
 
     Raises:
-        AssetProblem: an asset is missing or the manifest names no annotation.
+        AssetProblem: an asset is missing, or the manifest names no product annotation.
     """
-    iid, a, p = str(item["id"]), item.get("assets", {}), item.get("properties", {})
-
-    def href(key: str) -> str:
-        if key not in a:
+    iid, assets = str(item["id"]), item.get("assets", {})
+    man_href = manifest_href(item, product)
+    manifest = fetch(man_href)
+    docs: dict[str, dict[str, bytes]] = {"annotation": {}, "calibration": {}, "noise": {}}
+    read_dn = {}
+    for pol, hrefs in xml_hrefs(item, manifest, man_href, product).items():
+        key = product.assets.get(pol, pol.lower())
+        if key not in assets:
             raise AssetProblem(iid, key, "missing from the item")
-        return str(a[key]["href"])
-
-    man_href = href(xml.get("manifest", "safe-manifest"))
-    try:
-        ann = annotation_hrefs(fetch(man_href), man_href)
-    except ValueError as exc:
-        raise AssetProblem(iid, xml.get("manifest", "safe-manifest"), str(exc)) from None
-    pols = {}
-    for band in S1_BANDS:
-        pol = band.lower()
-        if pol not in ann:
-            raise AssetProblem(iid, f"annotation-{pol}", "not listed in the manifest")
-        meas = href(assets[band])
-        pols[band] = {
-            "annotation": fetch(ann[pol]),
-            "calibration": fetch(href(xml.get("calibration",
-                                              "schema-calibration-{pol}").format(pol=pol))),
-            "noise": fetch(href(xml.get("noise", "schema-noise-{pol}").format(pol=pol))),
-            "read_dn": _dn_reader(reader, iid, assets[band], meas)}
-    return {"product_id": iid, "platform": str(p.get("platform", "")),
-            "orbit_pass": str(p.get("sat:orbit_state", "")).upper(),
-            "relative_orbit": p.get("sat:relative_orbit"),
-            "start": _time(p.get("start_datetime") or p.get("datetime")),
-            "stop": _time(p.get("end_datetime") or p.get("datetime")), "polarisations": pols}
+        for kind, href in hrefs.items():
+            docs[kind][pol] = fetch(href)
+        read_dn[pol] = _dn_reader(reader, BandAsset(iid, pol, key, str(assets[key]["href"]),
+                                                    "nearest"))
+    return {"manifest": manifest, **docs, "read_dn": read_dn, "product_id": iid}
 
 
-def _dn_reader(reader: AssetReader, item: str, key: str, href: str
+def _dn_reader(reader: AssetReader, asset: BandAsset
                ) -> Callable[[slice, slice], np.ndarray]:
-    """``read_dn(rows, cols)``: a window of the measurement COG (radar geometry, no CRS),
-    signed and opened when called."""
-    import rasterio
-    from rasterio.windows import Window
-
-    from . import access
-    from .reader import classify
-
     def read_dn(rows: slice, cols: slice) -> np.ndarray:
-        path = reader.open_path(href)
-        try:
-            with access.host_slot(access.host_of(href), reader.limit), \
-                    reader.env(), rasterio.open(path) as src:
-                return src.read(1, window=Window(cols.start, rows.start,
-                                                 cols.stop - cols.start,
-                                                 rows.stop - rows.start))
-        except rasterio.errors.RasterioError as exc:
-            raise classify(item, key, str(exc)) from None
+        return reader.read_window(asset, rows, cols)
 
     return read_dn
 
 
 def sigma0_on_grid(inputs: Mapping[str, Any], grid: Grid, dem: np.ndarray
                    ) -> tuple[np.ndarray, dict[str, Any]]:
-    """The one call into the Sentinel-1 GRD chain: ``inputs`` (:func:`grd_inputs`) as a
-    ``GrdProduct``, calibrated, noise-removed and terrain-corrected onto ``grid`` with the
-    ``dem`` heights ((H, W) float32 metres above the geoid on ``grid``).
+    """The one call into the GRD chain: ``inputs`` (:func:`grd_inputs`) as a
+    :class:`~sen12ms_build.sar.product.GrdProduct`, calibrated, noise-removed and
+    terrain-corrected onto ``grid`` with the ``dem`` heights.
 
+    Args:
+        grid: the scene's UTM 10 m grid.
+        dem: (H, W) float32 heights in metres above the geoid on ``grid`` (Copernicus DEM;
+            the chain adds the EGM96 undulation), NaN nodata.
     Returns:
-        (2, H, W) float32 sigma0 dB (NaN nodata) and the chain's metadata.
+        (2, H, W) float32 VV, VH sigma0 dB (NaN nodata) and the chain's metadata (product id,
+        platform, orbit pass, relative orbit, times, processing name and version, window).
 
     Raises:
-        SourceUnavailable: the GRD chain is not part of this build.
+        AssetProblem: the product's XML does not parse, or it is not an IW GRD with VV and
+            VH (the chain's :class:`~sen12ms_build.raster.io.InputError`).
+        SourceUnavailable: the measurement could not be read now.
     """
-    if not grd_chain_available():
-        raise SourceUnavailable("backend.stac.s1: the Sentinel-1 GRD chain "
-                                f"({GRD_CHAIN}) is not part of this build; use an s1 source "
-                                "with product: sigma0, or a build with the chain")
-    chain = importlib.import_module(GRD_CHAIN)
-    product_mod = importlib.import_module(GRD_PRODUCT)
-    pols = inputs["polarisations"]
-    product = product_mod.GrdProduct(  # the interface agreed with the sar branch
-        product_id=inputs["product_id"], platform=inputs["platform"],
-        orbit_pass=inputs["orbit_pass"], relative_orbit=inputs["relative_orbit"],
-        start=inputs["start"], stop=inputs["stop"],
-        **{pol.lower(): product_mod.Polarisation(**pols[pol]) for pol in pols})
-    return chain.sigma0_db_on_grid(product, grid, dem)
+    iid = str(inputs["product_id"])
+    try:
+        product = GrdProduct.from_xml(inputs["manifest"], inputs["annotation"],
+                                      inputs["calibration"], inputs["noise"],
+                                      inputs["read_dn"], product_id=iid)
+        return sar_chain.sigma0_db_on_grid(product, grid, dem, dem_is_ellipsoidal=False)
+    except InputError as exc:
+        raise AssetProblem(iid, "xml", redact(str(exc)).removeprefix(f"{iid}: ")) from None
 
 
-def sigma0_assets(item: Mapping[str, Any], assets: Mapping[str, str]) -> list[BandAsset]:
-    """The VV and VH assets of an ``s1-sigma0`` item (bilinear onto the grid).
-
-    Raises:
-        AssetProblem: a polarisation's asset is missing.
-    """
-    out = []
-    for band in S1_BANDS:
-        key = assets.get(band)
-        a = item.get("assets", {}).get(key or "")
-        if not a:
-            raise AssetProblem(str(item["id"]), key or band, "missing from the item")
-        out.append(BandAsset(str(item["id"]), band, key, str(a["href"]), "bilinear"))
-    return out
-
-
-def newest_on_top(layers: list[tuple[Mapping[str, Any], np.ndarray]], grid: Grid
-                  ) -> tuple[np.ndarray, list[Mapping[str, Any]]]:
-    """Sigma0 layers (item, (2, H, W) float32 dB) combined newest on top: each pixel from
-    the newest acquisition with data in both bands. Returns the (2, H, W) float32 result
-    (NaN nodata) and the items that contributed, oldest first."""
-    out = np.full((S1.count, *grid.shape), np.nan, np.float32)
-    used = []
-    for item, arr in sorted(layers, key=lambda t: _time(
-            t[0].get("properties", {}).get("datetime")
-            or t[0].get("properties", {}).get("start_datetime"))):
-        ok = ~np.any(np.isnan(arr), axis=0)
-        if ok.any():
-            out[:, ok] = arr[:, ok]
-            used.append(item)
-    return out, used
+def acquisition(meta: Mapping[str, Any], item: Mapping[str, Any]) -> dict[str, Any]:
+    """The scene record's view of one product that contributed pixels: ``product_id``,
+    ``file`` (the item id), ``time`` (sensing start, ISO UTC), ``orbit_pass``,
+    ``relative_orbit`` (from the product's manifest, not the item) and ``processing`` (the
+    chain's name and version, :func:`processing_tag`)."""
+    return {"product_id": str(meta["product_id"]), "file": str(item["id"]),
+            "time": str(meta["start"]), "orbit_pass": str(meta["orbit_pass"]).upper(),
+            "relative_orbit": meta.get("relative_orbit"), "platform": meta.get("platform"),
+            "processing": processing_tag(meta)}
 
 
 def fetch_bytes(session: Any, href: str, timeout_s: float) -> bytes:
     """GET ``href`` (an XML asset); errors as :class:`AssetProblem` (404) or
-    :class:`SourceUnavailable`."""
+    :class:`SourceUnavailable` (unreachable, or failing after the session's retries; a 403
+    says so, for the caller to sign again).
+
+    Raises:
+        AssetProblem, SourceUnavailable: see above.
+    """
     import requests
 
     try:
@@ -236,10 +246,85 @@ def fetch_bytes(session: Any, href: str, timeout_s: float) -> bytes:
                                 f"{redact(str(exc))[:160]}") from None
     if r.status_code == 404:
         raise AssetProblem(strip_url(href), "xml", "missing (HTTP 404)")
+    if r.status_code in (401, 403):
+        raise SourceUnavailable(f"{strip_url(href)}: access refused (HTTP {r.status_code}); "
+                                "check the profile's credentials")
     if r.status_code >= 400:
         raise SourceUnavailable(f"{strip_url(href)}: HTTP {r.status_code} after retries")
     return r.content
 
 
-__all__ = ["annotation_hrefs", "describe", "grd_inputs", "newest_on_top", "read_stack",
-           "sigma0_assets", "sigma0_on_grid"]
+def s3_get(profile: Profile, kind: str, href: str, timeout_s: float = 60.0,
+           retries: int = 5) -> bytes:
+    """The whole object at ``s3://bucket/key`` (a small file: the SAFE's XML) with the
+    product's S3 settings (endpoint, https, addressing style, region, requester pays) and
+    keys (``s3-keys`` auth, from the environment; else unsigned), through ``boto3``
+    (retries in its ``standard`` mode, which backs off on 429/5xx and timeouts).
+
+    Raises:
+        AssetProblem: no such key; SourceUnavailable: unreachable, refused or failing.
+    """
+    import boto3
+    import botocore
+    from botocore.config import Config
+
+    s3 = profile.s3_for(kind)
+    keys = access.s3_keys(profile, kind)
+    config = Config(connect_timeout=min(timeout_s, 10.0), read_timeout=timeout_s,
+                    retries={"max_attempts": retries + 1, "mode": "standard"},
+                    s3={"addressing_style": "virtual" if s3.virtual_hosting else "path"},
+                    signature_version=None if keys else botocore.UNSIGNED)
+    endpoint = None
+    if s3.endpoint:
+        endpoint = f"{'https' if s3.https else 'http'}://{s3.endpoint}"
+    client = boto3.client("s3", endpoint_url=endpoint, region_name=s3.region or "us-east-1",
+                          aws_access_key_id=keys.get("AWS_ACCESS_KEY_ID"),
+                          aws_secret_access_key=keys.get("AWS_SECRET_ACCESS_KEY"),
+                          config=config)
+    bucket, _, key = href[len("s3://"):].partition("/")
+    extra = {"RequestPayer": "requester"} if s3.requester_pays else {}
+    try:
+        return client.get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
+    except botocore.exceptions.ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("NoSuchKey", "404") or status == 404:
+            raise AssetProblem(href, "xml", "missing (HTTP 404)") from None
+        if status in (401, 403) or code in ("AccessDenied", "SignatureDoesNotMatch",
+                                            "InvalidAccessKeyId"):
+            raise SourceUnavailable(f"{href}: access refused (HTTP {status}, {code}); check "
+                                    "the profile's credentials") from None
+        raise SourceUnavailable(f"{href}: HTTP {status} ({code}) after retries; finished work "
+                                "is kept, run the same command again to resume") from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise SourceUnavailable(f"{href}: {type(exc).__name__}: {redact(str(exc))}"
+                                [:200]) from None
+
+
+def painting_order(items: Sequence[Mapping[str, Any]], start: dt.date, end: dt.date,
+                       ring: Sequence[tuple[float, float]] | None
+                       ) -> tuple[list[Mapping[str, Any]], list[str], list[str]]:
+    """The items a scene uses in painting order (oldest first: the newest ends on top), by
+    :func:`~sen12ms_build.sar.selection.select_grd`; plus the problems of items that are no
+    GRD items, and the ids the selection left out (another mode, one polarisation, outside
+    the period or the ROI)."""
+    from ...sar.selection import select_grd
+
+    by_id, cands, problems = {}, [], []
+    for item in items:
+        try:
+            c = candidate(item)
+        except AssetProblem as exc:
+            problems.append(str(exc))
+            continue
+        by_id[c.product_id] = item
+        cands.append(c)
+    chosen = select_grd(cands, start, end, ring)
+    keep = {c.product_id for c in chosen}
+    left = [c.product_id for c in cands if c.product_id not in keep]
+    return [by_id[c.product_id] for c in chosen], problems, left
+
+
+__all__ = ["LAYOUTS", "PC_XML", "acquisition", "candidate", "fetch_bytes", "grd_inputs",
+           "layout_of", "manifest_href", "painting_order", "processing_tag", "s3_get",
+           "sigma0_on_grid", "xml_hrefs"]

@@ -113,15 +113,16 @@ def acquisition(item: Mapping[str, Any], product: Product, level: str,
 
 
 def read_acquisition(reader: AssetReader, acq: Acquisition, grid: Any, level: str,
-                     threads: int = 4) -> np.ndarray:
+                     threads: int | None = None) -> np.ndarray:
     """The engine's planes of one acquisition on ``grid`` (see the module doc):
-    (13, H, W) uint16, or (14, H, W) with the SCL plane.
+    (13, H, W) uint16, or (14, H, W) with the SCL plane. Its bands are read concurrently,
+    ``threads`` at a time (default: the host's cap, :attr:`AssetReader.limit`).
 
     Raises:
         AssetProblem, SourceUnavailable: from :class:`~.reader.AssetReader`.
     """
     assets: list[BandAsset] = acq.extra["assets"]
-    stack = read_stack(reader, assets, grid, "uint16", 0, threads)
+    stack = read_stack(reader, assets, grid, "uint16", 0, threads or reader.limit)
     with_scl = bool(assets) and assets[-1].band == "SCL"
     planes = np.zeros((len(S2_BANDS) + with_scl, *grid.shape), np.uint16)
     refl = [a for a in assets if a.band != "SCL"]
