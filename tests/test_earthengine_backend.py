@@ -587,3 +587,35 @@ def test_optional_abilities_are_declared_in_the_protocol(fake, tmp_path):
         assert name in vars(Backend) and callable(getattr(Backend, name))
     assert isinstance(vars(Backend)["problems"], property)
     assert 'getattr(backend' not in inspect.getsource(pipeline)
+
+
+# --- the labels through the whole backend, against the loopback emulator ----------------------
+
+@pytest.mark.parametrize("mode", ["download", "batch"])
+@pytest.mark.parametrize("labels, key, version, collection", [
+    ("worldcover", "wc", "v200", "ESA/WorldCover/v200"),
+    ("dynamicworld", "dw", "v100", "GOOGLE/DYNAMICWORLD/V1")])
+def test_labels_are_exported_beside_the_triplet(fake, tmp_path, mode, labels, key, version,
+                                               collection):
+    """A labels run exports ``wc.tif`` / ``dw.tif`` beside the triplet in both modes: the
+    pixels the emulator computed for the labels expression, on the export grid, and the
+    source in the metadata; the summary's labels images name the provenance."""
+    import dataclasses
+
+    summary = {**SUMMARY, "labels": ["2021"]}
+    request = dataclasses.replace(REQUEST, labels=labels, worldcover_version=version)
+    fake.value = lambda body: summary
+    extra = dict(mode="batch", bucket="sen12ms-exports", storage_url_base=fake.url) \
+        if mode == "batch" else {}
+    res = EarthEngineBackend(**options(fake, tmp_path, **extra)).export_scene(
+        request, tmp_path / "scene")
+    bodies = [json.dumps(r["body"]) for r in fake.requests
+              if r["path"].endswith(("image:computePixels", "image:export"))]
+    grid = request.roi.export_grid()
+    got, prof = read(tmp_path / "scene" / f"{key}.tif")
+    want = expected(key, grid.transform, grid.width, grid.height)
+    np.testing.assert_array_equal(got, want)
+    assert prof["transform"] == grid.transform and got.dtype == np.uint8
+    assert res.extra[key] == tmp_path / "scene" / f"{key}.tif"
+    assert res.meta["labels"]["id"] == collection and res.meta["labels"]["images"] == ["2021"]
+    assert any(collection in b for b in bodies)  # the labels were asked of Earth Engine

@@ -15,8 +15,6 @@ and collections, and the results are compared with hand-worked values.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,13 +28,7 @@ from affine import Affine  # noqa: E402
 
 from ee_helpers import _walk, invocations, offline_ee  # noqa: E402
 from sen12ms_build.backends.earthengine import graphs  # noqa: E402
-from sen12ms_build.backends import SceneRequest  # noqa: E402
 from sen12ms_build.geo import Grid  # noqa: E402
-from sen12ms_build.roi import ROI  # noqa: E402
-
-#: A small summer scene (the Earth Engine backend tests' ROI: 421 x 283 export pixels).
-REQUEST_EE = SceneRequest(ROI.at(7, 1868, "land", 11.5, 48.1, 3000.0), "summer",
-                          dt.date(2017, 6, 1), dt.date(2017, 8, 31))
 
 #: Earth Engine's default projection of a composite: EPSG:4326 at 1 degree.
 DEFAULT_PROJ = {"crs": "EPSG:4326", "scale_m": 111319.49}
@@ -363,44 +355,3 @@ def test_scene_summary_and_counts_list_the_label_images(ee_offline):
     ids = [a["id"] for n, a in invocations(plain) if n == "ImageCollection.load"]
     assert not any("WorldCover" in i or "DYNAMICWORLD" in i for i in ids)
     assert math.isclose(graphs.LABEL_MAX_PIXELS, 1024)  # re-exported from labels
-
-
-# --- the labels through the whole backend, against the loopback emulator ----------------------
-
-@pytest.mark.parametrize("mode", ["download", "batch"])
-@pytest.mark.parametrize("labels, key, version, collection", [
-    ("worldcover", "wc", "v200", "ESA/WorldCover/v200"),
-    ("dynamicworld", "dw", "v100", "GOOGLE/DYNAMICWORLD/V1")])
-def test_labels_are_exported_beside_the_triplet(tmp_path, mode, labels, key, version,
-                                               collection):
-    """A labels run exports ``wc.tif`` / ``dw.tif`` beside the triplet in both modes: the
-    pixels the emulator computed for the labels expression, on the export grid, and the
-    source in the metadata; the summary's labels images name the provenance."""
-    import dataclasses
-
-    import ee
-    from ee_helpers import FakeEarthEngine, expected, fixture, read
-
-    from sen12ms_build.backends.earthengine import EarthEngineBackend
-
-    summary = {**fixture("value_compute_summary.json"), "labels": ["2021"]}
-    request = dataclasses.replace(REQUEST_EE, labels=labels, worldcover_version=version)
-    with FakeEarthEngine() as fake:
-        fake.value = lambda body: summary
-        opts = dict(credentials="none", project="sen12ms-test", request_url_base=fake.url,
-                    cache_dir=str(tmp_path / "cache"), progress=False, backoff_base=0.01,
-                    backoff_max=0.05, poll_interval=0.01)
-        if mode == "batch":
-            opts.update(mode="batch", bucket="sen12ms-exports", storage_url_base=fake.url)
-        res = EarthEngineBackend(**opts).export_scene(request, tmp_path / "scene")
-        bodies = [json.dumps(r["body"]) for r in fake.requests
-                  if r["path"].endswith(("image:computePixels", "image:export"))]
-    ee.Reset()
-    grid = request.roi.export_grid()
-    got, prof = read(tmp_path / "scene" / f"{key}.tif")
-    want = expected(key, grid.transform, grid.width, grid.height)
-    np.testing.assert_array_equal(got, want)
-    assert prof["transform"] == grid.transform and got.dtype == np.uint8
-    assert res.extra[key] == tmp_path / "scene" / f"{key}.tif"
-    assert res.meta["labels"]["id"] == collection and res.meta["labels"]["images"] == ["2021"]
-    assert any(collection in b for b in bodies)  # the labels were asked of Earth Engine
