@@ -97,7 +97,7 @@ def test_rejected_patches_are_kept_aside_with_reason_and_values(defect_run):
     manifest = rows(root / "manifest.csv")
     assert len(manifest) == summary.patches
     assert list(manifest[0]) == layout.MANIFEST_HEADER
-    assert layout.CHECK_COLUMNS == list(curation.CHECK_NAMES)
+    assert layout.CHECK_COLUMNS == list(curation.TRIPLET_CHECK_NAMES)  # a run without labels
     listed = set((root / "train_list.txt").read_text().split()) | \
         set((root / "test_list.txt").read_text().split())
     rejected = [r for r in manifest if r["status"] == "rejected"]
@@ -152,7 +152,7 @@ def test_review_page_shows_every_triplet_with_its_checks(defect_run):
         page = (root / "review" / f"{branch}.html").read_text()
         for r in (r for r in manifest if r["branch"] == branch):
             assert f'data-id="{r["patch_id"]}"' in page
-        for c in curation.CHECK_NAMES:
+        for c in curation.TRIPLET_CHECK_NAMES:  # the checks of a run without labels
             assert c in page
         for scene in {r["scene"] for r in manifest if r["branch"] == branch}:
             assert f"../quicklooks/{branch}/scene_{scene}.png" in page

@@ -87,7 +87,7 @@ def test_layout_and_summary(archive):
     assert summary["format"] == "sen12ms-build-archive" and summary["version"] == 1
     assert "SIMULATED" in summary["description"]
     assert summary["demo"]["crop"] == CROP and summary["demo"]["shape"] == [CROP, CROP]
-    assert summary["demo"]["simulated"] == ["s1", "lc"]
+    assert summary["demo"]["simulated"] == ["s1", "lc", "worldcover"]
     kinds = [e["modality"] for e in summary["acquisitions"]]
     assert kinds.count("s2") == len(demo.S2_PLAN) and kinds.count("s1") == len(demo.S1_PLAN)
     assert kinds.count("lc") == 1
