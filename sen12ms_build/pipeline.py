@@ -16,6 +16,7 @@ import hashlib
 import json
 import multiprocessing
 import logging
+import os
 import resource
 import shutil
 import time
@@ -39,6 +40,7 @@ from .products import AUX, AUX_MASKS, MODALITIES, S2_COVERAGE
 from .raster.warp import adopt_on_grid, warp_to_file
 from .roi import ROI, read_geojson, write_geojson
 from .dataset.finalize import finalize
+from .mosaic import s2cloudless_model
 from .state import State, downstream, state_path
 from .raster.tiling import tile_scene
 
@@ -477,9 +479,28 @@ def clean(root: Path) -> int:
 _WORKER_BACKEND: dict[str, Backend] = {}
 
 
-def scene_task(cfg: Config, season: str, roi: ROI, root: str) -> SceneResult:
+def run_cores() -> int:
+    """The cores this run may use: the process's CPU affinity (what ``taskset``, a container
+    or a batch scheduler gave it), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def scorer_threads(workers: int, cores: int | None = None) -> int:
+    """Threads of one scene worker's cloud model (s2cloudless): the run's cores shared among
+    its ``workers`` processes, at least 1, so a process pool never runs more threads than
+    cores (docs/clouds.md)."""
+    return max(1, (run_cores() if cores is None else cores) // max(1, workers))
+
+
+def scene_task(cfg: Config, season: str, roi: ROI, root: str, threads: int = 1
+               ) -> SceneResult:
     """One scene in a worker process (a pool's or a Dask worker's): its own backend
-    (created once per process) and its own connection to the state file."""
+    (created once per process), its own connection to the state file, and ``threads``
+    threads for the cloud model (:func:`scorer_threads`)."""
+    s2cloudless_model.set_threads(threads)
     key = fingerprint(asdict(cfg.backend))
     if key not in _WORKER_BACKEND:
         _WORKER_BACKEND[key] = make_backend(cfg)
@@ -497,9 +518,12 @@ def _execute(cfg: Config, tasks: list[tuple[str, ROI]], root: Path, backend: Bac
         except ImportError:
             raise ConfigError(cfg.source, "executor", "the dask executor needs the `dask` "
                               "extra: pip install 'sen12ms-build[dask]'") from None
+        # a local cluster shares this machine's cores; a remote worker's are unknown here,
+        # so its model runs on one thread (the worker's own thread, threads_per_worker=1)
+        threads = 1 if scheduler else scorer_threads(workers)
         with Client(scheduler) if scheduler else Client(n_workers=workers,
                                                         threads_per_worker=1) as client:
-            futures = [client.submit(scene_task, cfg, n, r, str(root), pure=False)
+            futures = [client.submit(scene_task, cfg, n, r, str(root), threads, pure=False)
                        for n, r in tasks]
             for fut in dask_completed(futures):
                 yield fut.result()
@@ -508,13 +532,15 @@ def _execute(cfg: Config, tasks: list[tuple[str, ROI]], root: Path, backend: Bac
         raise ConfigError(cfg.source, "executor", f"unknown executor {executor!r}; "
                           "choose 'process' or 'dask'")
     if workers <= 1:
+        s2cloudless_model.set_threads(scorer_threads(1))
         with State(state_path(root)) as state:
             for name, roi in tasks:
                 yield process_scene(cfg, name, roi, root, backend, progress, state)
         return
     ctx = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(scene_task, cfg, n, r, str(root)) for n, r in tasks]
+        threads = scorer_threads(workers)
+        futures = [pool.submit(scene_task, cfg, n, r, str(root), threads) for n, r in tasks]
         try:
             for fut in as_completed(futures):
                 yield fut.result()

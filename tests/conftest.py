@@ -15,6 +15,26 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO / "configs" / "demo.yaml"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def build_cache(tmp_path_factory) -> Path:
+    """The session's user cache (``SEN12MS_BUILD_CACHE``: the compiled s2cloudless model,
+    docs/clouds.md): one folder under the session's temporary root, shared by the
+    pytest-xdist workers (the cache's lock lets one of them compile while the other waits),
+    so a session compiles the model at most once and never writes to the user's own cache."""
+    from sen12ms_build.mosaic.s2cloudless_model import CACHE_ENV
+
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "user-cache"
+    root.mkdir(exist_ok=True)
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(root)
+    yield root
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
 @pytest.fixture(scope="session")
 def demo_archive(tmp_path_factory) -> Path:
     """The full embedded demo archive (real Sentinel-2 ground, injected clouds)."""
