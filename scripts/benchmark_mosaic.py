@@ -24,12 +24,23 @@ All files fit in the page cache, so both sides read from memory: the ratio measu
 
     .venv/bin/python scripts/benchmark_mosaic.py [--counts 1,5,10,25] [--scorer paper]
         [--workdir /tmp/sen12ms-bench-mosaic] [--plot docs/img/benchmark_mosaic.png]
-        [--profile 25]
+        [--profile 25] [--threads 1]
 
-``--scorer`` takes any name of the scorer registry (``sen12ms_build.mosaic.scorers``) once the
-``MosaicParams.scorer`` constant exists; ``--profile N`` runs the N-acquisition mosaic under
-cProfile (timer: the main thread's CPU time; the reads run in a read-ahead thread) and
-prints its top lines.
+``--scorer`` takes names of the scorer registry (``sen12ms_build.mosaic.scorers``),
+comma-separated, each run in its own processes of the same invocation (so a shared
+machine's load falls on all of them alike), plus two variants of ``s2cloudless``:
+``s2cloudless-lightgbm`` (the model in LightGBM's own predict) and ``s2cloudless-compiled``
+(the model compiled by lleaves; fails if it is not). Plain ``s2cloudless`` takes what the
+installation gives. Before the timed export each child loads the model (compiling it into
+the user cache once per machine: ``compile_s`` in the JSON; not part of an acquisition's
+cost). ``--threads`` is the threads the model may use (``s2cloudless_model.set_threads``;
+default 1: CPU seconds then compare like for like). The table gives per scorer the CPU
+seconds per acquisition and their ratio to the first scorer's at the same count.
+
+``--profile N`` runs the N-acquisition mosaic of the first scorer under cProfile (timer: the
+main thread's CPU time; the reads run in a read-ahead thread), prints its top lines, then
+the share of the main thread's CPU of the scorer's parts (model, features, averaging,
+dilation, calibration, shadow projection, quality score).
 """
 
 from __future__ import annotations
@@ -135,15 +146,41 @@ def _io() -> dict[str, int]:
         return {k: int(v) for k, v in (line.split(": ") for line in f)}
 
 
+#: Benchmark variants of a scorer: name -> (registry name, compiled model or not).
+MODEL_VARIANTS = {"s2cloudless-lightgbm": ("s2cloudless", False),
+                  "s2cloudless-compiled": ("s2cloudless", True)}
+
+
 def params_for(scorer: str):
     from sen12ms_build.mosaic import MosaicParams
 
+    scorer = MODEL_VARIANTS.get(scorer, (scorer, None))[0]
     if "scorer" in {f.name for f in fields(MosaicParams)}:
         return MosaicParams().with_overrides({"scorer": scorer})
     if scorer != "paper":
         raise SystemExit(f"scorer {scorer!r}: this tree has no scorer registry "
                          "(MosaicParams.scorer); only 'paper' runs")
     return MosaicParams()
+
+
+def prepare_model(scorer: str, threads: int) -> dict:
+    """Load the scorer's model before the timed export (child process): for ``s2cloudless``
+    the predictor, compiled once per machine into the user cache. Returns what was used."""
+    name, compiled = MODEL_VARIANTS.get(scorer, (scorer, None))
+    if name != "s2cloudless":
+        return {}
+    from sen12ms_build.mosaic import s2cloudless_model
+
+    s2cloudless_model.set_threads(threads)
+    if compiled is not None:
+        s2cloudless_model.set_compiled(compiled)
+    t0 = time.perf_counter()
+    model = s2cloudless_model.predictor()
+    if compiled and model.backend != "lleaves":
+        raise SystemExit(f"{scorer}: the model is not compiled ({model.backend}); "
+                         "pip install 'sen12ms-build[s2cloudless]'")
+    return {"model": model.backend, "threads": threads,
+            "model_load_s": time.perf_counter() - t0, "compile_s": model.compile_seconds}
 
 
 def run_mosaic(root: Path, out: Path, scorer: str) -> dict:
@@ -209,8 +246,34 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+#: The scorer's parts for the ``--profile`` breakdown: label -> (file suffix, function).
+PARTS = {
+    "s2cloudless model (trees)": ("s2cloudless_model.py", "predict"),
+    "s2cloudless features": ("s2cloudless_model.py", "features"),
+    "s2cloudless averaging + dilation": ("scorers.py", "_average_dilate"),
+    "s2cloudless calibration": ("scorers.py", "calibrate"),
+    "paper cloud score": ("scores.py", "_cloud_score"),
+    "shadow score": ("scores.py", "_shadow_score"),
+    "quality score": ("scores.py", "_quality_score"),
+    "score_image (all scores)": ("image.py", "score_image"),
+}
+
+
+def breakdown(stats) -> list[tuple[str, float, float]]:
+    """(part, cumulative CPU s, share of the profile's total) of :data:`PARTS`."""
+    total = stats.total_tt
+    out = []
+    for label, (suffix, fn) in PARTS.items():
+        cum = sum(v[3] for (f, _, name), v in stats.stats.items()
+                  if f.endswith(suffix) and name == fn)
+        if cum:
+            out.append((label, cum, cum / total))
+    return out
+
+
 def child(args: argparse.Namespace) -> None:
     root = args.workdir / f"archive_{args.n}"
+    model = prepare_model(args.scorer, args.threads) if args.child != "read" else {}
     if args.child == "read":
         result = run_read(root)
     elif args.child == "profile":
@@ -225,15 +288,20 @@ def child(args: argparse.Namespace) -> None:
         st = pstats.Stats(prof, stream=sys.stderr)
         st.sort_stats("tottime").print_stats(18)
         st.sort_stats("cumulative").print_stats(25)
+        print(f"main thread CPU under the profiler: {st.total_tt:.1f} s", file=sys.stderr)
+        for label, cum, share in breakdown(st):
+            print(f"  {label:<34} {cum:7.2f} s  {100 * share:5.1f} %", file=sys.stderr)
     else:
         result = run_mosaic(root, args.workdir / f"out_{args.n}", args.scorer)
+    result.update(model)
     result["peak_mib"] = peak_mib()
     print(json.dumps(result))
 
 
 def _spawn(which: str, args: argparse.Namespace, n: int, scorer: str) -> dict:
     proc = subprocess.run([sys.executable, __file__, "--child", which, "--n", str(n),
-                           "--scorer", scorer, "--workdir", str(args.workdir)],
+                           "--scorer", scorer, "--workdir", str(args.workdir),
+                           "--threads", str(args.threads)],
                           check=True, stdout=subprocess.PIPE, text=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -290,6 +358,19 @@ def report(rows: list[dict], plot_path: Path | None) -> None:
               f"{rd['seconds']:.1f} | {rd['seconds'] / n:.2f} | "
               f"{m['seconds'] / rd['seconds']:.2f} | {cpu} | {m['peak_mib']:.0f} | "
               f"{rd['peak_mib']:.0f} | {m['rchar'] / 2**20:.0f} | {m['wchar'] / 2**20:.0f} |")
+    print()
+    print("| scorer | model | N | wall s / acq | CPU s / acq | ratio to the first (wall) |"
+          " ratio to the first (CPU) | peak MiB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    first = {}
+    for r in rows:
+        m, n = r["mosaic"], r["n"]
+        base = first.setdefault(n, m)
+        mc, bc = m.get("cpu_seconds"), base.get("cpu_seconds")
+        print(f"| {r['scorer']} | {m.get('model', '-')} | {n} | {m['seconds'] / n:.1f} | "
+              + (f"{mc / n:.1f}" if mc else "-")
+              + f" | {m['seconds'] / base['seconds']:.2f} | "
+              + (f"{mc / bc:.2f}" if mc and bc else "-") + f" | {m['peak_mib']:.0f} |")
     if plot_path:
         plot(rows, plot_path)
 
@@ -305,6 +386,8 @@ def main() -> None:
                     help="only print the table (and --plot) of a saved --json")
     ap.add_argument("--profile", type=int, default=None,
                     help="only profile the mosaic of this many acquisitions (cProfile)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="threads of the s2cloudless model in each child (default 1)")
     ap.add_argument("--child", choices=["mosaic", "read", "profile"], help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -327,7 +410,7 @@ def main() -> None:
         case_archive(args.workdir, variants, args.profile)
         subprocess.run([sys.executable, __file__, "--child", "profile", "--n",
                         str(args.profile), "--scorer", scorers[0], "--workdir",
-                        str(args.workdir)], check=True)
+                        str(args.workdir), "--threads", str(args.threads)], check=True)
         return
     rows = []
     for n in counts:

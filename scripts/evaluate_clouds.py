@@ -38,10 +38,11 @@ Usage:
 
 ``ARCHIVE`` defaults to a fresh demo archive in a temporary folder, with real clouds
 (``--clouds synthetic`` for the default archive's); ``--crop N`` (default 768) reads the
-central N x N pixels of every raster, 0 the whole rasters (s2cloudless costs ~25 s of CPU
-per full demo image). ``--config`` takes the mosaicking constants of a config's ``mosaic:``
-section (e.g. ``configs/sen12ms-plus.yaml``: its ``shadow_over_water``); the scorer and merge
-are still each of the listed ones; without it the paper's constants.
+central N x N pixels of every raster, 0 the whole rasters (s2cloudless costs ~2.5 s of CPU
+per full demo image with its model compiled, ~25 s in LightGBM's own predict). ``--config``
+takes the mosaicking constants of a config's ``mosaic:`` section (e.g.
+``configs/sen12ms-plus.yaml``: its ``shadow_over_water``); the scorer and merge are still
+each of the listed ones; without it the paper's constants.
 """
 
 from __future__ import annotations

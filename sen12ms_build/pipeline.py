@@ -37,6 +37,7 @@ from .raster.warp import adopt_on_grid, warp_to_file
 from .roi import ROI
 from .dataset.finalize import finalize
 from .housekeeping import disk_usage, peak_memory_mib
+from .mosaic import s2cloudless_model
 from .planning import fingerprint, make_backend, rois_for_run, scene_request
 from .state import State, downstream, state_path
 from .raster.tiling import tile_scene
@@ -521,9 +522,28 @@ def _run_locked(cfg: Config, seasons: list[str], root: Path, backend: Backend,
 _WORKER_BACKEND: dict[str, Backend] = {}
 
 
-def scene_task(cfg: Config, season: str, roi: ROI, root: str) -> SceneResult:
+def run_cores() -> int:
+    """The cores this run may use: the process's CPU affinity (what ``taskset``, a container
+    or a batch scheduler gave it), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def scorer_threads(workers: int, cores: int | None = None) -> int:
+    """Threads of one scene worker's cloud model (s2cloudless): the run's cores shared among
+    its ``workers`` processes, at least 1, so a process pool never runs more threads than
+    cores (docs/clouds.md)."""
+    return max(1, (run_cores() if cores is None else cores) // max(1, workers))
+
+
+def scene_task(cfg: Config, season: str, roi: ROI, root: str, threads: int = 1
+               ) -> SceneResult:
     """One scene in a worker process (a pool's or a Dask worker's): its own backend
-    (created once per process) and its own connection to the state file."""
+    (created once per process), its own connection to the state file, and ``threads``
+    threads for the cloud model (:func:`scorer_threads`)."""
+    s2cloudless_model.set_threads(threads)
     key = fingerprint(asdict(cfg.backend))
     if key not in _WORKER_BACKEND:
         _WORKER_BACKEND[key] = make_backend(cfg)
@@ -537,19 +557,25 @@ def _execute(cfg: Config, tasks: list[tuple[str, ROI]], root: Path, backend: Bac
     if client is not None:
         from dask.distributed import as_completed as dask_completed
 
-        futures = [client.submit(scene_task, cfg, n, r, str(root), pure=False)
+        # a local cluster shares this machine's cores; a remote worker's are unknown here,
+        # so its model runs on one thread (the worker's own thread, threads_per_worker=1)
+        local = getattr(client, "cluster", None) is not None
+        threads = scorer_threads(workers) if local else 1
+        futures = [client.submit(scene_task, cfg, n, r, str(root), threads, pure=False)
                    for n, r in tasks]
         for fut in dask_completed(futures):
             yield fut.result()
         return
     if workers <= 1:
+        s2cloudless_model.set_threads(scorer_threads(1))
         with State(state_path(root)) as state:
             for name, roi in tasks:
                 yield process_scene(cfg, name, roi, root, backend, progress, state)
         return
     ctx = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(scene_task, cfg, n, r, str(root)) for n, r in tasks]
+        threads = scorer_threads(workers)
+        futures = [pool.submit(scene_task, cfg, n, r, str(root), threads) for n, r in tasks]
         try:
             for fut in as_completed(futures):
                 yield fut.result()

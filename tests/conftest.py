@@ -16,6 +16,30 @@ DEMO_CONFIG = REPO / "configs" / "demo.yaml"
 DEMO_ROIS = REPO / "configs" / "demo_rois.csv"  # the demo's planned ROIs (cwd-independent)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def build_cache(tmp_path_factory) -> Path:
+    """The session's user cache (``SEN12MS_BUILD_CACHE``: the compiled s2cloudless model,
+    docs/clouds.md), never the user's own: the checkout's ``.venv/share/sen12ms-build/cache``,
+    where ``scripts/setup.sh`` compiled the model (its file name keys the model's sha256, the
+    compiler's versions and options and the CPU, so it is never stale), else one folder under
+    the session's temporary root, shared by the pytest-xdist workers (the cache's lock lets
+    one of them compile while the other waits): a session compiles the model at most once."""
+    from sen12ms_build.mosaic.s2cloudless_model import CACHE_ENV
+
+    root = REPO / ".venv" / "share" / "sen12ms-build" / "cache"
+    if not root.is_dir():
+        base = tmp_path_factory.getbasetemp()
+        root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "user-cache"
+        root.mkdir(exist_ok=True)
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(root)
+    yield root
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
 @pytest.fixture(scope="session")
 def demo_archive(tmp_path_factory) -> Path:
     """The full embedded demo archive (real Sentinel-2 ground, injected clouds)."""

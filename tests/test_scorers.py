@@ -113,16 +113,12 @@ def test_score_image_projects_shadows_from_the_s2cloudless_clouds(real):
 
 
 def test_missing_s2cloudless_is_one_clear_line(monkeypatch):
-    scorers._s2cloudless_detector.cache_clear()
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "s2cloudless" else
                         importlib.machinery.PathFinder.find_spec(name))
-    try:
-        with pytest.raises(scorers.ScorerUnavailable, match=r"sen12ms-build\[s2cloudless\]"):
-            scorers.s2cloudless_probability(np.ones((13, 4, 4), np.uint16),
-                                            np.ones((4, 4), bool))
-    finally:
-        scorers._s2cloudless_detector.cache_clear()
+    with pytest.raises(scorers.ScorerUnavailable, match=r"sen12ms-build\[s2cloudless\]"):
+        scorers.s2cloudless_probability(np.ones((13, 4, 4), np.uint16),
+                                        np.ones((4, 4), bool))
 
 
 # --- masked merge --------------------------------------------------------------------------------

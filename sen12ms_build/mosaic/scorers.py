@@ -24,7 +24,6 @@ runs. The Earth Engine expressions of the scorers live in
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -35,6 +34,7 @@ from scipy import ndimage
 from ..errors import Sen12msError
 from ..methods import Scorer
 from ..products import SCL_PLANE, SCL_POOR_VALUE
+from . import s2cloudless_model
 from .scores import cloud_score
 
 #: ``scorer(l1c, valid, params) -> (h, w) float32 score in [0, 1]`` (see the module doc).
@@ -94,35 +94,30 @@ def s2cloudless_installed() -> bool:
     return importlib.util.find_spec("s2cloudless") is not None
 
 
-@functools.lru_cache(maxsize=1)
-def _s2cloudless_detector() -> Any:
+def _s2cloudless_model() -> s2cloudless_model.Predictor:
     if importlib.util.find_spec("s2cloudless") is None:
         raise ScorerUnavailable(
             "mosaic.scorer s2cloudless needs the s2cloudless package: "
             "pip install 'sen12ms-build[s2cloudless]' (or: pip install s2cloudless)")
-    from s2cloudless import S2PixelCloudDetector
-
-    # the probability only: smoothing and thresholding are done here, on the score grid
-    return S2PixelCloudDetector(threshold=0.4, all_bands=False, average_over=None,
-                                dilation_size=None)
+    return s2cloudless_model.predictor()
 
 
 def s2cloudless_probability(l1c: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Raw cloud probability of the s2cloudless LightGBM model (weights shipped inside the
-    ``s2cloudless`` wheel; nothing is downloaded). Input: (13, h, w) uint16 L1C DN; the
-    model reads reflectance = DN / 10000 of its 10 bands. Returns (h, w) float32, 0 outside
-    ``valid``; only valid pixels are classified."""
-    det = _s2cloudless_detector()
-    out = np.zeros(valid.shape, np.float32)
-    n = int(valid.sum())
-    if n == 0:
-        return out
-    x = np.empty((n, len(S2CLOUDLESS_BANDS)), np.float32)
-    for j, b in enumerate(S2CLOUDLESS_BANDS):
-        x[:, j] = l1c[b][valid]
-    x /= np.float32(10000.0)
-    out[valid] = det.get_cloud_probability_maps(x[None, None])[0, 0]
-    return out
+    ``s2cloudless`` wheel; nothing is downloaded), compiled once per machine when lleaves
+    is installed, else LightGBM's own predict (:mod:`.s2cloudless_model`; the same
+    probabilities). The model reads reflectance = DN / 10000 of its 10 bands.
+
+    Args:
+        l1c: (13, h, w) uint16 L1C digital numbers.
+        valid: (h, w) bool; only these pixels are classified, in blocks that bound memory,
+            on :func:`.s2cloudless_model.threads` threads.
+    Returns:
+        (h, w) float32 probability in [0, 1], 0 outside ``valid``.
+    Raises:
+        ScorerUnavailable: the s2cloudless package is not installed.
+    """
+    return s2cloudless_model.probability(l1c, valid, S2CLOUDLESS_BANDS, _s2cloudless_model())
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -130,14 +125,10 @@ def _disk(radius: int) -> np.ndarray:
     return (xx * xx + yy * yy) <= radius * radius
 
 
-def s2cloudless_score(l1c: np.ndarray, valid: np.ndarray, params: Any) -> np.ndarray:
-    """s2cloudless on the score grid, post-processed as the package's
-    ``get_mask_from_prob`` (mean over a disk of ``s2cloudless_average_px``, dilation by a
-    disk of ``s2cloudless_dilation_px``; done on the probability, which thresholds the same)
-    and mapped with :func:`calibrate`: ``s2cloudless_threshold`` (the package's default
-    0.4) onto ``cloud_thresh``, probabilities up to ``s2cloudless_floor`` onto the paper's
-    ``cloud_score_floor``."""
-    p = s2cloudless_probability(l1c, valid)
+def _average_dilate(p: np.ndarray, valid: np.ndarray, params: Any) -> np.ndarray:
+    """The package's post-processing on the probability: mean over the valid pixels of a
+    disk of ``s2cloudless_average_px``, then a grey dilation by a disk of
+    ``s2cloudless_dilation_px`` (edges: nearest). (h, w) float32 in and out."""
     r = int(params.s2cloudless_average_px)
     if r > 0:
         k = _disk(r).astype(np.float64)
@@ -148,6 +139,17 @@ def s2cloudless_score(l1c: np.ndarray, valid: np.ndarray, params: Any) -> np.nda
     d = int(params.s2cloudless_dilation_px)
     if d > 0:
         p = ndimage.grey_dilation(p, footprint=_disk(d), mode="nearest")
+    return p
+
+
+def s2cloudless_score(l1c: np.ndarray, valid: np.ndarray, params: Any) -> np.ndarray:
+    """s2cloudless on the score grid, post-processed as the package's
+    ``get_mask_from_prob`` (mean over a disk of ``s2cloudless_average_px``, dilation by a
+    disk of ``s2cloudless_dilation_px``; done on the probability, which thresholds the same)
+    and mapped with :func:`calibrate`: ``s2cloudless_threshold`` (the package's default
+    0.4) onto ``cloud_thresh``, probabilities up to ``s2cloudless_floor`` onto the paper's
+    ``cloud_score_floor``."""
+    p = _average_dilate(s2cloudless_probability(l1c, valid), valid, params)
     # below s2cloudless_floor every pixel scores the paper's cloud_score_floor: clear pixels
     # tie, so the quality mosaic's ties go to the earliest image instead of to whichever
     # clear image the model finds a hair less cloud-like -- dark cloud shadows on water
