@@ -13,16 +13,20 @@ Usage: python scripts/make_geoid_grid.py PATH/TO/egm96_15.gtx
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
 import rasterio
 
-OUT = Path(__file__).resolve().parent.parent / "sen12ms_build" / "sar" / "data" / "egm96_30min.npz"
+OUT = (Path(__file__).resolve().parent.parent / "sen12ms_build" / "sar" / "data"
+       / "egm96_30min.npz")
 
 
-def main(src: str) -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("src", help="the 15' EGM96 grid in PROJ's GTX layout (egm96_15.gtx)")
+    src = parser.parse_args(argv).src
     with rasterio.open(src) as ds:
         t = ds.transform
         if (ds.width, ds.height) != (1440, 721) or abs(t.a - 0.25) > 1e-9 \
@@ -37,6 +41,4 @@ def main(src: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        raise SystemExit(__doc__)
-    main(sys.argv[1])
+    main()
