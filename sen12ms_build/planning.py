@@ -13,7 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .backends import Backend, SceneRequest, get_backend
+from .backends import (Backend, CloudyOptions, SceneRequest, TimeSeriesRequest,
+                       get_backend)
 from .config import Config, ConfigError
 from .dataset import layout
 from .products import S2_COVERAGE
@@ -72,9 +73,30 @@ def rois_for_run(cfg: Config, season: str, root: Path) -> list[ROI]:
 def scene_request(cfg: Config, season: str, roi: ROI) -> SceneRequest:
     """What the backend is asked for one scene."""
     s = cfg.season(season)
+    if cfg.variant == "sen12ms":  # the paper's request, as before the variants
+        return SceneRequest(roi=roi, season=season, start=s.start, end=s.end,
+                            params=cfg.mosaic_params, landcover_year=cfg.landcover_year,
+                            resolution_m=cfg.reproject.resolution_m)
     return SceneRequest(roi=roi, season=season, start=s.start, end=s.end,
                         params=cfg.mosaic_params, landcover_year=cfg.landcover_year,
-                        resolution_m=cfg.reproject.resolution_m)
+                        resolution_m=cfg.reproject.resolution_m, variant=cfg.variant,
+                        cloudy=cloudy_options(cfg))
+
+
+def cloudy_options(cfg: Config) -> CloudyOptions:
+    """The cloud-removal variants' pick settings of a run (``cloud_removal``)."""
+    cr = cfg.cloud_removal
+    return CloudyOptions(band=(float(cr.cloud_band[0]), float(cr.cloud_band[1])),
+                         min_coverage=cr.min_coverage_percent)
+
+
+def time_series_request(cfg: Config, roi: ROI) -> TimeSeriesRequest:
+    """What the backend is asked for one ROI of a ``cr-ts`` run."""
+    start, end = cfg.year_span
+    return TimeSeriesRequest(roi=roi, start=start, end=end,
+                             time_points=cfg.cloud_removal.time_points,
+                             min_coverage=cfg.cloud_removal.min_coverage_percent,
+                             resolution_m=cfg.reproject.resolution_m)
 
 
 def dry_run(cfg: Config, seasons: list[str] | None = None, root: Path | None = None) -> str:

@@ -33,8 +33,10 @@ from ..roi import ROI
 from ..errors import Sen12msError
 from ..geo import Grid
 
-#: File names of an export inside its folder; ``aux`` is optional.
-EXPORT_FILES = {"s1": "s1.tif", "s2": "s2.tif", "lc": "lc.tif", "aux": "s2_aux.tif"}
+#: File names of an export inside its folder; ``aux`` is optional, ``s2_cloudy`` the
+#: ``cr`` variant's single cloudy acquisition (:mod:`.cloudy`).
+EXPORT_FILES = {"s1": "s1.tif", "s2": "s2.tif", "lc": "lc.tif", "aux": "s2_aux.tif",
+                "s2_cloudy": "s2_cloudy.tif"}
 
 
 class ExportGrid(str, Enum):
@@ -44,6 +46,16 @@ class ExportGrid(str, Enum):
     GEOGRAPHIC = "geographic"
     #: the scene's final UTM grid at square pixels (:meth:`ROI.scene_grid`); no second warp.
     SCENE = "scene"
+
+
+@dataclass(frozen=True)
+class CloudyOptions:
+    """The cloud-removal variants' pick (:mod:`sen12ms_build.mosaic.cloudy_pick`): the
+    CLOUDY_PERCENTAGE ``band`` (percent, inclusive) the ``cr`` cloudy acquisition should
+    lie in, and the least ROI coverage (percent) of a picked acquisition."""
+
+    band: tuple[float, float] = (10.0, 90.0)
+    min_coverage: float = 99.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,9 @@ class SceneRequest:
     params: MosaicParams = field(default_factory=MosaicParams)
     landcover_year: int = 2016
     resolution_m: float = 10.0
+    #: ``cr``: also export the scene's cloudy acquisition (``s2_cloudy.tif``, :mod:`.cloudy`)
+    variant: str = "sen12ms"
+    cloudy: CloudyOptions = field(default_factory=CloudyOptions)
 
     def grid(self, kind: "ExportGrid") -> Grid:
         """The grid a backend of ``kind`` exports this scene on."""
@@ -78,17 +93,51 @@ class SceneExport:
     lc: Path
     aux: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    s2_cloudy: Path | None = None  # the ``cr`` variant's cloudy acquisition
 
     @classmethod
     def in_folder(cls, folder: Path, meta: dict[str, Any] | None = None) -> "SceneExport":
         folder = Path(folder)
-        aux = folder / EXPORT_FILES["aux"]
+        aux, cloudy = folder / EXPORT_FILES["aux"], folder / EXPORT_FILES["s2_cloudy"]
         return cls(s1=folder / EXPORT_FILES["s1"], s2=folder / EXPORT_FILES["s2"],
                    lc=folder / EXPORT_FILES["lc"], aux=aux if aux.exists() else None,
-                   meta=meta or {})
+                   meta=meta or {}, s2_cloudy=cloudy if cloudy.exists() else None)
 
     def paths(self) -> dict[str, Path]:
         return {"s1": self.s1, "s2": self.s2, "lc": self.lc}
+
+
+@dataclass(frozen=True)
+class TimeSeriesRequest:
+    """What the ``cr-ts`` variant asks of a backend for one ROI: ``time_points`` single
+    Sentinel-2 acquisitions spread over ``[start, end]`` and the Sentinel-1 acquisition
+    nearest each (:func:`sen12ms_build.mosaic.cloudy_pick.time_series`), unmosaicked."""
+
+    roi: ROI
+    start: dt.date
+    end: dt.date
+    time_points: int = 30
+    min_coverage: float = 99.0
+    resolution_m: float = 10.0
+
+    def grid(self, kind: "ExportGrid") -> Grid:
+        """The grid a backend of ``kind`` exports this ROI on."""
+        if ExportGrid(kind) is ExportGrid.SCENE:
+            return self.roi.scene_grid(self.resolution_m)
+        return self.roi.export_grid()
+
+
+@dataclass
+class TimeSeriesExport:
+    """A backend's ``cr-ts`` answer: ``points[t]`` for each time point ``t``, a dict with
+    ``s2_file`` and ``s1_file`` (file names in ``folder``: slots that share an acquisition
+    share its file), ``s2`` (``id``, ``time``, ``solar_azimuth``, ``solar_zenith``,
+    ``roi_coverage_percent``) and ``s1`` (``id``, ``time``, ``orbit_pass``); every file on
+    the grid the backend declares."""
+
+    folder: Path
+    points: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class NoDataError(Sen12msError, RuntimeError):
@@ -96,7 +145,7 @@ class NoDataError(Sen12msError, RuntimeError):
 
 
 #: Optional abilities a backend may declare through :meth:`Backend.supports`.
-ABILITIES = ("prepare", "dry_run", "problems")
+ABILITIES = ("prepare", "dry_run", "problems", "time_series")
 
 
 @runtime_checkable
@@ -138,6 +187,16 @@ class Backend(Protocol):
         """What a run of ``requests`` would request, without exporting pixels; the
         result has a ``format()`` method giving the text table."""
         raise NotImplementedError(f"the {self.name} backend has no dry run of its own")
+
+    def export_time_series(self, request: TimeSeriesRequest,
+                           out_dir: Path) -> TimeSeriesExport:
+        """The ``cr-ts`` variant's single acquisitions of one ROI (:class:`TimeSeriesExport`),
+        written into ``out_dir`` atomically; ability ``time_series``.
+
+        Raises:
+            NoDataError: no Sentinel-2 acquisition covers the ROI, or no Sentinel-1.
+        """
+        raise NotImplementedError(f"the {self.name} backend cannot export time series")
 
     def supports(self, ability: str) -> bool:
         """Whether this backend implements the optional ``ability`` (one of

@@ -42,8 +42,13 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
     ``test_list.txt`` and ``splits.json`` from every finished scene under ``root``, then the
     dataset's descriptions (:func:`publish`: STAC catalog, ``croissant.json``, ``README.md``)."""
     from . import splits
+    from .. import variants
 
     root = Path(root)
+    if variants.variant_of(cfg) == "cr-ts":  # its own tree and tables (variants.cr_ts)
+        from ..variants import cr_ts
+
+        return cr_ts.finalize(root, cfg)
     records = decisions.apply_to_records(root, scene_records(root))  # reviewer's decisions
     manifest, scenes = [], []
     kept_scenes = [r for r, _ in records if r["status"] == "kept"]
@@ -76,9 +81,10 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
                 "roi_id": rec.get("roi_id", ""), "split": split,
                 **{k: p["files"].get(k, "") for k in (*layout.DATA_IDS, provenance.QA_ID)},
                 **{f"sha256_{k}": p.get("sha256", {}).get(k, "")
-                   for k in (*layout.DATA_IDS, provenance.QA_ID)}})
-    layout.write_csv(root / "manifest.csv", layout.MANIFEST_HEADER, manifest)
-    layout.write_csv(root / "scenes.csv", layout.SCENES_HEADER, scenes)
+                   for k in (*layout.DATA_IDS, provenance.QA_ID)},
+                **variants.manifest_values(cfg, rec, p)})
+    layout.write_csv(root / "manifest.csv", variants.manifest_header(cfg), manifest)
+    layout.write_csv(root / "scenes.csv", variants.scenes_header(cfg), scenes)
     layout.write_csv(root / "seasons.csv", layout.SEASONS_HEADER,
                      layout.seasons_rows([r for r, _ in records]))
     layout.write_lines(root / "train_list.txt", train_list)
@@ -97,8 +103,9 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
                     "splits.leak_distance_m) or set splits.method roi (which leaks)",
                     len(kept_scenes), len(info.get("groups", [])))
     splits.write_info(root, info)
+    extra = variants.finalize_root(root, cfg, records, manifest, info)
     publish(root, cfg)
-    record_written(root, [root / f for f in ROOT_FILES if (root / f).exists()])
+    record_written(root, [root / f for f in ROOT_FILES if (root / f).exists()] + extra)
     return {"scenes": len(records), "patches": len(manifest),
             "train": len(train_list), "test": len(test_list)}
 
