@@ -533,7 +533,13 @@ def _run_locked(cfg: Config, seasons: list[str], root: Path, backend: Backend,
     if cfg.quicklooks:  # --- quicklooks and review pages (sen12ms_build.curation.review) ---
         from .curation.review import write_review  # the review pages need the finished tree
 
-        write_review(root, cfg)
+        if cfg.variant != "cr-ts":  # (a time series has no triplet to review)
+            write_review(root, cfg)
+        if cfg.variant != "sen12ms":  # the pairs / series side by side (variants.quicklook)
+            from .dataset.finalize import scene_records
+            from .variants import quicklook
+
+            quicklook.write(root, cfg, scene_records(root))
     summary.seconds = round(time.perf_counter() - t0, 2)
     summary.disk = disk_usage(root)
     return summary

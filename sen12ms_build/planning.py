@@ -105,6 +105,8 @@ def dry_run(cfg: Config, seasons: list[str] | None = None, root: Path | None = N
     seasons = seasons or list(cfg.seasons)
     for name in seasons:
         cfg.season(name)
+    if cfg.variant != "sen12ms":  # the variants' cost (sen12ms_build.variants.plan)
+        return _variant_dry_run(cfg, seasons)
     requests = [scene_request(cfg, n, r) for n in seasons for r in season_rois(cfg, n)]
     if cfg.backend.name == "stac":  # offline: estimates under every profile, with quotas
         from .backends.stac.plan import plan
@@ -135,6 +137,21 @@ def dry_run(cfg: Config, seasons: list[str] | None = None, root: Path | None = N
         lines.append(f"{r.season:<8} {r.roi.id:<22} {r.roi.lon:>10.4f} {r.roi.lat:>9.4f} "
                      f"{r.roi.utm_zone:>4} {n2:>3} {n1:>3}")
     return "\n".join(lines)
+
+
+def _variant_dry_run(cfg: Config, seasons: list[str]) -> str:
+    """The dry run of ``cr`` (the paper's plan and the cloudy inputs' cost) or ``cr-ts`` (its
+    slots, acquisitions, files and bytes)."""
+    from dataclasses import replace
+
+    from .variants import plan
+
+    rois = {n: season_rois(cfg, n) for n in seasons}
+    if cfg.variant == "cr":
+        text = dry_run(replace(cfg, variant="sen12ms"), seasons)
+        return f"{text}\n{plan.cr_footer(cfg, sum(len(v) for v in rois.values()))}"
+    backend = make_backend(cfg) if cfg.backend.name == "local" else None
+    return plan.time_series_plan(cfg, rois, backend)
 
 
 def make_backend(cfg: Config) -> Backend:

@@ -87,3 +87,17 @@ def ts_roi_key(seed: int, roi: int) -> str:
     """An ROI as the SEN12MS-CR-TS loaders' ``ROI`` dict and ``splits`` name it:
     ``ROIs<seed>/<roi>``."""
     return f"ROIs{seed}/{roi}"
+
+
+#: ``cr-ts`` ``manifest.csv``: one row per patch location and time point.
+TS_MANIFEST_HEADER = ["patch_id", "branch", "seed", "roi", "patch", "t", "status", "reason",
+                      "crs", "left", "bottom", "right", "top", "slot_centre", "s2_datetime",
+                      "s2_product_id", "s1_datetime", "s1_product_id", "s1_s2_gap_days",
+                      "cloud_coverage", "shadow_coverage", "s1", "s2", "s2_mask", "sha256_s1",
+                      "sha256_s2", "sha256_s2_mask", "split"]
+#: ``cr-ts`` ``scenes.csv``: one row per ROI.
+TS_SCENES_HEADER = ["branch", "season", "seed", "roi", "roi_id", "kind", "lon", "lat",
+                    "utm_zone", "width", "height", "status", "reason", "time_points",
+                    "s2_distinct", "s1_distinct", "s2_acquisitions", "s1_acquisitions",
+                    "period_start", "period_end", "locations", "locations_kept",
+                    "mean_cloud_coverage", "backend"]

@@ -48,7 +48,7 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
     if variants.variant_of(cfg) == "cr-ts":  # its own tree and tables (variants.cr_ts)
         from ..variants import cr_ts
 
-        return cr_ts.finalize(root, cfg)
+        return cr_ts.finalize(root, cfg, scene_records(root))
     records = decisions.apply_to_records(root, scene_records(root))  # reviewer's decisions
     manifest, scenes = [], []
     kept_scenes = [r for r, _ in records if r["status"] == "kept"]
