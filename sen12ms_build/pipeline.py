@@ -189,16 +189,17 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
         return finish_tile(record, [], [])
 
     # 4. tiling with the patch round of curation
-    def name_for(dd: str, patch: int) -> Path:
+    def paper_name(dd: str, patch: int) -> Path:
         return layout.patch_path(root, s.seed, season, dd, roi.scene, patch)
 
-    def decide(arrays: dict) -> tuple[bool, str, dict]:
+    def paper_decision(arrays: dict) -> tuple[bool, str, dict]:
         return curation.patch_decision(arrays, cfg.curation, values)
 
+    name_for, decide = paper_name, paper_decision
     extra_for = _quality_writer(cfg, root, s.seed, season, roi.scene)
     if cr_files:  # the cr tree, the cloudy input's checks and files (variants.cr)
-        name_for = variants.cr.name_for(root, s.seed, season, roi.scene)  # noqa: F811
-        decide = variants.cr.decide(decide, cfg)  # noqa: F811
+        name_for = variants.cr.name_for(root, s.seed, season, roi.scene)
+        decide = variants.cr.decide(paper_decision, cfg)
         extra_for = variants.cr.extra_writer(cfg, root, s.seed, season, roi.scene,
                                              meta["s2_cloudy"])
     bar = tqdm(total=None, desc=f"  patches {branch}/{roi.scene}", unit="patch",

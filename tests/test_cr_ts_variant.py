@@ -17,16 +17,20 @@ import rasterio
 
 from sen12ms_build.config import load_config
 
+from variant_helpers import small_config
+
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("s2cloudless") is None,
                                 reason="pip install 'sen12ms-build[s2cloudless]'")
 T = 3
 
 
 @pytest.fixture(scope="module")
-def ts_config(demo_archive, tiny_config, tmp_path_factory):
-    path = tiny_config(tmp_path_factory.mktemp("crts"), demo_archive, variant="cr-ts",
-                       cloud_removal={"time_points": T}, quicklooks=True,
-                       tiling={"patch_size": 256, "stride": 256})
+def ts_config(demo_archive, tmp_path_factory):
+    path = small_config(tmp_path_factory.mktemp("crts"), demo_archive, variant="cr-ts",
+                        cloud_removal={"time_points": T, "start": "2016-12-01",
+                                       "end": "2017-11-30"},
+                        seasons={"winter": {"seed": 2017, "start": "2016-12-01",
+                                            "end": "2017-02-28"}})
     return load_config(path)
 
 
@@ -45,13 +49,13 @@ def _rows(root: Path) -> list[dict]:
 
 def test_the_released_time_series_layout(ts_run, demo_archive):
     cfg, summary, root = ts_run
-    assert summary.patches_kept == 4 * T  # 4 ROIs, one 256 px location each, T points
+    assert summary.patches_kept == 2 * T  # 2 ROIs, one 256 px location each, T points
     archive = json.loads((demo_archive / "archive.json").read_text())
     s2_dates = {e["sensing_time"][:10] for e in archive["acquisitions"]
                 if e["modality"] == "s2"}
     s1_dates = {e["sensing_time"][:10] for e in archive["acquisitions"]
                 if e["modality"] == "s1"}
-    for seed, roi in ((2017, 1), (1158, 1), (2017, 2), (1158, 2)):
+    for seed, roi in ((2017, 1), (2017, 2)):
         folder = root / f"ROIs{seed}" / str(roi)
         assert sorted(p.name for p in folder.iterdir()) == ["S1", "S2", "S2_mask"]
         for mod, dates in (("S1", s1_dates), ("S2", s2_dates)):
@@ -70,18 +74,30 @@ def test_the_released_time_series_layout(ts_run, demo_archive):
             assert all(i == ids[0] for i in ids) and ids[0]  # the same patches every time
 
 
-def test_slots_take_the_nearest_acquisitions_and_masks_are_beside(ts_run):
+def test_slots_take_the_nearest_acquisitions_and_masks_are_beside(ts_run, demo_archive):
+    """Slot t of T over the year is centred at start + (t + 1/2) x span / T; its S2 is the
+    archive's acquisition nearest that centre (every one covers the small ROIs), its S1 the
+    archive's S1 nearest that S2 (worked out here from archive.json)."""
     cfg, _, root = ts_run
-    from sen12ms_build.mosaic.cloudy_pick import slot_centres
-
     start, end = cfg.year_span
-    centres = slot_centres(start, end, T)
+    t0 = dt.datetime.combine(start, dt.time(), dt.UTC)
+    span = dt.datetime.combine(end, dt.time(), dt.UTC) + dt.timedelta(days=1) - t0
+    archive = json.loads((demo_archive / "archive.json").read_text())
+
+    def times(mod):
+        return [dt.datetime.fromisoformat(e["sensing_time"].replace("Z", "+00:00"))
+                for e in archive["acquisitions"] if e["modality"] == mod]
+
+    s2s, s1s = times("s2"), times("s1")
     kept = [r for r in _rows(root) if r["status"] == "kept"]
-    assert len(kept) == 4 * T
+    assert len(kept) == 2 * T
     for r in kept:
         t = int(r["t"])
-        s2 = dt.datetime.fromisoformat(r["s2_datetime"].replace("Z", "+00:00"))
-        assert abs((s2 - centres[t]).days) <= (end - start).days / T  # within its slot
+        centre = t0 + span * ((t + 0.5) / T)
+        want2 = min(s2s, key=lambda x: (abs(x - centre), x))
+        want1 = min(s1s, key=lambda x: (abs(x - want2), x))
+        assert r["s2_datetime"].startswith(want2.isoformat()[:19]), (r, want2)
+        assert r["s1_datetime"].startswith(want1.isoformat()[:19]), (r, want1)
         with rasterio.open(root / r["s2"]) as a, rasterio.open(root / r["s1"]) as b, \
                 rasterio.open(root / r["s2_mask"]) as m:
             assert (a.count, b.count, m.count) == (13, 2, 2)
@@ -97,10 +113,10 @@ def test_splits_for_the_loaders_and_our_loader(ts_run):
 
     _, _, root = ts_run
     data = json.loads((root / "splits_sen12mscrts.json").read_text())
-    assert data["ROI"] == {"ROIs1158": ["1", "2"], "ROIs2017": ["1", "2"]}
+    assert data["ROI"] == {"ROIs2017": ["1", "2"]}
     train, test = set(data["splits"]["train"]), set(data["splits"]["test"])
     assert train and test and not train & test
-    assert train | test == {"ROIs1158/1", "ROIs1158/2", "ROIs2017/1", "ROIs2017/2"}
+    assert train | test == {"ROIs2017/1", "ROIs2017/2"}
     assert (root / "test_list.txt").read_text().split() == sorted(test)
     ds = SEN12MSCRTSDataset(root, "test", as_tensor=False)
     assert {f"ROIs{s}/{r}" for s, r in ds.rois()} == test
@@ -115,7 +131,7 @@ def test_the_dry_run_gives_the_cost(ts_config):
     text = dry_run(ts_config)
     assert f"{T} time points" in text
     lines = [ln for ln in text.splitlines() if ln.startswith("ROIs")]
-    assert len(lines) == 4
+    assert len(lines) == 2
     for ln in lines:
         cols = ln.split()
         assert cols[6] == "1" and cols[7] == str(3 * T)  # one location, 3 T files
@@ -130,4 +146,19 @@ def test_descriptions_and_quicklooks(ts_run):
     assert validate_catalog(root) == []
     assert validate_croissant(root, records=2) == []
     assert "SEN12MS-CR-TS" in (root / "README.md").read_text()
-    assert len(list((root / "quicklooks").glob("ROIs*_ts.png"))) == 4
+    assert len(list((root / "quicklooks").glob("ROIs*_ts.png"))) == 2
+
+
+def test_validate_passes_the_tree_and_names_a_missing_time_point(ts_run):
+    from sen12ms_build.dataset.validate import validate_tree
+
+    _, _, root = ts_run
+    assert validate_tree(root) == []
+    f = next((root / "ROIs2017" / "1" / "S2" / "1").glob("*.tif"))
+    aside = f.with_name("aside.bin")
+    f.rename(aside)
+    try:
+        problems = validate_tree(root, checksums=False)
+    finally:
+        aside.rename(f)
+    assert any("the time points do not hold the same patch ids" in p for p in problems)

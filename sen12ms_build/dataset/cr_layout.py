@@ -19,8 +19,8 @@
     <root>/ROIs1868/17/S2/0/s2_ROIs1868_17_ImgNo_0_2018-01-03_patch_1.tif
     <root>/ROIs1868/17/S2_mask/0/s2_mask_ROIs1868_17_ImgNo_0_2018-01-03_patch_1.tif
 
-  i.e. ``ROIs<seed>/<roi>/{S1,S2}/<t>/<s1|s2>_ROIs<seed>_<roi>_ImgNo_<t>_<YYYY-MM-DD>_patch_<n>.tif``
-  with ``<roi>`` the scene number and ``<t>`` the time point (0-based); the masks beside, in
+  i.e. ``ROIs<seed>/<roi>/{S1,S2}/<t>/<s1|s2>_ROIs<seed>_<roi>_ImgNo_<t>_<YYYY-MM-DD>``
+  ``_patch_<n>.tif`` with ``<roi>`` the scene number and ``<t>`` the time point (0-based); the masks beside, in
   ``S2_mask`` (a folder the authors' loaders never list).
 
 No folder name of either tree at the root contains ``_s1`` except the s1 branches: the

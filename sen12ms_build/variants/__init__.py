@@ -2,12 +2,12 @@
 docs/variants.md): ``cr`` (SEN12MS-CR, :mod:`.cr`) and ``cr-ts`` (SEN12MS-CR-TS,
 :mod:`.cr_ts`).
 
-This module holds the small hooks the pipeline and the dataset's finalize call, each a
-no-op (or the paper's behaviour) for ``variant: sen12ms``: the variant's part of the stage
-fingerprints, the folders a scene's patches live in, the root's variant record (one root,
-one variant), the extra columns of ``manifest.csv`` / ``scenes.csv``, and the variant's
-own root files (its split file for the authors' loaders, its quicklooks). The user-facing
-dataset classes are in :mod:`.loaders`.
+This module holds the small hooks the pipeline calls, each a no-op (or the paper's
+behaviour) for ``variant: sen12ms``: the variant's part of the stage fingerprints, the
+folders a scene's patches live in and the root's variant record (one root, one variant).
+The dataset's side (tables, splits in the authors' form, descriptions, validation) lives in
+``sen12ms_build.dataset`` (``cr_tables``, ``cr_splits``, ``ts_finalize``, ``cr_describe``,
+``ts_describe``, ``cr_validate``); the user-facing dataset classes in :mod:`.loaders`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..dataset import cr_layout, layout, provenance
+from ..dataset.cr_validate import VARIANT_FILE, tree_variant
 from ..errors import Sen12msError
 from . import cr
 
-#: The root file that records a variant tree's variant (absent for the paper's tree).
-VARIANT_FILE = "variant.json"
 
 
 class VariantMismatch(Sen12msError, ValueError):
@@ -99,37 +98,3 @@ def claim_root(root: Path, cfg: Any) -> None:
         record_written(root, [path])
 
 
-def tree_variant(root: Path) -> str:
-    """The variant a root was built with (``sen12ms`` when it records none)."""
-    try:
-        return str(json.loads((Path(root) / VARIANT_FILE).read_text())["variant"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return "sen12ms"
-
-
-def manifest_header(cfg: Any) -> list[str]:
-    """``manifest.csv``'s header for the run's variant."""
-    return [*layout.MANIFEST_HEADER, *(cr.MANIFEST_COLUMNS if variant_of(cfg) == "cr" else ())]
-
-
-def scenes_header(cfg: Any) -> list[str]:
-    """``scenes.csv``'s header for the run's variant."""
-    return [*layout.SCENES_HEADER, *(cr.SCENE_COLUMNS if variant_of(cfg) == "cr" else ())]
-
-
-def manifest_values(cfg: Any, scene: dict, patch: dict) -> dict[str, Any]:
-    """The variant's manifest columns of one patch (nothing for the paper's)."""
-    if variant_of(cfg) != "cr" or not scene.get("s2_cloudy"):
-        return {}
-    return cr.manifest_values(scene["s2_cloudy"], patch)
-
-
-def finalize_root(root: Path, cfg: Any, records: list, manifest: list[dict],
-                  info: dict) -> list[Path]:
-    """The variant's own root files, after the paper's metadata: its split file for the
-    authors' loaders. Returns the files written."""
-    if variant_of(cfg) != "cr":
-        return []
-    from .splits import write_cr_splits
-
-    return [write_cr_splits(root, manifest, info)]

@@ -14,20 +14,19 @@ pipeline calls:
   s2 and lc into their ``ROIs<seed>_<season>_<mod>`` folders and :func:`extra_writer`
   writes the cloudy patch, its mask layer and the target's quality layer beside them.
 
-The manifest gets :data:`MANIFEST_COLUMNS` (:func:`manifest_values`): the patch's cloud and
-shadow coverage, both acquisition dates and the time gap in days.
+The manifest's and ``scenes.csv``'s columns of the pair are :mod:`..dataset.cr_tables`'.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from ..curation import cloudy as cloudy_checks
-from ..dataset import cr_layout, provenance
+from ..dataset import cr_layout, cr_tables, provenance
+from ..dataset.cr_tables import scene_values  # noqa: F401 (the pipeline's hook)
 from ..mosaic import cloudy_masks
 from ..raster.geotiff import write_or_gdal
 from ..raster.io import write_raster
@@ -35,16 +34,6 @@ from ..raster.io import write_raster
 #: Scene files of the variant in the scene's ``utm`` folder.
 UTM_FILES = {"s2_cloudy": "s2_cloudy.tif", "s2_cloudy_mask": "s2_cloudy_mask.tif"}
 MASK_BANDS = ("cloud", "shadow")
-#: Manifest columns of the variant, after the paper's.
-MANIFEST_COLUMNS = ["s2_cloudy", "sha256_s2_cloudy", "s2_cloudy_mask",
-                    "sha256_s2_cloudy_mask", "cloud_coverage", "shadow_coverage",
-                    "cloudy_product_id", "cloudy_datetime", "target_product_id",
-                    "target_datetime", "time_gap_days", "cloudy_pick_rule",
-                    "cloudy_nodata", "cloudy_saturated", "cloudy_stripe"]
-#: Scene columns of the variant (``scenes.csv``).
-SCENE_COLUMNS = ["cloudy_product_id", "cloudy_datetime", "cloudy_percentage",
-                 "dominant_product_id", "dominant_datetime", "scene_gap_days",
-                 "cloudy_pick_rule"]
 #: Bumped when the variant's files or tags change (part of the tile stage's fingerprint).
 CR_VERSION = 1
 
@@ -109,35 +98,12 @@ def decide(target: Callable[[dict], tuple[bool, str, dict]], cfg: Any
     return decision
 
 
-def _iso(s: str) -> str:
-    t = dt.datetime.fromisoformat(str(s).replace("Z", "+00:00"))
-    t = t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def pair_values(pick: Mapping[str, Any], target_tags: Mapping[str, str]) -> dict[str, str]:
-    """The pair's dates of one patch: the cloudy acquisition's, the target's (the patch's
-    largest source of the mosaic, first of its ``S2_DATETIMES``) and the gap in days."""
-    cloudy_t = _iso(pick["time"])
-    ids = [x for x in str(target_tags.get("S2_PRODUCT_IDS", "")).split(",") if x]
-    times = [x for x in str(target_tags.get("S2_DATETIMES", "")).split(",") if x]
-    target_t = times[0] if times else ""
-    gap = ""
-    if target_t:
-        a = dt.datetime.fromisoformat(cloudy_t.replace("Z", "+00:00"))
-        b = dt.datetime.fromisoformat(target_t.replace("Z", "+00:00"))
-        gap = f"{abs((a - b).total_seconds()) / 86400:.2f}"
-    return {"cloudy_product_id": str(pick["product_id"]), "cloudy_datetime": cloudy_t,
-            "target_product_id": ids[0] if ids else "", "target_datetime": target_t,
-            "time_gap_days": gap, "cloudy_pick_rule": str(pick.get("rule", ""))}
-
-
 def cloudy_tags(pick: Mapping[str, Any], target_tags: Mapping[str, str],
                 mask: np.ndarray) -> dict[str, str]:
     """The cloudy patch's GeoTIFF tags: the target's provenance keys that hold for it
     (version, ROI, season, S1), its own product, time and solar angles, its masks'
     coverage and the pair's dates and gap."""
-    pair = pair_values(pick, target_tags)
+    pair = cr_tables.pair_values(pick, target_tags)
     keep = ("SEN12MS_VERSION", "SEN12MS_ROI_ID", "SEN12MS_SEASON", "S1_PRODUCT_IDS",
             "S1_DATETIMES", "S1_ORBIT_STATES")
     return {**{k: str(target_tags.get(k, "")) for k in keep},
@@ -185,27 +151,3 @@ def extra_writer(cfg: Any, root: Path, seed: int, season: str, scene: int,
             paths[provenance.QA_ID].unlink(missing_ok=True)
         return out
     return extra
-
-
-def manifest_values(pick: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """The variant's manifest columns of one patch record (:data:`MANIFEST_COLUMNS`)."""
-    values = patch.get("values", {})
-    out: dict[str, Any] = {k: values.get(k, "") for k in
-                           ("cloud_coverage", "shadow_coverage", "cloudy_nodata",
-                            "cloudy_saturated", "cloudy_stripe")}
-    out.update(pair_values(pick, patch.get("tags", {})))
-    for dd in (cr_layout.CR_CLOUDY, cr_layout.CR_MASK):
-        out[dd] = patch["files"].get(dd, "")
-        out[f"sha256_{dd}"] = patch.get("sha256", {}).get(dd, "")
-    return out
-
-
-def scene_values(pick: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The variant's ``scenes.csv`` columns of a scene's pick (:data:`SCENE_COLUMNS`)."""
-    if not pick:
-        return {}
-    return {"cloudy_product_id": pick["product_id"], "cloudy_datetime": _iso(pick["time"]),
-            "cloudy_percentage": pick["cloudy_percentage"],
-            "dominant_product_id": pick["dominant"]["product_id"],
-            "dominant_datetime": _iso(pick["dominant"]["time"]),
-            "scene_gap_days": pick["gap_days"], "cloudy_pick_rule": pick["rule"]}

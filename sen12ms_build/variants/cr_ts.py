@@ -18,10 +18,7 @@ goes through three recorded stages, resumable as the paper's:
   every time point); clouds never reject it. Each time point's S1, S2 and mask patch is
   written, with its cloud coverage in the record.
 
-:func:`finalize` writes ``manifest.csv`` (one row per location and time point: dates, ids,
-gap, coverage, checksums, split), ``scenes.csv`` (one row per ROI), the leak-free split by
-ROI (``train_list.txt``, ``test_list.txt``: ``ROIs<seed>/<roi>`` per line, ``splits.json``)
-and ``splits_sen12mscrts.json`` for the authors' loaders.
+Its root tables and descriptions are :mod:`sen12ms_build.dataset.ts_finalize`'s.
 """
 
 from __future__ import annotations
@@ -48,7 +45,7 @@ from ..raster.io import InputError, sha256
 from ..raster.tiling import patch_windows, write_patch
 from ..raster.warp import adopt_on_grid, warp_to_file
 from ..roi import ROI
-from ..state import State, record_written
+from ..state import State
 from . import cr
 
 log = logging.getLogger(__name__)
@@ -136,7 +133,7 @@ def _tile(cfg: Any, roi: ROI, seed: int, root: Path, wd: Path, points: list[dict
     for win in wins:
         share = 1.0 - float(valid[win.row:win.row + size, win.col:win.col + size].mean())
         keep = share <= cfg.curation.patch_max_nodata_share
-        t = transform * Affine.translation(win.col, win.row)
+        t = transform @ Affine.translation(win.col, win.row)
         records.append({"patch": win.patch, "row": win.row, "col": win.col,
                         "bounds": (t.c, t.f + size * t.e, t.c + size * t.a, t.f),
                         "kept": keep, "reason": "" if keep else "nodata",
@@ -166,7 +163,7 @@ def _tile(cfg: Any, roi: ROI, seed: int, root: Path, wd: Path, points: list[dict
                     f.unlink(missing_ok=True)
                 continue
             win = {k: a[:, r:r + size, c:c + size] for k, a in arrays.items()}
-            tr = transform * Affine.translation(c, r)
+            tr = transform @ Affine.translation(c, r)
             tags = {"SEN12MS_ROI_ID": roi.id, "TIME_POINT": str(t_),
                     "SLOT_CENTRE": p["slot_centre"], "S2_PRODUCT_ID": p["s2"]["id"],
                     "S2_DATETIME": p["s2"]["time"], "S1_PRODUCT_ID": p["s1"]["id"],
@@ -248,63 +245,3 @@ def process_roi(cfg: Any, season: str, roi: ROI, root: Path, backend: Backend,
     state.finish(branch, roi.scene, "tile", fp_tile, {**record, "patch_records": patches},
                  written)
     return {**record, "patch_records": patches}, time.perf_counter() - t0, False
-
-
-def finalize(root: Path, cfg: Any, records: list[tuple[dict, list[dict]]]
-             ) -> dict[str, int]:
-    """The ``cr-ts`` root files (see the module doc) from the ROIs' records (``records``:
-    :func:`sen12ms_build.dataset.finalize.scene_records`), then the self-descriptions."""
-    from ..dataset import splits as dsplits
-    from ..dataset.ts_describe import publish_ts
-    from .splits import write_ts_splits
-
-    root = Path(root)
-    kept = [r for r, _ in records if r["status"] == "kept"]
-    sp = cfg.splits
-    method = "groups" if sp.method == "file" else sp.method
-    test, _, info = dsplits.assign(method, root, kept, sp.test_fraction, sp.seed, None,
-                                   sp.leak_distance_m)
-    manifest, scenes, rois = [], [], []
-    for rec, patches in records:
-        key = (rec["branch"], int(rec["scene"]))
-        split = ("test" if key in test else "train") if rec["status"] == "kept" else ""
-        if split:
-            rois.append((split, rec["seed"], rec["scene"]))
-        scenes.append({**rec, "roi": rec["scene"], "period_start": rec.get("start"),
-                       "period_end": rec.get("end")})
-        points = {p["t"]: p for p in rec.get("points", [])}
-        for p in patches:
-            left, bottom, right, top = p["bounds"]
-            for t, pt in sorted(points.items()):
-                cov = p.get("coverage", {}).get(str(t), ["", ""])
-                a, b = (dt.datetime.fromisoformat(pt[k]["time"].replace("Z", "+00:00"))
-                        for k in ("s1", "s2"))
-                manifest.append({
-                    "patch_id": f"ROIs{rec['seed']}_{rec['scene']}_patch_{p['patch']}_t{t}",
-                    "branch": rec["branch"], "seed": rec["seed"], "roi": rec["scene"],
-                    "patch": p["patch"], "t": t, "status": "kept" if p["kept"] else
-                    "rejected", "reason": p["reason"], "crs": rec.get("crs", ""),
-                    "left": left, "bottom": bottom, "right": right, "top": top,
-                    "slot_centre": pt.get("slot_centre", ""), "s2_datetime": pt["s2"]["time"],
-                    "s2_product_id": pt["s2"]["id"], "s1_datetime": pt["s1"]["time"],
-                    "s1_product_id": pt["s1"]["id"],
-                    "s1_s2_gap_days": f"{abs((a - b).total_seconds()) / 86400:.2f}",
-                    "cloud_coverage": cov[0], "shadow_coverage": cov[1],
-                    **{m: p["files"].get(f"{m}_t{t}", "") for m in ("s1", "s2", "s2_mask")},
-                    **{f"sha256_{m}": p.get("sha256", {}).get(f"{m}_t{t}", "")
-                       for m in ("s1", "s2", "s2_mask")},
-                    "split": split if p["kept"] else ""})
-    layout.write_csv(root / "manifest.csv", cr_layout.TS_MANIFEST_HEADER, manifest)
-    layout.write_csv(root / "scenes.csv", cr_layout.TS_SCENES_HEADER, scenes)
-    train = sorted({cr_layout.ts_roi_key(s, r) for sp_, s, r in rois if sp_ == "train"})
-    tst = sorted({cr_layout.ts_roi_key(s, r) for sp_, s, r in rois if sp_ == "test"})
-    layout.write_lines(root / "train_list.txt", train)
-    layout.write_lines(root / "test_list.txt", tst)
-    info.update(train_rois=len(train), test_rois=len(tst))
-    dsplits.write_info(root, info)
-    extra = [write_ts_splits(root, rois, info)]
-    extra += publish_ts(root, cfg, scenes, manifest)
-    record_written(root, [root / f for f in ("manifest.csv", "scenes.csv", "train_list.txt",
-                                             "test_list.txt", "splits.json")] + extra)
-    return {"scenes": len(records), "patches": len(manifest), "train": len(train),
-            "test": len(tst)}

@@ -22,7 +22,7 @@ Passing them (docs/variants.md)::
     ds.splits = json.load(open(root / "splits_sen12mscr.json"))
     ds.split = "test"; ds.paths = ds.get_paths(); ds.n_samples = len(ds.paths)
 
-``sen12ms_build.variants.loaders`` reads the same files and matches scene ids exactly.
+``sen12ms_build.variants.loaders`` reads the manifest and matches scene ids exactly.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..dataset import cr_layout
+from . import cr_layout
 from ..raster.io import atomic_write_text
 
 CR_SPLITS = "splits_sen12mscr.json"
