@@ -33,6 +33,8 @@ from dataclasses import dataclass
 #: within a year, so an acquisition inside the band always wins over one outside it.
 BAND_WEIGHT_DAYS = 1000.0
 SECONDS_PER_DAY = 86400.0
+#: Milliseconds per day (Earth Engine's ``system:time_start`` is in ms).
+MS_PER_DAY = SECONDS_PER_DAY * 1000.0
 
 
 @dataclass(frozen=True)

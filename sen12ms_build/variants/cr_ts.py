@@ -145,11 +145,11 @@ def _tile(cfg: Any, roi: ROI, seed: int, root: Path, wd: Path, points: list[dict
         t_ = p["t"]
         d2, d1 = _date(p["s2"]["time"]), _date(p["s1"]["time"])
         arrays = {}
-        for name, key in ((p["s2_file"], "s2"), (p["s1_file"], "s1"),
-                          (f"mask_{p['s2_file']}", "mask")):
+        names = {p["s2_file"]: "s2", p["s1_file"]: "s1", f"mask_{p['s2_file']}": "mask"}
+        for name in [n for n in cache if n not in names]:  # memory: this point's scenes only
+            del cache[name]  # (neighbouring slots often share theirs: kept for the next)
+        for name, key in names.items():
             if name not in cache:
-                if len(cache) > 6:  # a few scenes in memory: slots share acquisitions
-                    cache.clear()
                 with rasterio.open(utm / name) as src:
                     cache[name] = src.read()
             arrays[key] = cache[name]

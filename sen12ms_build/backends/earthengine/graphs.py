@@ -27,7 +27,7 @@ import ee
 
 from ...geo import Grid
 from ...mosaic import DEFAULT_PARAMS, MosaicParams, shadow_displacement_m
-from ...mosaic.cloudy_pick import BAND_WEIGHT_DAYS, SECONDS_PER_DAY
+from ...mosaic.cloudy_pick import BAND_WEIGHT_DAYS, MS_PER_DAY
 from ...products import (AUX_MASKS, LC, LC_BANDS, LC_COLLECTION, LC_MODIS_BANDS, LC_YEAR,
                          S1, S1_COLLECTION, S2, S2_BANDS, S2_COLLECTION)
 
@@ -501,7 +501,7 @@ def cloudy_pick_key(image: ee.Image, dominant_ms: float | ee.Number,
     low, high = float(band[0]), float(band[1])
     outside = ee.Number(low).subtract(cp).max(0).add(cp.subtract(high).max(0))
     gap = (ee.Number(image.get("system:time_start")).subtract(dominant_ms).abs()
-           .divide(SECONDS_PER_DAY * 1000.0))
+           .divide(MS_PER_DAY))
     return outside.multiply(BAND_WEIGHT_DAYS).add(gap)
 
 
