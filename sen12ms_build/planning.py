@@ -151,7 +151,11 @@ def _variant_dry_run(cfg: Config, seasons: list[str]) -> str:
         text = dry_run(replace(cfg, variant="sen12ms"), seasons)
         return f"{text}\n{plan.cr_footer(cfg, sum(len(v) for v in rois.values()))}"
     backend = make_backend(cfg) if cfg.backend.name == "local" else None
-    return plan.time_series_plan(cfg, rois, backend)
+    text = plan.time_series_plan(cfg, rois, backend)
+    if cfg.backend.name == "earthengine":  # the backend does not declare time_series
+        text += ("\nnote: the earthengine backend does not build cr-ts time series (local "
+                 "and stac do); the figures are what a run would fetch and write")
+    return text
 
 
 def make_backend(cfg: Config) -> Backend:

@@ -142,7 +142,7 @@ def write_ts(root: Path, records: list[tuple[dict, list[dict]]]) -> list[Path]:
         _, limits = rgb(imgs[clearest])
         panels = []
         for p, c in zip(points, covs):
-            panels.append((f"t{p['t']} {p['s2']['time'][:10]} {100 * c:.0f}%",
+            panels.append((f"t{p['t']} {p['s2']['time'][5:10]} {100 * c:.0f}%",
                            rgb(imgs[p["s2_file"]], limits)[0]))
         for p in points:
             panels.append((f"t{p['t']} mask", mask_panel(imgs[p["s2_file"]],
