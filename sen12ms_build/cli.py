@@ -27,7 +27,7 @@ from .raster.outdir import check_output, claim_output, require_made
 DEMO_MAX_CROP = 1933
 #: The smallest --crop the demo accepts (sen12ms_build.demo.archive.crop_window).
 DEMO_MIN_CROP = 64
-from .methods import Labels, MergeMethod, Scorer, choices
+from .methods import Labels, MergeMethod, Scorer, Variant, choices
 
 log = logging.getLogger("sen12ms_build")
 
@@ -191,11 +191,18 @@ labels_option = click.option(
     help="10 m land-cover labels as a fourth modality (overrides labels): none (default), "
          "worldcover (ESA WorldCover, every backend) or dynamicworld (Earth Engine only); "
          "files <prefix>_<scene>/, prefix wc or dw.")
+variant_option = click.option(
+    "--variant", type=click.Choice(choices(Variant)), default=None,
+    help="Dataset to build (overrides variant): sen12ms (the paper's triplets), cr "
+         "(SEN12MS-CR cloudy/cloud-free pairs with cloud masks) or cr-ts (SEN12MS-CR-TS "
+         "time series). See docs/variants.md.")
 
 
 def _method_overrides(scorer: str | None, merge_method: str | None,
-                      labels: str | None = None) -> dict[str, Any]:
-    return {"mosaic.scorer": scorer, "mosaic.merge": merge_method, "labels": labels}
+                      labels: str | None = None, variant: str | None = None
+                      ) -> dict[str, Any]:
+    return {"mosaic.scorer": scorer, "mosaic.merge": merge_method, "labels": labels,
+            "variant": variant}
 
 
 def _summary_lines(summary: Any) -> list[str]:
@@ -263,6 +270,7 @@ def demo_archive_cmd(ctx: click.Context, directory: Path, crop: int | None,
 @season_option
 @scorer_option
 @merge_option
+@variant_option
 @click.option("--backend", type=click.Choice(["local", "stac"]), default="local",
               show_default=True,
               help="local: read the archive's files; stac: serve the archive on loopback in "
@@ -276,7 +284,7 @@ def demo_archive_cmd(ctx: click.Context, directory: Path, crop: int | None,
 @_errors
 def demo(ctx: click.Context, out: Path, config_path: Path | None,
          season: tuple[str, ...], scorer: str | None, merge_method: str | None,
-         backend: str, level: str, labels: str | None) -> None:
+         variant: str | None, backend: str, level: str, labels: str | None) -> None:
     """Build the demo archive and run the whole pipeline on it, offline."""
     from .demo.archive import write_demo_archive
 
@@ -284,13 +292,17 @@ def demo(ctx: click.Context, out: Path, config_path: Path | None,
     if config_path is None:  # the checkout's demo: its planned ROIs, from any folder
         config_path = REPO_CONFIGS / "demo.yaml"
         planned = {"sampling.rois_file": str(REPO_CONFIGS / "demo_rois.csv")}
+        if variant == "cr-ts":  # ROI ids the SEN12MS-CR-TS loaders know (docs/variants.md)
+            planned = {"sampling.rois_file": str(REPO_CONFIGS / "demo_rois_cr_ts.csv"),
+                       "tiling.stride": 256}
     if not config_path.exists():
         raise ConfigError(str(config_path), "", "demo config not found; pass --config")
     archive = out / "archive"
-    dataset = out / ("sen12ms" if backend == "local" else f"sen12ms-stac-{level}")
+    name = "sen12ms" if not variant or variant == "sen12ms" else f"sen12ms-{variant}"
+    dataset = out / (name if backend == "local" else f"{name}-stac-{level}")
     overrides = {"backend.archive": str(archive), "backend.name": "local",
                  "out": str(dataset), **planned,
-                 **_method_overrides(scorer, merge_method, labels)}
+                 **_method_overrides(scorer, merge_method, labels, variant)}
     cfg = load_config(config_path, overrides)  # the scorer's capabilities, every key
     for name in season:
         cfg.season(name)
@@ -382,6 +394,7 @@ def _run_options(fn: Callable) -> Callable:
         scorer_option,
         merge_option,
         labels_option,
+        variant_option,
         click.option("--dry-run", is_flag=True,
                      help="Print what would be requested (ROIs, images per ROI; for Earth "
                           "Engine also requests and bytes) and stop; no pixels."),
@@ -399,12 +412,13 @@ def run_cmd(ctx: click.Context, config_path: Path, season: tuple[str, ...],
             archive: Path | None, out: Path | None, backend: str | None,
             workers: int | None, force: tuple[str, ...], executor: str,
             scheduler: str | None, scorer: str | None, merge_method: str | None,
-            labels: str | None, dry_run: bool) -> None:
+            labels: str | None, variant: str | None, dry_run: bool) -> None:
     """Build (or resume) the dataset for the season(s) of a config. Re-running the same
     command resumes: finished stages are skipped, unfinished ones redone."""
     overrides = {"backend.archive": str(archive) if archive else None,
                  "out": str(out) if out else None, "backend.name": backend,
-                 "workers": workers, **_method_overrides(scorer, merge_method, labels)}
+                 "workers": workers, **_method_overrides(scorer, merge_method, labels,
+                                                          variant)}
     if scheduler and executor != "dask":
         raise ConfigError("", "--scheduler", "a Dask scheduler address needs --executor dask")
     if dry_run:

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import yaml
 
 from .labels import PRODUCT_IDS, WORLDCOVER_DEFAULT_VERSION, WORLDCOVER_VERSIONS
-from .methods import Labels, MergeMethod, Scorer, choices
+from .methods import Labels, MergeMethod, Scorer, Variant, choices
 from .mosaic import MosaicParams
 from .errors import Sen12msError
 
@@ -148,6 +148,31 @@ class SplitsConfig:
 
 
 @dataclass(frozen=True)
+class CloudRemovalConfig:
+    """Settings of the cloud-removal variants (``variant: cr`` and ``cr-ts``;
+    :mod:`sen12ms_build.variants`, docs/variants.md).
+
+    ``cloud_band`` (percent, inclusive) is the CLOUDY_PERCENTAGE over the ROI that the ``cr``
+    pick wants of its cloudy acquisition; ``min_coverage_percent`` the share of the ROI an
+    acquisition must cover to be picked (both variants). ``time_points``, ``start`` and
+    ``end`` lay out the ``cr-ts`` slots (default: the configured seasons' span). The mask
+    keys are s2cloudless's, at the patches' 10 m, as the authors' loaders set them; the
+    ``max_*`` keys are the cloudy input's defect checks (its clouds never reject it)."""
+
+    cloud_band: list[float] = field(default_factory=lambda: [10.0, 90.0])
+    min_coverage_percent: float = 99.0
+    time_points: int = 30
+    start: dt.date | None = None
+    end: dt.date | None = None
+    mask_threshold: float = 0.4
+    mask_average_over: int = 4
+    mask_dilation_size: int = 2
+    max_nodata_share: float = 0.0
+    max_saturated_share: float = 0.001
+    max_stripe_share: float = 0.01
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run. ``seasons`` maps season names (``spring``...) to their branch."""
 
@@ -169,6 +194,9 @@ class Config:
     quicklooks: bool = True
     quality_layers: bool = True  # qa_<scene>/ cloud, shadow, source index per patch
     workers: int = 1
+    #: the dataset built: ``sen12ms`` (the paper's), ``cr`` or ``cr-ts`` (:class:`Variant`)
+    variant: str = "sen12ms"
+    cloud_removal: CloudRemovalConfig = field(default_factory=CloudRemovalConfig)
     source: str = ""  # the file this was loaded from (not a YAML key)
 
     @property
@@ -205,6 +233,14 @@ class Config:
                               f"season {name!r} is not configured here "
                               f"(configured: {', '.join(self.seasons) or 'none'})")
         return self.seasons[name]
+
+    @property
+    def year_span(self) -> tuple[dt.date, dt.date]:
+        """The ``cr-ts`` period: ``cloud_removal.start`` .. ``end``, by default from the
+        earliest configured season start to the latest season end."""
+        cr = self.cloud_removal
+        return (cr.start or min(s.start for s in self.seasons.values()),
+                cr.end or max(s.end for s in self.seasons.values()))
 
     def branch(self, name: str) -> str:
         """Folder name of a season's branch, e.g. ``ROIs1158_spring``."""
@@ -385,6 +421,7 @@ def _check(cfg: Config, credentials: bool = True) -> None:
     if cfg.splits.method == "file" and not cfg.splits.test_file:
         fail("splits.test_file", "splits.method 'file' needs a test_file (one s2 patch file "
              "name per line)")
+    _check_variant(cfg, fail)
     if not 1 <= cfg.workers <= MAX_WORKERS:
         fail("workers", f"must be within 1..{MAX_WORKERS}")
     if not str(cfg.out).strip():
@@ -405,6 +442,42 @@ def _check_labels(cfg: Config, fail: Any) -> None:
         fail("labels", f"dynamicworld is Earth Engine only (GOOGLE/DYNAMICWORLD/V1 has no "
              f"STAC or COG copy), not available with backend {cfg.backend.name!r}; use "
              "backend earthengine, or labels: worldcover")
+
+
+def _check_variant(cfg: Config, fail: Any) -> None:
+    """``variant`` and ``cloud_removal``: a known variant, sane bands and slots, and what
+    the variants need (13-band L1C, for the s2cloudless masks and the authors' loaders)."""
+    if cfg.variant not in choices(Variant):
+        fail("variant", f"unknown variant {cfg.variant!r}; choose one of "
+             f"{', '.join(choices(Variant))}")
+    cr = cfg.cloud_removal
+    if len(cr.cloud_band) != 2 or not 0.0 <= cr.cloud_band[0] <= cr.cloud_band[1] <= 100.0:
+        fail("cloud_removal.cloud_band", "expected [low, high] percent with "
+             f"0 <= low <= high <= 100, got {cr.cloud_band}")
+    if not 0.0 <= cr.min_coverage_percent <= 100.0:
+        fail("cloud_removal.min_coverage_percent", "must be within 0..100")
+    if not 1 <= cr.time_points <= 366:
+        fail("cloud_removal.time_points", "must be within 1..366")
+    if cr.start and cr.end and cr.end < cr.start:
+        fail("cloud_removal.end", f"end date {cr.end} is before start date {cr.start}")
+    if not 0.0 < cr.mask_threshold < 1.0:
+        fail("cloud_removal.mask_threshold", "must be within 0..1 (exclusive)")
+    for key in ("mask_average_over", "mask_dilation_size"):
+        if getattr(cr, key) < 0:
+            fail(f"cloud_removal.{key}", "must be >= 0 (pixels)")
+    for key in ("max_nodata_share", "max_saturated_share", "max_stripe_share"):
+        if not 0.0 <= getattr(cr, key) <= 1.0:
+            fail(f"cloud_removal.{key}", "must be a share within 0..1")
+    if cfg.variant == Variant.SEN12MS:
+        return
+    if cfg.s2_level != "l1c":
+        fail("variant", f"variant {cfg.variant!r} needs Sentinel-2 L1C (13 bands, B10 "
+             "included, as SEN12MS-CR and its loaders): set backend.stac.s2.level l1c")
+    from .mosaic import scorers
+
+    if not scorers.s2cloudless_installed():
+        fail("variant", f"variant {cfg.variant!r} computes s2cloudless cloud masks: "
+             "pip install 'sen12ms-build[s2cloudless]'")
 
 
 def stac_options(cfg: Config, check_credentials: bool = True) -> Any:

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 #: Parts of a dataset root for :func:`disk_usage`: name -> glob patterns below the root.
 DISK_PARTS = {
-    "patches": ("ROIs*/s1_*", "ROIs*/s2_*", "ROIs*/lc_*"),
+    # (cr-ts: ROIs<seed>/<roi>/, docs/variants.md)
+    "patches": ("ROIs*/s1_*", "ROIs*/s2_*", "ROIs*/lc_*", "ROIs*/[0-9]*"),
     "quality layers": ("ROIs*/qa_*",),
     "stac": ("stac",),
     "quicklooks and review": ("quicklooks", "review"),

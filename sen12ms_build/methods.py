@@ -49,6 +49,26 @@ class MergeMethod(str, Enum):
         return self.value
 
 
+class Variant(str, Enum):
+    """Which dataset a run builds (``variant``, ``--variant``; docs/variants.md).
+
+    * ``sen12ms``: the paper's triplets (default).
+    * ``cr``: SEN12MS-CR, the cloud-removal pairs: per scene, besides the cloud-free mosaic,
+      one real cloudy Sentinel-2 acquisition of the same season, with its cloud and shadow
+      masks, in the released ``ROIs<seed>_<season>_{s1|s2|s2_cloudy}`` layout.
+    * ``cr-ts``: SEN12MS-CR-TS, the time series: per ROI, ``cloud_removal.time_points``
+      single Sentinel-2 and Sentinel-1 acquisitions spread over the year, in the released
+      ``ROIs<seed>/<roi>/{S1,S2}/<t>`` layout.
+    """
+
+    SEN12MS = "sen12ms"
+    CR = "cr"
+    CR_TS = "cr-ts"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 def choices(enum: type[Enum]) -> list[str]:
     """The values of a method enum, in declaration order (for click and error messages)."""
     return [m.value for m in enum]

@@ -41,6 +41,7 @@ from .mosaic import s2cloudless_model
 from .planning import fingerprint, make_backend, rois_for_run, scene_request
 from .state import State, downstream, state_path
 from .raster.tiling import tile_scene
+from . import variants
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,13 @@ def stage_fingerprints(cfg: Config, season: str, roi: ROI, backend_name: str,
     size)."""
     base = _scene_base(cfg, season, roi)
     scene_grid = (cfg.reproject.resolution_m,) if export_grid is ExportGrid.SCENE else ()
-    # the labels (a fourth modality) only when configured: the paper's run keeps its own
+    # the labels (a fourth modality) only when configured, the variant's settings only for
+    # a variant: the paper's run keeps its own fingerprints
     labels = (cfg.label_product, cfg.worldcover_version) if cfg.label_product else ()
+    extra = variants.fingerprint_parts(cfg)  # () for the paper's dataset
     fp_export = fingerprint(asdict(roi), base["start"], base["end"],
                             cfg.mosaic_params.as_dict(), backend_name, cfg.landcover_year,
-                            *scene_grid, *labels)
+                            *scene_grid, *labels, *extra)
     fp_warp = fingerprint(fp_export, asdict(cfg.reproject))
     fp_tile = fingerprint(fp_warp, asdict(cfg.tiling), asdict(cfg.curation),
                           provenance.PROVENANCE_VERSION, cfg.quality_layers)
@@ -95,6 +98,11 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
     if state is None:
         with State(state_path(root)) as st:
             return process_scene(cfg, season, roi, root, backend, progress, st)
+    if cfg.variant == "cr-ts":  # a time series per ROI (sen12ms_build.variants.cr_ts)
+        from .variants import cr_ts
+
+        return SceneResult(*cr_ts.process_roi(cfg, season, roi, root, backend, state,
+                                              _scene_base(cfg, season, roi)))
     t0 = time.perf_counter()
     s = cfg.season(season)
     branch = layout.branch_name(s.seed, season)
@@ -130,10 +138,10 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
             # what the backend wrote before it stopped is the tool's (clean may remove it)
             state.wrote(p for p in (wd / "export" / n for n in EXPORT_FILES.values())
                         if p.exists())
-            _remove_patches(root, branch, roi.scene, state)
+            _remove_patches(root, branch, roi.scene, state, cfg)
             return finish_tile(record, [], [])
         outputs = [p for p in (result.s1, result.s2, result.lc, result.aux,
-                               *result.extra.values()) if p]
+                               *result.extra.values(), result.s2_cloudy) if p]
         export = state.finish(branch, roi.scene, "export", fp_export,
                               {"meta": result.meta}, outputs)
     meta = export["meta"]
@@ -144,19 +152,26 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
     utm = {k: wd / "utm" / f"{k}.tif" for k in (*mods, "aux")}
     if not (wd / "export" / "s2_aux.tif").exists():
         utm.pop("aux")
+    cr_files = variants.cr.utm_files(wd) if cfg.variant == "cr" else {}
     if state.done(branch, roi.scene, "warp", fp_warp) is None:
         on_scene_grid = backend.export_grid is ExportGrid.SCENE
-        for k, dst in utm.items():
+        for k, dst in {**utm, **cr_files}.items():
+            if k == "s2_cloudy_mask":  # computed below, from the warped cloudy scene
+                continue
             src = wd / "export" / EXPORT_FILES[k]
-            modality = _aux_modality(src) if k == "aux" else mods[k]
+            kind = "s2" if k == "s2_cloudy" else k  # the cloudy input is warped as s2
+            modality = _aux_modality(src) if k == "aux" else mods[kind]
             if on_scene_grid:  # read straight onto the scene grid: no second resampling
                 adopt_on_grid(src, dst, grid, modality)
                 continue
-            method = cfg.reproject.resampling.get(k, modality.resampling)
+            method = cfg.reproject.resampling.get(kind, modality.resampling)
             warp_to_file(src, dst, grid, modality, method, cfg.reproject.warp_mem_limit_mb)
+        if cr_files:
+            variants.cr.write_scene_masks(cr_files["s2_cloudy"], cr_files["s2_cloudy_mask"],
+                                          meta["s2_cloudy"], cfg)
         state.finish(branch, roi.scene, "warp", fp_warp,
                      {"width": grid.width, "height": grid.height, "crs": grid.crs},
-                     utm.values())
+                     [*utm.values(), *cr_files.values()])
 
     # 3. scene round of curation
     keep, reason, values = curation.scene_decision_from_files(utm, cfg.curation)
@@ -169,29 +184,39 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
               "duplicates_dropped": "; ".join(meta.get("duplicates_dropped", [])),
               "sources": provenance.scene_sources(meta, season, roi.id, cfg.landcover_year),
               **({"modalities": list(mods)} if cfg.extra_modalities else {})}
+    if cr_files:  # the cloudy input's pick (variants.cr)
+        record.update(variants.cr.scene_values(meta.get("s2_cloudy")),
+                      s2_cloudy=meta["s2_cloudy"])
     if not keep:
         log.info("scene %s %d rejected by the scene round: %s=%s", branch, roi.scene,
                  reason, values.get(reason))
-        _remove_patches(root, branch, roi.scene, state)
+        _remove_patches(root, branch, roi.scene, state, cfg)
         record.update(status="rejected", reason=reason, patches=0, patches_kept=0)
         return finish_tile(record, [], [])
 
     # 4. tiling with the patch round of curation
-    def name_for(dd: str, patch: int) -> Path:
+    def paper_name(dd: str, patch: int) -> Path:
         return layout.patch_path(root, s.seed, season, dd, roi.scene, patch)
 
+    def paper_decision(arrays: dict) -> tuple[bool, str, dict]:
+        return curation.patch_decision(arrays, cfg.curation, values)
+
+    name_for, decide = paper_name, paper_decision
+    extra_for = _quality_writer(cfg, root, s.seed, season, roi.scene)
+    if cr_files:  # the cr tree, the cloudy input's checks and files (variants.cr)
+        name_for = variants.cr.name_for(root, s.seed, season, roi.scene)
+        decide = variants.cr.decide(paper_decision, cfg)
+        extra_for = variants.cr.extra_writer(cfg, root, s.seed, season, roi.scene,
+                                             meta["s2_cloudy"])
     bar = tqdm(total=None, desc=f"  patches {branch}/{roi.scene}", unit="patch",
                leave=False, disable=not progress)
     try:
-        patches = tile_scene(utm, name_for,
-                             lambda arrays: curation.patch_decision(arrays, cfg.curation,
-                                                                    values),
+        patches = tile_scene({**utm, **cr_files}, name_for, decide,
                              cfg.tiling.patch_size, cfg.tiling.stride, progress=bar.update,
                              tags_for=lambda a: provenance.patch_tags(
                                  record["sources"], a.get("aux"), a["lc"],
                                  {k: a[k] for k in cfg.extra_modalities}),
-                             extra_for=_quality_writer(cfg, root, s.seed, season, roi.scene),
-                             modalities=mods)
+                             extra_for=extra_for, modalities=mods)
     finally:
         bar.close()
     # --- reviewer's decisions (review.json) win over the patch round ---
@@ -202,9 +227,9 @@ def process_scene(cfg: Config, season: str, roi: ROI, root: Path, backend: Backe
         outputs += p["files"].values()
     # patches of an earlier patch_size or stride: gone, so the tree holds this tiling only
     # (only files the tool wrote: the record of written files, state.written)
-    owned = [f for dd in (*layout.ALL_DATA_IDS, provenance.QA_ID)
-             for f in state.written(Path(root) / branch / f"{dd}_{roi.scene}")]
-    stale = layout.remove_stale_patches(root, branch, roi.scene, outputs, owned)
+    owned = [f for folder in variants.scene_folders(cfg, root, branch, roi.scene)
+             for f in state.written(folder)]
+    stale = variants.remove_stale_patches(cfg, root, branch, roi.scene, outputs, owned)
     current = {state.rel(f) for f in outputs}
     state.unwrote(f for f in owned if state.rel(f) not in current)
     if stale:
@@ -239,11 +264,13 @@ def _quality_writer(cfg: Config, root: Path, seed: int, season: str, scene: int)
     return extra
 
 
-def _remove_patches(root: Path, branch: str, scene: int, state: State) -> int:
-    """Remove the patch files (and quality layers) the tool wrote for a scene; returns the
-    count (a file of the user's in those folders stays)."""
-    return state.discard(f for dd in (*layout.ALL_DATA_IDS, provenance.QA_ID)
-                         for f in state.written(Path(root) / branch / f"{dd}_{scene}"))
+def _remove_patches(root: Path, branch: str, scene: int, state: State,
+                    cfg: Config | None = None) -> int:
+    """Remove the patch files (and quality layers) the tool wrote for a scene, in the tree of
+    the run's variant (:func:`variants.scene_folders`); returns the count (a file of the
+    user's in those folders stays)."""
+    return state.discard(f for folder in variants.scene_folders(cfg, root, branch, scene)
+                         for f in state.written(folder))
 
 
 # --- a season, and the root metadata --------------------------------------------------------
@@ -435,7 +462,7 @@ def _remove_stale(cfg: Config, plan: dict[str, list[ROI]], root: Path,
     by_branch: dict[str, list[int]] = {}
     for branch, scene in stale:
         by_branch.setdefault(branch, []).append(scene)
-        n = _remove_patches(root, branch, scene, state)
+        n = _remove_patches(root, branch, scene, state, cfg)
         wd = Path(root) / layout.WORK_DIR / branch / f"scene_{scene}"
         n += state.discard(state.written(wd))
         n += state.discard(f for f in state.written(Path(root) / "quicklooks" / branch)
@@ -459,6 +486,7 @@ def _run_locked(cfg: Config, seasons: list[str], root: Path, backend: Backend,
     remove_stale_temporaries(root)
     summary = RunSummary(seasons=list(seasons))
     with State(state_path(root)) as state:  # (made first: it records every file written)
+        variants.claim_root(root, cfg)  # one root, one variant's tree
         plan = {name: rois_for_run(cfg, name, root) for name in seasons}
         _remove_stale(cfg, plan, root, state)
         for stage in force:
@@ -513,7 +541,13 @@ def _run_locked(cfg: Config, seasons: list[str], root: Path, backend: Backend,
     if cfg.quicklooks:  # --- quicklooks and review pages (sen12ms_build.curation.review) ---
         from .curation.review import write_review  # the review pages need the finished tree
 
-        write_review(root, cfg)
+        if cfg.variant != "cr-ts":  # (a time series has no triplet to review)
+            write_review(root, cfg)
+        if cfg.variant != "sen12ms":  # the pairs / series side by side (variants.quicklook)
+            from .dataset.finalize import scene_records
+            from .variants import quicklook
+
+            quicklook.write(root, cfg, scene_records(root))
     summary.seconds = round(time.perf_counter() - t0, 2)
     summary.disk = disk_usage(root)
     return summary

@@ -13,7 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .backends import Backend, SceneRequest, get_backend
+from .backends import (Backend, CloudyOptions, SceneRequest, TimeSeriesRequest,
+                       get_backend)
 from .config import Config, ConfigError
 from .dataset import layout
 from .products import S2_COVERAGE
@@ -75,7 +76,24 @@ def scene_request(cfg: Config, season: str, roi: ROI) -> SceneRequest:
     return SceneRequest(roi=roi, season=season, start=s.start, end=s.end,
                         params=cfg.mosaic_params, landcover_year=cfg.landcover_year,
                         resolution_m=cfg.reproject.resolution_m, labels=cfg.label_product,
-                        worldcover_version=cfg.worldcover_version)
+                        worldcover_version=cfg.worldcover_version, variant=cfg.variant,
+                        cloudy=cloudy_options(cfg))
+
+
+def cloudy_options(cfg: Config) -> CloudyOptions:
+    """The cloud-removal variants' pick settings of a run (``cloud_removal``)."""
+    cr = cfg.cloud_removal
+    return CloudyOptions(band=(float(cr.cloud_band[0]), float(cr.cloud_band[1])),
+                         min_coverage=cr.min_coverage_percent)
+
+
+def time_series_request(cfg: Config, roi: ROI) -> TimeSeriesRequest:
+    """What the backend is asked for one ROI of a ``cr-ts`` run."""
+    start, end = cfg.year_span
+    return TimeSeriesRequest(roi=roi, start=start, end=end,
+                             time_points=cfg.cloud_removal.time_points,
+                             min_coverage=cfg.cloud_removal.min_coverage_percent,
+                             resolution_m=cfg.reproject.resolution_m)
 
 
 def dry_run(cfg: Config, seasons: list[str] | None = None, root: Path | None = None) -> str:
@@ -84,6 +102,8 @@ def dry_run(cfg: Config, seasons: list[str] | None = None, root: Path | None = N
     seasons = seasons or list(cfg.seasons)
     for name in seasons:
         cfg.season(name)
+    if cfg.variant != "sen12ms":  # the variants' cost (sen12ms_build.variants.plan)
+        return _variant_dry_run(cfg, seasons)
     requests = [scene_request(cfg, n, r) for n in seasons for r in season_rois(cfg, n)]
     if cfg.backend.name == "stac":  # offline: estimates under every profile, with quotas
         from .backends.stac.plan import plan
@@ -114,6 +134,25 @@ def dry_run(cfg: Config, seasons: list[str] | None = None, root: Path | None = N
         lines.append(f"{r.season:<8} {r.roi.id:<22} {r.roi.lon:>10.4f} {r.roi.lat:>9.4f} "
                      f"{r.roi.utm_zone:>4} {n2:>3} {n1:>3}")
     return "\n".join(lines)
+
+
+def _variant_dry_run(cfg: Config, seasons: list[str]) -> str:
+    """The dry run of ``cr`` (the paper's plan and the cloudy inputs' cost) or ``cr-ts`` (its
+    slots, acquisitions, files and bytes)."""
+    from dataclasses import replace
+
+    from .variants import plan
+
+    rois = {n: season_rois(cfg, n) for n in seasons}
+    if cfg.variant == "cr":
+        text = dry_run(replace(cfg, variant="sen12ms"), seasons)
+        return f"{text}\n{plan.cr_footer(cfg, sum(len(v) for v in rois.values()))}"
+    backend = make_backend(cfg) if cfg.backend.name == "local" else None
+    text = plan.time_series_plan(cfg, rois, backend)
+    if cfg.backend.name == "earthengine":  # the backend does not declare time_series
+        text += ("\nnote: the earthengine backend does not build cr-ts time series (local "
+                 "and stac do); the figures are what a run would fetch and write")
+    return text
 
 
 def make_backend(cfg: Config) -> Backend:

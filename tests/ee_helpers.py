@@ -592,6 +592,8 @@ _NUMBER_OPS: dict[str, Callable[..., Any]] = {
     "Number.cos": lambda a: math.cos(a["input"]),
     "Number.tan": lambda a: math.tan(a["input"]),
     "Number.sqrt": lambda a: math.sqrt(a["input"]),
+    "Number.abs": lambda a: abs(a["input"]),
+    "Number.max": lambda a: max(a["left"], a["right"]),
     "Image.constant": lambda a: [a["value"]],
     "Image.addBands": lambda a: a["dstImg"] + a["srcImg"],
 }

@@ -34,9 +34,10 @@ from ..errors import Sen12msError
 from ..geo import Grid
 
 #: File names of an export inside its folder; ``aux`` is optional, and so are the label
-#: modalities of a run with ``labels`` (``wc``: ESA WorldCover, ``dw``: Dynamic World).
+#: modalities of a run with ``labels`` (``wc``: ESA WorldCover, ``dw``: Dynamic World) and
+#: ``s2_cloudy``, the ``cr`` variant's single cloudy acquisition (:mod:`.cloudy`).
 EXPORT_FILES = {"s1": "s1.tif", "s2": "s2.tif", "lc": "lc.tif", "aux": "s2_aux.tif",
-                "wc": "wc.tif", "dw": "dw.tif"}
+                "wc": "wc.tif", "dw": "dw.tif", "s2_cloudy": "s2_cloudy.tif"}
 #: The modalities an export may add to the triplet (files above).
 EXTRA_EXPORTS = ("wc", "dw")
 
@@ -48,6 +49,16 @@ class ExportGrid(str, Enum):
     GEOGRAPHIC = "geographic"
     #: the scene's final UTM grid at square pixels (:meth:`ROI.scene_grid`); no second warp.
     SCENE = "scene"
+
+
+@dataclass(frozen=True)
+class CloudyOptions:
+    """The cloud-removal variants' pick (:mod:`sen12ms_build.mosaic.cloudy_pick`): the
+    CLOUDY_PERCENTAGE ``band`` (percent, inclusive) the ``cr`` cloudy acquisition should
+    lie in, and the least ROI coverage (percent) of a picked acquisition."""
+
+    band: tuple[float, float] = (10.0, 90.0)
+    min_coverage: float = 99.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,9 @@ class SceneRequest:
     resolution_m: float = 10.0
     labels: str | None = None
     worldcover_version: str = "v100"
+    #: ``cr``: also export the scene's cloudy acquisition (``s2_cloudy.tif``, :mod:`.cloudy`)
+    variant: str = "sen12ms"
+    cloudy: CloudyOptions = field(default_factory=CloudyOptions)
 
     @property
     def extra(self) -> tuple[str, ...]:
@@ -93,19 +107,54 @@ class SceneExport:
     meta: dict[str, Any] = field(default_factory=dict)
     #: the added modalities' files, by data id (``{"wc": .../wc.tif}``)
     extra: dict[str, Path] = field(default_factory=dict)
+    s2_cloudy: Path | None = None  # the ``cr`` variant's cloudy acquisition
 
     @classmethod
     def in_folder(cls, folder: Path, meta: dict[str, Any] | None = None) -> "SceneExport":
         folder = Path(folder)
-        aux = folder / EXPORT_FILES["aux"]
+        aux, cloudy = folder / EXPORT_FILES["aux"], folder / EXPORT_FILES["s2_cloudy"]
         extra = {k: folder / EXPORT_FILES[k] for k in EXTRA_EXPORTS
                  if (folder / EXPORT_FILES[k]).exists()}
         return cls(s1=folder / EXPORT_FILES["s1"], s2=folder / EXPORT_FILES["s2"],
                    lc=folder / EXPORT_FILES["lc"], aux=aux if aux.exists() else None,
-                   meta=meta or {}, extra=extra)
+                   meta=meta or {}, extra=extra,
+                   s2_cloudy=cloudy if cloudy.exists() else None)
 
     def paths(self) -> dict[str, Path]:
         return {"s1": self.s1, "s2": self.s2, "lc": self.lc, **self.extra}
+
+
+@dataclass(frozen=True)
+class TimeSeriesRequest:
+    """What the ``cr-ts`` variant asks of a backend for one ROI: ``time_points`` single
+    Sentinel-2 acquisitions spread over ``[start, end]`` and the Sentinel-1 acquisition
+    nearest each (:func:`sen12ms_build.mosaic.cloudy_pick.time_series`), unmosaicked."""
+
+    roi: ROI
+    start: dt.date
+    end: dt.date
+    time_points: int = 30
+    min_coverage: float = 99.0
+    resolution_m: float = 10.0
+
+    def grid(self, kind: "ExportGrid") -> Grid:
+        """The grid a backend of ``kind`` exports this ROI on."""
+        if ExportGrid(kind) is ExportGrid.SCENE:
+            return self.roi.scene_grid(self.resolution_m)
+        return self.roi.export_grid()
+
+
+@dataclass
+class TimeSeriesExport:
+    """A backend's ``cr-ts`` answer: ``points[t]`` for each time point ``t``, a dict with
+    ``s2_file`` and ``s1_file`` (file names in ``folder``: slots that share an acquisition
+    share its file), ``s2`` (``id``, ``time``, ``solar_azimuth``, ``solar_zenith``,
+    ``roi_coverage_percent``) and ``s1`` (``id``, ``time``, ``orbit_pass``); every file on
+    the grid the backend declares."""
+
+    folder: Path
+    points: list[dict[str, Any]]
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class NoDataError(Sen12msError, RuntimeError):
@@ -113,7 +162,7 @@ class NoDataError(Sen12msError, RuntimeError):
 
 
 #: Optional abilities a backend may declare through :meth:`Backend.supports`.
-ABILITIES = ("prepare", "dry_run", "problems")
+ABILITIES = ("prepare", "dry_run", "problems", "time_series")
 
 
 @runtime_checkable
@@ -156,6 +205,16 @@ class Backend(Protocol):
         """What a run of ``requests`` would request, without exporting pixels; the
         result has a ``format()`` method giving the text table."""
         raise NotImplementedError(f"the {self.name} backend has no dry run of its own")
+
+    def export_time_series(self, request: TimeSeriesRequest,
+                           out_dir: Path) -> TimeSeriesExport:
+        """The ``cr-ts`` variant's single acquisitions of one ROI (:class:`TimeSeriesExport`),
+        written into ``out_dir`` atomically; ability ``time_series``.
+
+        Raises:
+            NoDataError: no Sentinel-2 acquisition covers the ROI, or no Sentinel-1.
+        """
+        raise NotImplementedError(f"the {self.name} backend cannot export time series")
 
     def supports(self, ability: str) -> bool:
         """Whether this backend implements the optional ``ability`` (one of

@@ -40,7 +40,8 @@ from ..mosaic import engine
 from ..raster.io import FAST_COMPRESSION, InputError, write_raster
 from ..products import AUX_MASKS, LC, S1, S2, WC
 from ..raster.warp import warp_array
-from . import EXPORT_FILES, Backend, NoDataError, SceneExport, SceneRequest
+from . import (EXPORT_FILES, Backend, NoDataError, SceneExport, SceneRequest, TimeSeriesExport,
+               TimeSeriesRequest, cloudy)
 
 log = logging.getLogger(__name__)
 
@@ -257,8 +258,50 @@ class LocalBackend(Backend):
 
     def supports(self, ability: str) -> bool:
         """See :meth:`Backend.supports`: the local backend reports skipped files and, in
-        :meth:`prepare`, the files no ROI of the run can use."""
-        return ability in ("problems", "prepare")
+        :meth:`prepare`, the files no ROI of the run can use; it exports ``cr-ts`` time
+        series."""
+        return ability in ("problems", "prepare", "time_series")
+
+    @staticmethod
+    def _writer(grid: Grid) -> cloudy.Writer:
+        """An export writer on ``grid`` (:data:`cloudy.Writer`)."""
+        def write(path: Path, data: np.ndarray, **kw: Any) -> None:
+            _write(path, data, crs=grid.crs, transform=grid.transform, **kw)
+        return write
+
+    def export_time_series(self, request: TimeSeriesRequest,
+                           out_dir: Path) -> TimeSeriesExport:
+        """See :meth:`Backend.export_time_series`: the archive's acquisitions of the
+        period over the ROI, read on the export grid with nearest (as for the mosaic)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        grid = request.grid(self.export_grid)
+        roi_mask = ~geometry_mask([{"type": "Polygon", "coordinates": [request.roi.ring()]}],
+                                  out_shape=grid.shape, transform=grid.transform)
+        ring = request.roi.ring()
+        s2 = query(self.index("s2"), ring, request.start, request.end)
+        s1 = query(self.index("s1"), ring, request.start, request.end)
+        files = {a.path.name: a for a in s2}
+
+        def read_s2(acq: engine.Acquisition) -> np.ndarray | None:
+            try:
+                return warp_array(files[acq.name].path, grid, "nearest", S2.nodata, S2.dtype)
+            except InputError as exc:
+                log.error("skipping corrupt acquisition: %s", exc)
+                return None
+
+        def read_s1(a: dict[str, Any]) -> np.ndarray | None:
+            try:
+                return warp_array(a["path"], grid, "nearest", S1.nodata, S1.dtype)
+            except InputError as exc:
+                log.error("skipping corrupt acquisition: %s", exc)
+                return None
+
+        s1_items = [{"id": a.tags.get("PRODUCT_ID", a.path.stem), "time": a.time.isoformat(),
+                     "orbit_pass": a.tags.get("ORBIT_PASS", ""), "path": a.path} for a in s1]
+        return cloudy.export_time_series(request, [_engine_acquisition(a) for a in s2],
+                                         read_s2, s1_items, read_s1, roi_mask, out,
+                                         self._writer(grid))
 
     def prepare(self, requests: Sequence[SceneRequest]) -> None:
         """Record the archive files sensed in a requested period whose footprint misses
@@ -300,10 +343,13 @@ class LocalBackend(Backend):
                 log.error("skipping corrupt acquisition: %s", exc)
                 return None
 
-        res = engine.mosaic_acquisitions([_engine_acquisition(a) for a in found], read,
-                                         pixel_size_m(grid), roi_mask, params)
+        acqs = [_engine_acquisition(a) for a in found]
+        res = engine.mosaic_acquisitions(acqs, read, pixel_size_m(grid), roi_mask, params)
         if res is None:
             raise NoDataError(f"no readable Sentinel-2 acquisition covers ROI {request.roi.id}")
+        if request.variant == "cr":  # the cloud-removal pair's cloudy input (backends.cloudy)
+            res.meta.update(cloudy.export_cloudy(acqs, read, res.meta, roi_mask, request.cloudy,
+                                                 out, self._writer(grid), request.roi.id))
         _write(out / EXPORT_FILES["s2"], res.mosaic, crs=grid.crs, transform=grid.transform,
                nodata=S2.nodata, descriptions=S2.descriptions,
                tags={"MOSAIC_IMAGES": len(res.meta["s2_images"]),

@@ -122,7 +122,13 @@ def apply_review(root: Path | str, cfg: Any, rejects: Iterable[str] = (),
     from ..state import state_path
     from ..state import State
 
+    from ..dataset.cr_validate import tree_variant
+
     root = Path(root)
+    if tree_variant(root) != "sen12ms":  # its pairs / series have more files than a triplet
+        raise InputError(f"{root}: a {tree_variant(root)} tree; apply-review handles the "
+                         "paper's triplets only (docs/variants.md): rebuild with stricter "
+                         "curation instead")
     rejects, readmits = list(dict.fromkeys(rejects)), list(dict.fromkeys(readmits))
     both = set(rejects) & set(readmits)
     if both:

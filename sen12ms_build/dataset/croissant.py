@@ -19,7 +19,7 @@ from typing import Any
 from pyproj import Transformer
 
 from .. import __version__
-from . import layout
+from . import cr_describe, layout
 from ..products import S2_LEVEL_SUMMARY, level_of
 from ..raster.io import atomic_write_text, sha256
 
@@ -157,6 +157,7 @@ def write_croissant(root: Path, cfg: Any) -> Path:
             "@type": "GeoShape", "box": f"{box[1]:.5f} {box[0]:.5f} {box[3]:.5f} {box[2]:.5f}"}}
     if starts:
         doc["temporalCoverage"] = f"{min(starts)}/{max(ends)}"
+    doc = cr_describe.croissant_extras(doc, cfg)  # the cr variant's pair (no-op otherwise)
     out = root / CROISSANT
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
     return out

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from . import layout
+from . import cr_describe, layout
 from ..raster.io import atomic_write_text
 from ..products import (LC_COLLECTION, S1_COLLECTION, S2_COLLECTION, S2_LEVEL_SUMMARY,
                         level_of, s2_modality)
@@ -49,6 +49,9 @@ def config_fingerprint(cfg: Any) -> str:
         data.pop("worldcover_version", None)
         data["curation"] = {k: v for k, v in data.get("curation", {}).items()
                             if "labels" not in k}
+    if data.get("variant", "sen12ms") == "sen12ms":  # the paper's: as before the variants
+        data.pop("variant", None)
+        data.pop("cloud_removal", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -122,6 +125,9 @@ def write_datacard(root: Path, cfg: Any) -> Path:
              "## Counts per season", "",
              "| branch | season | scenes | scenes kept | patches kept | train | test |",
              "|---|---|---|---|---|---|---|"]
+    intro = cr_describe.datacard_intro(cfg)  # a variant's layout (None: the paper's)
+    if intro:
+        lines[2] = intro
     for branch in sorted({r["branch"] for r in scenes}):
         sc = [r for r in scenes if r["branch"] == branch]
         pk = [r for r in kept if r["branch"] == branch]
@@ -150,6 +156,7 @@ def write_datacard(root: Path, cfg: Any) -> Path:
     if info.get("method") == "groups":
         lines.append(f"ROIs whose footprints overlap or touch in any season form one group "
                      f"({len(info.get('groups', []))} groups); whole groups go to one side.")
+    lines += cr_describe.datacard_lines(root, cfg, kept, scenes)
     sources = SOURCES if level_of(cfg) == "l1c" else SOURCES.replace(
         "| Sentinel-2 L1C (Copernicus, ESA) |", "| Sentinel-2 L2A (Copernicus, ESA) |")
     lines += labels_section(rows, kept)

@@ -48,9 +48,13 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
     """Write ``manifest.csv``, ``scenes.csv``, ``seasons.csv``, ``train_list.txt``,
     ``test_list.txt`` and ``splits.json`` from every finished scene under ``root``, then the
     dataset's descriptions (:func:`publish`: STAC catalog, ``croissant.json``, ``README.md``)."""
-    from . import splits
+    from . import cr_tables, splits
 
     root = Path(root)
+    if getattr(cfg, "variant", "sen12ms") == "cr-ts":  # its own tree and tables
+        from .ts_finalize import finalize_ts
+
+        return finalize_ts(root, cfg, scene_records(root))
     records = decisions.apply_to_records(root, scene_records(root))  # reviewer's decisions
     manifest, scenes = [], []
     kept_scenes = [r for r, _ in records if r["status"] == "kept"]
@@ -84,9 +88,10 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
                 "bottom": bottom, "right": right, "top": top, "review": p.get("review", ""),
                 "roi_id": rec.get("roi_id", ""), "split": split,
                 **{k: p["files"].get(k, "") for k in ids},
-                **{f"sha256_{k}": p.get("sha256", {}).get(k, "") for k in ids}})
-    layout.write_csv(root / "manifest.csv", layout.manifest_header(extra), manifest)
-    layout.write_csv(root / "scenes.csv", layout.scenes_header(extra), scenes)
+                **{f"sha256_{k}": p.get("sha256", {}).get(k, "") for k in ids},
+                **cr_tables.manifest_values(cfg, rec, p)})
+    layout.write_csv(root / "manifest.csv", cr_tables.manifest_header(cfg, extra), manifest)
+    layout.write_csv(root / "scenes.csv", cr_tables.scenes_header(cfg, extra), scenes)
     layout.write_csv(root / "seasons.csv", layout.SEASONS_HEADER,
                      layout.seasons_rows([r for r, _ in records]))
     layout.write_lines(root / "train_list.txt", train_list)
@@ -105,8 +110,13 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
                     "splits.leak_distance_m) or set splits.method roi (which leaks)",
                     len(kept_scenes), len(info.get("groups", [])))
     splits.write_info(root, info)
+    extra = []
+    if getattr(cfg, "variant", "sen12ms") == "cr":  # the split in the authors' loaders' form
+        from .cr_splits import write_cr_splits
+
+        extra.append(write_cr_splits(root, manifest, info))
     publish(root, cfg)
-    record_written(root, [root / f for f in ROOT_FILES if (root / f).exists()])
+    record_written(root, [root / f for f in ROOT_FILES if (root / f).exists()] + extra)
     return {"scenes": len(records), "patches": len(manifest),
             "train": len(train_list), "test": len(test_list)}
 

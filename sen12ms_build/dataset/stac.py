@@ -34,7 +34,7 @@ from typing import Any, Iterator
 
 from pyproj import Transformer
 
-from . import layout
+from . import cr_describe, layout
 from ..products import S2_LEVEL_TITLES, level_of, s2_modality
 
 log = logging.getLogger(__name__)
@@ -173,6 +173,8 @@ def make_item(row: dict[str, str], root: Path, item_dir: Path, season_start: str
             item.stac_extensions.append(CLASSIFICATION)
     item.stac_extensions.append(ML_AOI)
     item.properties["ml-aoi:split"] = row["split"]
+    if row.get("s2_cloudy"):  # the cr variant's cloudy input and its masks (cr_describe)
+        cr_describe.add_cloudy_assets(item, row, root, item_dir)
     return item
 
 

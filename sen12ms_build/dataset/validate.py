@@ -149,6 +149,13 @@ def validate_tree(root: Path | str, *, res_m: float = 10.0, size: int | None = N
         return [f"{root}: not a directory"]
     if size is None:
         size = tree_patch_size(root, res_m) or 256
+    from .cr_validate import tree_variant, validate_cr, validate_ts
+
+    variant = tree_variant(root)  # a cloud-removal tree (variant.json): its own layout
+    if variant == "cr":
+        return validate_cr(root, res_m, size, checksums)
+    if variant == "cr-ts":
+        return validate_ts(root, res_m, size, checksums)
     branches = [p for p in root.glob("ROIs*") if p.is_dir()]
     if not branches:
         problems.append(f"{root}: no ROIs<seed>_<season> branch folders")

@@ -425,6 +425,10 @@ class EarthEngineBackend(Backend):
                 self._download(sc, images, out, meta)
             else:
                 self._batch(sc, images, out, meta)
+            if request.variant == "cr":  # the pair's cloudy input (graphs.cloudy_pick)
+                from . import cloudy
+
+                cloudy.export(self, sc, summary, out, meta)
         except QuotaExhaustedError as exc:
             st = self.client.stats if self._client is not None else {"requests": 0, "bytes": 0}
             raise QuotaExhaustedError(

@@ -30,6 +30,7 @@ from ...mosaic import DEFAULT_PARAMS, MosaicParams, shadow_displacement_m
 from ...labels import (DW_LABEL_BAND, DW_PROB_BANDS, DW_PROB_SCALE, DW_SCALE_M,
                        DYNAMICWORLD_COLLECTION, LABEL_MAX_PIXELS, WORLDCOVER_BAND,
                        WORLDCOVER_DEFAULT_VERSION, WORLDCOVER_VERSIONS)
+from ...mosaic.cloudy_pick import BAND_WEIGHT_DAYS, MS_PER_DAY
 from ...products import (AUX_MASKS, DW, LC, LC_BANDS, LC_COLLECTION, LC_MODIS_BANDS, LC_YEAR,
                          S1, S1_COLLECTION, S2, S2_BANDS, S2_COLLECTION, WC)
 
@@ -561,6 +562,52 @@ def labels_collection(request_labels: str, region: ee.Geometry, start: str, end:
     if request_labels == "worldcover":
         return worldcover_collection(version).filterBounds(region)
     return dynamicworld_collection(region, start, end)
+
+
+# --- the cloud-removal variant's cloudy pick (mosaic.cloudy_pick) ---------------------------
+
+#: Image property the cloudy pick sorts by (:func:`cloudy_pick`).
+PICK_KEY = "CLOUDY_PICK_KEY"
+
+
+def cloudy_pick_key(image: ee.Image, dominant_ms: float | ee.Number,
+                    band: Sequence[float]) -> ee.Number:
+    """:func:`sen12ms_build.mosaic.cloudy_pick.pick_key` of one image as ``ee.Number``
+    arithmetic: ``BAND_WEIGHT_DAYS`` x (percentage points its ``CLOUDY_PERCENTAGE`` lies
+    outside ``band``) + |its ``system:time_start`` - ``dominant_ms``| in days."""
+    cp = ee.Number(image.get(CLOUDY_PERCENTAGE))
+    low, high = float(band[0]), float(band[1])
+    outside = ee.Number(low).subtract(cp).max(0).add(cp.subtract(high).max(0))
+    gap = (ee.Number(image.get("system:time_start")).subtract(dominant_ms).abs()
+           .divide(MS_PER_DAY))
+    return outside.multiply(BAND_WEIGHT_DAYS).add(gap)
+
+
+def cloudy_pick(region: ee.Geometry, start: str, end: str, dominant_id: str,
+                dominant_ms: float, band: Sequence[float], min_coverage: float,
+                params: MosaicParams = DEFAULT_PARAMS, *,
+                collection: str = S2_COLLECTION) -> ee.Image:
+    """The ``cr`` variant's cloudy acquisition of a scene, chosen on the server as
+    :func:`sen12ms_build.mosaic.cloudy_pick.pick_cloudy` chooses it: the images of
+    :func:`statistics_collection` other than the mosaic's dominant source image
+    (``dominant_id``, its ``system:index``; ``dominant_ms`` its ``system:time_start``)
+    that cover at least ``min_coverage`` percent of the ROI, keyed by
+    :func:`cloudy_pick_key` (property :data:`PICK_KEY`), smallest first; ties go to the
+    earlier image (a stable sort by key of the time-sorted collection). The image keeps
+    its properties (id, time, solar angles, statistics)."""
+    stats = statistics_collection(region, start, end, params, collection=collection)
+    candidates = (stats.filter(ee.Filter.neq("system:index", dominant_id))
+                  .filter(ee.Filter.gte(ROI_COVERAGE_PERCENT, float(min_coverage))))
+    keyed = candidates.map(
+        lambda img: img.set(PICK_KEY, cloudy_pick_key(ee.Image(img), dominant_ms, band)))
+    return ee.Image(keyed.sort("system:time_start").sort(PICK_KEY).first())
+
+
+def cloudy_image(picked: ee.Image, clip: ee.Geometry) -> ee.Image:
+    """The picked acquisition as exported: its 13 L1C bands clipped to ``clip`` (the
+    mosaic's clip geometry), 0 where masked, uint16; unmosaicked."""
+    return (ee.Image(picked).select(list(S2_BANDS)).clip(clip)
+            .unmask(S2.nodata, False).toUint16())
 
 
 # --- what a scene will use -------------------------------------------------------------------

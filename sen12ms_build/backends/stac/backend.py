@@ -27,7 +27,8 @@ from ...geo import Grid, pixel_size_m
 from ...mosaic import engine
 from ...products import AUX_MASKS, LC, S1, S2_BANDS, WC, s2_modality
 from ...raster.io import FAST_COMPRESSION, write_raster
-from .. import EXPORT_FILES, Backend, ExportGrid, NoDataError, SceneExport, SceneRequest
+from .. import (EXPORT_FILES, Backend, ExportGrid, NoDataError, SceneExport, SceneRequest,
+                TimeSeriesExport, TimeSeriesRequest, cloudy)
 from . import access, credentials, modis, sentinel1, sentinel2, worldcover
 from .credentials import redact, strip_url
 from .options import Source, StacOptions
@@ -73,8 +74,16 @@ class StacBackend(Backend):
     # -- abilities ---------------------------------------------------------------------------
 
     def supports(self, ability: str) -> bool:
-        """See :meth:`Backend.supports`: skipped inputs and a dry run of its own."""
-        return ability in ("problems", "dry_run")
+        """See :meth:`Backend.supports`: skipped inputs, a dry run of its own and ``cr-ts``
+        time series (:mod:`.timeseries`)."""
+        return ability in ("problems", "dry_run", "time_series")
+
+    def export_time_series(self, request: TimeSeriesRequest,
+                           out_dir: Path) -> TimeSeriesExport:
+        """See :meth:`Backend.export_time_series` (:mod:`.timeseries`)."""
+        from .timeseries import export_time_series
+
+        return export_time_series(self, request, out_dir)
 
     @property
     def problems(self) -> list[str]:
@@ -179,6 +188,7 @@ class StacBackend(Backend):
                                          request.params)
         if failure:
             raise failure[0]
+        info["acquisitions"], info["read"] = acqs, read  # (the cr variant reads one again)
         if res is None:
             raise NoDataError(f"no readable Sentinel-2 acquisition covers ROI "
                               f"{request.roi.id} ({len(info['skipped'])} skipped)")
@@ -381,6 +391,12 @@ class StacBackend(Backend):
             "grid": {"crs": grid.crs, "transform": list(grid.transform)[:6],
                      "width": grid.width, "height": grid.height}}
         res, info = self.s2_mosaic(request, grid, roi_mask)
+        if request.variant == "cr":  # the pair's cloudy input (backends.cloudy)
+            from .timeseries import writer
+
+            res.meta.update(cloudy.export_cloudy(info["acquisitions"], info["read"], res.meta,
+                                                 roi_mask, request.cloudy, out, writer(grid),
+                                                 request.roi.id))
         keep = [S2_BANDS.index(b) for b in s2m.bands]
         mosaic = res.mosaic[keep] if len(keep) != res.mosaic.shape[0] else res.mosaic
         s1, s1_meta = self._s1(request, grid)
