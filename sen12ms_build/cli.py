@@ -304,8 +304,8 @@ def demo(ctx: click.Context, out: Path, config_path: Path | None,
                  "out": str(dataset), **planned,
                  **_method_overrides(scorer, merge_method, labels, variant)}
     cfg = load_config(config_path, overrides)  # the scorer's capabilities, every key
-    for name in season:
-        cfg.season(name)
+    for s in season:
+        cfg.season(s)
     published, cache = out / "published", out / "stac-cache"
     tool_folders = [(archive, "archive"), (dataset, "dataset")]
     if backend != "local":
