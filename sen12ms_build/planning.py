@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +73,13 @@ def rois_for_run(cfg: Config, season: str, root: Path) -> list[ROI]:
 def scene_request(cfg: Config, season: str, roi: ROI) -> SceneRequest:
     """What the backend is asked for one scene."""
     s = cfg.season(season)
-    return SceneRequest(roi=roi, season=season, start=s.start, end=s.end,
-                        params=cfg.mosaic_params, landcover_year=cfg.landcover_year,
-                        resolution_m=cfg.reproject.resolution_m, labels=cfg.label_product,
-                        worldcover_version=cfg.worldcover_version, variant=cfg.variant,
-                        cloudy=cloudy_options(cfg))
+    request = SceneRequest(roi=roi, season=season, start=s.start, end=s.end,
+                           params=cfg.mosaic_params, landcover_year=cfg.landcover_year,
+                           resolution_m=cfg.reproject.resolution_m, labels=cfg.label_product,
+                           worldcover_version=cfg.worldcover_version)
+    if cfg.variant == "sen12ms":  # the paper's request does not move with cloud_removal
+        return request
+    return replace(request, variant=cfg.variant, cloudy=cloudy_options(cfg))
 
 
 def cloudy_options(cfg: Config) -> CloudyOptions:
@@ -139,8 +141,6 @@ def dry_run(cfg: Config, seasons: list[str] | None = None, root: Path | None = N
 def _variant_dry_run(cfg: Config, seasons: list[str]) -> str:
     """The dry run of ``cr`` (the paper's plan and the cloudy inputs' cost) or ``cr-ts`` (its
     slots, acquisitions, files and bytes)."""
-    from dataclasses import replace
-
     from .variants import plan
 
     rois = {n: season_rois(cfg, n) for n in seasons}

@@ -27,7 +27,6 @@ from typing import Hashable, Iterable, Mapping
 
 import numpy as np
 import shapely
-import shapely.ops
 from pyproj import Geod, Transformer
 from shapely import STRtree
 from shapely.geometry import Polygon, box
@@ -81,8 +80,12 @@ def distance_m(a: Polygon, b: Polygon) -> float:
     if a.intersects(b):
         return 0.0
     to = _utm(a)
-    return float(shapely.distance(shapely.ops.transform(to.transform, a),
-                                  shapely.ops.transform(to.transform, b)))
+
+    def project(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack(to.transform(xy[:, 0], xy[:, 1]))
+
+    return float(shapely.distance(shapely.transform(a, project),
+                                  shapely.transform(b, project)))
 
 
 def _near(geoms: list[Polygon], i: int, tree: STRtree, distance: float) -> list[int]:
