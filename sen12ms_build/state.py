@@ -18,13 +18,14 @@ resumes as itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +201,22 @@ class State:
     # -- the record of the files the tool wrote ----------------------------------------------
 
     def _record(self, recorded: Iterable[str]) -> None:
-        self._db.executemany("INSERT OR IGNORE INTO files VALUES (?)",
-                             [(r,) for r in recorded])
+        rows = [(r,) for r in recorded]
+        if len(rows) < 2 or self._db.in_transaction:
+            self._db.executemany("INSERT OR IGNORE INTO files VALUES (?)", rows)
+            return
+        with self._transaction():  # one commit for the lot (a catalog: 10^5 files)
+            self._db.executemany("INSERT OR IGNORE INTO files VALUES (?)", rows)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def wrote(self, paths: Iterable[Path | str]) -> None:
         """Record files the tool wrote (so that removing stale files may delete them)."""
@@ -254,7 +269,8 @@ class State:
             except FileNotFoundError:
                 pass
             folders.add(p.parent)
-        self._db.executemany("DELETE FROM files WHERE path=?", [(r,) for r in mine])
+        with self._transaction():
+            self._db.executemany("DELETE FROM files WHERE path=?", [(r,) for r in mine])
         for folder in sorted(folders, key=lambda f: -len(f.parts)):
             while folder != self.root and self.root in folder.parents:
                 try:
@@ -285,9 +301,27 @@ class State:
 
     def records(self, stage: str = "tile") -> list[tuple[str, int, dict]]:
         """(branch, scene, record) of every scene that finished ``stage``, sorted."""
-        rows = self._db.execute("SELECT branch, scene, record FROM stages WHERE stage=? "
-                                "ORDER BY branch, scene", (stage,)).fetchall()
-        return [(b, s, json.loads(r)) for b, s, r in rows]
+        return list(self.iter_records(stage))
+
+    def iter_records(self, stage: str = "tile", without: str | None = None
+                     ) -> Iterator[tuple[str, int, dict]]:
+        """:meth:`records` one scene at a time (a full reproduction's tile records hold
+        every patch's record: hundreds of MB of JSON), sorted; ``without``: a top-level key
+        left out of each record by SQLite (e.g. ``patch_records``) before it is parsed."""
+        col, args = "record", [stage]
+        if without is not None:
+            try:  # SQLite's JSON functions (built in since 3.38)
+                self._db.execute("SELECT json_remove('{}', '$.x')")
+                col, args = "json_remove(record, ?)", [f"$.{without}", stage]
+            except sqlite3.OperationalError:
+                pass
+        cur = self._db.execute(f"SELECT branch, scene, {col} FROM stages WHERE stage=? "
+                               "ORDER BY branch, scene", args)
+        for b, s, r in cur:
+            rec = json.loads(r)
+            if without is not None:
+                rec.pop(without, None)
+            yield b, s, rec
 
 
 def record_written(root: Path | str, paths: Iterable[Path | str]) -> None:

@@ -47,14 +47,30 @@ def config_fingerprint(cfg: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _kept_counts(manifest: Path) -> tuple[dict[str, Counter], Counter]:
+    """Kept, train and test patches per branch, and the IGBP pixel histogram of the kept
+    patches, in one pass over the manifest (row by row)."""
+    per_branch: dict[str, Counter] = {}
+    hist: Counter = Counter()
+    for r in layout.iter_csv(manifest):
+        if r["status"] != "kept":
+            continue
+        c = per_branch.setdefault(r["branch"], Counter())
+        c["kept"] += 1
+        c[r.get("split", "")] += 1
+        for pair in filter(None, r.get("igbp_counts", "").split(";")):
+            k, v = pair.split(":")
+            hist[int(k)] += int(v)
+    return per_branch, hist
+
+
 def write_datacard(root: Path, cfg: Any) -> Path:
     """Write ``<root>/README.md``."""
     from .splits import read_info
 
     root = Path(root)
-    rows = layout.read_csv(root / "manifest.csv")
-    kept = [r for r in rows if r["status"] == "kept"]
     scenes = layout.read_csv(root / "scenes.csv")
+    per_branch, hist = _kept_counts(root / "manifest.csv")
     lines = [f"# {root.name}: a SEN12MS-style dataset", "",
              f"Sentinel-1 SAR (VV, VH, sigma0 dB), {S2_LEVEL_SUMMARY[level_of(cfg)]} "
              "and MODIS land cover (IGBP, LCCS) as patch triplets of "
@@ -73,18 +89,14 @@ def write_datacard(root: Path, cfg: Any) -> Path:
              "## Counts per season", "",
              "| branch | season | scenes | scenes kept | patches kept | train | test |",
              "|---|---|---|---|---|---|---|"]
-    for branch in sorted({r["branch"] for r in scenes}):
-        sc = [r for r in scenes if r["branch"] == branch]
-        pk = [r for r in kept if r["branch"] == branch]
+    by_branch: dict[str, list[dict]] = {}
+    for r in scenes:
+        by_branch.setdefault(r["branch"], []).append(r)
+    for branch, sc in sorted(by_branch.items()):
+        pk = per_branch.get(branch, Counter())
         lines.append(f"| {branch} | {sc[0]['season']} | {len(sc)} | "
-                     f"{sum(r['status'] == 'kept' for r in sc)} | {len(pk)} | "
-                     f"{sum(r.get('split') == 'train' for r in pk)} | "
-                     f"{sum(r.get('split') == 'test' for r in pk)} |")
-    hist: Counter = Counter()
-    for r in kept:
-        for pair in filter(None, r.get("igbp_counts", "").split(";")):
-            k, v = pair.split(":")
-            hist[int(k)] += int(v)
+                     f"{sum(r['status'] == 'kept' for r in sc)} | {pk['kept']} | "
+                     f"{pk['train']} | {pk['test']} |")
     total = sum(hist.values()) or 1
     lines += ["", "## IGBP class histogram (pixels of kept patches)", "",
               "| class | name | pixels | share |", "|---|---|---|---|"]
