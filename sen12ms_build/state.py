@@ -246,6 +246,23 @@ class State:
                 (prefix, prefix[:-1] + chr(ord(os.sep) + 1))).fetchall()
         return [self.abs(r[0]) for r in rows]
 
+    def replace_written(self, under: Path | str, paths: Iterable[Path | str]) -> int:
+        """Make the record below the folder ``under`` exactly ``paths`` (files the tool just
+        wrote or found unchanged there): record them, and remove (:meth:`discard`) the
+        recorded files below ``under`` that are not among them. Paths stay strings
+        throughout (a STAC catalog: 10^5 files). Returns the number of files removed."""
+        now = {self.rel(p) for p in paths}
+        prefix = self.rel(under).rstrip(os.sep) + os.sep
+        stale = [r for (r,) in self._db.execute(
+            "SELECT path FROM files WHERE path >= ? AND path < ?",
+            (prefix, prefix[:-1] + chr(ord(os.sep) + 1))) if r not in now]
+        try:
+            removed = self.discard([self.abs(r) for r in stale]) if stale else 0
+            self._record(sorted(now))
+        except sqlite3.Error as exc:
+            raise OutputError(f"cannot write the state file {self.path}: {exc}") from exc
+        return removed
+
     def discard(self, paths: Iterable[Path | str]) -> int:
         """Remove files the tool wrote: each of ``paths`` that is in the record is deleted
         and dropped from it, and the folders this leaves empty are removed (up to the

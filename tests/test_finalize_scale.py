@@ -207,7 +207,15 @@ def _calls(n: int, folder: Path) -> tuple[dict[tuple, int], int]:
     prof = cProfile.Profile()
     prof.runcall(finalize, root, cfg)
     stats = pstats.Stats(prof).stats  # (file, line, name) -> (cc, nc, tt, ct, callers)
-    return {k: v[1] for k, v in stats.items()}, len(snapshot(root))
+    return {k: v[1] for k, v in stats.items() if not _waiting(k)}, len(snapshot(root))
+
+
+def _waiting(key: tuple) -> bool:
+    """A function of the writer threads' hand-over (locks, conditions, the pool's queue):
+    how often the main thread waits depends on timing, not on the work."""
+    path, _, name = key
+    return ("threading.py" in path or "concurrent" in path or "queue.py" in path
+            or any(w in name for w in ("lock", "Lock", "deque", "_thread")))
 
 
 def test_no_step_grows_faster_than_the_patches(tmp_path):
@@ -217,7 +225,7 @@ def test_no_step_grows_faster_than_the_patches(tmp_path):
     small, files_small = _calls(200, tmp_path)
     large, files_large = _calls(2000, tmp_path)
     assert 9 <= files_large / files_small <= 11
-    worst = sorted(((large[k] / small.get(k, 1), k) for k in large if large[k] >= 200),
+    worst = sorted(((large[k] / small.get(k, 1), k) for k in large if large[k] >= 100),
                    reverse=True)
     assert worst[0][0] <= 15, worst[:5]
     assert sum(large.values()) / sum(small.values()) <= 12

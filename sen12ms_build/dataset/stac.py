@@ -476,11 +476,7 @@ def _replace_record(root: Path, out: Path, current: list[str]) -> int:
     if not state_path(root).exists():
         return 0
     with State(state_path(root)) as st:
-        now = {st.rel(p) for p in current}
-        stale = [p for p in st.written(out) if st.rel(p) not in now]
-        removed = st.discard(stale) if stale else 0
-        st.wrote(current)
-    return removed
+        return st.replace_written(out, current)
 
 
 class _ParquetParts:
@@ -508,12 +504,17 @@ class _ParquetParts:
         self.files.append(path)
 
     def write(self, path: Path) -> None:
-        import pyarrow.dataset as pads
+        import pyarrow as pa
+        import pyarrow.parquet as pq
         import stac_geoparquet.arrow as sga
 
         logging.getLogger("stac_geoparquet").setLevel(logging.WARNING)
-        ds = pads.dataset([str(p) for p in self.files], schema=self.schema, format="parquet")
-        sga.to_parquet(ds.scanner().to_reader(), path)
+
+        def batches() -> Iterator:  # one part at a time, in order, read as the schema says
+            for f in self.files:
+                yield from pq.read_table(f, schema=self.schema).to_batches()
+
+        sga.to_parquet(pa.RecordBatchReader.from_batches(self.schema, batches()), path)
 
 
 def items_to_arrow(dicts: list[dict]):
