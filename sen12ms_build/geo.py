@@ -9,6 +9,7 @@ squares and the two pixel grids of a scene.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,14 @@ def utm_zone(lon: float, lat: float) -> int:
         elif 33.0 <= lon < 42.0:
             zone = 37
     return min(zone, 60)
+
+
+@functools.lru_cache(maxsize=128)
+def to_lonlat(crs: str) -> Transformer:
+    """The transformer from ``crs`` (e.g. ``EPSG:32618``) to lon/lat (EPSG:4326, x = lon),
+    made once per CRS: making one costs milliseconds, a dataset's patches share a few dozen
+    UTM zones. (For one thread: pyproj transformers are not shared across threads.)"""
+    return Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
 
 
 def utm_epsg(lon: float, lat: float) -> int:

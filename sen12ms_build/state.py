@@ -18,13 +18,14 @@ resumes as itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +201,22 @@ class State:
     # -- the record of the files the tool wrote ----------------------------------------------
 
     def _record(self, recorded: Iterable[str]) -> None:
-        self._db.executemany("INSERT OR IGNORE INTO files VALUES (?)",
-                             [(r,) for r in recorded])
+        rows = [(r,) for r in recorded]
+        if len(rows) < 2 or self._db.in_transaction:
+            self._db.executemany("INSERT OR IGNORE INTO files VALUES (?)", rows)
+            return
+        with self._transaction():  # one commit for the lot (a catalog: 10^5 files)
+            self._db.executemany("INSERT OR IGNORE INTO files VALUES (?)", rows)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def wrote(self, paths: Iterable[Path | str]) -> None:
         """Record files the tool wrote (so that removing stale files may delete them)."""
@@ -231,6 +246,23 @@ class State:
                 (prefix, prefix[:-1] + chr(ord(os.sep) + 1))).fetchall()
         return [self.abs(r[0]) for r in rows]
 
+    def replace_written(self, under: Path | str, paths: Iterable[Path | str]) -> int:
+        """Make the record below the folder ``under`` exactly ``paths`` (files the tool just
+        wrote or found unchanged there): record them, and remove (:meth:`discard`) the
+        recorded files below ``under`` that are not among them. Paths stay strings
+        throughout (a STAC catalog: 10^5 files). Returns the number of files removed."""
+        now = {self.rel(p) for p in paths}
+        prefix = self.rel(under).rstrip(os.sep) + os.sep
+        stale = [r for (r,) in self._db.execute(
+            "SELECT path FROM files WHERE path >= ? AND path < ?",
+            (prefix, prefix[:-1] + chr(ord(os.sep) + 1))) if r not in now]
+        try:
+            removed = self.discard([self.abs(r) for r in stale]) if stale else 0
+            self._record(sorted(now))
+        except sqlite3.Error as exc:
+            raise OutputError(f"cannot write the state file {self.path}: {exc}") from exc
+        return removed
+
     def discard(self, paths: Iterable[Path | str]) -> int:
         """Remove files the tool wrote: each of ``paths`` that is in the record is deleted
         and dropped from it, and the folders this leaves empty are removed (up to the
@@ -254,7 +286,8 @@ class State:
             except FileNotFoundError:
                 pass
             folders.add(p.parent)
-        self._db.executemany("DELETE FROM files WHERE path=?", [(r,) for r in mine])
+        with self._transaction():
+            self._db.executemany("DELETE FROM files WHERE path=?", [(r,) for r in mine])
         for folder in sorted(folders, key=lambda f: -len(f.parts)):
             while folder != self.root and self.root in folder.parents:
                 try:
@@ -285,9 +318,27 @@ class State:
 
     def records(self, stage: str = "tile") -> list[tuple[str, int, dict]]:
         """(branch, scene, record) of every scene that finished ``stage``, sorted."""
-        rows = self._db.execute("SELECT branch, scene, record FROM stages WHERE stage=? "
-                                "ORDER BY branch, scene", (stage,)).fetchall()
-        return [(b, s, json.loads(r)) for b, s, r in rows]
+        return list(self.iter_records(stage))
+
+    def iter_records(self, stage: str = "tile", without: str | None = None
+                     ) -> Iterator[tuple[str, int, dict]]:
+        """:meth:`records` one scene at a time (a full reproduction's tile records hold
+        every patch's record: hundreds of MB of JSON), sorted; ``without``: a top-level key
+        left out of each record by SQLite (e.g. ``patch_records``) before it is parsed."""
+        col, args = "record", [stage]
+        if without is not None:
+            try:  # SQLite's JSON functions (built in since 3.38)
+                self._db.execute("SELECT json_remove('{}', '$.x')")
+                col, args = "json_remove(record, ?)", [f"$.{without}", stage]
+            except sqlite3.OperationalError:
+                pass
+        cur = self._db.execute(f"SELECT branch, scene, {col} FROM stages WHERE stage=? "
+                               "ORDER BY branch, scene", args)
+        for b, s, r in cur:
+            rec = json.loads(r)
+            if without is not None:
+                rec.pop(without, None)
+            yield b, s, rec
 
 
 def record_written(root: Path | str, paths: Iterable[Path | str]) -> None:

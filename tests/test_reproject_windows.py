@@ -187,4 +187,6 @@ def test_warper_settings_and_when_it_is_skipped(lc_file, tmp_path, monkeypatch):
     warp_to_file(lc_file, tmp_path / "a.tif", aligned, LC)
     warp_to_file(lc_file, tmp_path / "b.tif", aligned, LC, threads=3)
     assert [w["num_threads"] for w in warps] == [2, 3]
-    assert all(w["warp_mem_limit"] == 256 and w["init_dest_nodata"] for w in warps)
+    # the destination starts as nodata: declared (masked warp), or given (fast path)
+    assert all(w["warp_mem_limit"] == 256 and (w["init_dest_nodata"] or
+                                               w.get("INIT_DEST") == LC.nodata) for w in warps)

@@ -39,12 +39,10 @@ TS_SPLITS = "splits_sen12mscrts.json"
 
 
 def _by_split(keys: Iterable[tuple[str, Any]]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {"train": [], "val": [], "test": []}
+    found: dict[str, set[Any]] = {"train": set(), "val": set(), "test": set()}
     for split, key in keys:
-        if key not in out[split]:
-            out[split].append(key)
-    for k in out:
-        out[k] = sorted(out[k], key=lambda e: (len(str(e)), str(e)))
+        found[split].add(key)
+    out = {k: sorted(v, key=lambda e: (len(str(e)), str(e))) for k, v in found.items()}
     out["all"] = out["train"] + out["test"] + out["val"]
     return out
 

@@ -11,17 +11,21 @@ Validated in the tests with the real ``mlcroissant`` package; writing needs no d
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import datetime as dt
 import json
+from array import array
 from pathlib import Path
 from typing import Any
 
-from pyproj import Transformer
+import numpy as np
 
 from .. import __version__
 from . import cr_describe, layout
+from ..geo import to_lonlat
 from ..products import S2_LEVEL_SUMMARY, level_of
-from ..raster.io import atomic_write_text, sha256
+from ..raster.io import atomic_path, atomic_write_text, sha256
 
 CROISSANT = "croissant.json"
 SPLIT_DIR = "croissant"
@@ -81,25 +85,63 @@ LABEL_COMMON = [
 ]
 
 
-def _bbox(rows: list[dict[str, str]]) -> tuple[float, float, float, float] | None:
-    pts = []
-    for r in rows:
-        tr = Transformer.from_crs(r["crs"], "EPSG:4326", always_xy=True)
+class _Corners:
+    """The corners of the patches, per CRS, gathered as they stream by: their lon/lat
+    bounding box is taken with one vectorized transform per CRS."""
+
+    def __init__(self) -> None:
+        self.xy: dict[str, tuple[array, array]] = {}
+
+    def add(self, r: dict[str, str]) -> None:
+        xs, ys = self.xy.setdefault(r["crs"], (array("d"), array("d")))
         for x in ("left", "right"):
             for y in ("bottom", "top"):
-                pts.append(tr.transform(float(r[x]), float(r[y])))
-    if not pts:
-        return None
-    return (min(p[0] for p in pts), min(p[1] for p in pts), max(p[0] for p in pts),
-            max(p[1] for p in pts))
+                xs.append(float(r[x]))
+                ys.append(float(r[y]))
+
+    def bbox(self) -> tuple[float, float, float, float] | None:
+        lon, lat = [], []
+        for crs, (xs, ys) in self.xy.items():
+            a, b = to_lonlat(crs).transform(np.frombuffer(xs), np.frombuffer(ys))
+            lon.append(np.asarray(a))
+            lat.append(np.asarray(b))
+        if not lon:
+            return None
+        lon_all, lat_all = np.concatenate(lon), np.concatenate(lat)
+        return (float(lon_all.min()), float(lat_all.min()), float(lon_all.max()),
+                float(lat_all.max()))
+
+
+def _write_split_csvs(root: Path, corners: _Corners, seasons: set[str]) -> list[str]:
+    """``croissant/<split>.csv``: the kept manifest rows of each split, in one pass over
+    ``manifest.csv`` (row by row); the kept rows' corners and seasons are gathered on the
+    way. Returns the manifest's header."""
+    manifest = root / "manifest.csv"
+    with open(manifest, newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f), None) or layout.MANIFEST_HEADER
+    paths = {split: root / SPLIT_DIR / f"{split}.csv" for split in SPLITS}
+    with contextlib.ExitStack() as stack:
+        writers = {}
+        for split, path in paths.items():
+            tmp = stack.enter_context(atomic_path(path))
+            f = stack.enter_context(open(tmp, "w", newline="", encoding="utf-8"))
+            writers[split] = csv.writer(f, lineterminator="\n")
+            writers[split].writerow(header)
+        for r in layout.iter_csv(manifest):
+            if r["status"] != "kept":
+                continue
+            corners.add(r)
+            seasons.add(r["season"])
+            if r.get("split") in writers:
+                writers[r["split"]].writerow([r.get(k, "") for k in header])
+    return header
 
 
 def write_croissant(root: Path, cfg: Any) -> Path:
     """Write ``croissant/<split>.csv`` and ``croissant.json`` from ``manifest.csv``."""
     root = Path(root)
-    rows = layout.read_csv(root / "manifest.csv")
-    kept = [r for r in rows if r["status"] == "kept"]
-    header = list(rows[0].keys()) if rows else layout.MANIFEST_HEADER
+    corners, seasons_seen = _Corners(), set()
+    header = _write_split_csvs(root, corners, seasons_seen)
     files: list[dict] = [{"@type": "cr:FileObject", "@id": "manifest.csv", "name": "manifest.csv",
                           "contentUrl": "manifest.csv", "encodingFormat": "text/csv",
                           "sha256": sha256(root / "manifest.csv")}]
@@ -109,8 +151,6 @@ def write_croissant(root: Path, cfg: Any) -> Path:
     record_sets = []
     for split in SPLITS:
         path = root / SPLIT_DIR / f"{split}.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        layout.write_csv(path, header, [r for r in kept if r.get("split") == split])
         fid = f"{SPLIT_DIR}/{split}.csv"
         files.append({"@type": "cr:FileObject", "@id": fid, "name": fid, "contentUrl": fid,
                       "encodingFormat": "text/csv", "sha256": sha256(path),
@@ -129,7 +169,7 @@ def write_croissant(root: Path, cfg: Any) -> Path:
         files.append({"@type": "cr:FileSet", "@id": f"{dd}-patches", "name": f"{dd}-patches",
                       "description": f"{what} patch GeoTIFFs", "encodingFormat": "image/tiff",
                       "includes": f"ROIs*/{dd}_*/*.tif"})
-    seasons = sorted({r["season"] for r in kept})
+    seasons = sorted(seasons_seen)
     starts = [str(cfg.seasons[s].start) for s in seasons if cfg and s in cfg.seasons]
     ends = [str(cfg.seasons[s].end) for s in seasons if cfg and s in cfg.seasons]
     doc: dict[str, Any] = {
@@ -151,7 +191,7 @@ def write_croissant(root: Path, cfg: Any) -> Path:
                      *(["ESA WorldCover"] if "wc" in extra else []),
                      *(["Dynamic World"] if "dw" in extra else [])],
         "distribution": files, "recordSet": record_sets}
-    box = _bbox(kept)
+    box = corners.bbox()
     if box:  # schema.org GeoShape box: "south west north east"
         doc["spatialCoverage"] = {"@type": "Place", "geo": {
             "@type": "GeoShape", "box": f"{box[1]:.5f} {box[0]:.5f} {box[3]:.5f} {box[2]:.5f}"}}

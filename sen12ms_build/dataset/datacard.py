@@ -7,10 +7,11 @@ licences and citations, and the tool version and config fingerprint.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,26 +56,22 @@ def config_fingerprint(cfg: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def labels_section(rows: list[dict[str, str]], kept: list[dict[str, str]]) -> list[str]:
+def labels_section(summary: _Kept) -> list[str]:
     """The data card's lines on the 10 m labels of a run with ``labels:`` (empty without):
     the product, its files, classes and colours, the class histogram, and the licence and
     attribution its terms require."""
     from ..labels import ATTRIBUTION, PRODUCT_OF, classes
 
-    extra = [dd for dd in layout.EXTRA_DATA_IDS if rows and dd in rows[0]]
+    extra = [dd for dd in layout.EXTRA_DATA_IDS if dd in summary.header]
     if not extra:
         return []
     dd = extra[0]
     product = PRODUCT_OF[dd]
-    first = next((r for r in kept if r.get("labels_product")), {})
+    first = summary.first_labelled
     version, period = first.get("labels_version", ""), first.get("labels_period", "")
     licence, attribution = ATTRIBUTION[product]
     year = period if product == "worldcover" else ""
-    hist: Counter = Counter()
-    for r in kept:
-        for pair in filter(None, r.get("labels_counts", "").split(";")):
-            k, v = pair.split(":")
-            hist[int(k)] += int(v)
+    hist = summary.label_hist
     total = sum(hist.values()) or 1
     what = {"worldcover": f"ESA WorldCover {version} ({period}), band `Map`: the product's "
                           "codes, uint8, nodata 0",
@@ -99,14 +96,59 @@ def labels_section(rows: list[dict[str, str]], kept: list[dict[str, str]]) -> li
     return lines
 
 
+@dataclass
+class _Kept:
+    """What the data card needs of the kept patches, gathered in one pass over the manifest
+    (row by row, so a 180k-patch manifest is never held in memory)."""
+
+    header: list[str] = field(default_factory=list)
+    #: kept, train and test patches per branch
+    per_branch: dict[str, Counter] = field(default_factory=dict)
+    #: IGBP pixels of the kept patches
+    hist: Counter = field(default_factory=Counter)
+    #: 10 m label pixels of the kept patches (a run with ``labels:``)
+    label_hist: Counter = field(default_factory=Counter)
+    first_labelled: dict[str, str] = field(default_factory=dict)
+    #: the cloud-removal columns of the kept patches (the ``cr`` variant)
+    cr_rows: list[dict[str, str]] = field(default_factory=list)
+
+
+def _counts(r: dict[str, str], key: str, into: Counter) -> None:
+    for pair in filter(None, r.get(key, "").split(";")):
+        k, v = pair.split(":")
+        into[int(k)] += int(v)
+
+
+def _kept_counts(manifest: Path) -> _Kept:
+    """One pass over ``manifest.csv``: the counts and histograms of its kept patches."""
+    out = _Kept()
+    with open(manifest, newline="", encoding="utf-8") as f:
+        out.header = next(csv.reader(f), None) or []
+    for r in layout.iter_csv(manifest):
+        if r["status"] != "kept":
+            continue
+        c = out.per_branch.setdefault(r["branch"], Counter())
+        c["kept"] += 1
+        c[r.get("split", "")] += 1
+        _counts(r, "igbp_counts", out.hist)
+        if r.get("labels_product"):
+            _counts(r, "labels_counts", out.label_hist)
+            out.first_labelled = out.first_labelled or r
+        if r.get("cloud_coverage") or r.get("time_gap_days"):
+            out.cr_rows.append({k: r[k] for k in ("cloud_coverage", "time_gap_days")
+                                if k in r})
+    return out
+
+
+
 def write_datacard(root: Path, cfg: Any) -> Path:
     """Write ``<root>/README.md``."""
     from .splits import read_info
 
     root = Path(root)
-    rows = layout.read_csv(root / "manifest.csv")
-    kept = [r for r in rows if r["status"] == "kept"]
     scenes = layout.read_csv(root / "scenes.csv")
+    kept = _kept_counts(root / "manifest.csv")
+    hist = kept.hist
     lines = [f"# {root.name}: a SEN12MS-style dataset", "",
              f"Sentinel-1 SAR (VV, VH, sigma0 dB), {S2_LEVEL_SUMMARY[level_of(cfg)]} "
              "and MODIS land cover (IGBP, LCCS) as patch triplets of "
@@ -128,18 +170,14 @@ def write_datacard(root: Path, cfg: Any) -> Path:
     intro = cr_describe.datacard_intro(cfg)  # a variant's layout (None: the paper's)
     if intro:
         lines[2] = intro
-    for branch in sorted({r["branch"] for r in scenes}):
-        sc = [r for r in scenes if r["branch"] == branch]
-        pk = [r for r in kept if r["branch"] == branch]
+    by_branch: dict[str, list[dict]] = {}
+    for r in scenes:
+        by_branch.setdefault(r["branch"], []).append(r)
+    for branch, sc in sorted(by_branch.items()):
+        pk = kept.per_branch.get(branch, Counter())
         lines.append(f"| {branch} | {sc[0]['season']} | {len(sc)} | "
-                     f"{sum(r['status'] == 'kept' for r in sc)} | {len(pk)} | "
-                     f"{sum(r.get('split') == 'train' for r in pk)} | "
-                     f"{sum(r.get('split') == 'test' for r in pk)} |")
-    hist: Counter = Counter()
-    for r in kept:
-        for pair in filter(None, r.get("igbp_counts", "").split(";")):
-            k, v = pair.split(":")
-            hist[int(k)] += int(v)
+                     f"{sum(r['status'] == 'kept' for r in sc)} | {pk['kept']} | "
+                     f"{pk['train']} | {pk['test']} |")
     total = sum(hist.values()) or 1
     lines += ["", "## IGBP class histogram (pixels of kept patches)", "",
               "| class | name | pixels | share |", "|---|---|---|---|"]
@@ -156,10 +194,10 @@ def write_datacard(root: Path, cfg: Any) -> Path:
     if info.get("method") == "groups":
         lines.append(f"ROIs whose footprints overlap or touch in any season form one group "
                      f"({len(info.get('groups', []))} groups); whole groups go to one side.")
-    lines += cr_describe.datacard_lines(root, cfg, kept, scenes)
+    lines += cr_describe.datacard_lines(root, cfg, kept.cr_rows, scenes)
     sources = SOURCES if level_of(cfg) == "l1c" else SOURCES.replace(
         "| Sentinel-2 L1C (Copernicus, ESA) |", "| Sentinel-2 L2A (Copernicus, ESA) |")
-    lines += labels_section(rows, kept)
+    lines += labels_section(kept)
     lines += ["", "## Sources, licences, citation", "", sources, "",
               "## Build", "", f"- tool: sen12ms-build {__version__}",
               f"- config fingerprint: `{config_fingerprint(cfg)}`"

@@ -10,8 +10,9 @@ it, so the dataset, not the orchestrator, owns it.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..curation import decisions
 from ..state import State, record_written, state_path
@@ -28,13 +29,40 @@ log = logging.getLogger(__name__)
 
 def scene_records(root: Path) -> list[tuple[dict, list[dict]]]:
     """(scene record, patch records) of every finished scene under ``root``."""
+    return list(iter_scene_records(root))
+
+
+def iter_scene_records(root: Path, patches: bool = True
+                       ) -> Iterator[tuple[dict, list[dict]]]:
+    """:func:`scene_records` one scene at a time, sorted by (branch, scene): memory holds
+    one scene's patch records, not the dataset's. ``patches=False``: the scene records
+    alone (each with an empty patch list), without reading the patch records."""
     path = state_path(root)
     if not path.exists():
-        return []
+        return
     with State(path) as state:
-        rows = state.records("tile")
-    return [({k: v for k, v in rec.items() if k != "patch_records"},
-             rec.get("patch_records", [])) for _, _, rec in rows]
+        for _, _, rec in state.iter_records("tile",
+                                            without=None if patches else "patch_records"):
+            yield rec, rec.pop("patch_records", [])
+
+
+def manifest_row(rec: dict, p: dict, split: str,
+                 ids: tuple[str, ...] = (*layout.DATA_IDS, provenance.QA_ID)
+                 ) -> dict[str, Any]:
+    """The ``manifest.csv`` row of one patch record ``p`` of the scene record ``rec``; ``ids``
+    the data ids whose file and checksum columns it fills (the triplet, any labels, qa)."""
+    left, bottom, right, top = p["bounds"]
+    return {
+        **p["values"],
+        **provenance.manifest_values(p.get("tags", {})),
+        "patch_id": f"{rec['branch']}_{rec['scene']}_p{p['patch']}",
+        "branch": rec["branch"], "season": rec["season"], "scene": rec["scene"],
+        "patch": p["patch"], "status": "kept" if p["kept"] else "rejected",
+        "reason": p["reason"], "crs": rec.get("crs", ""), "left": left,
+        "bottom": bottom, "right": right, "top": top, "review": p.get("review", ""),
+        "roi_id": rec.get("roi_id", ""), "split": split,
+        **{k: p["files"].get(k, "") for k in ids},
+        **{f"sha256_{k}": p.get("sha256", {}).get(k, "") for k in ids}}
 
 
 def extra_data_ids(records: Any) -> tuple[str, ...]:
@@ -47,7 +75,11 @@ def extra_data_ids(records: Any) -> tuple[str, ...]:
 def finalize(root: Path, cfg: Any) -> dict[str, int]:
     """Write ``manifest.csv``, ``scenes.csv``, ``seasons.csv``, ``train_list.txt``,
     ``test_list.txt`` and ``splits.json`` from every finished scene under ``root``, then the
-    dataset's descriptions (:func:`publish`: STAC catalog, ``croissant.json``, ``README.md``)."""
+    dataset's descriptions (:func:`publish`: STAC catalog, ``croissant.json``, ``README.md``).
+
+    One pass over the scene records (one scene in memory at a time) writes the manifest
+    as it goes; the split is drawn before it from the scene records alone. Memory and time
+    grow linearly with the patches (``scripts/benchmark_finalize.py``)."""
     from . import cr_tables, splits
 
     root = Path(root)
@@ -55,51 +87,48 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
         from .ts_finalize import finalize_ts
 
         return finalize_ts(root, cfg, scene_records(root))
-    records = decisions.apply_to_records(root, scene_records(root))  # reviewer's decisions
-    manifest, scenes = [], []
-    kept_scenes = [r for r, _ in records if r["status"] == "kept"]
+    t0 = time.perf_counter()
+    reviewed = decisions.load_decisions(root)  # the reviewer's decisions, applied per scene
+    heads = [r for r, _ in iter_scene_records(root, patches=False)]
+    kept_scenes = [r for r in heads if r["status"] == "kept"]
+    extra = extra_data_ids(heads)
+    ids = (*layout.DATA_IDS, *extra, provenance.QA_ID)
     sp = cfg.splits
     test, test_names, info = splits.assign(sp.method, root, kept_scenes, sp.test_fraction,
                                            sp.seed, sp.test_file, sp.leak_distance_m)
-    train_list, test_list = [], []
-    extra = extra_data_ids(r for r, _ in records)
-    ids = (*layout.DATA_IDS, *extra, provenance.QA_ID)
-    for rec, patches in records:
-        scenes.append(rec)
-        for p in patches:
-            left, bottom, right, top = p["bounds"]
-            if not p["kept"]:  # a reviewer's rejection leaves no quality layer behind
-                layout.quality_path(root, rec["seed"], rec["season"], rec["scene"],
-                                    p["patch"]).unlink(missing_ok=True)
-            split = ""
-            if p["kept"]:
-                name = Path(p["files"]["s2"]).name
-                in_test = name in test_names if test_names is not None else \
-                    (rec["branch"], rec["scene"]) in test
-                split = "test" if in_test else "train"
-                (test_list if in_test else train_list).append(name)
-            manifest.append({
-                **p["values"],
-                **provenance.manifest_values(p.get("tags", {})),
-                "patch_id": f"{rec['branch']}_{rec['scene']}_p{p['patch']}",
-                "branch": rec["branch"], "season": rec["season"], "scene": rec["scene"],
-                "patch": p["patch"], "status": "kept" if p["kept"] else "rejected",
-                "reason": p["reason"], "crs": rec.get("crs", ""), "left": left,
-                "bottom": bottom, "right": right, "top": top, "review": p.get("review", ""),
-                "roi_id": rec.get("roi_id", ""), "split": split,
-                **{k: p["files"].get(k, "") for k in ids},
-                **{f"sha256_{k}": p.get("sha256", {}).get(k, "") for k in ids},
-                **cr_tables.manifest_values(cfg, rec, p)})
-    layout.write_csv(root / "manifest.csv", cr_tables.manifest_header(cfg, extra), manifest)
+    scenes: list[dict] = []
+    train_list: list[str] = []
+    test_list: list[str] = []
+    scene_split: dict[tuple[str, int], set[str]] = {}
+    n_rows = 0
+
+    def rows() -> Iterator[dict[str, Any]]:
+        nonlocal n_rows
+        for rec, patches in iter_scene_records(root):
+            rec, patches = decisions.apply_to_records(root, [(rec, patches)], reviewed)[0]
+            scenes.append(rec)
+            for p in patches:
+                split = ""
+                if not p["kept"]:  # a reviewer's rejection leaves no quality layer behind
+                    layout.quality_path(root, rec["seed"], rec["season"], rec["scene"],
+                                        p["patch"]).unlink(missing_ok=True)
+                else:
+                    name = Path(p["files"]["s2"]).name
+                    in_test = name in test_names if test_names is not None else \
+                        (rec["branch"], rec["scene"]) in test
+                    split = "test" if in_test else "train"
+                    (test_list if in_test else train_list).append(name)
+                    scene_split.setdefault((rec["branch"], int(rec["scene"])),
+                                           set()).add(split)
+                n_rows += 1
+                yield {**manifest_row(rec, p, split, ids),
+                       **cr_tables.manifest_values(cfg, rec, p)}
+
+    layout.write_csv(root / "manifest.csv", cr_tables.manifest_header(cfg, extra), rows())
     layout.write_csv(root / "scenes.csv", cr_tables.scenes_header(cfg, extra), scenes)
-    layout.write_csv(root / "seasons.csv", layout.SEASONS_HEADER,
-                     layout.seasons_rows([r for r, _ in records]))
+    layout.write_csv(root / "seasons.csv", layout.SEASONS_HEADER, layout.seasons_rows(scenes))
     layout.write_lines(root / "train_list.txt", train_list)
     layout.write_lines(root / "test_list.txt", test_list)
-    scene_split = {}
-    for row in manifest:
-        if row["split"]:
-            scene_split.setdefault((row["branch"], int(row["scene"])), set()).add(row["split"])
     info.update(splits.footprint_report(
         root, [k for k, v in scene_split.items() if "train" in v],
         [k for k, v in scene_split.items() if "test" in v]) if scene_split else {})
@@ -110,14 +139,16 @@ def finalize(root: Path, cfg: Any) -> dict[str, int]:
                     "splits.leak_distance_m) or set splits.method roi (which leaks)",
                     len(kept_scenes), len(info.get("groups", [])))
     splits.write_info(root, info)
-    extra = []
+    log.debug("finalize: %d patch record(s) of %d scene(s): manifest, tables and splits "
+              "%.1f s", n_rows, len(scenes), time.perf_counter() - t0)
+    written = []
     if getattr(cfg, "variant", "sen12ms") == "cr":  # the split in the authors' loaders' form
         from .cr_splits import write_cr_splits
 
-        extra.append(write_cr_splits(root, manifest, info))
+        written.append(write_cr_splits(root, layout.iter_csv(root / "manifest.csv"), info))
     publish(root, cfg)
-    record_written(root, [root / f for f in ROOT_FILES if (root / f).exists()] + extra)
-    return {"scenes": len(records), "patches": len(manifest),
+    record_written(root, [root / f for f in ROOT_FILES if (root / f).exists()] + written)
+    return {"scenes": len(scenes), "patches": n_rows,
             "train": len(train_list), "test": len(test_list)}
 
 
@@ -129,7 +160,10 @@ def publish(root: Path, cfg: Any) -> None:
     from . import datacard
     from . import stac
 
-    stac.write_catalog(root, cfg)
-    croissant.write_croissant(root, cfg)
-    datacard.write_datacard(root, cfg)
-
+    took = []
+    for name, write in (("STAC", stac.write_catalog), ("Croissant", croissant.write_croissant),
+                        ("data card", datacard.write_datacard)):
+        t0 = time.perf_counter()
+        write(root, cfg)
+        took.append(f"{name} {time.perf_counter() - t0:.1f} s")
+    log.debug("finalize: %s", ", ".join(took))

@@ -17,16 +17,15 @@
 from __future__ import annotations
 
 import csv
-import io
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from ..raster.io import atomic_write_text
+from ..raster.io import OutputError, atomic_path, atomic_write_text, explain_os_error
 from ..state import WORK_DIR  # noqa: F401 (defined once, with the state file)
 
 DATA_IDS = ("s1", "s2", "lc")
@@ -124,15 +123,14 @@ def climate_zone(lat: float) -> str:
     return "temperate"
 
 
-def _csv_text(header: list[str], rows: Iterable[Iterable[Any] | Mapping[str, Any]]) -> str:
-    """CSV text; a row is a sequence in header order or a mapping by column name (missing
-    columns empty, keys outside the header ignored)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+def _write_rows(f: Any, header: list[str],
+                rows: Iterable[Iterable[Any] | Mapping[str, Any]]) -> None:
+    """CSV into the open text file ``f``; a row is a sequence in header order or a mapping
+    by column name (missing columns empty, keys outside the header ignored)."""
+    w = csv.writer(f, lineterminator="\n")
     w.writerow(header)
     for row in rows:
         w.writerow([row.get(k, "") for k in header] if isinstance(row, Mapping) else row)
-    return buf.getvalue()
 
 
 SEASONS_HEADER = ["branch", "season", "scene", "roi_id", "kind", "lon", "lat", "utm_zone",
@@ -199,13 +197,26 @@ SCENES_HEADER = ["branch", "season", "scene", "roi_id", "kind", "lon", "lat", "u
 
 def write_csv(path: Path, header: list[str],
               rows: Iterable[Iterable[Any] | Mapping[str, Any]]) -> None:
-    """Write a CSV atomically."""
-    atomic_write_text(path, _csv_text(header, rows))
+    """Write a CSV atomically, row by row (``rows`` may be a generator: memory stays flat
+    for a manifest of any length)."""
+    with atomic_path(path) as tmp:
+        try:
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                _write_rows(f, header, rows)
+        except OSError as exc:
+            raise OutputError(explain_os_error(exc, Path(path))) from exc
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    """Every row of a CSV (a list: for the root's small tables; :func:`iter_csv` for the
+    manifest)."""
+    return list(iter_csv(path))
+
+
+def iter_csv(path: Path) -> Iterator[dict[str, str]]:
+    """The rows of a CSV one at a time (the file is read as they are consumed)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        yield from csv.DictReader(f)
 
 
 # --- splits ------------------------------------------------------------------------------

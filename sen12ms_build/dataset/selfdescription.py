@@ -112,13 +112,11 @@ def check_splits(root: Path, rows: list[dict[str, str]]) -> list[str]:
         polys = splits.footprints(root, sides["train"] | sides["test"])
     except splits.SplitError as exc:
         return problems + [str(exc)]
-    for a in sorted(sides["train"]):
-        for b in sorted(sides["test"]):
-            area = splits.shared_area_m2([polys[a]], [polys[b]])
-            if area > 0:
-                problems.append(f"split leak: train {a[0]} scene {a[1]} and test {b[0]} scene "
-                                f"{b[1]} share {area:.0f} m² (splits.method groups promises "
-                                "none; re-run finalize)")
+    for a, b, area in splits.shared_pairs({k: polys[k] for k in sides["train"]},
+                                          {k: polys[k] for k in sides["test"]}):
+        problems.append(f"split leak: train {a[0]} scene {a[1]} and test {b[0]} scene "
+                        f"{b[1]} share {area:.0f} m² (splits.method groups promises "
+                        "none; re-run finalize)")
     return problems
 
 

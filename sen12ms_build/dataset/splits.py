@@ -19,6 +19,7 @@ scene square, which the patches tile).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import Counter
@@ -70,7 +71,12 @@ def footprints(root: Path, keys: Iterable[Key]) -> dict[Key, Polygon]:
 def _utm(poly: Polygon) -> Transformer:
     """lon/lat -> the UTM zone of the polygon's centroid (metres)."""
     c = poly.centroid
-    return Transformer.from_crs("EPSG:4326", f"EPSG:{utm_epsg(c.x, c.y)}", always_xy=True)
+    return _to_utm(utm_epsg(c.x, c.y))
+
+
+@functools.lru_cache(maxsize=128)
+def _to_utm(epsg: int) -> Transformer:
+    return Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
 
 
 def distance_m(a: Polygon, b: Polygon) -> float:
@@ -236,8 +242,56 @@ def footprint_report(root: Path, train: Iterable[Key], test: Iterable[Key]) -> d
     out = {"train_scenes": len(train), "test_scenes": len(test),
            "shared_area_m2": round(area, 1)}
     if train and test:
-        out["min_train_test_distance_m"] = round(min(
-            distance_m(polys[a], polys[b]) for a in train for b in test), 1)
+        out["min_train_test_distance_m"] = round(min_distance_m(
+            [polys[k] for k in train], [polys[k] for k in test]), 1)
+    return out
+
+
+def min_distance_m(a: list[Polygon], b: list[Polygon]) -> float:
+    """The shortest :func:`distance_m` from a footprint of ``a`` to one of ``b`` (both
+    non-empty), without measuring every pair: an STRtree of ``b`` gives each footprint of
+    ``a`` its nearest in degrees, whose distance in metres bounds the answer; then only the
+    footprints of ``b`` inside each one's box grown by that bound (in degrees, as
+    :func:`_near` grows it, 1 % wider for the UTM scale) are measured. Zero as soon as two
+    touch or overlap."""
+    tree = STRtree(b)
+    ia, ib = tree.query_nearest(a, all_matches=False)
+    best = min(distance_m(a[int(i)], b[int(j)]) for i, j in zip(ia, ib))
+    for g in a:
+        if best == 0.0:
+            break
+        for j in _near_candidates(g, tree, best * 1.01):
+            best = min(best, distance_m(g, b[int(j)]))
+    return best
+
+
+def _near_candidates(g: Polygon, tree: STRtree, distance: float) -> list[int]:
+    """Indices of the tree's footprints whose boxes lie within ``distance`` metres of
+    ``g``'s box (a superset of those within ``distance`` metres of ``g``)."""
+    lat = max(abs(g.bounds[1]), abs(g.bounds[3]))
+    dlat = distance / 110_000.0  # a degree of latitude is more than 110 km everywhere
+    dlon = dlat / max(math.cos(math.radians(min(lat + dlat, 89.0))), 1e-6)
+    x0, y0, x1, y1 = g.bounds
+    boxes = [box(x0 - dlon, y0 - dlat, x1 + dlon, y1 + dlat)]
+    if x0 - dlon < -180.0 or x1 + dlon > 180.0:  # across the antimeridian: the other side
+        shift = 360.0 if x0 - dlon < -180.0 else -360.0
+        boxes.append(box(x0 - dlon + shift, y0 - dlat, x1 + dlon + shift, y1 + dlat))
+    return sorted({int(j) for bx in boxes for j in tree.query(bx)})
+
+
+def shared_pairs(a: Mapping[Hashable, Polygon], b: Mapping[Hashable, Polygon]
+                 ) -> list[tuple[Hashable, Hashable, float]]:
+    """(key of ``a``, key of ``b``, geodesic m²) of every pair of footprints that shares
+    area (touching is not sharing), sorted by key: one STRtree query per footprint of
+    ``a``, not one test per pair."""
+    kb = sorted(b)
+    tree = STRtree([b[k] for k in kb])
+    out = []
+    for ka in sorted(a):
+        for j in sorted(int(j) for j in tree.query(a[ka], predicate="intersects")):
+            area = shared_area_m2([a[ka]], [b[kb[j]]])
+            if area > 0:
+                out.append((ka, kb[j], area))
     return out
 
 
@@ -255,5 +309,5 @@ def read_info(root: Path) -> dict | None:
 
 
 __all__ = ["assign", "distance_m", "draw_groups", "footprint_report", "footprints",
-           "overlap_groups", "read_info", "read_test_file", "shared_area_m2", "write_info",
-           "SplitError"]
+           "min_distance_m", "overlap_groups", "read_info", "read_test_file", "shared_area_m2",
+           "shared_pairs", "write_info", "SplitError"]

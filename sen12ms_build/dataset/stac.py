@@ -24,18 +24,25 @@ with a local ``referencing.Registry``: no network.
 from __future__ import annotations
 
 import datetime as dt
+import filecmp
+import functools
+import gc
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
-from pyproj import Transformer
+import numpy as np
 
 from . import cr_describe, layout
+from ..geo import to_lonlat
 from ..products import S2_LEVEL_TITLES, level_of, s2_modality
+from ..raster.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -79,103 +86,159 @@ def _time(s: str) -> dt.datetime | None:
 
 def _footprint(row: dict[str, str]) -> tuple[dict, list[float]]:
     """GeoJSON polygon (lon/lat) and bbox of a manifest row's UTM bounds."""
-    tr = Transformer.from_crs(row["crs"], "EPSG:4326", always_xy=True)
-    x0, y0, x1, y1 = (float(row[k]) for k in ("left", "bottom", "right", "top"))
-    ring = [tr.transform(x, y) for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0))]
-    ring = [[round(x, 7), round(y, 7)] for x, y in ring]
-    xs, ys = [p[0] for p in ring], [p[1] for p in ring]
-    return {"type": "Polygon", "coordinates": [ring]}, [min(xs), min(ys), max(xs), max(ys)]
+    return footprints([row])[0]
+
+
+def footprints(rows: list[dict[str, str]]) -> list[tuple[dict, list[float]]]:
+    """:func:`_footprint` of many rows: one vectorized transform per CRS. The ring is
+    the UTM square's corners (counter-clockwise from the lower left, closed) in lon/lat,
+    rounded to 1e-7 degrees (1 cm)."""
+    out: list = [None] * len(rows)
+    by_crs: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        by_crs.setdefault(r["crs"], []).append(i)
+    for crs, idx in by_crs.items():
+        b = np.array([[float(rows[i][k]) for k in ("left", "bottom", "right", "top")]
+                      for i in idx])
+        xs = b[:, [0, 2, 2, 0, 0]]
+        ys = b[:, [1, 1, 3, 3, 1]]
+        lon, lat = to_lonlat(crs).transform(xs.ravel(), ys.ravel())
+        lon = np.asarray(lon).reshape(xs.shape).tolist()
+        lat = np.asarray(lat).reshape(xs.shape).tolist()
+        for i, xr, yr in zip(idx, lon, lat):
+            ring = [[round(x, 7), round(y, 7)] for x, y in zip(xr, yr)]
+            xs_, ys_ = [p[0] for p in ring], [p[1] for p in ring]
+            out[i] = ({"type": "Polygon", "coordinates": [ring]},
+                      [min(xs_), min(ys_), max(xs_), max(ys_)])
+    return out
 
 
 def _rel(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target, start)).as_posix()
 
 
+def _up(root: Path, item_dir: Path) -> str:
+    """``_rel(root, item_dir)``, measured once per folder of item folders."""
+    return _up_from(os.fspath(root), os.path.dirname(os.fspath(item_dir)))
+
+
+@functools.lru_cache(maxsize=256)
+def _up_from(root: str, parent: str) -> str:
+    rel = _rel(Path(root), Path(parent))
+    return ".." if rel == "." else f"../{rel}"
+
+
 def make_item(row: dict[str, str], root: Path, item_dir: Path, season_start: str,
-              season_end: str, res_m: float = 10.0, s2_level: str = "l1c"):
+              season_end: str, res_m: float = 10.0, s2_level: str = "l1c",
+              footprint: tuple[dict, list[float]] | None = None):
     """The pystac Item of one kept manifest row (assets relative to ``item_dir``; its
     ``proj:shape`` from the row's bounds at ``res_m`` metres per pixel; its Sentinel-2
-    bands those of ``s2_level``)."""
+    bands those of ``s2_level``; ``footprint``: the row's :func:`footprints`, when made
+    for many rows at once).
+
+    The extension fields are filled as plain properties, with the names, values and schema
+    URIs of pystac's extension classes (:func:`_static`), which cost ten times more per
+    Item through their ``ext``/``apply`` (0.5 ms; a full reproduction has 180,662 Items).
+    ``tests/stac_reference.py`` makes the same Items through those classes."""
+    import pystac
+
+    st = _static(s2_level)
+    geom, bbox = footprint or _footprint(row)
+    up = _up(root, item_dir)  # the hrefs of the assets: up to the root, then the row's path
+    times = [t for t in (_time(x) for x in (row.get("s2_datetimes", "").split(";") +
+                                            row.get("s1_datetimes", "").split(";"))) if t]
+    main = _time(row.get("s2_datetimes", "").split(";")[0])
+    start = min(times) if times else _time(season_start)
+    end = max(times) if times else _time(season_end)
+    x0, y1 = float(row["left"]), float(row["top"])
+    size = round((float(row["right"]) - x0) / res_m) or 256
+    res = (float(row["right"]) - x0) / size
+    rel = row.get("s1_relative_orbits", "")
+    props = {"start_datetime": start.isoformat().replace("+00:00", "Z"),
+             "end_datetime": end.isoformat().replace("+00:00", "Z"),
+             "sen12ms:season": row["season"],
+             "sen12ms:roi_id": row.get("roi_id", ""),
+             "sen12ms:s2_product_ids": row.get("s2_product_ids", "").split(";")
+             if row.get("s2_product_ids") else [],
+             "sen12ms:s1_product_ids": row.get("s1_product_ids", "").split(";")
+             if row.get("s1_product_ids") else [],
+             "sen12ms:cloud_share": _num(row.get("cloud_share")),
+             "sen12ms:shadow_share": _num(row.get("shadow_share")),
+             **st["sar"],
+             "sen12ms:s1_orbit_states": [o for o in row.get("s1_orbit_states", "").split(";")
+                                         if o],
+             # one per S1 product id (None when unknown)
+             "sen12ms:s1_relative_orbits": [int(o) if o.isdigit() else None
+                                            for o in rel.split(";")] if rel else [],
+             # what made sigma0: Earth Engine's COPERNICUS/S1_GRD or the open-data GRD chain
+             "sen12ms:s1_processing": [p for p in row.get("s1_processing", "").split(";")
+                                       if p],
+             "proj:code": f"EPSG:{int(row['crs'].split(':')[1])}",
+             "proj:shape": [size, size],
+             "proj:transform": [res, 0.0, x0, 0.0, -res, y1],
+             **st["label"]}
+    counts = [p.split(":") for p in row.get("igbp_counts", "").split(";") if p]
+    if counts:
+        props["label:overviews"] = [{"property_key": "IGBP", "counts": [
+            {"name": IGBP_CLASSES.get(int(k), k), "count": int(v)} for k, v in counts]}]
+    props["ml-aoi:split"] = row["split"]
+    item = pystac.Item(id=row["patch_id"], geometry=geom, bbox=bbox, datetime=main or start,
+                       properties=props, stac_extensions=list(st["extensions"]))
+    for key, (title, roles, extra) in st["assets"].items():
+        if row.get(key) or key != "qa":
+            item.add_asset(key, pystac.Asset(f"{up}/{row[key]}", title,
+                                             media_type=pystac.MediaType.GEOTIFF,
+                                             roles=list(roles), extra_fields=dict(extra)))
+    labels = [dd for dd in layout.EXTRA_DATA_IDS if row.get(dd)]  # a run with ``labels:``
+    for dd in labels:
+        item.add_asset(dd, labels_asset(dd, f"{up}/{row[dd]}", row))
+    if labels:
+        item.stac_extensions.append(CLASSIFICATION)
+    if row.get("s2_cloudy"):  # the cr variant's cloudy input and its masks (cr_describe)
+        cr_describe.add_cloudy_assets(item, row, root, item_dir)
+    return item
+
+
+@functools.lru_cache(maxsize=None)
+def _static(s2_level: str) -> dict[str, Any]:
+    """What every Item of a level shares, made once with pystac's extension classes: the
+    extension schema URIs (in the order ``ext(add_if_missing=True)`` adds them), the ``sar``
+    and ``label`` fields as their ``apply`` writes them, the assets' titles and roles, and
+    the ``eo`` bands of the Sentinel-2 asset (L2A: 12 bands, no B10)."""
     import pystac
     from pystac.extensions.eo import Band, EOExtension
     from pystac.extensions.label import LabelClasses, LabelExtension, LabelType
     from pystac.extensions.projection import ProjectionExtension
     from pystac.extensions.sar import FrequencyBand, Polarization, SarExtension
 
-    geom, bbox = _footprint(row)
-    times = [t for t in (_time(x) for x in (row.get("s2_datetimes", "").split(";") +
-                                            row.get("s1_datetimes", "").split(";"))) if t]
-    main = _time(row.get("s2_datetimes", "").split(";")[0])
-    start = min(times) if times else _time(season_start)
-    end = max(times) if times else _time(season_end)
-    item = pystac.Item(id=row["patch_id"], geometry=geom, bbox=bbox,
-                       datetime=main or start,
-                       properties={"start_datetime": start.isoformat().replace("+00:00", "Z"),
-                                   "end_datetime": end.isoformat().replace("+00:00", "Z"),
-                                   "sen12ms:season": row["season"],
-                                   "sen12ms:roi_id": row.get("roi_id", ""),
-                                   "sen12ms:s2_product_ids": row.get("s2_product_ids", "")
-                                   .split(";") if row.get("s2_product_ids") else [],
-                                   "sen12ms:s1_product_ids": row.get("s1_product_ids", "")
-                                   .split(";") if row.get("s1_product_ids") else [],
-                                   "sen12ms:cloud_share": _num(row.get("cloud_share")),
-                                   "sen12ms:shadow_share": _num(row.get("shadow_share"))})
-    tif = pystac.MediaType.GEOTIFF
-    item.add_asset("s2", pystac.Asset(_rel(root / row["s2"], item_dir),
-                                      S2_LEVEL_TITLES[s2_level],
-                                      media_type=tif, roles=["data"]))
-    item.add_asset("s1", pystac.Asset(_rel(root / row["s1"], item_dir),
-                                      "Sentinel-1 GRD sigma0 (dB)", media_type=tif,
-                                      roles=["data"]))
-    item.add_asset("lc", pystac.Asset(_rel(root / row["lc"], item_dir),
-                                      "MODIS MCD12Q1 land cover", media_type=tif,
-                                      roles=["data", "labels"]))
-    if row.get("qa"):
-        item.add_asset("qa", pystac.Asset(_rel(root / row["qa"], item_dir),
-                                          "cloud, shadow and source-image index",
-                                          media_type=tif, roles=["metadata", "cloud"]))
-    eo = EOExtension.ext(item.assets["s2"], add_if_missing=True)
-    eo.bands = [Band.create(name=b, common_name=S2_EO[b][0], center_wavelength=S2_EO[b][1],
-                            full_width_half_max=S2_EO[b][2])
-                for b in s2_modality(s2_level).bands]  # L2A: 12 bands, no B10
-    sar = SarExtension.ext(item, add_if_missing=True)
-    sar.apply(instrument_mode="IW", frequency_band=FrequencyBand.C,
-              polarizations=[Polarization.VV, Polarization.VH], product_type="GRD")
-    item.properties["sen12ms:s1_orbit_states"] = \
-        [o for o in row.get("s1_orbit_states", "").split(";") if o]
-    rel = row.get("s1_relative_orbits", "")  # one per S1 product id ("" when unknown)
-    item.properties["sen12ms:s1_relative_orbits"] = \
-        [int(o) if o.isdigit() else None for o in rel.split(";")] if rel else []
-    # what made sigma0: Earth Engine's COPERNICUS/S1_GRD or the open-data GRD chain
-    item.properties["sen12ms:s1_processing"] = \
-        [p for p in row.get("s1_processing", "").split(";") if p]
-    proj = ProjectionExtension.ext(item, add_if_missing=True)
-    epsg = int(row["crs"].split(":")[1])
-    x0, y1 = float(row["left"]), float(row["top"])
-    size = round((float(row["right"]) - x0) / res_m) or 256
-    res = (float(row["right"]) - x0) / size
-    proj.apply(epsg=epsg, shape=[size, size], transform=[res, 0.0, x0, 0.0, -res, y1])
-    label = LabelExtension.ext(item, add_if_missing=True)
+    probe = pystac.Item(id="probe", geometry=None, bbox=None,
+                        datetime=dt.datetime(2017, 1, 1, tzinfo=dt.UTC), properties={})
+    SarExtension.ext(probe, add_if_missing=True).apply(
+        instrument_mode="IW", frequency_band=FrequencyBand.C,
+        polarizations=[Polarization.VV, Polarization.VH], product_type="GRD")
+    sar = dict(probe.properties)
+    probe.properties.clear()
     # raster labels: one unnamed class list (the label extension requires name null), the
     # IGBP scheme of band 1, which SEN12MS's benchmarks use; bands 2-4 are LCCS schemes
-    label.apply(label_description="MODIS MCD12Q1 land cover; band 1 IGBP (classes 1-17), "
-                "bands 2-4 LCCS land cover, land use, surface hydrology",
-                label_type=LabelType.RASTER, label_properties=None,
-                label_classes=[LabelClasses.create(classes=LC_CODES["IGBP"], name=None)],
-                label_tasks=["classification", "segmentation"])
-    counts = [p.split(":") for p in row.get("igbp_counts", "").split(";") if p]
-    if counts:
-        item.properties["label:overviews"] = [{"property_key": "IGBP", "counts": [
-            {"name": IGBP_CLASSES.get(int(k), k), "count": int(v)} for k, v in counts]}]
-    for dd in layout.EXTRA_DATA_IDS:  # the 10 m labels of a run with ``labels:``
-        if row.get(dd):
-            item.add_asset(dd, labels_asset(dd, _rel(root / row[dd], item_dir), row))
-            item.stac_extensions.append(CLASSIFICATION)
-    item.stac_extensions.append(ML_AOI)
-    item.properties["ml-aoi:split"] = row["split"]
-    if row.get("s2_cloudy"):  # the cr variant's cloudy input and its masks (cr_describe)
-        cr_describe.add_cloudy_assets(item, row, root, item_dir)
-    return item
+    LabelExtension.ext(probe, add_if_missing=True).apply(
+        label_description="MODIS MCD12Q1 land cover; band 1 IGBP (classes 1-17), "
+        "bands 2-4 LCCS land cover, land use, surface hydrology",
+        label_type=LabelType.RASTER, label_properties=None,
+        label_classes=[LabelClasses.create(classes=LC_CODES["IGBP"], name=None)],
+        label_tasks=["classification", "segmentation"])
+    label = dict(probe.properties)
+    bands = [Band.create(name=b, common_name=S2_EO[b][0], center_wavelength=S2_EO[b][1],
+                         full_width_half_max=S2_EO[b][2]).to_dict()
+             for b in s2_modality(s2_level).bands]
+    return {"extensions": (EOExtension.get_schema_uri(), SarExtension.get_schema_uri(),
+                           ProjectionExtension.get_schema_uri(),
+                           LabelExtension.get_schema_uri(), ML_AOI),
+            "sar": sar, "label": label,
+            "assets": {  # key: (title, roles, extra fields)
+                "s2": (S2_LEVEL_TITLES[s2_level], ("data",), {"eo:bands": bands}),
+                "s1": ("Sentinel-1 GRD sigma0 (dB)", ("data",), {}),
+                "lc": ("MODIS MCD12Q1 land cover", ("data", "labels"), {}),
+                "qa": ("cloud, shadow and source-image index", ("metadata", "cloud"), {})}}
 
 
 def labels_asset(data_id: str, href: str, row: dict[str, str]):
@@ -219,96 +282,319 @@ def _num(x: str | None) -> float | None:
         return None
 
 
-def write_catalog(root: Path, cfg: Any) -> dict[str, Any]:
-    """(Re)write ``<root>/stac/`` from ``manifest.csv``; returns sizes (bytes, files)."""
+#: Kept manifest rows made into Items at a time (their geoparquet rows are one batch).
+CHUNK = 2048
+#: Threads writing the Item files (the system calls release the GIL).
+WRITE_THREADS = 4
+ITEM_MEDIA_TYPE = "application/geo+json"
+
+
+def catalog(cfg: Any):
+    """The root pystac Catalog of the dataset (without its children)."""
+    import pystac
+
+    cat = pystac.Catalog(
+        id="sen12ms", title="SEN12MS-style patch triplets",
+        description="Sentinel-1 SAR, cloud-free Sentinel-2 mosaics and MODIS land cover "
+                    f"as patch triplets of {layout.patch_description(cfg)} "
+                    "(sen12ms-build).")
+    cat.add_link(pystac.Link("license", "../README.md", media_type="text/markdown",
+                             title="data card: sources and licences"))
+    return cat
+
+
+def season_span(cfg: Any, branch: str) -> tuple[str, str]:
+    """(start, end) of a branch's season as STAC times (a default year without a config)."""
+    season = branch.split("_", 1)[1]
+    sc = cfg.seasons.get(season) if cfg else None
+    s0 = f"{sc.start}T00:00:00Z" if sc else "2017-01-01T00:00:00Z"
+    return s0, f"{sc.end}T23:59:59Z" if sc else s0
+
+
+def collection(branch: str, cfg: Any, bbox: list[float], n_items: int, splits: list[str]):
+    """The pystac Collection of one season branch (without its items): ``n_items`` triplets
+    in ``bbox`` (lon/lat), of the ``splits`` named."""
+    import pystac
+
+    season = branch.split("_", 1)[1]
+    s0, s1 = season_span(cfg, branch)
+    coll = pystac.Collection(
+        id=branch, description=f"{season} branch ({branch}): {n_items} triplets",
+        extent=pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent(
+            [[_time(s0), _time(s1)]])), license=LICENSE,
+        summaries=pystac.Summaries({"ml-aoi:split": sorted(splits),
+                                    "sar:instrument_mode": ["IW"],
+                                    "sar:polarizations": ["VV", "VH"]}))
+    coll.stac_extensions += [ML_AOI, "https://stac-extensions.github.io/sar/v1.0.0/"
+                             "schema.json"]
+    return coll
+
+
+def _link(rel: str, href: str, media_type: str, title: str | None = None) -> dict[str, str]:
+    """A link as pystac writes it in a self-contained catalog."""
+    return {"rel": rel, "href": href, "type": media_type, **({"title": title} if title else {})}
+
+
+class _Branch:
+    """What a collection needs of its items, gathered as they stream by."""
+
+    def __init__(self, cfg: Any, branch: str, out: Path) -> None:
+        self.span = season_span(cfg, branch)
+        self.folder = out / branch
+        self.ids: list[str] = []
+        self.splits: set[str] = set()
+        self.bbox = [math.inf, math.inf, -math.inf, -math.inf]
+
+    def add(self, item_id: str, bbox: list[float], split: str) -> None:
+        self.ids.append(item_id)
+        self.splits.add(split)
+        self.bbox = [min(self.bbox[0], bbox[0]), min(self.bbox[1], bbox[1]),
+                     max(self.bbox[2], bbox[2]), max(self.bbox[3], bbox[3])]
+
+
+def _kept_rows(root: Path) -> Iterator[dict[str, str]]:
+    path = Path(root) / "manifest.csv"
+    return (r for r in layout.iter_csv(path) if r["status"] == "kept")
+
+
+def _chunks(rows: Iterable[dict], n: int) -> Iterator[list[dict]]:
+    chunk: list[dict] = []
+    for r in rows:
+        chunk.append(r)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def write_if_changed(path: Path | str, data: bytes) -> bool:
+    """Write ``data`` to ``path`` atomically unless the file already holds exactly these
+    bytes; returns whether it was written. (A resumed run rewrites only what changed.)"""
+    try:
+        if os.stat(path).st_size == len(data):
+            with open(path, "rb") as f:
+                if f.read() == data:
+                    return False
+    except OSError:
+        pass  # absent or unreadable: written
+    atomic_write_bytes(path, data)
+    return True
+
+
+def write_catalog(root: Path, cfg: Any) -> dict[str, int]:
+    """(Re)write ``<root>/stac/`` from ``manifest.csv``: one Item file per kept patch, one
+    Collection per branch, the root Catalog and ``items.parquet``; the files of Items no
+    longer kept go. A file is written only when its content changed, so a resumed run that
+    adds a scene writes that scene's Items and the index files (collections, catalog,
+    geoparquet), not the dataset's.
+
+    The manifest is read once, :data:`CHUNK` rows at a time: memory is flat and the time
+    linear in the patches. The files are byte for byte those pystac's
+    ``Catalog.save(SELF_CONTAINED)`` writes for the same objects (``tests/stac_reference``
+    checks it), without its link resolution, whose cost grows with the square of the
+    items per collection. Returns counts: ``items``, ``written`` (files written),
+    ``unchanged``, ``removed``."""
     import pystac
 
     root = Path(root)
     out = root / STAC_DIR
-    rows = [r for r in layout.read_csv(root / "manifest.csv") if r["status"] == "kept"]
     res_m = cfg.reproject.resolution_m if cfg is not None else 10.0
+    level = level_of(cfg)
+    dumps = pystac.StacIO.default().json_dumps  # what Catalog.save writes with
+    cat = catalog(cfg)
+    root_link = _link("root", "../../catalog.json", "application/json", cat.title)
+    branches: dict[str, _Branch] = {}
+    counts = {"items": 0, "written": 0, "unchanged": 0, "removed": 0}
+    files = _Files()
+
+    def put(path: Path | str, obj: dict) -> None:
+        files.put(path, dumps(obj).encode("utf-8"))
+
     (root / layout.WORK_DIR).mkdir(parents=True, exist_ok=True)
-    # written whole into a folder of its own, then moved in place file by file
-    # (absolute, and without a dot in its name: pystac takes a dotted name for a file's)
-    tmp = Path(tempfile.mkdtemp(prefix="stac_partial_", dir=root / layout.WORK_DIR)).absolute()
+    tmp = Path(tempfile.mkdtemp(prefix="stac_parquet_", dir=root / layout.WORK_DIR))
     try:
-        catalog = pystac.Catalog(
-            id="sen12ms", title="SEN12MS-style patch triplets",
-            description="Sentinel-1 SAR, cloud-free Sentinel-2 mosaics and MODIS land cover "
-                        f"as patch triplets of {layout.patch_description(cfg)} "
-                        "(sen12ms-build).")
-        catalog.add_link(pystac.Link("license", "../README.md", media_type="text/markdown",
-                                     title="data card: sources and licences"))
-        items_all = []
-        for branch in sorted({r["branch"] for r in rows}):
-            season = branch.split("_", 1)[1]
-            sc = cfg.seasons.get(season) if cfg else None
-            s0 = f"{sc.start}T00:00:00Z" if sc else "2017-01-01T00:00:00Z"
-            s1 = f"{sc.end}T23:59:59Z" if sc else s0
-            mine = [r for r in rows if r["branch"] == branch]
-            items = [make_item(r, root, root / STAC_DIR / branch / r["patch_id"], s0, s1,
-                               res_m, level_of(cfg)) for r in mine]
-            bbox = [min(i.bbox[0] for i in items), min(i.bbox[1] for i in items),
-                    max(i.bbox[2] for i in items), max(i.bbox[3] for i in items)]
-            coll = pystac.Collection(
-                id=branch, description=f"{season} branch ({branch}): {len(items)} triplets",
-                extent=pystac.Extent(pystac.SpatialExtent([bbox]), pystac.TemporalExtent(
-                    [[_time(s0), _time(s1)]])), license=LICENSE,
-                summaries=pystac.Summaries({"ml-aoi:split": sorted({r["split"] for r in mine}),
-                                            "sar:instrument_mode": ["IW"],
-                                            "sar:polarizations": ["VV", "VH"]}))
-            coll.stac_extensions += [ML_AOI, "https://stac-extensions.github.io/sar/v1.0.0/"
-                                     "schema.json"]
-            coll.add_items(items)
-            catalog.add_child(coll)
-            items_all += items
-        catalog.normalize_hrefs(str(tmp) + "/")
-        catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
-        if items_all:
-            write_parquet(items_all, tmp / PARQUET)
-        written = []
-        for f in sorted(p for p in tmp.rglob("*") if p.is_file()):
-            target = out / f.relative_to(tmp)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(f, target)
-            written.append(target)
+        parts = _ParquetParts(tmp)
+        for chunk in _uncollected(_chunks(_kept_rows(root), CHUNK)):
+            table_rows = []
+            for row, fp in zip(chunk, footprints(chunk)):
+                branch, pid = row["branch"], row["patch_id"]
+                b = branches.get(branch) or branches.setdefault(branch,
+                                                                _Branch(cfg, branch, out))
+                item_dir = b.folder / pid
+                item = make_item(row, root, item_dir, *b.span, res_m, level, fp)
+                d = item.to_dict(include_self_link=False, transform_hrefs=False)
+                for asset in item.assets.values():  # no cycle: freed without the collector
+                    asset.owner = None
+                b.add(pid, d["bbox"], row["split"])
+                table_rows.append({**d, "links": [], "collection": branch})
+                d["links"] = [root_link,
+                              _link("collection", "../collection.json", "application/json"),
+                              _link("parent", "../collection.json", "application/json")]
+                d["collection"] = branch
+                put(f"{item_dir}{os.sep}{pid}.json", d)
+            parts.add(table_rows)
+            counts["items"] += len(chunk)
+            files.next_chunk()
+        cat_dict = cat.to_dict(include_self_link=False, transform_hrefs=False)
+        cat_dict["links"] = [_link("root", "./catalog.json", "application/json", cat.title),
+                             *cat_dict["links"]]
+        for branch in sorted(branches):
+            b = branches[branch]
+            coll = collection(branch, cfg, b.bbox, len(b.ids), sorted(b.splits))
+            d = coll.to_dict(include_self_link=False, transform_hrefs=False)
+            d["links"] = [_link("root", "../catalog.json", "application/json", cat.title),
+                          *(_link("item", f"./{i}/{i}.json", ITEM_MEDIA_TYPE) for i in b.ids),
+                          _link("parent", "../catalog.json", "application/json", cat.title)]
+            put(out / branch / "collection.json", d)
+            cat_dict["links"].append(_link("child", f"./{branch}/collection.json",
+                                           "application/json"))
+        put(out / "catalog.json", cat_dict)
+        files.close()
+        if counts["items"]:
+            target = out / PARQUET
+            parts.write(tmp / PARQUET)  # (written beside, then moved in when it changed)
+            same = target.is_file() and filecmp.cmp(tmp / PARQUET, target, shallow=False)
+            if not same:
+                os.replace(tmp / PARQUET, target)
+            files.count[not same] += 1
+            files.current.append(os.fspath(target))
     finally:
+        files.pool.shutdown(cancel_futures=True)
         shutil.rmtree(tmp, ignore_errors=True)  # the folder this call made
-    _replace_record(root, out, written)
-    return catalog_size(root)
+    counts.update(written=files.count[True], unchanged=files.count[False])
+    counts["removed"] = _replace_record(root, out, files.current)
+    log.info("stac: %d item(s); %d file(s) written, %d unchanged, %d removed",
+             counts["items"], counts["written"], counts["unchanged"], counts["removed"])
+    return counts
 
 
-def _replace_record(root: Path, out: Path, written: list[Path]) -> None:
+def _uncollected(chunks: Iterator[list[dict]]) -> Iterator[list[dict]]:
+    """``chunks``, with Python's cyclic garbage collector paused while they are consumed.
+    Each Item makes a hundred containers and a chunk's worth is alive at a time: the
+    collector, run every 700 allocations, would traverse them over and over (a third of
+    the CPU time at 10^4 Items). The one cycle an Item makes (a pystac Asset's ``owner``)
+    is broken once the Item is written (:func:`write_catalog`), so everything else is
+    freed as it goes and memory stays bounded."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield from chunks
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _Files:
+    """The catalog's files, each written when its content changed (:func:`write_if_changed`)
+    by :data:`WRITE_THREADS` threads, so the file system's waits (a folder, a file and a
+    rename per Item) overlap the making of the next Items; at most two chunks of Items are
+    in flight. ``current``: every file of the catalog (as strings: 10^5 Path objects slow
+    the garbage collector); ``count``: files written (True) and unchanged (False)."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=WRITE_THREADS)
+        self.current: list[str] = []
+        self.count = {True: 0, False: 0}
+        self.pending: list[Future] = []
+        self.previous: list[Future] = []
+
+    def put(self, path: Path | str, data: bytes) -> None:
+        self.pending.append(self.pool.submit(write_if_changed, path, data))
+        self.current.append(os.fspath(path))
+
+    def next_chunk(self) -> None:
+        """Wait for the chunk before the last one (raising its errors)."""
+        self._finish(self.previous)
+        self.previous, self.pending = self.pending, []
+
+    def close(self) -> None:
+        self._finish(self.previous)
+        self._finish(self.pending)
+        self.previous, self.pending = [], []
+
+    def _finish(self, futures: list[Future]) -> None:
+        for f in futures:
+            self.count[f.result()] += 1
+
+
+def _replace_record(root: Path, out: Path, current: list[str]) -> int:
     """The catalog's files in the record of written files; files of an earlier catalog
     that this one no longer has (items of removed patches) go. A file the tool did not
-    write is left in ``stac/``."""
+    write is left in ``stac/``. Returns the number of files removed."""
     from ..state import State, state_path
 
     if not state_path(root).exists():
-        return
+        return 0
     with State(state_path(root)) as st:
-        now = {st.rel(p) for p in written}
-        stale = [p for p in st.written(out) if st.rel(p) not in now]
-        if stale:
-            log.info("stac: %d file(s) of an earlier catalog removed", st.discard(stale))
-        st.wrote(written)
+        return st.replace_written(out, current)
 
 
-def write_parquet(items: list, path: Path) -> None:
-    """Every Item as one stac-geoparquet file (asset hrefs as in the JSON Items)."""
-    import stac_geoparquet.arrow as sga
+class _ParquetParts:
+    """``items.parquet`` built from batches of Item dicts with flat memory: each batch is
+    converted to stac-geoparquet's Arrow form and kept on disk in ``folder``; :meth:`write`
+    unifies their schemas (an optional field absent from a batch) and streams them into
+    one file, in order, with stac-geoparquet's metadata."""
 
-    logging.getLogger("stac_geoparquet").setLevel(logging.WARNING)  # one INFO line per batch
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: list[Path] = []
+        self.schema = None
 
-    dicts = []
-    for it in items:
-        d = it.to_dict(include_self_link=False, transform_hrefs=False)
-        d["links"] = []
-        dicts.append(d)
-    table = sga.parse_stac_items_to_arrow(dicts)
-    tmp = path.with_name(f".{path.name}.tmp")
-    sga.to_parquet(table, tmp)
-    tmp.replace(path)
+    def add(self, dicts: list[dict]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not dicts:
+            return
+        batch = items_to_arrow(dicts)
+        self.schema = batch.schema if self.schema is None else pa.unify_schemas(
+            [self.schema, batch.schema], promote_options="permissive")
+        path = self.folder / f"part_{len(self.files):06d}.parquet"
+        pq.write_table(pa.Table.from_batches([batch]), path)
+        self.files.append(path)
+
+    def write(self, path: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        import stac_geoparquet.arrow as sga
+
+        logging.getLogger("stac_geoparquet").setLevel(logging.WARNING)
+
+        def batches() -> Iterator:  # one part at a time, in order, read as the schema says
+            for f in self.files:
+                yield from pq.read_table(f, schema=self.schema).to_batches()
+
+        sga.to_parquet(pa.RecordBatchReader.from_batches(self.schema, batches()), path)
+
+
+def items_to_arrow(dicts: list[dict]):
+    """Item dicts (fresh: their ``geometry`` is replaced) as one stac-geoparquet Arrow
+    RecordBatch, as ``stac_geoparquet.arrow.parse_stac_items_to_arrow`` makes it, without
+    its deep copy of every Item (most of its time at this size: the dicts here are made
+    for this call alone). Falls back to that function when stac-geoparquet's batch class
+    moved."""
+    import shapely
+    import shapely.geometry
+
+    try:
+        import pyarrow as pa
+        from stac_geoparquet.arrow._batch import StacJsonBatch
+    except ImportError:  # another stac-geoparquet layout: the public path, with its copies
+        import stac_geoparquet.arrow as sga
+
+        return sga.parse_stac_items_to_arrow(dicts).read_next_batch()
+    rings = [d["geometry"]["coordinates"] for d in dicts]
+    if all(d["geometry"]["type"] == "Polygon" and len(r) == 1 and len(r[0]) == 5
+           for d, r in zip(dicts, rings)):  # the footprints: one vectorized conversion
+        geoms = shapely.polygons(np.array([r[0] for r in rings], dtype=float))
+    else:
+        geoms = [shapely.geometry.shape(d["geometry"]) for d in dicts]
+    wkb = shapely.to_wkb(geoms, flavor="iso")
+    for d, g in zip(dicts, wkb):
+        d["geometry"] = g
+    raw = StacJsonBatch(pa.RecordBatch.from_struct_array(pa.array(dicts)))
+    return raw.to_arrow_batch(True).inner
 
 
 def catalog_files(root: Path) -> list[Path]:

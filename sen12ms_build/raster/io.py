@@ -92,6 +92,39 @@ def atomic_write_text(path: Path | str, text: str) -> None:
             raise OutputError(explain_os_error(exc, Path(path))) from exc
 
 
+def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    """Write a file atomically in few system calls (for the many small files of a STAC
+    catalog): :func:`atomic_path`'s temporary name, written through the descriptor that
+    made it, then renamed; its folder is made when missing."""
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    try:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=TMP_SUFFIX, dir=folder)
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=TMP_SUFFIX, dir=folder)
+    except OSError as exc:
+        raise OutputError(explain_os_error(exc, Path(path))) from exc
+    try:
+        try:
+            os.fchmod(fd, FILE_MODE)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise OutputError(explain_os_error(exc, Path(path))) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 GTIFF_PROFILE: dict[str, Any] = {
     "driver": "GTiff",
     "tiled": True,
