@@ -115,7 +115,7 @@ def test_rejected_patches_are_kept_aside_with_reason_and_values(defect_run):
                                   int(r["scene"]))
         assert all((wd / "utm" / f"{dd}.tif").exists() for dd in layout.DATA_IDS)
     for r in manifest:  # every check measured on every patch
-        assert all(r[c] != "" for c in curation.CHECK_NAMES), r["patch_id"]
+        assert all(r[c] != "" for c in curation.TRIPLET_CHECK_NAMES), r["patch_id"]
     scenes = rows(root / "scenes.csv")
     assert all(s["s2_dark_floor"] and s["seam"] != "" for s in scenes)
 

@@ -100,8 +100,12 @@ def test_layout_and_summary(archive):
         elif e["modality"] == "s1":
             assert re.fullmatch(r"s1/\d{8}T\d{6}_(ASCENDING|DESCENDING)\.tif", e["path"])
             assert e["simulated"] is True
-        else:
+        elif e["modality"] == "lc":
             assert e["path"] == "lc/MCD12Q1_2016.tif" and e["simulated"] is True
+        else:  # the 10 m labels' stand-in, named as ESA's tiles
+            assert e["modality"] == "worldcover" and e["simulated"] is True
+            assert re.fullmatch(r"worldcover/ESA_WorldCover_10m_2020_v100_N\d\dW\d{3}_Map\.tif",
+                                e["path"])
     # acquisitions per season: S2 3-4, S1 2-3
     for season in demo.SEASONS:
         n2 = sum(1 for e in _s2(summary) if e["season"] == season)

@@ -1,7 +1,7 @@
 """The ``stac`` backend's cloud-removal exports: the ``cr`` cloudy acquisition beside the
 mosaic and the ``cr-ts`` time series (:mod:`sen12ms_build.backends.cloudy`), with the
 backend's own searches and readers (Sentinel-2 read straight onto the scene grid,
-Sentinel-1 as sigma0 items or through the GRD chain, one item at a time).
+Sentinel-1 through the GRD chain, one item at a time).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ...mosaic import engine
 from ...raster.io import FAST_COMPRESSION, write_raster
 from .. import TimeSeriesExport, TimeSeriesRequest, cloudy
 from . import sentinel1, sentinel2
-from .reader import AssetProblem, SourceUnavailable, read_stack
+from .reader import AssetProblem, SourceUnavailable
 
 
 def writer(grid: Any) -> cloudy.Writer:
@@ -52,26 +52,28 @@ def export_time_series(backend: Any, request: TimeSeriesRequest,
         return None
 
     src1 = backend.options.sources["s1"]
-    items = backend._search(src1, request).items  # noqa: SLF001
-    items = sorted(items, key=lambda i: sentinel1.describe(i)["time"])
+    found = backend._search(src1, request)  # noqa: SLF001 (the backend's own search)
+    items, problems, _ = sentinel1.painting_order(found.items, request.start, request.end,
+                                                  request.roi.ring())  # oldest first
+    for line in problems:
+        backend._problem_line(line)  # noqa: SLF001
+    dem: dict[str, np.ndarray] = {}
 
     def read_s1(entry: Mapping[str, Any]) -> np.ndarray | None:
-        item = entry["item"]
+        """One GRD item through the chain (sigma0 dB, 2 x H x W float32, NaN outside)."""
         try:
-            if src1.kind == "s1-sigma0":
-                return read_stack(backend.reader(src1),
-                                  sentinel1.sigma0_assets(item, src1.product.assets),
-                                  grid, "float32", float("nan"))
-            return backend._s1_grd(item, src1, grid, request)  # noqa: SLF001
+            if "heights" not in dem:
+                dem["heights"], _ = backend._dem(grid, request)  # noqa: SLF001
+            return backend._s1_grd(entry["item"], src1, grid, dem["heights"])[0]  # noqa: SLF001
         except AssetProblem as exc:
             backend._problem(exc)  # noqa: SLF001
             return None
 
     s1 = []
     for item in items:
-        d = sentinel1.describe(item)
-        s1.append({"id": d["product_id"], "time": d["time"], "orbit_pass": d["orbit_pass"],
-                   "item": item})
+        c = sentinel1.candidate(item)
+        s1.append({"id": c.product_id, "time": c.start.isoformat(),
+                   "orbit_pass": c.orbit_pass.upper(), "item": item})
     res = cloudy.export_time_series(request, acqs, read_s2, s1, read_s1, roi_mask, out,
                                     writer(grid))
     if failure:
