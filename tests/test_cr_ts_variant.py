@@ -140,7 +140,7 @@ def test_the_dry_run_gives_the_cost(ts_config):
 
 def test_descriptions_and_quicklooks(ts_run):
     from sen12ms_build.dataset.croissant import validate_croissant
-    from sen12ms_build.dataset.stac import validate_catalog
+    from sen12ms_build.dataset.stac_validate import validate_catalog
 
     _, _, root = ts_run
     assert validate_catalog(root) == []

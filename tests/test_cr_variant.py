@@ -195,7 +195,7 @@ def test_exact_entries_beat_the_loaders_substring_match():
 
 def test_self_descriptions_carry_the_pair(cr_run):
     from sen12ms_build.dataset.croissant import validate_croissant
-    from sen12ms_build.dataset.stac import validate_catalog
+    from sen12ms_build.dataset.stac_validate import validate_catalog
 
     _, _, root = cr_run
     kept = [r for r in _rows(root) if r["status"] == "kept"]

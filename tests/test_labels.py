@@ -292,12 +292,13 @@ def test_labels_run_writes_an_aligned_worldcover_patch_beside_every_triplet(labe
 
 def test_labels_tags_stac_croissant_datacard_and_validate(labels_run):
     from sen12ms_build.dataset import stac as dstac
+    from sen12ms_build.dataset.stac_validate import validate_catalog
     from sen12ms_build.dataset.validate import validate_tree
 
     cfg, _ = labels_run
     root = Path(cfg.out)
     assert validate_tree(root) == []
-    assert dstac.validate_catalog(root) == []
+    assert validate_catalog(root) == []
     r = next(r for r in _rows(root) if r["status"] == "kept")
     with rasterio.open(root / r["wc"]) as f:
         tags = f.tags()

@@ -74,7 +74,7 @@ def _manifest(root: Path, keys: tuple[str, ...], checksums: bool) -> tuple[list[
 
 def _descriptions(root: Path) -> list[str]:
     from .croissant import validate_croissant
-    from .stac import validate_catalog
+    from .stac_validate import validate_catalog
 
     return validate_catalog(root) + validate_croissant(root)
 

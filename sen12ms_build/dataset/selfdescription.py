@@ -12,7 +12,7 @@ import rasterio
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from . import croissant, layout, provenance, splits, stac
+from . import croissant, layout, provenance, splits, stac, stac_validate
 from ..raster.io import sha256
 
 def check_tags(root: Path, rows: list[dict[str, str]]) -> list[str]:
@@ -122,7 +122,7 @@ def check_splits(root: Path, rows: list[dict[str, str]]) -> list[str]:
 
 def check_stac(root: Path, rows: list[dict[str, str]]) -> list[str]:
     """The catalog validates offline and has one Item per kept patch."""
-    problems = stac.validate_catalog(root)
+    problems = stac_validate.validate_catalog(root)
     if (root / stac.STAC_DIR / "catalog.json").exists():
         out = root / stac.STAC_DIR
         items = {p.stem for p in stac.catalog_files(root)
