@@ -26,7 +26,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import rasterio
@@ -167,6 +167,22 @@ def scan(folder: Path, count: int | None = None, required_tags: tuple[str, ...] 
     return acquisitions, problems
 
 
+def _s2_reader(found: list[Any], grid: Grid) -> Callable[[engine.Acquisition],
+                                                          np.ndarray | None]:
+    """The engine's reader of the archive's Sentinel-2 files ``found``: an acquisition read
+    onto ``grid`` with nearest (bands x H x W, dtype and nodata of ``S2``), or None (one
+    log line) when its file is corrupt."""
+    files = {a.path.name: a for a in found}
+
+    def read(acq: engine.Acquisition) -> np.ndarray | None:
+        try:
+            return warp_array(files[acq.name].path, grid, "nearest", S2.nodata, S2.dtype)
+        except InputError as exc:
+            log.error("skipping corrupt acquisition: %s", exc)
+            return None
+    return read
+
+
 def _engine_acquisition(acq: Acquisition) -> engine.Acquisition:
     """The mosaicking engine's view of an archive file."""
     return engine.Acquisition(
@@ -281,14 +297,7 @@ class LocalBackend(Backend):
         ring = request.roi.ring()
         s2 = query(self.index("s2"), ring, request.start, request.end)
         s1 = query(self.index("s1"), ring, request.start, request.end)
-        files = {a.path.name: a for a in s2}
-
-        def read_s2(acq: engine.Acquisition) -> np.ndarray | None:
-            try:
-                return warp_array(files[acq.name].path, grid, "nearest", S2.nodata, S2.dtype)
-            except InputError as exc:
-                log.error("skipping corrupt acquisition: %s", exc)
-                return None
+        read_s2 = _s2_reader(s2, grid)
 
         def read_s1(a: dict[str, Any]) -> np.ndarray | None:
             try:
@@ -334,14 +343,7 @@ class LocalBackend(Backend):
         if not found:
             raise NoDataError(f"no Sentinel-2 acquisition for ROI {request.roi.id} in "
                               f"{request.start}..{request.end}")
-        files = {a.path.name: a for a in found}
-
-        def read(acq: engine.Acquisition) -> np.ndarray | None:
-            try:
-                return warp_array(files[acq.name].path, grid, "nearest", S2.nodata, S2.dtype)
-            except InputError as exc:
-                log.error("skipping corrupt acquisition: %s", exc)
-                return None
+        read = _s2_reader(found, grid)
 
         acqs = [_engine_acquisition(a) for a in found]
         res = engine.mosaic_acquisitions(acqs, read, pixel_size_m(grid), roi_mask, params)
