@@ -199,3 +199,43 @@ def test_an_earlier_versions_state_file_is_read_as_written(tmp_path, monkeypatch
     with State(path) as st:
         assert st.done("b", 1, "tile", "fp") == {}
         assert st.written() == [patch]
+
+
+def test_state_path_is_the_documented_place(tmp_path):
+    """README: the state file is ``<out>/.work/state.sqlite``."""
+    from sen12ms_build.state import state_path
+
+    assert state_path(tmp_path) == tmp_path / ".work" / "state.sqlite"
+    assert state_path(str(tmp_path / "x")) == tmp_path / "x" / ".work" / "state.sqlite"
+
+
+def test_discard_deletes_every_recorded_file_and_counts_them(state):
+    """``discard`` deletes each recorded path (the first one too) and returns how many it
+    deleted; a file outside the record is left alone, and emptied folders go."""
+    root = state.root
+    mine = [root / "stac" / "b" / f"i{k}" / f"i{k}.json" for k in range(3)]
+    foreign = root / "stac" / "b" / "notes.txt"
+    for f in [*mine, foreign]:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"{}")
+    state.wrote(mine)
+    assert state.discard([*mine, foreign]) == 3
+    assert not any(f.exists() for f in mine) and foreign.read_bytes() == b"{}"
+    assert not any((root / "stac" / "b" / f"i{k}").exists() for k in range(3))
+    assert state.written() == []
+
+
+def test_replace_written_stays_inside_its_folder(state):
+    """``replace_written(under, now)``: the stale recorded files below ``under`` go, those of
+    sibling folders whose names start like it (``stac0``, ``stac-old``) stay."""
+    root = state.root
+    kept, stale = root / "stac" / "a.json", root / "stac" / "x" / "b.json"
+    siblings = [root / "stac0" / "c.json", root / "stac-old" / "d.json"]
+    for f in [kept, stale, *siblings]:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"{}")
+    state.wrote([kept, stale, *siblings])
+    assert state.replace_written(root / "stac", [kept]) == 1
+    assert kept.exists() and not stale.exists()
+    assert all(f.exists() for f in siblings)
+    assert set(state.written()) == {kept, *siblings}
