@@ -63,3 +63,15 @@ def test_seasons_rows_hemisphere_at_the_equator():
     got = dict(zip(layout.SEASONS_HEADER, row, strict=True))
     assert got["hemisphere"] == "south" and got["climatic_season"] == "winter"
     assert got["climate_zone"] == "temperate"
+
+
+def test_patch_description_says_the_runs_patches():
+    """SEN12MS's 256 px at 10 m without a config; a run's own size and resolution with one."""
+    from types import SimpleNamespace
+
+    from sen12ms_build.dataset.layout import patch_description
+
+    assert patch_description(None) == "256 x 256 px at 10 m"
+    cfg = SimpleNamespace(tiling=SimpleNamespace(patch_size=128),
+                          reproject=SimpleNamespace(resolution_m=20.0))
+    assert patch_description(cfg) == "128 x 128 px at 20 m"
