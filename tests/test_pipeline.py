@@ -85,7 +85,11 @@ def test_manifest_checksums_and_splits(demo_run):
     train = (root / "train_list.txt").read_text().split()
     test = (root / "test_list.txt").read_text().split()
     assert sorted(train + test) == sorted(Path(r["s2"]).name for r in kept)
-    scene_of = lambda n: (layout.parse_patch_filename(n).season, layout.parse_patch_filename(n).scene)  # noqa: E731
+
+    def scene_of(n):
+        p = layout.parse_patch_filename(n)
+        return p.season, p.scene
+
     assert not {scene_of(n) for n in train} & {scene_of(n) for n in test}
     # splits.method groups (default): the demo's planned ROIs form three groups more than
     # splits.leak_distance_m apart; whole groups go to one side, and one is test

@@ -42,7 +42,8 @@ def test_the_plan_covers_every_profile_and_quota_offline(monkeypatch):
     items = int(rows[("s2", "cdse", "s2-l1c")][0].replace(",", ""))
     assert abs(items - 150 * 9 * 1.3 * 1.384 ** 2) < 150
     assert "monthly volume" in out
-    # a plan that breaks a quota says which and by how much: 4 workers x 4 reads of CDSE = 16 connections where 4 are allowed: 300 % over; at the
+    # a plan that breaks a quota says which and by how much: 4 workers x 4 reads of CDSE =
+    # 16 connections where 4 are allowed: 300 % over; at the
     # assumed 0.15 s per request that is 6,400 requests/min where 2,000 are allowed: 220 %
     assert "BREAKS 4 concurrent connections by 300 %" in out
     assert "BREAKS 2000 requests/min by 220 %" in out

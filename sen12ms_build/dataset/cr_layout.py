@@ -20,8 +20,8 @@
     <root>/ROIs1868/17/S2_mask/0/s2_mask_ROIs1868_17_ImgNo_0_2018-01-03_patch_1.tif
 
   i.e. ``ROIs<seed>/<roi>/{S1,S2}/<t>/<s1|s2>_ROIs<seed>_<roi>_ImgNo_<t>_<YYYY-MM-DD>``
-  ``_patch_<n>.tif`` with ``<roi>`` the scene number and ``<t>`` the time point (0-based); the masks beside, in
-  ``S2_mask`` (a folder the authors' loaders never list).
+  ``_patch_<n>.tif`` with ``<roi>`` the scene number and ``<t>`` the time point (0-based);
+  the masks beside, in ``S2_mask`` (a folder the authors' loaders never list).
 
 No folder name of either tree at the root contains ``_s1`` except the s1 branches: the
 SEN12MS-CR loader walks every root entry whose name contains it.
