@@ -109,3 +109,28 @@ def test_nearest_warp_between_aligned_grids_is_a_plain_read(tmp_path):
         assert np.array_equal(got, reference), name
     over = warp_array(path, grids["overhanging"], "nearest", 0, "uint16")
     assert (over[:, :, :9] == 0).all() and (over[:, -13:] == 0).all() and over[:, 0, 9:].all()
+
+
+def test_a_sources_own_nodata_is_masked_when_warping(tmp_path):
+    """A source that declares its own nodata (0) warped with another destination nodata
+    (255): its 0 pixels are masked, so they come out as 255 and no valid pixel next to them
+    is pulled towards 0."""
+    from affine import Affine
+
+    from sen12ms_build.geo import Grid
+    from sen12ms_build.raster.warp import warp_array
+
+    t = Affine(10.0, 0, 500000.0, 0, -10.0, 4000000.0)
+    data = np.full((1, 40, 40), 100, np.uint8)
+    data[:, 10:20, 10:20] = 0  # the source's nodata block
+    src = tmp_path / "own_nodata.tif"
+    write_raster(src, data, crs="EPSG:32632", transform=t, nodata=0)
+    grid = Grid("EPSG:32632", t * Affine.translation(0.5, 0.5), 39, 39)  # half-pixel shift
+    out = warp_array(src, grid, "bilinear", 255, "uint8")[0]
+    # output pixel (r, c) blends source pixels r..r+1, c..c+1: fully inside the block
+    assert (out[10:19, 10:19] == 255).all()
+    # fully outside the block: exactly the valid value, never a blend with 0
+    ring = np.ones((39, 39), bool)
+    ring[8:20, 8:20] = False
+    assert (out[ring] == 100).all()
+    assert not ((out > 0) & (out < 100)).any()
