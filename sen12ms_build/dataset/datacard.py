@@ -140,7 +140,6 @@ def _kept_counts(manifest: Path) -> _Kept:
     return out
 
 
-
 def write_datacard(root: Path, cfg: Any) -> Path:
     """Write ``<root>/README.md``."""
     from .splits import read_info
