@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -160,16 +160,17 @@ class StacBackend(Backend):
         return acqs, {"skipped": skipped, "dropped": [d.line() for d in found.dropped],
                       "repeated": found.repeated}
 
-    def s2_mosaic(self, request: SceneRequest, grid: Grid, roi_mask: np.ndarray
-                  ) -> tuple[engine.MosaicResult, dict[str, Any]]:
-        """The scene's Sentinel-2 mosaic through the shared engine (:func:`s2_acquisitions`
-        read by :func:`sentinel2.read_acquisition`)."""
+    def s2_reader(self, grid: Grid, skipped: list[str]
+                  ) -> tuple[Callable[[engine.Acquisition], np.ndarray | None],
+                             list[SourceUnavailable]]:
+        """The engine's reader of Sentinel-2 acquisitions onto ``grid``
+        (:func:`sentinel2.read_acquisition`), and the list that keeps the first
+        :class:`SourceUnavailable`. An acquisition with a broken asset reads as None, its
+        problem line appended to ``skipped``; once the source is unavailable every later
+        one reads as None too, and the caller raises the kept failure when the engine is
+        done."""
         src = self.options.sources["s2"]
         level = src.level or "l1c"
-        acqs, info = self.s2_acquisitions(request)
-        if not acqs:
-            raise NoDataError(f"no Sentinel-2 acquisition for ROI {request.roi.id} in "
-                              f"{request.start}..{request.end} at {src.profile.name}")
         reader = self.reader(src)
         failure: list[SourceUnavailable] = []
 
@@ -179,11 +180,23 @@ class StacBackend(Backend):
             try:
                 return sentinel2.read_acquisition(reader, acq, grid, level)
             except AssetProblem as exc:
-                info["skipped"].append(self._problem(exc))
+                skipped.append(self._problem(exc))
             except SourceUnavailable as exc:
                 failure.append(exc)
             return None
 
+        return read, failure
+
+    def s2_mosaic(self, request: SceneRequest, grid: Grid, roi_mask: np.ndarray
+                  ) -> tuple[engine.MosaicResult, dict[str, Any]]:
+        """The scene's Sentinel-2 mosaic through the shared engine (:func:`s2_acquisitions`
+        read by :func:`sentinel2.read_acquisition`)."""
+        src = self.options.sources["s2"]
+        acqs, info = self.s2_acquisitions(request)
+        if not acqs:
+            raise NoDataError(f"no Sentinel-2 acquisition for ROI {request.roi.id} in "
+                              f"{request.start}..{request.end} at {src.profile.name}")
+        read, failure = self.s2_reader(grid, info["skipped"])
         res = engine.mosaic_acquisitions(acqs, read, pixel_size_m(grid), roi_mask,
                                          request.params)
         if failure:

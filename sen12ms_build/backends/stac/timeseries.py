@@ -11,11 +11,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ...mosaic import engine
 from ...raster.io import FAST_COMPRESSION, write_raster
 from .. import TimeSeriesExport, TimeSeriesRequest, cloudy
-from . import sentinel1, sentinel2
-from .reader import AssetProblem, SourceUnavailable
+from . import sentinel1
+from .reader import AssetProblem
 
 
 def writer(grid: Any) -> cloudy.Writer:
@@ -34,22 +33,8 @@ def export_time_series(backend: Any, request: TimeSeriesRequest,
     out.mkdir(parents=True, exist_ok=True)
     grid = request.grid(backend.export_grid)
     roi_mask = np.ones(grid.shape, bool)  # the scene grid is the ROI square itself
-    src2 = backend.options.sources["s2"]
-    level = src2.level or "l1c"
-    acqs, _ = backend.s2_acquisitions(request)
-    reader2 = backend.reader(src2)
-    failure: list[SourceUnavailable] = []
-
-    def read_s2(acq: engine.Acquisition) -> np.ndarray | None:
-        if failure:
-            return None
-        try:
-            return sentinel2.read_acquisition(reader2, acq, grid, level)
-        except AssetProblem as exc:
-            backend._problem(exc)  # noqa: SLF001 (the backend's record of skipped inputs)
-        except SourceUnavailable as exc:
-            failure.append(exc)
-        return None
+    acqs, info = backend.s2_acquisitions(request)
+    read_s2, failure = backend.s2_reader(grid, info["skipped"])
 
     src1 = backend.options.sources["s1"]
     found = backend._search(src1, request)  # noqa: SLF001 (the backend's own search)
