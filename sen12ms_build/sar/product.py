@@ -181,6 +181,28 @@ def _read_xml(path: Path) -> bytes:
     raise InputError(f"{path}: missing (named in manifest.safe); is the SAFE complete?")
 
 
+def read_radar_window(path: Path | str, rows: slice, cols: slice, band: int = 1
+                      ) -> np.ndarray:
+    """Rows and columns of one band of a raster in radar geometry (GCPs, no CRS: no warning
+    for the missing geotransform), (h, w) of the file's dtype; only the window's blocks are
+    read.
+
+    Raises:
+        IndexError: the window is outside the raster (the message says both sizes).
+        rasterio.errors.RasterioIOError: the file cannot be opened or read.
+    """
+    with warnings.catch_warnings():  # radar geometry: no geotransform, by design
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        src = rasterio.open(path)
+    with src:
+        if rows.start < 0 or cols.start < 0 or rows.stop > src.height \
+                or cols.stop > src.width:
+            raise IndexError(f"window rows {rows.start}:{rows.stop}, cols {cols.start}:"
+                             f"{cols.stop} outside its {src.height} x {src.width} pixels")
+        return src.read(band, window=Window(cols.start, rows.start, cols.stop - cols.start,
+                                            rows.stop - rows.start))
+
+
 def window_reader(path: Path | str, band: int = 1) -> DnReader:
     """A :data:`DnReader` of a measurement raster (a GRD TIFF or COG; GCPs and no CRS are
     fine: only rows and columns are used). The file is opened per call, so the reader holds
@@ -192,18 +214,9 @@ def window_reader(path: Path | str, band: int = 1) -> DnReader:
 
     def read(rows: slice, cols: slice) -> np.ndarray:
         try:
-            with warnings.catch_warnings():  # radar geometry: no geotransform, by design
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                src = rasterio.open(path)
-            with src:
-                if rows.start < 0 or cols.start < 0 or rows.stop > src.height \
-                        or cols.stop > src.width:
-                    raise InputError(f"{path}: window rows {rows.start}:{rows.stop}, cols "
-                                     f"{cols.start}:{cols.stop} outside its {src.height} x "
-                                     f"{src.width} pixels")
-                win = Window(cols.start, rows.start, cols.stop - cols.start,
-                             rows.stop - rows.start)
-                return src.read(band, window=win)
+            return read_radar_window(path, rows, cols, band)
+        except IndexError as exc:
+            raise InputError(f"{path}: {exc}") from None
         except rasterio.errors.RasterioIOError as exc:
             raise InputError(f"{path}: cannot read the measurement ({exc})") from None
 

@@ -33,6 +33,7 @@ from rasterio.vrt import WarpedVRT
 
 from ...errors import Sen12msError
 from ...geo import Grid
+from ...sar.product import read_radar_window
 from . import access
 from .credentials import redact
 from .profiles import Profile
@@ -195,23 +196,10 @@ class AssetReader:
                 window outside the raster.
         """
         def window(path: str) -> np.ndarray:
-            import warnings
-
-            from rasterio.errors import NotGeoreferencedWarning
-            from rasterio.windows import Window
-
-            with warnings.catch_warnings():  # radar geometry: no geotransform, by design
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                src = rasterio.open(path)
-            with src:
-                if rows.start < 0 or cols.start < 0 or rows.stop > src.height \
-                        or cols.stop > src.width:
-                    raise AssetProblem(asset.item, asset.key, f"window rows {rows.start}:"
-                                       f"{rows.stop}, cols {cols.start}:{cols.stop} outside "
-                                       f"its {src.height} x {src.width} pixels")
-                return src.read(1, window=Window(cols.start, rows.start,
-                                                 cols.stop - cols.start,
-                                                 rows.stop - rows.start))
+            try:
+                return read_radar_window(path, rows, cols)
+            except IndexError as exc:
+                raise AssetProblem(asset.item, asset.key, str(exc)) from None
 
         return self._opened(asset, window)
 
