@@ -39,25 +39,32 @@ MODIS_SINUSOIDAL = "+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +n
 MODIS_PIXEL_M = 463.312716528
 MODIS_ORIGIN = (-20015109.354, 10007554.677)  # upper-left corner of tile h00v00
 
-def modis_grid(grid: Grid) -> tuple[Grid, np.ndarray]:
-    """The MODIS sinusoidal 463 m grid covering a scene grid, aligned to the global MODIS
-    grid, and a (h, w) bool mask of cells whose centre lies inside the scene."""
+def _global_grid_over(grid: Grid, crs: str, origin: tuple[float, float], pixel: float,
+                      n: int) -> Grid:
+    """The cells of a global north-up grid of ``crs`` (upper-left corner ``origin``, square
+    ``pixel``) that cover the scene grid: its boundary, ``n`` points per side, transformed
+    to ``crs`` and its bounding box snapped outwards to whole cells."""
     left, bottom, right, top = grid.bounds
-    to_sinu = Transformer.from_crs(grid.crs, MODIS_SINUSOIDAL, always_xy=True)
-    n = 32
     xs = np.concatenate([np.linspace(left, right, n), np.full(n, right),
                          np.linspace(right, left, n), np.full(n, left)])
     ys = np.concatenate([np.full(n, top), np.linspace(top, bottom, n),
                          np.full(n, bottom), np.linspace(bottom, top, n)])
-    sx, sy = to_sinu.transform(xs, ys)
-    x0, y0 = MODIS_ORIGIN
-    c_min = int(math.floor((min(sx) - x0) / MODIS_PIXEL_M))
-    c_max = int(math.ceil((max(sx) - x0) / MODIS_PIXEL_M))
-    r_min = int(math.floor((y0 - max(sy)) / MODIS_PIXEL_M))
-    r_max = int(math.ceil((y0 - min(sy)) / MODIS_PIXEL_M))
-    transform = Affine(MODIS_PIXEL_M, 0.0, x0 + c_min * MODIS_PIXEL_M,
-                       0.0, -MODIS_PIXEL_M, y0 - r_min * MODIS_PIXEL_M)
-    mgrid = Grid(MODIS_SINUSOIDAL, transform, c_max - c_min, r_max - r_min)
+    sx, sy = Transformer.from_crs(grid.crs, crs, always_xy=True).transform(xs, ys)
+    x0, y0 = origin
+    c_min = int(math.floor((min(sx) - x0) / pixel))
+    c_max = int(math.ceil((max(sx) - x0) / pixel))
+    r_min = int(math.floor((y0 - max(sy)) / pixel))
+    r_max = int(math.ceil((y0 - min(sy)) / pixel))
+    transform = Affine(pixel, 0.0, x0 + c_min * pixel, 0.0, -pixel, y0 - r_min * pixel)
+    return Grid(crs, transform, c_max - c_min, r_max - r_min)
+
+
+def modis_grid(grid: Grid) -> tuple[Grid, np.ndarray]:
+    """The MODIS sinusoidal 463 m grid covering a scene grid, aligned to the global MODIS
+    grid, and a (h, w) bool mask of cells whose centre lies inside the scene."""
+    left, bottom, right, top = grid.bounds
+    mgrid = _global_grid_over(grid, MODIS_SINUSOIDAL, MODIS_ORIGIN, MODIS_PIXEL_M, 32)
+    transform = mgrid.transform
     cc, rr = np.meshgrid(np.arange(mgrid.width) + 0.5, np.arange(mgrid.height) + 0.5)
     cx, cy = transform @ (cc.ravel(), rr.ravel())
     ux, uy = Transformer.from_crs(MODIS_SINUSOIDAL, grid.crs, always_xy=True).transform(cx, cy)
@@ -138,21 +145,8 @@ def simulate_worldcover(classes: np.ndarray, grid: Grid) -> tuple[np.ndarray, Gr
     ground pixel its centre falls in (nearest); pixels whose centre lies outside the scene
     are 0 (WorldCover's nodata)."""
     codes = worldcover_classes(classes)
-    to_geo = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True)
-    left, bottom, right, top = grid.bounds
-    n = 64
-    xs = np.concatenate([np.linspace(left, right, n), np.full(n, right),
-                         np.linspace(right, left, n), np.full(n, left)])
-    ys = np.concatenate([np.full(n, top), np.linspace(top, bottom, n),
-                         np.full(n, bottom), np.linspace(bottom, top, n)])
-    lon, lat = to_geo.transform(xs, ys)
-    res = WORLDCOVER_RES_DEG
-    c0 = int(math.floor((min(lon) + 180.0) / res))
-    c1 = int(math.ceil((max(lon) + 180.0) / res))
-    r0 = int(math.floor((90.0 - max(lat)) / res))
-    r1 = int(math.ceil((90.0 - min(lat)) / res))
-    transform = Affine(res, 0.0, -180.0 + c0 * res, 0.0, -res, 90.0 - r0 * res)
-    wgrid = Grid("EPSG:4326", transform, c1 - c0, r1 - r0)
+    wgrid = _global_grid_over(grid, "EPSG:4326", (-180.0, 90.0), WORLDCOVER_RES_DEG, 64)
+    transform = wgrid.transform
     out = np.zeros((1, wgrid.height, wgrid.width), np.uint8)
     to_utm = Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True)
     t = grid.transform
