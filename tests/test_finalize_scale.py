@@ -145,17 +145,18 @@ INDEX_FILES = {*ROOT_FILES, "stac/catalog.json", f"stac/{stac.PARQUET}"}
 
 def test_one_scene_resume_writes_that_scene_and_the_index_files(tmp_path):
     """A finished dataset, one more finished scene (as a resumed run leaves it), finalize:
-    written are the new scene's Items, the Items whose split the new scene changed (their
-    content changed: ``ml-aoi:split``), its branch's collection and the index files. A
-    second finalize with nothing new writes no Item and no collection. The record of
-    written files is exactly the dataset's files throughout, also once a scene is gone
-    (its Items and their folders removed)."""
+    written are exactly the new scene's Items, its branch's collection, its ROI file and the
+    index files; no other Item moves split (the draw is per group, by hash). A second
+    finalize with nothing new writes no Item and no collection. The record of written files
+    is exactly the dataset's files throughout, also once a scene is gone (its Items and
+    their folders removed)."""
     root = tmp_path / "ds"
     cfg = config(root)
     scale.synthesize(root, cfg, 300, grid=GRID, seed=3)
     finalize(root, cfg)
     before, split_before = snapshot(root), splits_of(root)
     assert sum(p.startswith("stac/") and p.count("/") == 3 for p in before) == 300
+    assert set(split_before.values()) == {"train", "test"}
 
     def recorded() -> set[str]:
         with State(state_path(root)) as st:
@@ -169,14 +170,11 @@ def test_one_scene_resume_writes_that_scene_and_the_index_files(tmp_path):
     written = {p for p, v in after.items() if before.get(p) != v}
     new_items = {f"{branch}_{scene}_p{i}" for i in range(1, GRID ** 2 + 1)} & set(split_after)
     assert len(new_items) == 50
-    moved = {pid for pid, s in split_before.items() if split_after[pid] != s}
+    assert {pid: split_after[pid] for pid in split_before} == split_before  # none moved
     items = {p for p in written if p.startswith("stac/") and p.count("/") == 3}
-    assert items == {f"stac/{pid.rsplit('_', 2)[0]}/{pid}/{pid}.json"
-                     for pid in new_items | moved}
+    assert items == {f"stac/{branch}/{pid}/{pid}.json" for pid in new_items}
     others = written - items
-    collections = {f"stac/{b}/collection.json"
-                   for b in {branch} | {p.rsplit("_", 2)[0] for p in moved}}
-    assert others <= INDEX_FILES | collections | {f"rois/{branch}.geojson"}
+    assert others <= INDEX_FILES | {f"stac/{branch}/collection.json", f"rois/{branch}.geojson"}
     assert others >= {"manifest.csv", "scenes.csv", f"stac/{stac.PARQUET}",
                       f"stac/{branch}/collection.json", f"rois/{branch}.geojson"}
     assert not set(before) - set(after)  # nothing removed

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -167,24 +168,34 @@ def _roi(scene, lon, lat, kind="land", seed=1):
     return ROI.at(scene, seed, kind, lon, lat, 6400)
 
 
-def test_overlap_groups_union_find_and_stratified_draw():
+def test_overlap_groups_union_find_and_hash_draw():
     # a chain a-b-c (b touches c), and d, e far away; f touches nothing
     a, b = box(0, 0, 1, 1), box(0.5, 0.5, 1.5, 1.5)
     c, d, e, f = box(1.5, 0, 2, 1), box(10, 10, 11, 11), box(10.5, 10, 12, 11), box(20, 20, 21, 21)
     groups = splits.overlap_groups({"a": a, "b": b, "c": c, "d": d, "e": e, "f": f})
     assert groups == [["a", "b", "c"], ["d", "e"], ["f"]]
-    # 40 separate ROIs in two seasons x two kinds: about a quarter drawn, in every stratum
-    polys, strata = {}, {}
-    for i in range(40):
-        k = (f"S{i % 2}", i)
-        polys[k] = box(i * 2, 0, i * 2 + 1, 1)
-        strata[k] = f"s{i % 2}/{'urban' if i % 4 < 2 else 'land'}"
-    g = splits.overlap_groups(polys)
-    test = splits.draw_groups(g, strata, 0.25, seed=3)
-    assert len(test) == 10
-    assert {strata[k] for k in test} == set(strata.values())
-    assert test == splits.draw_groups(g, strata, 0.25, seed=3)  # seeded
-    assert test != splits.draw_groups(g, strata, 0.25, seed=4)
+    # 2000 separate ROIs: the test share is the fraction within 4 binomial sigmas
+    keys = [(f"ROIs{i % 4}_s", i) for i in range(2000)]
+    g = [[k] for k in keys]
+    test = splits.draw_groups(g, 0.25, seed=3)
+    assert abs(len(test) - 500) < 4 * math.sqrt(2000 * 0.25 * 0.75)
+    assert test == splits.draw_groups(g, 0.25, seed=3)  # seeded
+    assert test != splits.draw_groups(g, 0.25, seed=4)
+    # stable under additions and input order: the first 1000 keep their sides when 1000
+    # more join, in any order
+    first = splits.draw_groups(g[:1000], 0.25, seed=3)
+    shuffled = [g[i] for i in np.random.default_rng(0).permutation(2000)]
+    assert splits.draw_groups(shuffled, 0.25, seed=3) & set(keys[:1000]) == first
+    # a group's side follows its first member: a later member does not move it
+    grown = [[keys[0], ("ROIs9_s", 9999)], *g[1:1000]]
+    assert (keys[0] in first) == (keys[0] in splits.draw_groups(grown, 0.25, seed=3))
+    # two or more groups: one test and one train at least, also when no draw / every draw
+    # falls below the fraction
+    for fraction in (1e-9, 0.999999):
+        for n in (2, 3):
+            t = splits.draw_groups(g[:n], fraction, seed=3)
+            assert 1 <= len(t) <= n - 1
+    assert splits.draw_groups(g[:1], 0.5, seed=3) == set()
 
 
 def test_file_split_and_bad_method(tiny_run, tmp_path):
