@@ -1,5 +1,5 @@
 """The STAC catalog as pystac assembles and saves it: the reference the fast writer
-(``sen12ms_build.dataset.stac.write_catalog``) must equal byte for byte.
+(``sen12ms_build.dataset.stac_write.write_catalog``) must equal byte for byte.
 
 pystac builds the whole object tree (``Collection.add_items``, ``Catalog.add_child``,
 ``normalize_hrefs``) and writes it with ``Catalog.save(SELF_CONTAINED)``; stac-geoparquet

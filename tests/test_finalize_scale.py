@@ -31,7 +31,7 @@ import pytest
 from shapely.geometry import Polygon
 
 from sen12ms_build.config import load_config
-from sen12ms_build.dataset import layout, splits, stac
+from sen12ms_build.dataset import layout, splits, stac, stac_write
 from sen12ms_build.dataset.finalize import ROOT_FILES, finalize
 from sen12ms_build.demo import scale
 from sen12ms_build.state import State, state_path
@@ -78,12 +78,14 @@ def finished(tmp_path_factory):
 
 # --- the catalog: the one pystac and stac-geoparquet make ------------------------------
 
-def test_catalog_equals_what_pystac_saves(finished, tmp_path, monkeypatch):
+@pytest.mark.parametrize("pool_min", [100, 4], ids=["here", "pool"])
+def test_catalog_equals_what_pystac_saves(finished, tmp_path, monkeypatch, pool_min):
     """Every JSON file of ``stac/`` is byte for byte what pystac's ``Catalog.save`` writes
     for the same manifest, and ``items.parquet`` holds the table (and schema, metadata)
     stac-geoparquet's public API makes. Rows without a quality layer, without times,
     product ids or land-cover counts are spread so that the first of several batches
-    lacks every optional field (the batches' schemas are unified)."""
+    lacks every optional field (the batches' schemas are unified). Made in this process
+    and by a pool of two processes: the same bytes."""
     import pyarrow.parquet as pq
 
     src, cfg = finished
@@ -98,8 +100,9 @@ def test_catalog_equals_what_pystac_saves(finished, tmp_path, monkeypatch):
         elif n % 5 == 0:
             rows[i].update(s1_datetimes="", s1_orbit_states="", shadow_share="")
     layout.write_csv(root / "manifest.csv", layout.MANIFEST_HEADER, rows)
-    monkeypatch.setattr(stac, "CHUNK", 40)
-    counts = stac.write_catalog(root, cfg)
+    monkeypatch.setattr(stac_write, "CHUNK", 40)  # 15 chunks: made by a pool of processes
+    monkeypatch.setattr(stac_write, "POOL_MIN_CHUNKS", pool_min)
+    counts = stac_write.write_catalog(root, cfg, processes=2)
     assert counts["items"] == len(kept) == 600
     reference_catalog(root, cfg, tmp_path / "ref")
     ours = sorted(p.relative_to(root / "stac") for p in (root / "stac").rglob("*")
@@ -209,11 +212,12 @@ def _calls(n: int, folder: Path) -> tuple[dict[tuple, int], int]:
 
 
 def _waiting(key: tuple) -> bool:
-    """A function of the writer threads' hand-over (locks, conditions, the pool's queue):
-    how often the main thread waits depends on timing, not on the work."""
+    """A function of the writer threads' hand-over (locks, conditions, the pool's queue,
+    the clock a wait reads): how often the main thread waits depends on timing, not on the
+    work."""
     path, _, name = key
     return ("threading.py" in path or "concurrent" in path or "queue.py" in path
-            or any(w in name for w in ("lock", "Lock", "deque", "_thread")))
+            or any(w in name for w in ("lock", "Lock", "deque", "_thread", "monotonic")))
 
 
 def test_no_step_grows_faster_than_the_patches(tmp_path):

@@ -158,10 +158,10 @@ def publish(root: Path, cfg: Any) -> None:
     run's own values (:func:`layout.patch_description`)."""
     from . import croissant
     from . import datacard
-    from . import stac
+    from . import stac_write
 
     took = []
-    for name, write in (("STAC", stac.write_catalog), ("Croissant", croissant.write_croissant),
+    for name, write in (("STAC", stac_write.write_catalog), ("Croissant", croissant.write_croissant),
                         ("data card", datacard.write_datacard)):
         t0 = time.perf_counter()
         write(root, cfg)

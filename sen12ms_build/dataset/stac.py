@@ -1,5 +1,6 @@
-"""A static STAC catalog of the finished tree (pystac); its offline validation is in
-:mod:`.stac_validate`.
+"""A static STAC catalog of the finished tree (pystac): its Items, Collections and root
+Catalog; :mod:`.stac_write` writes them (in parallel at scale), :mod:`.stac_validate`
+validates them offline.
 
 ::
 
@@ -22,25 +23,18 @@ acquisition in the patch (``start_datetime``/``end_datetime``).
 from __future__ import annotations
 
 import datetime as dt
-import filecmp
 import functools
-import gc
 import json
 import logging
-import math
 import os
-import shutil
-import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
 from . import cr_describe, layout
 from ..geo import to_lonlat
-from ..products import S2_LEVEL_TITLES, level_of, s2_modality
-from ..raster.io import atomic_write_bytes
+from ..products import S2_LEVEL_TITLES, s2_modality
 
 log = logging.getLogger(__name__)
 
@@ -278,10 +272,6 @@ def _num(x: str | None) -> float | None:
         return None
 
 
-#: Kept manifest rows made into Items at a time (their geoparquet rows are one batch).
-CHUNK = 2048
-#: Threads writing the Item files (the system calls release the GIL).
-WRITE_THREADS = 4
 ITEM_MEDIA_TYPE = "application/geo+json"
 
 
@@ -324,273 +314,6 @@ def collection(branch: str, cfg: Any, bbox: list[float], n_items: int, splits: l
     coll.stac_extensions += [ML_AOI, "https://stac-extensions.github.io/sar/v1.0.0/"
                              "schema.json"]
     return coll
-
-
-def _link(rel: str, href: str, media_type: str, title: str | None = None) -> dict[str, str]:
-    """A link as pystac writes it in a self-contained catalog."""
-    return {"rel": rel, "href": href, "type": media_type, **({"title": title} if title else {})}
-
-
-class _Branch:
-    """What a collection needs of its items, gathered as they stream by."""
-
-    def __init__(self, cfg: Any, branch: str, out: Path) -> None:
-        self.span = season_span(cfg, branch)
-        self.folder = out / branch
-        self.ids: list[str] = []
-        self.splits: set[str] = set()
-        self.bbox = [math.inf, math.inf, -math.inf, -math.inf]
-
-    def add(self, item_id: str, bbox: list[float], split: str) -> None:
-        self.ids.append(item_id)
-        self.splits.add(split)
-        self.bbox = [min(self.bbox[0], bbox[0]), min(self.bbox[1], bbox[1]),
-                     max(self.bbox[2], bbox[2]), max(self.bbox[3], bbox[3])]
-
-
-def _kept_rows(root: Path) -> Iterator[dict[str, str]]:
-    path = Path(root) / "manifest.csv"
-    return (r for r in layout.iter_csv(path) if r["status"] == "kept")
-
-
-def _chunks(rows: Iterable[dict], n: int) -> Iterator[list[dict]]:
-    chunk: list[dict] = []
-    for r in rows:
-        chunk.append(r)
-        if len(chunk) == n:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def write_if_changed(path: Path | str, data: bytes) -> bool:
-    """Write ``data`` to ``path`` atomically unless the file already holds exactly these
-    bytes; returns whether it was written. (A resumed run rewrites only what changed.)"""
-    try:
-        if os.stat(path).st_size == len(data):
-            with open(path, "rb") as f:
-                if f.read() == data:
-                    return False
-    except OSError:
-        pass  # absent or unreadable: written
-    atomic_write_bytes(path, data)
-    return True
-
-
-def write_catalog(root: Path, cfg: Any) -> dict[str, int]:
-    """(Re)write ``<root>/stac/`` from ``manifest.csv``: one Item file per kept patch, one
-    Collection per branch, the root Catalog and ``items.parquet``; the files of Items no
-    longer kept go. A file is written only when its content changed, so a resumed run that
-    adds a scene writes that scene's Items and the index files (collections, catalog,
-    geoparquet), not the dataset's.
-
-    The manifest is read once, :data:`CHUNK` rows at a time: memory is flat and the time
-    linear in the patches. The files are byte for byte those pystac's
-    ``Catalog.save(SELF_CONTAINED)`` writes for the same objects (``tests/stac_reference``
-    checks it), without its link resolution, whose cost grows with the square of the
-    items per collection. Returns counts: ``items``, ``written`` (files written),
-    ``unchanged``, ``removed``."""
-    import pystac
-
-    root = Path(root)
-    out = root / STAC_DIR
-    res_m = cfg.reproject.resolution_m if cfg is not None else 10.0
-    level = level_of(cfg)
-    dumps = pystac.StacIO.default().json_dumps  # what Catalog.save writes with
-    cat = catalog(cfg)
-    root_link = _link("root", "../../catalog.json", "application/json", cat.title)
-    branches: dict[str, _Branch] = {}
-    counts = {"items": 0, "written": 0, "unchanged": 0, "removed": 0}
-    files = _Files()
-
-    def put(path: Path | str, obj: dict) -> None:
-        files.put(path, dumps(obj).encode("utf-8"))
-
-    (root / layout.WORK_DIR).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="stac_parquet_", dir=root / layout.WORK_DIR))
-    try:
-        parts = _ParquetParts(tmp)
-        for chunk in _uncollected(_chunks(_kept_rows(root), CHUNK)):
-            table_rows = []
-            for row, fp in zip(chunk, footprints(chunk)):
-                branch, pid = row["branch"], row["patch_id"]
-                b = branches.get(branch) or branches.setdefault(branch,
-                                                                _Branch(cfg, branch, out))
-                item_dir = b.folder / pid
-                item = make_item(row, root, item_dir, *b.span, res_m, level, fp)
-                d = item.to_dict(include_self_link=False, transform_hrefs=False)
-                for asset in item.assets.values():  # no cycle: freed without the collector
-                    asset.owner = None
-                b.add(pid, d["bbox"], row["split"])
-                table_rows.append({**d, "links": [], "collection": branch})
-                d["links"] = [root_link,
-                              _link("collection", "../collection.json", "application/json"),
-                              _link("parent", "../collection.json", "application/json")]
-                d["collection"] = branch
-                put(f"{item_dir}{os.sep}{pid}.json", d)
-            parts.add(table_rows)
-            counts["items"] += len(chunk)
-            files.next_chunk()
-        cat_dict = cat.to_dict(include_self_link=False, transform_hrefs=False)
-        cat_dict["links"] = [_link("root", "./catalog.json", "application/json", cat.title),
-                             *cat_dict["links"]]
-        for branch in sorted(branches):
-            b = branches[branch]
-            coll = collection(branch, cfg, b.bbox, len(b.ids), sorted(b.splits))
-            d = coll.to_dict(include_self_link=False, transform_hrefs=False)
-            d["links"] = [_link("root", "../catalog.json", "application/json", cat.title),
-                          *(_link("item", f"./{i}/{i}.json", ITEM_MEDIA_TYPE) for i in b.ids),
-                          _link("parent", "../catalog.json", "application/json", cat.title)]
-            put(out / branch / "collection.json", d)
-            cat_dict["links"].append(_link("child", f"./{branch}/collection.json",
-                                           "application/json"))
-        put(out / "catalog.json", cat_dict)
-        files.close()
-        if counts["items"]:
-            target = out / PARQUET
-            parts.write(tmp / PARQUET)  # (written beside, then moved in when it changed)
-            same = target.is_file() and filecmp.cmp(tmp / PARQUET, target, shallow=False)
-            if not same:
-                os.replace(tmp / PARQUET, target)
-            files.count[not same] += 1
-            files.current.append(os.fspath(target))
-    finally:
-        files.pool.shutdown(cancel_futures=True)
-        shutil.rmtree(tmp, ignore_errors=True)  # the folder this call made
-    counts.update(written=files.count[True], unchanged=files.count[False])
-    counts["removed"] = _replace_record(root, out, files.current)
-    log.info("stac: %d item(s); %d file(s) written, %d unchanged, %d removed",
-             counts["items"], counts["written"], counts["unchanged"], counts["removed"])
-    return counts
-
-
-def _uncollected(chunks: Iterator[list[dict]]) -> Iterator[list[dict]]:
-    """``chunks``, with Python's cyclic garbage collector paused while they are consumed.
-    Each Item makes a hundred containers and a chunk's worth is alive at a time: the
-    collector, run every 700 allocations, would traverse them over and over (a third of
-    the CPU time at 10^4 Items). The one cycle an Item makes (a pystac Asset's ``owner``)
-    is broken once the Item is written (:func:`write_catalog`), so everything else is
-    freed as it goes and memory stays bounded."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield from chunks
-    finally:
-        if enabled:
-            gc.enable()
-
-
-class _Files:
-    """The catalog's files, each written when its content changed (:func:`write_if_changed`)
-    by :data:`WRITE_THREADS` threads, so the file system's waits (a folder, a file and a
-    rename per Item) overlap the making of the next Items; at most two chunks of Items are
-    in flight. ``current``: every file of the catalog (as strings: 10^5 Path objects slow
-    the garbage collector); ``count``: files written (True) and unchanged (False)."""
-
-    def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=WRITE_THREADS)
-        self.current: list[str] = []
-        self.count = {True: 0, False: 0}
-        self.pending: list[Future] = []
-        self.previous: list[Future] = []
-
-    def put(self, path: Path | str, data: bytes) -> None:
-        self.pending.append(self.pool.submit(write_if_changed, path, data))
-        self.current.append(os.fspath(path))
-
-    def next_chunk(self) -> None:
-        """Wait for the chunk before the last one (raising its errors)."""
-        self._finish(self.previous)
-        self.previous, self.pending = self.pending, []
-
-    def close(self) -> None:
-        self._finish(self.previous)
-        self._finish(self.pending)
-        self.previous, self.pending = [], []
-
-    def _finish(self, futures: list[Future]) -> None:
-        for f in futures:
-            self.count[f.result()] += 1
-
-
-def _replace_record(root: Path, out: Path, current: list[str]) -> int:
-    """The catalog's files in the record of written files; files of an earlier catalog
-    that this one no longer has (items of removed patches) go. A file the tool did not
-    write is left in ``stac/``. Returns the number of files removed."""
-    from ..state import State, state_path
-
-    if not state_path(root).exists():
-        return 0
-    with State(state_path(root)) as st:
-        return st.replace_written(out, current)
-
-
-class _ParquetParts:
-    """``items.parquet`` built from batches of Item dicts with flat memory: each batch is
-    converted to stac-geoparquet's Arrow form and kept on disk in ``folder``; :meth:`write`
-    unifies their schemas (an optional field absent from a batch) and streams them into
-    one file, in order, with stac-geoparquet's metadata."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.files: list[Path] = []
-        self.schema = None
-
-    def add(self, dicts: list[dict]) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        if not dicts:
-            return
-        batch = items_to_arrow(dicts)
-        self.schema = batch.schema if self.schema is None else pa.unify_schemas(
-            [self.schema, batch.schema], promote_options="permissive")
-        path = self.folder / f"part_{len(self.files):06d}.parquet"
-        pq.write_table(pa.Table.from_batches([batch]), path)
-        self.files.append(path)
-
-    def write(self, path: Path) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-        import stac_geoparquet.arrow as sga
-
-        logging.getLogger("stac_geoparquet").setLevel(logging.WARNING)
-
-        def batches() -> Iterator:  # one part at a time, in order, read as the schema says
-            for f in self.files:
-                yield from pq.read_table(f, schema=self.schema).to_batches()
-
-        sga.to_parquet(pa.RecordBatchReader.from_batches(self.schema, batches()), path)
-
-
-def items_to_arrow(dicts: list[dict]):
-    """Item dicts (fresh: their ``geometry`` is replaced) as one stac-geoparquet Arrow
-    RecordBatch, as ``stac_geoparquet.arrow.parse_stac_items_to_arrow`` makes it, without
-    its deep copy of every Item (most of its time at this size: the dicts here are made
-    for this call alone). Falls back to that function when stac-geoparquet's batch class
-    moved."""
-    import shapely
-    import shapely.geometry
-
-    try:
-        import pyarrow as pa
-        from stac_geoparquet.arrow._batch import StacJsonBatch
-    except ImportError:  # another stac-geoparquet layout: the public path, with its copies
-        import stac_geoparquet.arrow as sga
-
-        return sga.parse_stac_items_to_arrow(dicts).read_next_batch()
-    rings = [d["geometry"]["coordinates"] for d in dicts]
-    if all(d["geometry"]["type"] == "Polygon" and len(r) == 1 and len(r[0]) == 5
-           for d, r in zip(dicts, rings)):  # the footprints: one vectorized conversion
-        geoms = shapely.polygons(np.array([r[0] for r in rings], dtype=float))
-    else:
-        geoms = [shapely.geometry.shape(d["geometry"]) for d in dicts]
-    wkb = shapely.to_wkb(geoms, flavor="iso")
-    for d, g in zip(dicts, wkb):
-        d["geometry"] = g
-    raw = StacJsonBatch(pa.RecordBatch.from_struct_array(pa.array(dicts)))
-    return raw.to_arrow_batch(True).inner
 
 
 def catalog_files(root: Path) -> list[Path]:
