@@ -515,6 +515,12 @@ def _check_methods(params: MosaicParams, backend: str, fail: Any) -> None:
         fail("mosaic.s2cloudless_floor", "must be within 0..s2cloudless_threshold")
     if not 0.0 < params.cloudscoreplus_clear_thresh < 1.0:
         fail("mosaic.cloudscoreplus_clear_thresh", "must be within 0..1 (exclusive)")
+    try:
+        scorers.classification_factor(params)
+    except ValueError:
+        fail("mosaic.s2cloudless_scale_m", f"{params.s2cloudless_scale_m:g} is not a whole "
+             f"multiple of mosaic.score_scale_m ({params.score_scale_m:g}); e.g. 20, 40 or 60 "
+             "with the default 20")
     for key in ("s2cloudless_average_px", "s2cloudless_dilation_px"):
         if getattr(params, key) < 0:
             fail(f"mosaic.{key}", "must be >= 0")

@@ -78,7 +78,7 @@ def stage_fingerprints(cfg: Config, season: str, roi: ROI, backend_name: str,
     labels = (cfg.label_product, cfg.worldcover_version) if cfg.label_product else ()
     extra = variants.fingerprint_parts(cfg)  # () for the paper's dataset
     fp_export = fingerprint(asdict(roi), base["start"], base["end"],
-                            cfg.mosaic_params.as_dict(), backend_name, cfg.landcover_year,
+                            cfg.mosaic_params.fingerprint_dict(), backend_name, cfg.landcover_year,
                             *scene_grid, *labels, *extra)
     fp_warp = fingerprint(fp_export, asdict(cfg.reproject))
     fp_tile = fingerprint(fp_warp, asdict(cfg.tiling), asdict(cfg.curation),

@@ -143,25 +143,57 @@ def test_probabilities_equal_lightgbm_on_every_pixel_of_the_demo_real_cloud_acqu
 
 @needs_s2cloudless
 @pytest.mark.slow
-def test_scores_and_masks_are_lightgbms(model, demo_real_clouds, monkeypatch):
+def test_scores_and_masks_are_lightgbms(booster, demo_real_clouds, monkeypatch):
     """The smoothed, dilated and calibrated score of the compiled path against the same
-    post-processing of LightGBM's own probabilities: masks identical, scores within 1e-6."""
-    params = MosaicParams(scorer="s2cloudless")
-    compiled = [scorers.s2cloudless_score(l1c, mosaic.footprint(l1c), params)
-                for _, l1c, _ in demo_real_clouds]
-    truth = {id(l1c): t for _, l1c, t in demo_real_clouds}
+    scorer with LightGBM's own ``Booster.predict`` as the model, at the default
+    classification scale (60 m) and at every score-scale pixel (20 m): masks identical,
+    scores within 1e-6."""
+    lightgbm = s2cloudless_model.Predictor("lightgbm", lambda x, n: booster.predict(x))
+    for scale in (MosaicParams().s2cloudless_scale_m, 20.0):
+        params = MosaicParams(scorer="s2cloudless", s2cloudless_scale_m=scale)
+        compiled = [scorers.s2cloudless_score(l1c, mosaic.footprint(l1c), params)
+                    for _, l1c, _ in demo_real_clouds]
+        with monkeypatch.context() as m:
+            m.setattr(scorers, "_s2cloudless_model", lambda: lightgbm)
+            refs = [scorers.s2cloudless_score(l1c, mosaic.footprint(l1c), params)
+                    for _, l1c, _ in demo_real_clouds]
+        cloudy = 0
+        for (date, _, _), score, ref in zip(demo_real_clouds, compiled, refs, strict=True):
+            assert np.abs(score - ref).max() <= TOL, (scale, date)
+            np.testing.assert_array_equal(score > params.cloud_thresh,
+                                          ref > params.cloud_thresh)
+            cloudy += int((ref > params.cloud_thresh).sum())
+        assert cloudy > 10000, scale  # the masks compared hold real clouds
 
-    def lightgbm_probability(l1c, valid):
-        return np.where(valid, truth[id(l1c)], 0).astype(np.float32)
 
-    monkeypatch.setattr(scorers, "s2cloudless_probability", lightgbm_probability)
-    cloudy = 0
-    for (date, l1c, _), score in zip(demo_real_clouds, compiled, strict=True):
-        ref = scorers.s2cloudless_score(l1c, mosaic.footprint(l1c), params)
-        assert np.abs(score - ref).max() <= TOL, date
-        np.testing.assert_array_equal(score > params.cloud_thresh, ref > params.cloud_thresh)
-        cloudy += int((ref > params.cloud_thresh).sum())
-    assert cloudy > 10000  # the masks compared hold real clouds
+@needs_s2cloudless
+def test_classification_scale_classifies_block_means(booster):
+    """At ``s2cloudless_scale_m`` = 3 score-scale pixels the model sees the means of 3 x 3
+    blocks: on an image of constant 3 x 3 blocks (a real 32 px crop, each pixel repeated)
+    every pixel gets LightGBM's probability of its block's value, also in the partial
+    blocks of a ragged edge and in a block partly without data (0: ignored by the mean,
+    probability 0 there). At 20 m it is the per-pixel probability."""
+    small = np.load(CROP)["l1c"][:, :32, :32]
+    truth = booster.predict(reflectance(small)).reshape(32, 32)
+    big = np.repeat(np.repeat(small, 3, axis=1), 3, axis=2)[:, :95, :94].copy()
+    big[:, 30, 31] = 0  # one pixel without data inside block (10, 10)
+    valid = mosaic.footprint(big)
+    assert valid.sum() == 95 * 94 - 1
+    p = scorers.s2cloudless_scaled_probability(big, valid, MosaicParams(s2cloudless_scale_m=60))
+    want = np.repeat(np.repeat(truth, 3, axis=0), 3, axis=1)[:95, :94]
+    assert p.dtype == np.float32 and p[30, 31] == 0
+    assert np.abs(p[valid] - want[valid]).max() <= TOL
+    p20 = scorers.s2cloudless_scaled_probability(small, mosaic.footprint(small),
+                                                 MosaicParams(s2cloudless_scale_m=20))
+    assert np.abs(p20 - truth).max() <= TOL
+
+
+def test_classification_scale_must_be_a_multiple_of_the_score_scale():
+    assert scorers.classification_factor(MosaicParams(s2cloudless_scale_m=60)) == 3
+    assert scorers.classification_factor(MosaicParams(s2cloudless_scale_m=20)) == 1
+    for bad in (50.0, 10.0, 0.0):
+        with pytest.raises(ValueError, match="whole multiple"):
+            scorers.classification_factor(MosaicParams(s2cloudless_scale_m=bad))
 
 
 # --- fallback ------------------------------------------------------------------------------------

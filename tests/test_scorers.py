@@ -271,3 +271,32 @@ def test_calibration_floor_makes_clear_pixels_tie():
     assert c[0] == c[1] == c[2] == pytest.approx(0.001)
     assert c[2] < c[3] < c[4] < c[5] and c[6] == pytest.approx(1.0)
     assert c[4] == pytest.approx(0.2) and c[5] > 0.2
+
+
+def test_classification_scale_off_the_score_grid_is_one_line_at_config_load():
+    with pytest.raises(ConfigError, match=r"mosaic.s2cloudless_scale_m: 50 is not a whole "
+                                          r"multiple of mosaic.score_scale_m \(20\)"):
+        config_from_dict({**BASE, "mosaic": {"s2cloudless_scale_m": 50}})
+
+
+@pytest.mark.parametrize("key, value", [("s2cloudless_scale_m", 20.0),
+                                        ("s2cloudless_threshold", 0.5),
+                                        ("cloudscoreplus_clear_thresh", 0.65)])
+def test_a_scorers_constant_moves_only_the_fingerprints_of_runs_that_use_it(key, value):
+    """Changing an s2cloudless (Cloud Score+) constant redoes the export of an s2cloudless
+    (Cloud Score+) run and of no other: the stage fingerprints hold only the chosen
+    scorer's own constants (``MosaicParams.fingerprint_dict``)."""
+    from sen12ms_build.pipeline import stage_fingerprints
+    from sen12ms_build.roi import ROI
+
+    roi = ROI.at(1, 1, "land", -75.6, 37.7, 2560.0)
+    owner = key.split("_", 1)[0]
+    for scorer in ("paper", "s2cloudless", "cloudscoreplus"):
+        backend = "earthengine" if scorer == "cloudscoreplus" else "local"
+        data = {**BASE, "backend": {"name": backend}, "mosaic": {"scorer": scorer}}
+        a = config_from_dict(data)
+        b = config_from_dict({**data, "mosaic": {"scorer": scorer, key: value}})
+        assert getattr(b.mosaic_params, key) == value != getattr(a.mosaic_params, key)
+        fa = stage_fingerprints(a, "summer", roi, backend)
+        fb = stage_fingerprints(b, "summer", roi, backend)
+        assert (fa != fb) == (scorer == owner), scorer

@@ -341,7 +341,7 @@ def write_catalog(root: Path, cfg: Any, processes: int | None = None) -> dict[st
             current.append(os.fspath(target))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # the folder this call made
-    counts["removed"] = _replace_record(root, out, current)
+    counts["removed"] = replace_record(root, out, current)
     log.info("stac: %d item(s); %d file(s) written, %d unchanged, %d removed",
              counts["items"], counts["written"], counts["unchanged"], counts["removed"])
     return counts
@@ -364,7 +364,7 @@ def _write_parquet(parts: list[Path], schema: Any, path: Path) -> None:
     sga.to_parquet(pa.RecordBatchReader.from_batches(schema, batches()), path)
 
 
-def _replace_record(root: Path, out: Path, current: list[str]) -> int:
+def replace_record(root: Path, out: Path, current: list[str]) -> int:
     """The catalog's files in the record of written files; files of an earlier catalog
     that this one no longer has (items of removed patches) go. A file the tool did not
     write is left in ``stac/``. Returns the number of files removed."""
@@ -377,4 +377,4 @@ def _replace_record(root: Path, out: Path, current: list[str]) -> int:
 
 
 __all__ = ["CHUNK", "POOL_MIN_CHUNKS", "WRITE_THREADS", "cores", "items_to_arrow", "link",
-           "made_chunks", "make_chunk", "write_catalog", "write_if_changed"]
+           "made_chunks", "make_chunk", "replace_record", "write_catalog", "write_if_changed"]

@@ -48,7 +48,8 @@ def _ts_catalog(root: Path, manifest: list[dict[str, Any]]) -> list[Path]:
     import pystac
     from pyproj import Transformer
 
-    from .stac import LICENSE, STAC_DIR, _replace_record  # noqa: PLC2701
+    from .stac import LICENSE, STAC_DIR
+    from .stac_write import replace_record
 
     kept = [r for r in manifest if r["status"] == "kept"]
     out = root / STAC_DIR
@@ -118,7 +119,7 @@ def _ts_catalog(root: Path, manifest: list[dict[str, Any]]) -> list[Path]:
             written.append(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _replace_record(root, out, written)
+    replace_record(root, out, written)
     return written
 
 

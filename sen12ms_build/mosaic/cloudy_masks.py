@@ -43,11 +43,13 @@ class MaskSettings:
     dilation_size: int = 2
 
     def params(self, params: MosaicParams = DEFAULT_PARAMS) -> MosaicParams:
-        """``params`` with the s2cloudless scorer set to these settings."""
+        """``params`` with the s2cloudless scorer set to these settings, classifying every
+        pixel (as the loaders do; not the mosaic's coarser ``s2cloudless_scale_m``)."""
         return params.with_overrides({
             "scorer": "s2cloudless", "s2cloudless_threshold": self.threshold,
             "s2cloudless_average_px": self.average_over,
-            "s2cloudless_dilation_px": self.dilation_size})
+            "s2cloudless_dilation_px": self.dilation_size,
+            "s2cloudless_scale_m": params.score_scale_m})
 
 
 def _strips(height: int, halo: int) -> Iterator[tuple[int, int, int, int]]:

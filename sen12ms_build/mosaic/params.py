@@ -11,6 +11,10 @@ from typing import Any, Mapping
 import numpy as np
 
 
+#: Scorers whose own constants are named ``<scorer>_*`` (:meth:`MosaicParams.fingerprint_dict`).
+SCORER_CONSTANT_PREFIXES = ("s2cloudless", "cloudscoreplus")
+
+
 @dataclass(frozen=True)
 class MosaicParams:
     """Every constant of the mosaicking algorithm, with the published scripts' defaults.
@@ -54,6 +58,11 @@ class MosaicParams:
     s2cloudless_average_px: int = 2  # disk mean radius at score_scale_m (package: 4 at 10 m)
     s2cloudless_dilation_px: int = 1  # disk dilation radius at score_scale_m (2 at 10 m)
     s2cloudless_floor: float = 0.2  # probabilities up to this score cloud_score_floor (tie)
+    # the model classifies block means at this scale, a multiple of score_scale_m, and its
+    # probability is upsampled to score_scale_m: 60 m is the scale of three of its ten
+    # bands (B1, B9, B10); Sentinel Hub runs it at 160 m; 20 = every score-scale pixel,
+    # 9x the trees' cost (docs/clouds.md)
+    s2cloudless_scale_m: float = 60.0
     cloudscoreplus_clear_thresh: float = 0.6  # cs_cdf >= this is clear (Google's example)
 
     def with_overrides(self, overrides: Mapping[str, Any] | None) -> "MosaicParams":
@@ -84,6 +93,15 @@ class MosaicParams:
                 value = type(current)(value)
             cast[key] = value
         return replace(self, **cast)
+
+    def fingerprint_dict(self) -> dict[str, Any]:
+        """:meth:`as_dict` without the constants of the scorers not chosen (``s2cloudless_*``
+        unless ``scorer`` is s2cloudless, ``cloudscoreplus_*`` unless it is cloudscoreplus):
+        what a stage's fingerprint holds, so changing a scorer's constant redoes only the
+        runs that use that scorer."""
+        return {k: v for k, v in self.as_dict().items()
+                if not any(k.startswith(f"{name}_") and self.scorer != name
+                           for name in SCORER_CONSTANT_PREFIXES)}
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-dict view (tuples as lists), for manifests and request graphs."""

@@ -35,7 +35,7 @@ from ..errors import Sen12msError
 from ..methods import Scorer
 from ..products import SCL_PLANE, SCL_POOR_VALUE
 from . import s2cloudless_model
-from .scores import cloud_score
+from .scores import block_mean, cloud_score, footprint
 
 #: ``scorer(l1c, valid, params) -> (h, w) float32 score in [0, 1]`` (see the module doc).
 CloudScorer = Callable[[np.ndarray, np.ndarray, Any], np.ndarray]
@@ -120,6 +120,46 @@ def s2cloudless_probability(l1c: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return s2cloudless_model.probability(l1c, valid, S2CLOUDLESS_BANDS, _s2cloudless_model())
 
 
+def classification_factor(params: Any) -> int:
+    """``s2cloudless_scale_m`` in score-scale pixels (an integer >= 1).
+
+    Raises:
+        ValueError: the scale is not a whole multiple of ``score_scale_m``.
+    """
+    ratio = float(params.s2cloudless_scale_m) / float(params.score_scale_m)
+    factor = round(ratio)
+    if factor < 1 or abs(ratio - factor) > 1e-9:
+        raise ValueError(f"mosaic.s2cloudless_scale_m ({params.s2cloudless_scale_m:g}) must be "
+                         f"a whole multiple of mosaic.score_scale_m "
+                         f"({params.score_scale_m:g})")
+    return factor
+
+
+def s2cloudless_scaled_probability(l1c: np.ndarray, valid: np.ndarray,
+                                   params: Any) -> np.ndarray:
+    """:func:`s2cloudless_probability` at ``s2cloudless_scale_m``: the model classifies the
+    block means (nodata ignored, :func:`~sen12ms_build.mosaic.scores.block_mean`) of
+    :func:`classification_factor` x factor score-scale pixels, and each score-scale pixel
+    takes its block's probability (the averaging of :func:`_average_dilate` then smooths
+    the block edges). A pixel is a pixel to the model: Sentinel Hub trained it on 10 m
+    pixels and runs it on 160 m block means in production (docs/clouds.md).
+
+    Args:
+        l1c: (13, h, w) uint16 L1C digital numbers at the score scale.
+        valid: (h, w) bool footprint.
+    Returns:
+        (h, w) float32 probability in [0, 1], 0 outside ``valid``.
+    """
+    f = classification_factor(params)
+    if f == 1:
+        return s2cloudless_probability(l1c, valid)
+    coarse = block_mean(l1c, f)
+    p = s2cloudless_probability(coarse, footprint(coarse))
+    h, w = valid.shape
+    up = np.repeat(np.repeat(p, f, axis=0), f, axis=1)[:h, :w]
+    return np.where(valid, up, np.float32(0)).astype(np.float32)
+
+
 def _disk(radius: int) -> np.ndarray:
     yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
     return (xx * xx + yy * yy) <= radius * radius
@@ -131,11 +171,16 @@ def _average_dilate(p: np.ndarray, valid: np.ndarray, params: Any) -> np.ndarray
     ``s2cloudless_dilation_px`` (edges: nearest). (h, w) float32 in and out."""
     r = int(params.s2cloudless_average_px)
     if r > 0:
-        k = _disk(r).astype(np.float64)
-        num = ndimage.convolve(np.where(valid, p, 0.0).astype(np.float64), k, mode="constant")
-        den = ndimage.convolve(valid.astype(np.float64), k, mode="constant")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = np.where(den > 0, num / np.maximum(den, 1e-12), 0.0).astype(np.float32)
+        disk = _disk(r)
+        x = np.zeros(p.shape, np.float64)
+        np.copyto(x, p, where=valid)
+        num = ndimage.convolve(x, disk.astype(np.float64), mode="constant")
+        # the valid count under the disk, exact in the smallest integer type that holds it
+        count = np.uint8 if disk.sum() <= 255 else np.int32
+        den = ndimage.convolve(valid.astype(count), disk.astype(count), mode="constant")
+        np.divide(num, den, out=num, where=den > 0)
+        num[den == 0] = 0.0
+        p = num.astype(np.float32)
     d = int(params.s2cloudless_dilation_px)
     if d > 0:
         p = ndimage.grey_dilation(p, footprint=_disk(d), mode="nearest")
@@ -143,13 +188,14 @@ def _average_dilate(p: np.ndarray, valid: np.ndarray, params: Any) -> np.ndarray
 
 
 def s2cloudless_score(l1c: np.ndarray, valid: np.ndarray, params: Any) -> np.ndarray:
-    """s2cloudless on the score grid, post-processed as the package's
+    """s2cloudless on the score grid (classified at ``s2cloudless_scale_m``,
+    :func:`s2cloudless_scaled_probability`), post-processed as the package's
     ``get_mask_from_prob`` (mean over a disk of ``s2cloudless_average_px``, dilation by a
     disk of ``s2cloudless_dilation_px``; done on the probability, which thresholds the same)
     and mapped with :func:`calibrate`: ``s2cloudless_threshold`` (the package's default
     0.4) onto ``cloud_thresh``, probabilities up to ``s2cloudless_floor`` onto the paper's
     ``cloud_score_floor``."""
-    p = _average_dilate(s2cloudless_probability(l1c, valid), valid, params)
+    p = _average_dilate(s2cloudless_scaled_probability(l1c, valid, params), valid, params)
     # below s2cloudless_floor every pixel scores the paper's cloud_score_floor: clear pixels
     # tie, so the quality mosaic's ties go to the earliest image instead of to whichever
     # clear image the model finds a hair less cloud-like -- dark cloud shadows on water
