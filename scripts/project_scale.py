@@ -10,8 +10,9 @@ them, nothing is timed here):
   mosaic's CPU seconds against the number of acquisitions on a paper-sized ROI (38.4 km),
   per scorer. A scorer measured at one count beside the paper scorer in the same file
   (``docs/img/clouds_benchmark_s2cloudless.json``) gets the paper's line plus its measured
-  extra CPU per acquisition. **The compiled s2cloudless** (issue 25 part 1, another branch)
-  is read from its rows (scorer ``s2cloudless-compiled``) when a file has them; else
+  extra CPU per acquisition; one measured beside it at two or more counts gets the paper's
+  line plus the difference of the two lines. **The compiled s2cloudless** is read from its
+  rows (scorer ``s2cloudless-compiled``) when a file has them; else
   ``--compiled-cpu-per-acquisition S`` is the one input to set by hand; else it is left
   out, and the table says so.
 * ``--tile W.json``: ``scripts/benchmark.py --json``: warp + tile of a ``size`` px UTM scene
@@ -56,10 +57,23 @@ PAPER_PATCHES = 180_662
 COMPILED = "s2cloudless-compiled"
 
 
+def _beside_paper(rs: list[dict], paper: list[dict]) -> list[tuple[dict, dict]]:
+    """(scorer row, paper row) pairs of one file at the same counts, when that file holds
+    two or more counts of both (else [])."""
+    for f in sorted({r["file"] for r in rs}):
+        pairs = [(r, t) for r in rs if r["file"] == f
+                 for t in paper if t["file"] == f and t["n"] == r["n"]]
+        if len({r["n"] for r, _ in pairs}) >= 2:
+            return sorted(pairs, key=lambda rt: rt[0]["n"])
+    return []
+
+
 def mosaic_costs(files: list[Path], compiled_cpu: float | None) -> dict[str, dict]:
-    """CPU seconds per scene as ``a + b * n`` (n acquisitions) for each scorer: fitted
-    where a scorer has two or more counts; else the paper's line plus the scorer's extra
-    CPU per acquisition measured beside the paper in the same file."""
+    """CPU seconds per scene as ``a + b * n`` (n acquisitions) for each scorer: the paper's
+    line fitted over the file with the most counts; another scorer's line is the paper's
+    plus the difference of the two lines fitted in one file that measured both at two or
+    more counts (one run's conditions), else its own fit, else the paper's line plus its
+    extra CPU per acquisition measured beside the paper at one count."""
     rows = []
     for f in files:
         for r in json.loads(f.read_text()):
@@ -70,6 +84,8 @@ def mosaic_costs(files: list[Path], compiled_cpu: float | None) -> dict[str, dic
             by[r["scorer"]].append(r)
     out: dict[str, dict] = {}
     for scorer, rs in by.items():  # a line through one file's counts (one run's conditions)
+        if scorer != "paper" and _beside_paper(rs, by["paper"]):
+            continue  # measured beside the paper in one run: added to the paper's line below
         per_file: dict[str, list[dict]] = defaultdict(list)
         for r in rs:
             per_file[r["file"]].append(r)
@@ -83,6 +99,16 @@ def mosaic_costs(files: list[Path], compiled_cpu: float | None) -> dict[str, dic
     paper = out.get("paper")
     for scorer, rs in by.items():
         if scorer in out or paper is None:
+            continue
+        twins = _beside_paper(rs, by["paper"])
+        if twins:  # the scorer's line minus the paper's, both fitted in the same run
+            ns = [r["n"] for r, _ in twins]
+            b_s, a_s = np.polyfit(ns, [r["mosaic"]["cpu_seconds"] for r, _ in twins], 1)
+            b_p, a_p = np.polyfit(ns, [t["mosaic"]["cpu_seconds"] for _, t in twins], 1)
+            out[scorer] = {"a": paper["a"] + float(a_s - a_p), "b": paper["b"] + float(b_s - b_p),
+                           "how": f"paper + {b_s - b_p:.2f} CPU s per acquisition and "
+                                  f"{a_s - a_p:+.2f} s per scene, fitted beside the paper "
+                                  f"scorer over n = {ns} ({twins[0][0]['file']})"}
             continue
         extra = []
         for r in rs:  # beside the paper scorer: same file, same count
