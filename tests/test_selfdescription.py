@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
-from shapely.geometry import box
 
 from sen12ms_build.dataset import layout
 from sen12ms_build.dataset import provenance
@@ -166,36 +164,6 @@ def test_demo_split_has_zero_overlap_over_the_whole_dataset(demo_run):
 
 def _roi(scene, lon, lat, kind="land", seed=1):
     return ROI.at(scene, seed, kind, lon, lat, 6400)
-
-
-def test_overlap_groups_union_find_and_hash_draw():
-    # a chain a-b-c (b touches c), and d, e far away; f touches nothing
-    a, b = box(0, 0, 1, 1), box(0.5, 0.5, 1.5, 1.5)
-    c, d, e, f = box(1.5, 0, 2, 1), box(10, 10, 11, 11), box(10.5, 10, 12, 11), box(20, 20, 21, 21)
-    groups = splits.overlap_groups({"a": a, "b": b, "c": c, "d": d, "e": e, "f": f})
-    assert groups == [["a", "b", "c"], ["d", "e"], ["f"]]
-    # 2000 separate ROIs: the test share is the fraction within 4 binomial sigmas
-    keys = [(f"ROIs{i % 4}_s", i) for i in range(2000)]
-    g = [[k] for k in keys]
-    test = splits.draw_groups(g, 0.25, seed=3)
-    assert abs(len(test) - 500) < 4 * math.sqrt(2000 * 0.25 * 0.75)
-    assert test == splits.draw_groups(g, 0.25, seed=3)  # seeded
-    assert test != splits.draw_groups(g, 0.25, seed=4)
-    # stable under additions and input order: the first 1000 keep their sides when 1000
-    # more join, in any order
-    first = splits.draw_groups(g[:1000], 0.25, seed=3)
-    shuffled = [g[i] for i in np.random.default_rng(0).permutation(2000)]
-    assert splits.draw_groups(shuffled, 0.25, seed=3) & set(keys[:1000]) == first
-    # a group's side follows its first member: a later member does not move it
-    grown = [[keys[0], ("ROIs9_s", 9999)], *g[1:1000]]
-    assert (keys[0] in first) == (keys[0] in splits.draw_groups(grown, 0.25, seed=3))
-    # two or more groups: one test and one train at least, also when no draw / every draw
-    # falls below the fraction
-    for fraction in (1e-9, 0.999999):
-        for n in (2, 3):
-            t = splits.draw_groups(g[:n], fraction, seed=3)
-            assert 1 <= len(t) <= n - 1
-    assert splits.draw_groups(g[:1], 0.5, seed=3) == set()
 
 
 def test_file_split_and_bad_method(tiny_run, tmp_path):
