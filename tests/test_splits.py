@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shapely.geometry import box
+from shapely.geometry import Polygon, box
 
 from sen12ms_build.dataset import layout, splits
 
@@ -199,3 +199,69 @@ def test_overlap_groups_union_find_and_hash_draw():
             t = splits.draw_groups(g[:n], fraction, seed=3)
             assert 1 <= len(t) <= n - 1
     assert splits.draw_groups(g[:1], 0.5, seed=3) == set()
+
+
+def _square(x0: float, y0: float, d: float):
+    from shapely.geometry import Polygon
+
+    return Polygon([(x0, y0), (x0 + d, y0), (x0 + d, y0 + d), (x0, y0 + d)])
+
+
+def test_min_distance_finds_the_metre_nearest_beyond_the_degree_nearest():
+    """At 60 degrees north a degree of longitude is half a degree of latitude's length: the
+    footprint 0.02 degrees east (1.1 km) is nearer than the one 0.015 degrees north
+    (1.7 km), though the degree-space nearest query picks the northern one. Also with the
+    other footprint across the antimeridian, west of -180."""
+    g = _square(10.0, 60.0, 0.01)
+    east, north = _square(10.03, 60.0, 0.01), _square(10.0, 60.025, 0.01)
+    d_east, d_north = splits.distance_m(g, east), splits.distance_m(g, north)
+    assert d_east < d_north
+    assert splits.min_distance_m([g], [north, east]) == d_east
+    w = _square(-179.995, 10.0, 0.005)  # its west edge 0.005 degrees from -180
+    across = _square(179.98, 10.0, 0.01)  # 1.65 km away, on the other side
+    far = _square(-179.9, 10.0, 0.01)  # 9.9 km east
+    brute = min(splits.distance_m(w, q) for q in (across, far))
+    assert brute < 2_000
+    assert math.isclose(splits.min_distance_m([w], [far, across]), brute, rel_tol=1e-12)
+
+
+def test_touching_footprints_share_no_area():
+    a, b = _square(0, 0, 0.1), _square(0.1, 0, 0.1)  # one common edge
+    assert splits.shared_area_m2([a], [b]) == 0.0
+    assert splits.shared_pairs({"a": a}, {"b": b}) == []
+    c = _square(0.05, 0, 0.1)
+    assert [(ka, kb) for ka, kb, _ in splits.shared_pairs({"a": a}, {"b": b, "c": c})] == \
+        [("a", "c")]
+
+
+def test_assign_groups_roi_and_the_report(tmp_path):
+    """``assign`` on ROI files: ``groups`` joins only footprints that overlap or touch by
+    default (two 2.56 km squares 50 m apart stay apart, and join at a leak distance of
+    100 m); ``roi`` is the per-scene draw of ``layout.split_scenes`` and lists no groups;
+    the footprint report of a split without a test set has no train-test distance."""
+    from sen12ms_build.roi import ROI, write_geojson
+
+    lat = 45.0
+    dlon = 2610.0 / (111_320.0 * math.cos(math.radians(lat)))  # 2.56 km + ~50 m, east
+    rois = [ROI.at(1, 7, "land", 10.0, lat, 2560.0), ROI.at(2, 7, "land", 10.0 + dlon, lat,
+                                                            2560.0),
+            ROI.at(3, 7, "land", 11.0, lat, 2560.0)]
+    (tmp_path / "rois").mkdir()
+    write_geojson(rois, tmp_path / "rois" / "ROIs7_summer.geojson")
+    gap = splits.distance_m(Polygon(rois[0].ring()), Polygon(rois[1].ring()))
+    assert 10 < gap < 100
+    scenes = [{"branch": "ROIs7_summer", "scene": r.scene, "season": "summer",
+               "kind": "land"} for r in rois]
+    _, _, info = splits.assign("groups", tmp_path, scenes, 0.3, 0)
+    assert len(info["groups"]) == 3
+    _, _, info = splits.assign("groups", tmp_path, scenes, 0.3, 0, leak_distance_m=100.0)
+    assert len(info["groups"]) == 2
+    keys = [("ROIs7_summer", r.scene) for r in rois]
+    test, names, info = splits.assign("roi", tmp_path, scenes, 0.3, 5)
+    assert test == layout.split_scenes(keys, 0.3, 5) and names is None
+    assert "groups" not in info and info["method"] == "roi"
+    report = splits.footprint_report(tmp_path, keys, [])
+    assert report["train_scenes"] == 3 and report["test_scenes"] == 0
+    assert "min_train_test_distance_m" not in report
+    report = splits.footprint_report(tmp_path, keys[:2], keys[2:])
+    assert report["min_train_test_distance_m"] > 50_000
