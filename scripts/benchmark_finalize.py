@@ -245,13 +245,17 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_title("finalize against dataset size")
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
-    bx.semilogx(n, peak, "o-")
+    bx.semilogx(n, peak, "o-", label="process + pool (bound: all at their peak at once)")
+    if all("main_peak_mib" in r["full"] for r in rows):
+        bx.semilogx(n, [r["full"]["main_peak_mib"] for r in rows], "s--",
+                    label="the finalize process alone")
+        bx.legend(fontsize=7, loc="lower right")
     bx.axhline(1024, color="k", lw=0.8, ls="--")
     bx.text(n[0], 1040, "goal: 1 GiB", fontsize=8)
     bx.set_ylim(0, 1200)
     bx.set_xlabel("kept patch triplets")
     bx.set_ylabel("peak resident memory, MiB")
-    bx.set_title("finalize's peak memory (whole process)")
+    bx.set_title("finalize's peak memory (with the STAC writer's pool)")
     bx.grid(True, which="both", alpha=0.3)
     loads = [max(r["full"]["load_before"], r["full"]["load_after"]) for r in rows]
     fig.suptitle(f"2 shared cores, 1-min load {min(loads):.1f}-{max(loads):.1f} "
