@@ -110,6 +110,10 @@ def test_score_image_projects_shadows_from_the_s2cloudless_clouds(real):
     valid = mosaic.footprint(l1c)
     shadow = mosaic.shadow_score(l1c, s.cloud, (20.0, 20.0), 150.0, 40.0, p)
     np.testing.assert_array_equal(s.shadow, np.where(valid, shadow, 0))
+    # the paper's own score gets the same projection (its score holds no shadows)
+    paper_shadow = mosaic.shadow_score(l1c, paper.cloud, (20.0, 20.0), 150.0, 40.0,
+                                       MosaicParams())
+    np.testing.assert_array_equal(paper.shadow, np.where(valid, paper_shadow, 0))
 
 
 def test_missing_s2cloudless_is_one_clear_line(monkeypatch):
@@ -300,3 +304,42 @@ def test_a_scorers_constant_moves_only_the_fingerprints_of_runs_that_use_it(key,
         fa = stage_fingerprints(a, "summer", roi, backend)
         fb = stage_fingerprints(b, "summer", roi, backend)
         assert (fa != fb) == (scorer == owner), scorer
+
+
+@needs_s2cloudless
+@pytest.mark.parametrize("average, dilation", [(2, 1), (4, 2), (1, 0)])
+def test_averaging_and_dilation_are_the_packages(real, average, dilation):
+    """The scorer's post-processing of the probability thresholds as the package's own
+    ``S2PixelCloudDetector.get_mask_from_prob`` (OpenCV's disk filter and dilation) away
+    from the image edge, where the package reflects the image and we average the valid
+    pixels only."""
+    from s2cloudless import S2PixelCloudDetector
+
+    _, probs, _ = real
+    p = probs.astype(np.float32)
+    valid = np.ones(p.shape, bool)
+    params = MosaicParams(s2cloudless_average_px=average, s2cloudless_dilation_px=dilation)
+    ours = scorers._average_dilate(p, valid, params) > params.s2cloudless_threshold
+    theirs = S2PixelCloudDetector(threshold=params.s2cloudless_threshold,
+                                  average_over=average or None,
+                                  dilation_size=dilation or None).get_mask_from_prob(
+                                      p[None])[0].astype(bool)
+    m = average + dilation
+    inner = (slice(m, -m), slice(m, -m)) if m else (slice(None), slice(None))
+    assert 0.05 < theirs[inner].mean() < 0.95
+    assert (ours[inner] != theirs[inner]).mean() <= 0.001
+
+
+def test_scl_score_needs_the_scl_plane_not_a_tall_image():
+    """``scl`` reads the plane after the 13 bands: a 13-band image is refused however tall,
+    a 14-plane image is scored however small."""
+    from sen12ms_build.products import SCL_PLANE, SCL_POOR_VALUE
+
+    params = MosaicParams(scorer="scl")
+    tall = np.full((SCL_PLANE, 40, 3), 1000, np.uint16)
+    with pytest.raises(scorers.ScorerUnavailable, match="Level-2A scene classification"):
+        scorers.scl_score(tall, np.ones((40, 3), bool), params)
+    small = np.full((SCL_PLANE + 1, 2, 2), 1000, np.uint16)
+    small[SCL_PLANE] = [[0, SCL_POOR_VALUE], [SCL_POOR_VALUE, 0]]
+    score = scorers.scl_score(small, np.ones((2, 2), bool), params)
+    np.testing.assert_array_equal(score > params.cloud_thresh, [[False, True], [True, False]])
