@@ -8,12 +8,12 @@ in parallel processes when it is large, each file written only when its bytes ch
 
 The Items of a chunk are independent of every other chunk's, so a dataset of more than
 :data:`POOL_MIN_CHUNKS` chunks has them made by a pool of processes (one per core the
-process may use, :func:`cores`): Python makes the Item dicts under its global lock, so
-threads would not share that work. The results come back in the manifest's order, so the
-collections list their Items in that order and ``items.parquet`` holds its rows in it: the
-files are the same bytes whatever the number of processes (``tests/test_finalize_scale.py``
-compares both with pystac's ``Catalog.save``). A smaller dataset is written in this process
-(starting processes costs more than its Items).
+process may use, :func:`cores`, at most :data:`POOL_MAX`): Python makes the Item dicts
+under its global lock, so threads would not share that work. The results come back in the
+manifest's order, so the collections list their Items in that order and ``items.parquet``
+holds its rows in it: the files are the same bytes whatever the number of processes
+(``tests/test_finalize_scale.py`` compares both with pystac's ``Catalog.save``). A smaller
+dataset is written in this process (starting processes costs more than its Items).
 """
 
 from __future__ import annotations
@@ -47,8 +47,12 @@ log = logging.getLogger(__name__)
 CHUNK = 2048
 #: Threads writing one chunk's Item files (the system calls release the GIL).
 WRITE_THREADS = 4
-#: More chunks than this are made by a pool of processes (:func:`cores` of them).
+#: More chunks than this are made by a pool of processes (:func:`cores` of them, at most
+#: :data:`POOL_MAX`).
 POOL_MIN_CHUNKS = 4
+#: The pool's largest size: each process holds ~270 MiB (its imports and two chunks), so
+#: four keep finalize under ~1.5 GiB on a large machine (measured: docs in the README).
+POOL_MAX = 4
 
 
 def cores() -> int:
@@ -219,14 +223,15 @@ def _chunks(rows: Iterable[dict], n: int) -> Iterator[list[dict]]:
 def made_chunks(ctx: _Context, chunks: Iterator[list[dict]], folder: Path,
                 processes: int | None = None) -> Iterator[_Done]:
     """:func:`make_chunk` of every chunk, in order. Up to :data:`POOL_MIN_CHUNKS` chunks
-    are made here; once there are more, a pool of ``processes`` (default :func:`cores`)
-    makes them all, at most two per process in flight (memory stays bounded)."""
+    are made here; once there are more, a pool of ``processes`` (default :func:`cores`, at
+    most :data:`POOL_MAX`) makes them all, at most two per process in flight (memory stays
+    bounded)."""
     head: list[list[dict]] = []
     for chunk in chunks:
         head.append(chunk)
         if len(head) > POOL_MIN_CHUNKS:
             break
-    n = processes or cores()
+    n = processes or min(cores(), POOL_MAX)
     parts = (folder / f"part_{i:06d}.parquet" for i in range(1 << 40))
     if len(head) <= POOL_MIN_CHUNKS or n < 2:
         for chunk in itertools.chain(head, chunks):
@@ -376,5 +381,6 @@ def replace_record(root: Path, out: Path, current: list[str]) -> int:
         return st.replace_written(out, current)
 
 
-__all__ = ["CHUNK", "POOL_MIN_CHUNKS", "WRITE_THREADS", "cores", "items_to_arrow", "link",
-           "made_chunks", "make_chunk", "replace_record", "write_catalog", "write_if_changed"]
+__all__ = ["CHUNK", "POOL_MAX", "POOL_MIN_CHUNKS", "WRITE_THREADS", "cores", "items_to_arrow",
+           "link", "made_chunks", "make_chunk", "replace_record", "write_catalog",
+           "write_if_changed"]
