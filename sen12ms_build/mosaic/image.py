@@ -66,11 +66,9 @@ def score_image(l1c: np.ndarray, pixel_size: tuple[float, float], solar_azimuth:
     cache: dict = {}  # the focal means' weights, shared by the cloud and quality scores
     if params.scorer == "paper":  # the published scripts' path (the same bits)
         cloud_s = _cloud_score(small, valid_s, params, cache)
-        includes_shadow = False
     else:
         cloud_s = scorers.local_score(params.scorer, small, valid_s, params)
-        includes_shadow = scorers.get(params.scorer).includes_shadow
-    if includes_shadow:
+    if scorers.get(params.scorer).includes_shadow:  # as the registry declares (and EE reads)
         shadow_s = np.zeros_like(cloud_s)
     else:
         shadow_s = _shadow_score(small, valid_s, cloud_s, spx, solar_azimuth, solar_zenith,
