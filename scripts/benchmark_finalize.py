@@ -104,14 +104,15 @@ def child(args: argparse.Namespace) -> None:
         counts = finalize(root, cfg)
         wall = time.perf_counter() - t0
         use, io1 = _usage(), _io()
-        from sen12ms_build.dataset.stac_write import POOL_MAX, cores
+        from sen12ms_build.dataset.stac_write import POOL_MAX
+        from sen12ms_build.machine import run_cores
 
         children = use["children_cpu_s"] - base["children_cpu_s"]
         out.update(counts=counts, wall_s=round(wall, 2),
                    cpu_s=round(use["cpu_s"] - base["cpu_s"] + children, 2),
                    main_cpu_s=round(use["cpu_s"] - base["cpu_s"], 2),
                    main_peak_mib=round(use["peak_mib"], 1),
-                   pool=min(cores(), POOL_MAX) if children > 0 else 0,
+                   pool=min(run_cores(), POOL_MAX) if children > 0 else 0,
                    children_peak_mib=round(use["children_peak_mib"], 1) if children > 0 else 0,
                    phases=phases,
                    write_bytes=io1.get("write_bytes", 0) - io0.get("write_bytes", 0),

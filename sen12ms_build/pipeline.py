@@ -37,6 +37,7 @@ from .raster.warp import adopt_on_grid, warp_to_file
 from .roi import ROI
 from .dataset.finalize import finalize
 from .housekeeping import disk_usage, peak_memory_mib
+from .machine import run_cores
 from .mosaic import s2cloudless_model
 from .planning import fingerprint, make_backend, rois_for_run, scene_request
 from .state import State, downstream, state_path
@@ -78,8 +79,8 @@ def stage_fingerprints(cfg: Config, season: str, roi: ROI, backend_name: str,
     labels = (cfg.label_product, cfg.worldcover_version) if cfg.label_product else ()
     extra = variants.fingerprint_parts(cfg)  # () for the paper's dataset
     fp_export = fingerprint(asdict(roi), base["start"], base["end"],
-                            cfg.mosaic_params.fingerprint_dict(), backend_name, cfg.landcover_year,
-                            *scene_grid, *labels, *extra)
+                            cfg.mosaic_params.fingerprint_dict(), backend_name,
+                            cfg.landcover_year, *scene_grid, *labels, *extra)
     fp_warp = fingerprint(fp_export, asdict(cfg.reproject))
     fp_tile = fingerprint(fp_warp, asdict(cfg.tiling), asdict(cfg.curation),
                           provenance.PROVENANCE_VERSION, cfg.quality_layers)
@@ -554,15 +555,6 @@ def _run_locked(cfg: Config, seasons: list[str], root: Path, backend: Backend,
 
 
 _WORKER_BACKEND: dict[str, Backend] = {}
-
-
-def run_cores() -> int:
-    """The cores this run may use: the process's CPU affinity (what ``taskset``, a container
-    or a batch scheduler gave it), else the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def scorer_threads(workers: int, cores: int | None = None) -> int:

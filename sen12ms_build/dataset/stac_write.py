@@ -8,12 +8,13 @@ in parallel processes when it is large, each file written only when its bytes ch
 
 The Items of a chunk are independent of every other chunk's, so a dataset of more than
 :data:`POOL_MIN_CHUNKS` chunks has them made by a pool of processes (one per core the
-process may use, :func:`cores`, at most :data:`POOL_MAX`): Python makes the Item dicts
-under its global lock, so threads would not share that work. The results come back in the
-manifest's order, so the collections list their Items in that order and ``items.parquet``
-holds its rows in it: the files are the same bytes whatever the number of processes
-(``tests/test_finalize_scale.py`` compares both with pystac's ``Catalog.save``). A smaller
-dataset is written in this process (starting processes costs more than its Items).
+process may use, :func:`~sen12ms_build.machine.run_cores`, at most :data:`POOL_MAX`):
+Python makes the Item dicts under its global lock, so threads would not share that work.
+The results come back in the manifest's order, so the collections list their Items in that
+order and ``items.parquet`` holds its rows in it: the files are the same bytes whatever the
+number of processes (``tests/test_finalize_scale.py`` compares both with pystac's
+``Catalog.save``). A smaller dataset is written in this process (starting processes costs
+more than its Items).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import numpy as np
 from . import layout
 from .stac import (ITEM_MEDIA_TYPE, PARQUET, STAC_DIR, catalog, collection, footprints,
                    make_item, season_span)
+from ..machine import run_cores
 from ..products import level_of
 from ..raster.io import atomic_write_bytes
 
@@ -47,20 +49,12 @@ log = logging.getLogger(__name__)
 CHUNK = 2048
 #: Threads writing one chunk's Item files (the system calls release the GIL).
 WRITE_THREADS = 4
-#: More chunks than this are made by a pool of processes (:func:`cores` of them, at most
+#: More chunks than this are made by a pool of processes (one per core, at most
 #: :data:`POOL_MAX`).
 POOL_MIN_CHUNKS = 4
 #: The pool's largest size: each process holds ~270 MiB (its imports and two chunks), so
 #: four keep finalize under ~1.5 GiB on a large machine (measured: docs in the README).
 POOL_MAX = 4
-
-
-def cores() -> int:
-    """The cores this process may use (its CPU affinity, else the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def link(rel: str, href: str, media_type: str, title: str | None = None) -> dict[str, str]:
@@ -90,11 +84,15 @@ class _Context:
     the root catalog's title (the Items' root link)."""
 
     root: Path
-    out: Path
     res_m: float
     level: str
     cfg: Any
     title: str
+
+    @property
+    def out(self) -> Path:
+        """The catalog's folder, ``<root>/stac``."""
+        return self.root / STAC_DIR
 
 
 @dataclass
@@ -223,15 +221,15 @@ def _chunks(rows: Iterable[dict], n: int) -> Iterator[list[dict]]:
 def made_chunks(ctx: _Context, chunks: Iterator[list[dict]], folder: Path,
                 processes: int | None = None) -> Iterator[_Done]:
     """:func:`make_chunk` of every chunk, in order. Up to :data:`POOL_MIN_CHUNKS` chunks
-    are made here; once there are more, a pool of ``processes`` (default :func:`cores`, at
-    most :data:`POOL_MAX`) makes them all, at most two per process in flight (memory stays
-    bounded)."""
+    are made here; once there are more, a pool of ``processes`` (default one per core,
+    :func:`~sen12ms_build.machine.run_cores`, at most :data:`POOL_MAX`) makes them all, at
+    most two per process in flight (memory stays bounded)."""
     head: list[list[dict]] = []
     for chunk in chunks:
         head.append(chunk)
         if len(head) > POOL_MIN_CHUNKS:
             break
-    n = processes or min(cores(), POOL_MAX)
+    n = processes or min(run_cores(), POOL_MAX)
     parts = (folder / f"part_{i:06d}.parquet" for i in range(1 << 40))
     if len(head) <= POOL_MIN_CHUNKS or n < 2:
         for chunk in itertools.chain(head, chunks):
@@ -291,10 +289,10 @@ def write_catalog(root: Path, cfg: Any, processes: int | None = None) -> dict[st
     import pystac
 
     root = Path(root)
-    out = root / STAC_DIR
     cat = catalog(cfg)
-    ctx = _Context(root, out, cfg.reproject.resolution_m if cfg is not None else 10.0,
+    ctx = _Context(root, cfg.reproject.resolution_m if cfg is not None else 10.0,
                    level_of(cfg), cfg, cat.title)
+    out = ctx.out
     dumps = pystac.StacIO.default().json_dumps
     branches: dict[str, _Branch] = {}
     counts = {"items": 0, "written": 0, "unchanged": 0, "removed": 0}
@@ -381,6 +379,5 @@ def replace_record(root: Path, out: Path, current: list[str]) -> int:
         return st.replace_written(out, current)
 
 
-__all__ = ["CHUNK", "POOL_MAX", "POOL_MIN_CHUNKS", "WRITE_THREADS", "cores", "items_to_arrow",
-           "link", "made_chunks", "make_chunk", "replace_record", "write_catalog",
-           "write_if_changed"]
+__all__ = ["CHUNK", "POOL_MAX", "POOL_MIN_CHUNKS", "WRITE_THREADS", "items_to_arrow", "link",
+           "made_chunks", "make_chunk", "replace_record", "write_catalog", "write_if_changed"]
