@@ -35,7 +35,7 @@ from ..errors import Sen12msError
 from ..methods import Scorer
 from ..products import SCL_PLANE, SCL_POOR_VALUE
 from . import s2cloudless_model
-from .scores import block_mean, cloud_score, footprint
+from .scores import block_mean, cloud_score, expand, footprint
 
 #: ``scorer(l1c, valid, params) -> (h, w) float32 score in [0, 1]`` (see the module doc).
 CloudScorer = Callable[[np.ndarray, np.ndarray, Any], np.ndarray]
@@ -155,9 +155,7 @@ def s2cloudless_scaled_probability(l1c: np.ndarray, valid: np.ndarray,
         return s2cloudless_probability(l1c, valid)
     coarse = block_mean(l1c, f)
     p = s2cloudless_probability(coarse, footprint(coarse))
-    h, w = valid.shape
-    up = np.repeat(np.repeat(p, f, axis=0), f, axis=1)[:h, :w]
-    return np.where(valid, up, np.float32(0)).astype(np.float32)
+    return np.where(valid, expand(p, f, valid.shape), np.float32(0)).astype(np.float32)
 
 
 def _disk(radius: int) -> np.ndarray:
