@@ -58,13 +58,17 @@ COMPILED = "s2cloudless-compiled"
 
 
 def _beside_paper(rs: list[dict], paper: list[dict]) -> list[tuple[dict, dict]]:
-    """(scorer row, paper row) pairs of one file at the same counts, when that file holds
-    two or more counts of both (else [])."""
-    for f in sorted({r["file"] for r in rs}):
-        pairs = [(r, t) for r in rs if r["file"] == f
-                 for t in paper if t["file"] == f and t["n"] == r["n"]]
-        if len({r["n"] for r, _ in pairs}) >= 2:
-            return sorted(pairs, key=lambda rt: rt[0]["n"])
+    """(scorer row, paper row) pairs measured in one run: same file, same count."""
+    return [(r, t) for r in rs for t in paper if t["file"] == r["file"] and t["n"] == r["n"]]
+
+
+def _one_run_line(pairs: list[tuple[dict, dict]]) -> list[tuple[dict, dict]]:
+    """The pairs of the first file that holds two or more counts (a line each can be
+    fitted through), by count; else []."""
+    for f in sorted({r["file"] for r, _ in pairs}):
+        line = [(r, t) for r, t in pairs if r["file"] == f]
+        if len({r["n"] for r, _ in line}) >= 2:
+            return sorted(line, key=lambda rt: rt[0]["n"])
     return []
 
 
@@ -82,9 +86,10 @@ def mosaic_costs(files: list[Path], compiled_cpu: float | None) -> dict[str, dic
     for r in rows:
         if "cpu_seconds" in r["mosaic"]:
             by[r["scorer"]].append(r)
+    beside = {s: _beside_paper(rs, by["paper"]) for s, rs in by.items() if s != "paper"}
     out: dict[str, dict] = {}
     for scorer, rs in by.items():  # a line through one file's counts (one run's conditions)
-        if scorer != "paper" and _beside_paper(rs, by["paper"]):
+        if _one_run_line(beside.get(scorer, [])):
             continue  # measured beside the paper in one run: added to the paper's line below
         per_file: dict[str, list[dict]] = defaultdict(list)
         for r in rs:
@@ -100,22 +105,19 @@ def mosaic_costs(files: list[Path], compiled_cpu: float | None) -> dict[str, dic
     for scorer, rs in by.items():
         if scorer in out or paper is None:
             continue
-        twins = _beside_paper(rs, by["paper"])
+        twins = _one_run_line(beside[scorer])
         if twins:  # the scorer's line minus the paper's, both fitted in the same run
             ns = [r["n"] for r, _ in twins]
             b_s, a_s = np.polyfit(ns, [r["mosaic"]["cpu_seconds"] for r, _ in twins], 1)
             b_p, a_p = np.polyfit(ns, [t["mosaic"]["cpu_seconds"] for _, t in twins], 1)
-            out[scorer] = {"a": paper["a"] + float(a_s - a_p), "b": paper["b"] + float(b_s - b_p),
+            out[scorer] = {"a": paper["a"] + float(a_s - a_p),
+                           "b": paper["b"] + float(b_s - b_p),
                            "how": f"paper + {b_s - b_p:.2f} CPU s per acquisition and "
                                   f"{a_s - a_p:+.2f} s per scene, fitted beside the paper "
                                   f"scorer over n = {ns} ({twins[0][0]['file']})"}
             continue
-        extra = []
-        for r in rs:  # beside the paper scorer: same file, same count
-            twin = [p for p in by["paper"] if p["file"] == r["file"] and p["n"] == r["n"]]
-            if twin:
-                extra.append((r["mosaic"]["cpu_seconds"] - twin[0]["mosaic"]["cpu_seconds"])
-                             / r["n"])
+        extra = [(r["mosaic"]["cpu_seconds"] - t["mosaic"]["cpu_seconds"]) / r["n"]
+                 for r, t in beside[scorer]]
         if extra:
             x = float(np.mean(extra))
             out[scorer] = {"a": paper["a"], "b": paper["b"] + x,
