@@ -161,7 +161,8 @@ def publish(root: Path, cfg: Any) -> None:
     from . import stac_write
 
     took = []
-    for name, write in (("STAC", stac_write.write_catalog), ("Croissant", croissant.write_croissant),
+    for name, write in (("STAC", stac_write.write_catalog),
+                        ("Croissant", croissant.write_croissant),
                         ("data card", datacard.write_datacard)):
         t0 = time.perf_counter()
         write(root, cfg)

@@ -11,7 +11,8 @@ from typing import Any, Mapping
 import numpy as np
 
 
-#: Scorers whose own constants are named ``<scorer>_*`` (:meth:`MosaicParams.fingerprint_dict`).
+#: Scorers whose own constants are named ``<scorer>_*``
+#: (:meth:`MosaicParams.fingerprint_dict`).
 SCORER_CONSTANT_PREFIXES = ("s2cloudless", "cloudscoreplus")
 
 

@@ -61,8 +61,8 @@ def fingerprints(cfg: Any, roi: ROI, backend: Backend) -> tuple[str, str, str]:
     grid = (cfg.reproject.resolution_m,) if backend.export_grid is ExportGrid.SCENE else ()
     fp_export = fingerprint("cr-ts", asdict(roi), start, end, cfg.cloud_removal.time_points,
                             cfg.cloud_removal.min_coverage_percent, backend.name, *grid)
-    fp_warp = fingerprint(fp_export, asdict(cfg.reproject), cfg.mosaic_params.fingerprint_dict(),
-                          asdict(cr.mask_settings(cfg)))
+    fp_warp = fingerprint(fp_export, asdict(cfg.reproject),
+                          cfg.mosaic_params.fingerprint_dict(), asdict(cr.mask_settings(cfg)))
     fp_tile = fingerprint(fp_warp, asdict(cfg.tiling), TS_VERSION)
     return fp_export, fp_warp, fp_tile
 
